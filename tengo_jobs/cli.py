@@ -1,0 +1,114 @@
+"""The ``tengo-jobs`` command line."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from .durations import ms_to_iso
+from .errors import TengoJobsError
+
+
+def _boot(**kwargs):
+    from .runtime import boot
+
+    try:
+        return boot(**kwargs)
+    except TengoJobsError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@click.group()
+@click.version_option(package_name="tengo-jobs")
+def main():
+    """Durable background jobs: events, steps, sleeps, cron, retries."""
+
+
+@main.command()
+def migrate():
+    """Create or update the database tables (idempotent)."""
+    runtime = _boot()
+    tables = runtime.migrate()
+    click.echo(f"migrated {len(tables)} tables: {', '.join(tables)}")
+
+
+@main.command()
+@click.argument("name")
+@click.option("--data", default="{}", help="event data as a JSON object")
+@click.option("--id", "event_id", default=None, help="dedupe id (24 h)")
+@click.option("--ts", type=int, default=None, help="epoch ms; in the future delays the runs")
+def send(name, data, event_id, ts):
+    """Send an event."""
+    try:
+        payload = json.loads(data)
+    except json.JSONDecodeError as exc:
+        raise click.BadParameter(f"not JSON: {exc}", param_hint="--data") from None
+    runtime = _boot()
+    from .intake import send_events
+
+    event = {"name": name, "data": payload}
+    if event_id:
+        event["id"] = event_id
+    if ts is not None:
+        event["ts"] = ts
+    try:
+        ids = send_events(runtime, event)
+    except TengoJobsError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(json.dumps({"ids": ids}))
+
+
+@main.group(invoke_without_command=True)
+@click.option("--status", default=None)
+@click.option("--function", "function_id", default=None)
+@click.option("--limit", default=20, show_default=True)
+@click.pass_context
+def runs(ctx, status, function_id, limit):
+    """List recent runs (or `runs show ID`)."""
+    if ctx.invoked_subcommand:
+        return
+    _boot(load_functions=False)
+    from .models import Run
+
+    q = Run.select().order_by(Run.created_at.desc()).limit(limit)
+    if status:
+        q = q.where(Run.status == status)
+    if function_id:
+        q = q.where(Run.function_id == function_id)
+    for r in q:
+        click.echo(f"{r.id}  {r.status.value:<9}  {r.function_id:<30}  {ms_to_iso(r.created_at)}")
+
+
+@runs.command("show")
+@click.argument("run_id")
+def runs_show(run_id):
+    """Show one run with its steps."""
+    _boot(load_functions=False)
+    from .models import Run, Step
+
+    run = Run.get_or_none(Run.id == run_id)
+    if run is None:
+        raise click.ClickException(f"no run {run_id!r}")
+    click.echo(f"run {run.id}  function {run.function_id}  status {run.status.value}")
+    click.echo(f"created {ms_to_iso(run.created_at)}  ended {ms_to_iso(run.ended_at)}")
+    if run.output is not None:
+        click.echo(f"output {run.output}")
+    if run.error is not None:
+        click.echo(f"error {run.error}")
+    for s in Step.select().where(Step.run_id == run_id).order_by(Step.position):
+        click.echo(f"  {s.position:>4} {s.key:<40} {s.status.value:<9} attempts={s.attempts}")
+
+
+@main.command()
+def functions():
+    """List the registered functions (from TENGO_FUNCTIONS)."""
+    runtime = _boot()
+    for fn in runtime.registry.all():
+        triggers = ", ".join([f"event {e}" for e in fn.events] + ([f"cron {fn.cron}"] if fn.cron else []))
+        click.echo(f"{fn.id:<32} {triggers or '(internal)'}  retries={fn.retries}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

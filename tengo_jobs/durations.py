@@ -1,0 +1,51 @@
+"""Durations ("45s", "1h30m", "250ms", timedelta, seconds) and epoch-millisecond time."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+_UNITS = {"ms": 1, "s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}
+_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
+
+
+def to_ms(value) -> int:
+    """Milliseconds in ``value``: a timedelta, a number of seconds, or a string like ``"1h30m"``."""
+    if isinstance(value, bool):
+        raise ValueError(f"{value!r} is not a duration")
+    if isinstance(value, dt.timedelta):
+        return int(value.total_seconds() * 1000)
+    if isinstance(value, (int, float)):
+        if value < 0:
+            raise ValueError(f"duration {value!r} is negative")
+        return int(value * 1000)
+    if isinstance(value, str):
+        text = value.strip().lower().replace(" ", "")
+        if text and re.fullmatch(r"\d+(\.\d+)?", text):
+            return int(float(text) * 1000)
+        pos, total = 0, 0.0
+        for match in _PART.finditer(text):
+            if match.start() != pos:
+                break
+            total += float(match.group(1)) * _UNITS[match.group(2)]
+            pos = match.end()
+        if text and pos == len(text):
+            return int(total)
+        raise ValueError(f"{value!r} is not a duration (examples: '45s', '1h30m', '250ms')")
+    raise ValueError(f"{value!r} is not a duration (give a timedelta, seconds or a string like '45s')")
+
+
+def datetime_to_ms(value: dt.datetime) -> int:
+    """Epoch milliseconds of an aware datetime; naive datetimes are refused (ambiguous)."""
+    if not isinstance(value, dt.datetime):
+        raise ValueError(f"{value!r} is not a datetime")
+    if value.tzinfo is None:
+        raise ValueError(f"{value!r} is a naive datetime; give one with a time zone")
+    return int(value.timestamp() * 1000)
+
+
+def ms_to_iso(ms: int | None) -> str | None:
+    """ISO 8601 UTC text of epoch milliseconds (``None`` stays ``None``)."""
+    if ms is None:
+        return None
+    return dt.datetime.fromtimestamp(ms / 1000, tz=dt.timezone.utc).isoformat().replace("+00:00", "Z")

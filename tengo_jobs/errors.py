@@ -1,0 +1,117 @@
+"""The one error hierarchy of tengo_jobs.
+
+Everything a user can catch derives from :class:`TengoJobsError`. Validation
+errors also derive from :class:`ValueError` so code written against plain
+Python conventions keeps working.
+
+Engine *interrupts* (a step asking the executor to suspend the run, or a lost
+lease) derive from :class:`BaseException` on purpose: a user's
+``except Exception`` around a ``step.sleep`` must not swallow the sleep.
+"""
+
+from __future__ import annotations
+
+
+class TengoJobsError(Exception):
+    """Base class for every error tengo_jobs raises."""
+
+
+# -- configuration --------------------------------------------------------------------------
+class ConfigurationError(TengoJobsError, ValueError):
+    """Invalid or unsafe configuration (environment, function options, cron strings)."""
+
+
+class DuplicateFunctionError(ConfigurationError):
+    """Two different functions were registered under one id."""
+
+
+class UnknownFunctionError(TengoJobsError, LookupError):
+    """A run names a function that this process has not registered."""
+
+
+# -- input ----------------------------------------------------------------------------------
+class ValidationError(TengoJobsError, ValueError):
+    """Input that cannot be accepted; ``field`` names what is wrong, ``index`` where in a batch."""
+
+    def __init__(self, message: str, *, field: str | None = None, index: int | None = None):
+        super().__init__(message)
+        self.message = message
+        self.field = field
+        self.index = index
+
+    def to_dict(self) -> dict:
+        body = {"error": self.message, "field": self.field}
+        if self.index is not None:
+            body["index"] = self.index
+        return body
+
+
+class EventValidationError(ValidationError):
+    """An event that breaks the event contract (name, data, ts, size)."""
+
+
+class OutputTooLargeError(ValidationError):
+    """A step or run output whose JSON encoding exceeds the configured limit."""
+
+
+class NotSerializableError(ValidationError):
+    """A step or run output that cannot be encoded as JSON."""
+
+
+# -- execution ------------------------------------------------------------------------------
+class NonRetriableError(TengoJobsError):
+    """Raise from a step to fail it at once, without spending its remaining retries."""
+
+
+class RetryAfterError(TengoJobsError):
+    """Raise from a step to retry it after ``delay`` (seconds, a timedelta or ``"30s"``)."""
+
+    def __init__(self, message: str = "retry requested", delay=None):
+        super().__init__(message)
+        self.delay = delay
+
+
+class StepError(TengoJobsError):
+    """A step failed for good (retries exhausted or non-retriable); catchable in the handler."""
+
+    def __init__(self, step_id: str, message: str, *, error_name: str = "Error", attempts: int = 0):
+        super().__init__(f"step {step_id!r} failed after {attempts} attempt(s): {error_name}: {message}")
+        self.step_id = step_id
+        self.error_name = error_name
+        self.error_message = message
+        self.attempts = attempts
+
+
+class NonDeterminismError(TengoJobsError):
+    """A replay met a stored step of another kind than the code now asks for."""
+
+
+class RunNotFoundError(TengoJobsError, LookupError):
+    """No run with that id."""
+
+
+class InvalidRunStateError(TengoJobsError):
+    """The run is not in a state that allows the requested operation."""
+
+
+# -- interrupts (BaseException: user code must not swallow them) ---------------------------
+class Interrupt(BaseException):
+    """Base of the engine's control-flow signals. Not an error: never catch it in user code."""
+
+
+class LeaseLost(Interrupt):
+    """This worker's lease on the run expired or was taken over; its checkpoints are refused."""
+
+
+class Suspend(Interrupt):
+    """The run must stop executing until ``wake_at`` (ms); raised by sleeps and retry backoff."""
+
+    def __init__(self, *, step_key: str, step_name: str, wake_at: int, kind: str,
+                 attempts: int = 0, error: dict | None = None):
+        super().__init__(step_key)
+        self.step_key = step_key
+        self.step_name = step_name
+        self.wake_at = wake_at
+        self.kind = kind
+        self.attempts = attempts
+        self.error = error

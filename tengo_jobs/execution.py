@@ -1,0 +1,200 @@
+"""One executor's hold on one run: the context, the memo of stored steps, and fenced writes.
+
+Every write made on behalf of a run (a checkpoint, a suspension, the final
+status) first renews the run's lease with a conditional UPDATE in the same
+transaction; if this executor no longer holds the lease the write is refused
+(:class:`LeaseLost`), so a worker that lost its lease cannot overwrite the
+work of the one that took over.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from typing import TYPE_CHECKING, Any
+
+from .errors import LeaseLost, Suspend
+from .events import FUNCTION_FAILED_EVENT, Event
+from .functions import FunctionDef
+from .models import Run, RunStatus, Step, StepKind, StepStatus, Timer, TimerKind
+from .serde import error_dict
+
+if TYPE_CHECKING:
+    from .runtime import Runtime
+
+log = logging.getLogger("tengo_jobs.run")
+
+
+class ReplayAwareLogger(logging.LoggerAdapter):
+    """``ctx.logger``: silent while stored steps are being replayed, so each line is logged once."""
+
+    def __init__(self, logger: logging.Logger, execution: "Execution"):
+        super().__init__(logger, {"run_id": execution.run_id, "function_id": execution.function.id})
+        self._x = execution
+
+    def isEnabledFor(self, level):
+        return not self._x.replaying and self.logger.isEnabledFor(level)
+
+    def log(self, level, msg, *args, **kwargs):
+        if not self._x.replaying:
+            super().log(level, msg, *args, **kwargs)
+
+
+@dataclasses.dataclass
+class Context:
+    """What a handler receives as ``ctx``."""
+
+    event: Event
+    events: list[Event]
+    run_id: str
+    attempt: int
+    function_id: str
+    logger: logging.LoggerAdapter
+
+
+class Execution:
+    def __init__(self, runtime: "Runtime", run: Run, function: FunctionDef, token: str,
+                 steps: list[Step]):
+        self.runtime = runtime
+        self.settings = runtime.settings
+        self.run = run
+        self.run_id = run.id
+        self.function = function
+        self.token = token
+        self._memo = {s.key: s for s in steps}
+        self._unvisited = len(self._memo)
+        self._next_position = max((s.position for s in steps), default=-1) + 1
+        self.output_limit = getattr(runtime.settings, "output_limit", 4 * 1024 * 1024)
+        self.logger = ReplayAwareLogger(log, self)
+
+    # -- replay bookkeeping ----------------------------------------------------------------
+    @property
+    def replaying(self) -> bool:
+        return self._unvisited > 0
+
+    def memo_get(self, key: str) -> Step | None:
+        row = self._memo.get(key)
+        if row is not None and not getattr(row, "_visited", False):
+            row._visited = True
+            self._unvisited -= 1
+        return row
+
+    def executing_new_step(self) -> None:
+        """New work is about to run: whatever was not replayed by now will not be."""
+        self._unvisited = 0
+
+    def now(self) -> int:
+        return self.runtime.clock.now()
+
+    # -- fenced writes ---------------------------------------------------------------------
+    def _fence(self, now: int, **changes) -> None:
+        changes.setdefault("lease_expires_at", now + self.settings.lease_ttl_ms)
+        n = (Run.update(**changes)
+             .where((Run.id == self.run_id) & (Run.lease_owner == self.token)
+                    & (Run.lease_expires_at > now))
+             .execute())
+        if n != 1:
+            raise LeaseLost(f"run {self.run_id}: lease lost by {self.token}")
+
+    def checkpoint(self, *, key: str, name: str, kind: StepKind, status: StepStatus,
+                   attempts: int, started_at: int, output: str | None = None,
+                   error: str | None = None, wake_at: int | None = None) -> None:
+        """Commit one step result (and renew the lease) before the next step starts."""
+        now = self.now()
+        existing = self._memo.get(key)
+        position = existing.position if existing is not None else self._take_position()
+        values = dict(run_id=self.run_id, key=key, name=name, kind=kind, position=position,
+                      status=status, attempts=attempts, output=output, error=error,
+                      started_at=started_at, ended_at=now, wake_at=wake_at)
+        with self.runtime.db.atomic():
+            self._fence(now)
+            self._upsert_step(values, existing is not None)
+        self._memo[key] = Step(**values)
+        self._memo[key]._visited = True
+
+    def _take_position(self) -> int:
+        position = self._next_position
+        self._next_position += 1
+        return position
+
+    @staticmethod
+    def _upsert_step(values: dict, exists: bool) -> None:
+        if exists:
+            (Step.update(**{k: v for k, v in values.items() if k not in ("run_id", "key")})
+             .where((Step.run_id == values["run_id"]) & (Step.key == values["key"])).execute())
+        else:
+            Step.insert(**values).execute()
+
+    def suspend(self, s: Suspend) -> None:
+        """Persist a sleep or retry backoff: step row, timer, run status; then let go of the run."""
+        now = self.now()
+        existing = self._memo.get(s.step_key)
+        position = existing.position if existing is not None else self._take_position()
+        step_values = dict(
+            run_id=self.run_id, key=s.step_key, name=s.step_name,
+            kind=StepKind.SLEEP if s.kind == "sleep" else StepKind.RUN, position=position,
+            status=StepStatus.SLEEPING if s.kind == "sleep" else StepStatus.RETRYING,
+            attempts=s.attempts, error=json.dumps(s.error) if s.error else None,
+            started_at=existing.started_at if existing is not None and existing.started_at else now,
+            ended_at=None, wake_at=s.wake_at, output=None)
+        kind = TimerKind.SLEEP if s.kind == "sleep" else TimerKind.RETRY
+        with self.runtime.db.atomic():
+            self._fence(now, status=RunStatus.SLEEPING, wake_at=s.wake_at, lease_owner=None,
+                        lease_expires_at=None, enqueued_at=None, attempt=s.attempts)
+            self._upsert_step(step_values, existing is not None)
+            (Timer.insert(run_id=self.run_id, due_at=s.wake_at, kind=kind)
+             .on_conflict(conflict_target=[Timer.run_id],
+                          update={Timer.due_at: s.wake_at, Timer.kind: kind.value})
+             .execute())
+
+    def complete(self, output: str) -> None:
+        now = self.now()
+        with self.runtime.db.atomic():
+            self._fence(now, status=RunStatus.COMPLETED, output=output, ended_at=now,
+                        lease_owner=None, lease_expires_at=None, error=None)
+
+    def fail(self, exc: BaseException) -> str | None:
+        """Fail the run; start its failure handler (as its own run) in the same transaction."""
+        now = self.now()
+        err = error_dict(exc)
+        failure_run_id = None
+        with self.runtime.db.atomic():
+            self._fence(now, status=RunStatus.FAILED, error=json.dumps(err), ended_at=now,
+                        lease_owner=None, lease_expires_at=None)
+            handler = self.function.on_failure
+            if handler is not None and not self.function.is_failure_handler:
+                from .intake import start_run
+
+                event = Event(name=FUNCTION_FAILED_EVENT, data={
+                    "function_id": self.function.id,
+                    "run_id": self.run_id,
+                    "error": err,
+                    "event": self.original_event_dict(),
+                })
+                failure_run_id = start_run(self.runtime, handler, event, now=now,
+                                           unique_key=f"failure:{self.run_id}",
+                                           parent_run_id=self.run_id, enqueue=False)
+        if failure_run_id:
+            self.runtime.enqueue([failure_run_id])
+        return failure_run_id
+
+    def release(self) -> None:
+        """Give the run back (e.g. the worker is shutting down) so another worker takes it."""
+        try:
+            (Run.update(lease_owner=None, lease_expires_at=None, status=RunStatus.QUEUED,
+                        enqueued_at=None)
+             .where((Run.id == self.run_id) & (Run.lease_owner == self.token)).execute())
+        except Exception:  # noqa: BLE001 - best effort; the lease expires anyway
+            log.exception("run %s: could not release its lease", self.run_id)
+
+    # -- events -----------------------------------------------------------------------------
+    def send_events(self, events: list[dict]) -> list[str]:
+        from .intake import send_events
+
+        return send_events(self.runtime, events)
+
+    _event: Event | None = None
+
+    def original_event_dict(self) -> dict[str, Any]:
+        return self._event.to_dict() if self._event is not None else {}

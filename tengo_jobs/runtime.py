@@ -1,0 +1,108 @@
+"""The process runtime: settings, database, broker, clock and function registry in one object.
+
+Like Dramatiq's global broker, a process has a current runtime (``get_runtime()``),
+built from the environment the first time it is needed, and replaceable with
+``set_runtime()`` (tests, the dev server). Every part is injectable.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Iterable
+
+import dramatiq
+import peewee as pw
+
+from . import broker as broker_mod
+from .clock import Clock
+from .config import Settings
+from .db import migrate, open_database
+from .models import Run
+from .registry import Registry, registry as default_registry
+
+log = logging.getLogger(__name__)
+
+
+class Runtime:
+    def __init__(self, *, settings: Settings | None = None, database: pw.Database | None = None,
+                 broker: dramatiq.Broker | None = None, clock: Clock | None = None,
+                 registry: Registry | None = None, set_global_broker: bool = True):
+        self.settings = settings or Settings.from_env()
+        self.db = database or open_database(self.settings.database_url)
+        if database is not None:
+            from .models import database_proxy
+
+            database_proxy.initialize(database)
+        self.broker = broker or broker_mod.make_broker(self.settings)
+        self.clock = clock or Clock()
+        self.registry = registry or default_registry
+        if set_global_broker:
+            dramatiq.set_broker(self.broker)
+        from .executor import Executor
+
+        self.executor = Executor(self)
+        def tengo_jobs_execute(run_id: str) -> None:
+            self.executor.execute(run_id)
+
+        self.actor = broker_mod.declare_actor(self.broker, tengo_jobs_execute,
+                                              self.settings.queue_name)
+
+    # -- conveniences --------------------------------------------------------------------
+    def now(self) -> int:
+        return self.clock.now()
+
+    def migrate(self) -> list[str]:
+        return migrate(self.db)
+
+    def enqueue(self, run_ids: Iterable[str]) -> int:
+        """Send one wake-up message per run (after the rows are committed)."""
+        count = 0
+        for run_id in run_ids:
+            self.actor.send(run_id)
+            count += 1
+        return count
+
+    def mark_enqueued(self, run_ids: list[str], now: int) -> None:
+        for i in range(0, len(run_ids), 500):
+            Run.update(enqueued_at=now).where(Run.id.in_(run_ids[i:i + 500])).execute()
+
+    def close(self) -> None:
+        self.executor.stop()
+        if not self.db.is_closed():
+            self.db.close()
+
+
+_current: Runtime | None = None
+_lock = threading.Lock()
+
+
+def get_runtime() -> Runtime:
+    """The current runtime, built from the environment on first use."""
+    global _current
+    if _current is None:
+        with _lock:
+            if _current is None:
+                _current = Runtime()
+    return _current
+
+
+def set_runtime(runtime: Runtime | None) -> Runtime | None:
+    """Replace the current runtime (``None`` clears it); returns the previous one."""
+    global _current
+    with _lock:
+        previous, _current = _current, runtime
+    return previous
+
+
+def boot(settings: Settings | None = None, *, load_functions: bool = True, **kwargs) -> Runtime:
+    """Build the process runtime from ``settings`` (default: the environment), set it as
+    current, create the tables, and import the function modules (``TENGO_FUNCTIONS``)."""
+    from .registry import load_modules
+
+    runtime = Runtime(settings=settings or Settings.from_env(), **kwargs)
+    set_runtime(runtime)
+    runtime.migrate()
+    if load_functions:
+        load_modules(runtime.settings.functions)
+    return runtime

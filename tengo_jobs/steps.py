@@ -1,0 +1,176 @@
+"""The ``step`` object handed to a function: run, sleep, sleep_until, send_event.
+
+Each step id gets a key (``id``, then ``id:1``, ``id:2``… when repeated — Inngest's
+rule). A key with a stored result replays that result without running anything;
+a new step runs and is checkpointed before the next one starts.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+from typing import TYPE_CHECKING, Any, Callable
+
+from .durations import datetime_to_ms, to_ms
+from .errors import (NonDeterminismError, NonRetriableError, StepError, Suspend,
+                     ValidationError)
+from .models import StepKind, StepStatus
+from .retry import retry_delay_ms
+from .serde import decode, encode_output, error_dict
+
+if TYPE_CHECKING:
+    from .execution import Execution
+
+log = logging.getLogger(__name__)
+
+
+class StepTools:
+    """What a handler receives as ``step``."""
+
+    def __init__(self, execution: "Execution"):
+        self._x = execution
+        self._counts: dict[str, int] = {}
+        self._in_step: str | None = None
+
+    # -- keys and replay ---------------------------------------------------------------
+    def _key(self, step_id: str) -> str:
+        if not isinstance(step_id, str) or not step_id:
+            raise ValueError(f"a step id must be a non-empty string, got {step_id!r}")
+        if len(step_id) > 256:
+            raise ValueError(f"step id {step_id[:40]!r}... is longer than 256 characters")
+        if self._in_step is not None:
+            raise RuntimeError(f"step {step_id!r} was called inside step {self._in_step!r}; "
+                               "steps cannot be nested")
+        n = self._counts.get(step_id, 0)
+        self._counts[step_id] = n + 1
+        return step_id if n == 0 else f"{step_id}:{n}"
+
+    def _stored(self, key: str, kind: StepKind):
+        row = self._x.memo_get(key)
+        if row is not None and row.kind != kind:
+            raise NonDeterminismError(
+                f"run {self._x.run_id}: step {key!r} was recorded as a {row.kind.value} step but "
+                f"the code now calls it as a {kind.value} step. Check that your function is "
+                "deterministic (same steps in the same order for the same event).")
+        return row
+
+    # -- step.run ------------------------------------------------------------------------
+    def run(self, step_id: str, fn: Callable[..., Any], *args, **kwargs) -> Any:
+        """Run ``fn(*args, **kwargs)`` once; its JSON result is stored and replayed after."""
+        key = self._key(step_id)
+        row = self._stored(key, StepKind.RUN)
+        attempts = 0
+        started_at = None
+        if row is not None:
+            if row.status == StepStatus.COMPLETED:
+                return decode(row.output)
+            if row.status == StepStatus.FAILED:
+                err = decode(row.error) or {}
+                raise StepError(step_id, err.get("message", ""), error_name=err.get("name", "Error"),
+                                attempts=row.attempts)
+            attempts, started_at = row.attempts, row.started_at
+        x = self._x
+        x.executing_new_step()
+        now = x.now()
+        started_at = started_at or now
+        self._in_step = step_id
+        try:
+            result = fn(*args, **kwargs)
+        except Exception as exc:  # noqa: BLE001 - user code: every error is a step failure
+            self._in_step = None
+            self._fail_or_retry(key, step_id, exc, attempts + 1, started_at)
+        finally:
+            self._in_step = None
+        try:
+            output = encode_output(result, what=f"step {step_id!r}", limit=x.output_limit)
+        except ValidationError as exc:
+            self._fail(key, step_id, exc, attempts + 1, started_at)
+        x.checkpoint(key=key, name=step_id, kind=StepKind.RUN, status=StepStatus.COMPLETED,
+                     attempts=attempts + 1, output=output, started_at=started_at)
+        return json.loads(output)
+
+    def _fail(self, key, step_id, exc, attempts, started_at):
+        err = error_dict(exc)
+        self._x.checkpoint(key=key, name=step_id, kind=StepKind.RUN, status=StepStatus.FAILED,
+                           attempts=attempts, error=json.dumps(err), started_at=started_at)
+        raise StepError(step_id, err["message"], error_name=err["name"], attempts=attempts) from exc
+
+    def _fail_or_retry(self, key, step_id, exc, attempts, started_at):
+        x = self._x
+        if isinstance(exc, NonRetriableError) or attempts > x.function.retries:
+            self._fail(key, step_id, exc, attempts, started_at)
+        now = x.now()
+        delay = retry_delay_ms(exc, attempts, base_ms=x.settings.retry_base_ms,
+                               max_ms=x.settings.retry_max_ms, now=now)
+        x.logger.warning("run %s step %r attempt %d failed (%s: %s); retrying in %d ms",
+                         x.run_id, step_id, attempts, type(exc).__name__, exc, delay)
+        raise Suspend(step_key=key, step_name=step_id, wake_at=now + delay, kind="retry",
+                      attempts=attempts, error=error_dict(exc)) from exc
+
+    # -- sleeps -------------------------------------------------------------------------
+    def sleep(self, step_id: str, duration) -> None:
+        """Pause the run for ``duration`` ("45s", "1h", a timedelta); frees the worker."""
+        try:
+            ms = to_ms(duration)
+        except ValueError as exc:
+            raise ValueError(f"step.sleep({step_id!r}): {exc}") from None
+        self._sleep(step_id, lambda now: now + ms)
+
+    def sleep_until(self, step_id: str, when) -> None:
+        """Pause the run until ``when`` (an aware datetime, epoch ms, or ISO 8601 text)."""
+        if isinstance(when, str):
+            try:
+                when = dt.datetime.fromisoformat(when.replace("Z", "+00:00"))
+            except ValueError:
+                raise ValueError(f"step.sleep_until({step_id!r}): {when!r} is not ISO 8601") from None
+        if isinstance(when, dt.datetime):
+            try:
+                target = datetime_to_ms(when)
+            except ValueError as exc:
+                raise ValueError(f"step.sleep_until({step_id!r}): {exc}") from None
+        elif isinstance(when, int) and not isinstance(when, bool):
+            target = when
+        else:
+            raise ValueError(f"step.sleep_until({step_id!r}): give an aware datetime or epoch ms, "
+                             f"got {when!r}")
+        self._sleep(step_id, lambda now: target)
+
+    def _sleep(self, step_id: str, wake_at_from: Callable[[int], int]) -> None:
+        key = self._key(step_id)
+        row = self._stored(key, StepKind.SLEEP)
+        if row is not None and row.status == StepStatus.COMPLETED:
+            return
+        x = self._x
+        now = x.now()
+        if row is not None:
+            wake_at, started_at = row.wake_at, row.started_at
+        else:
+            x.executing_new_step()
+            wake_at, started_at = wake_at_from(now), now
+        if wake_at <= now:
+            x.checkpoint(key=key, name=step_id, kind=StepKind.SLEEP, status=StepStatus.COMPLETED,
+                         attempts=1, started_at=started_at, wake_at=wake_at)
+            return
+        raise Suspend(step_key=key, step_name=step_id, wake_at=wake_at, kind="sleep")
+
+    # -- events -------------------------------------------------------------------------
+    def send_event(self, step_id: str, events) -> list[str]:
+        """Send events from inside a run, exactly once: ids are derived from the run and step."""
+        x = self._x
+
+        def send(key: str) -> list[str]:
+            batch = [events] if not isinstance(events, (list, tuple)) else list(events)
+            stamped = []
+            for i, ev in enumerate(batch):
+                ev = ev.to_dict() if hasattr(ev, "to_dict") else dict(ev)
+                ev.setdefault("id", f"{x.run_id}:{key}:{i}")
+                stamped.append(ev)
+            return x.send_events(stamped)
+
+        key_preview = self._preview_key(step_id)
+        return self.run(step_id, send, key_preview)
+
+    def _preview_key(self, step_id: str) -> str:
+        n = self._counts.get(step_id, 0)
+        return step_id if n == 0 else f"{step_id}:{n}"

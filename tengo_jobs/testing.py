@@ -1,0 +1,148 @@
+"""Test helpers for users and for tengo_jobs itself.
+
+Use as a pytest plugin (``pytest_plugins = ["tengo_jobs.testing"]``) for the
+fixtures, or call :func:`make_test_runtime` and :class:`JobsTester` directly::
+
+    def test_welcome(jobs_tester):
+        jobs_tester.send({"name": "user.registered", "data": {"userId": "u1"}})
+        runs = jobs_tester.run_until_idle()
+        assert runs[0].status == "completed"
+
+``run_until_idle`` executes runs in the calling thread and resolves sleeps and
+retry backoffs instantly by moving a :class:`FakeClock` to the next timer.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+
+import pytest
+from dramatiq import Worker
+from dramatiq.brokers.stub import StubBroker
+
+from .clock import FakeClock
+from .config import Settings
+from .db import open_database
+from .errors import TengoJobsError
+from .models import Run, RunStatus, Step
+from .runtime import Runtime, set_runtime
+from .timers import fire_due_timers, next_timer_due
+
+
+def make_test_runtime(database_url: str | None = None, *, clock: FakeClock | None = None,
+                      broker=None, **settings) -> Runtime:
+    """A runtime on a fresh SQLite file, a StubBroker and a FakeClock, set as current."""
+    if database_url is None:
+        fd, path = tempfile.mkstemp(prefix="tengo-test-", suffix=".db")
+        os.close(fd)
+        database_url = f"sqlite:///{path}"
+    defaults = dict(database_url=database_url, env="test", retry_base_ms=1, retry_max_ms=10,
+                    lease_ttl_ms=30_000, redeliver_after_ms=1_000, functions=())
+    defaults.update(settings)
+    runtime = Runtime(settings=Settings(**defaults), broker=broker or StubBroker(),
+                      clock=clock or FakeClock(1_767_225_600_000))  # 2026-01-01T00:00:00Z
+    runtime.migrate()
+    set_runtime(runtime)
+    return runtime
+
+
+class JobsTester:
+    """Drive runs to completion in-process, moving a fake clock through sleeps and backoffs."""
+
+    def __init__(self, runtime: Runtime):
+        self.runtime = runtime
+        self.clock = runtime.clock
+
+    def send(self, events, **kwargs) -> list[str]:
+        from .intake import send_events
+
+        return send_events(self.runtime, events, **kwargs)
+
+    def _runnable(self, now: int) -> list[str]:
+        return [r[0] for r in Run.select(Run.id).where(
+            Run.status.in_([RunStatus.QUEUED.value, RunStatus.RUNNING.value])
+            & (Run.wake_at <= now)
+            & (Run.lease_expires_at.is_null() | (Run.lease_expires_at < now))
+        ).order_by(Run.created_at).tuples()]
+
+    def run_until_idle(self, *, max_executions: int = 100_000, advance_time: bool = True) -> list[Run]:
+        """Execute every run until none is runnable; jump the clock to each next timer."""
+        executions = 0
+        while True:
+            now = self.clock.now()
+            fire_due_timers(self.runtime, now=now, limit=100_000)
+            runnable = self._runnable(now)
+            if hasattr(self.runtime.broker, "flush_all"):
+                self.runtime.broker.flush_all()  # we execute directly; drop the wake-up messages
+            for run_id in runnable:
+                self.runtime.executor.execute(run_id)
+                executions += 1
+                if executions > max_executions:
+                    raise TengoJobsError(f"more than {max_executions} executions; is a run looping?")
+            if runnable:
+                continue
+            due = next_timer_due(self.runtime)
+            if due is None or not advance_time:
+                break
+            if not isinstance(self.clock, FakeClock):
+                raise TengoJobsError("run_until_idle needs a FakeClock to move through timers")
+            self.clock.set(max(now, due))
+        return list(Run.select().order_by(Run.created_at))
+
+    # -- reading results -------------------------------------------------------------------
+    @staticmethod
+    def run(run_id: str) -> Run:
+        return Run.get_by_id(run_id)
+
+    @staticmethod
+    def runs(function_id: str | None = None) -> list[Run]:
+        q = Run.select().order_by(Run.created_at, Run.id)
+        if function_id:
+            q = q.where(Run.function_id == function_id)
+        return list(q)
+
+    @staticmethod
+    def steps(run_id: str) -> list[Step]:
+        return list(Step.select().where(Step.run_id == run_id).order_by(Step.position))
+
+    @staticmethod
+    def output(run: Run):
+        return None if run.output is None else json.loads(run.output)
+
+    @staticmethod
+    def error(run: Run):
+        return None if run.error is None else json.loads(run.error)
+
+
+# -- pytest fixtures ------------------------------------------------------------------------
+@pytest.fixture
+def tj_runtime(tmp_path):
+    """A fresh runtime: SQLite in ``tmp_path``, StubBroker, FakeClock, millisecond backoffs."""
+    runtime = make_test_runtime(f"sqlite:///{tmp_path / 'jobs.db'}")
+    yield runtime
+    runtime.broker.flush_all()
+    runtime.close()
+    set_runtime(None)
+
+
+@pytest.fixture
+def jobs_tester(tj_runtime):
+    return JobsTester(tj_runtime)
+
+
+@pytest.fixture
+def stub_broker(tj_runtime):
+    return tj_runtime.broker
+
+
+@pytest.fixture
+def stub_worker(stub_broker):
+    worker = Worker(stub_broker, worker_timeout=100, worker_threads=4)
+    worker.start()
+    yield worker
+    worker.stop()
+
+
+__all__ = ["make_test_runtime", "JobsTester", "FakeClock", "open_database"]
