@@ -107,11 +107,12 @@ class Suspend(Interrupt):
     """The run must stop executing until ``wake_at`` (ms); raised by sleeps and retry backoff."""
 
     def __init__(self, *, step_key: str, step_name: str, wake_at: int, kind: str,
-                 attempts: int = 0, error: dict | None = None):
+                 attempts: int = 0, error: dict | None = None, payload: dict | None = None):
         super().__init__(step_key)
         self.step_key = step_key
         self.step_name = step_name
         self.wake_at = wake_at
-        self.kind = kind
+        self.kind = kind  # "sleep" | "retry" | "wait" | "invoke"
         self.attempts = attempts
         self.error = error
+        self.payload = payload or {}

@@ -18,6 +18,7 @@ MAX_BATCH_EVENTS = 5_000
 RESERVED_PREFIXES = ("tengo/", "inngest/")
 FUNCTION_FAILED_EVENT = "inngest/function.failed"
 SCHEDULED_EVENT = "inngest/scheduled.timer"
+FUNCTION_INVOKED_EVENT = "inngest/function.invoked"
 DEDUPE_WINDOW_MS = 24 * 3_600_000
 
 

@@ -15,9 +15,9 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from .errors import LeaseLost, Suspend
-from .events import FUNCTION_FAILED_EVENT, Event
+from .events import FUNCTION_FAILED_EVENT, FUNCTION_INVOKED_EVENT, Event
 from .functions import FunctionDef
-from .models import Run, RunStatus, Step, StepKind, StepStatus, Timer, TimerKind
+from .models import Run, RunStatus, Step, StepKind, StepStatus, Timer, TimerKind, Wait
 from .serde import error_dict
 
 if TYPE_CHECKING:
@@ -126,58 +126,102 @@ class Execution:
         else:
             Step.insert(**values).execute()
 
+    _SUSPEND_AS = {  # Suspend.kind -> (step kind, step status, run status, timer kind)
+        "sleep": (StepKind.SLEEP, StepStatus.SLEEPING, RunStatus.SLEEPING, TimerKind.SLEEP),
+        "retry": (StepKind.RUN, StepStatus.RETRYING, RunStatus.SLEEPING, TimerKind.RETRY),
+        "wait": (StepKind.WAIT, StepStatus.WAITING, RunStatus.WAITING, TimerKind.TIMEOUT),
+        "invoke": (StepKind.INVOKE, StepStatus.WAITING, RunStatus.WAITING, TimerKind.TIMEOUT),
+    }
+
     def suspend(self, s: Suspend) -> None:
-        """Persist a sleep or retry backoff: step row, timer, run status; then let go of the run."""
+        """Persist a sleep, retry backoff or wait: step row, timer, run status; let go of the run."""
         now = self.now()
+        step_kind, step_status, run_status, timer_kind = self._SUSPEND_AS[s.kind]
         existing = self._memo.get(s.step_key)
         position = existing.position if existing is not None else self._take_position()
         step_values = dict(
-            run_id=self.run_id, key=s.step_key, name=s.step_name,
-            kind=StepKind.SLEEP if s.kind == "sleep" else StepKind.RUN, position=position,
-            status=StepStatus.SLEEPING if s.kind == "sleep" else StepStatus.RETRYING,
-            attempts=s.attempts, error=json.dumps(s.error) if s.error else None,
+            run_id=self.run_id, key=s.step_key, name=s.step_name, kind=step_kind,
+            position=position, status=step_status, attempts=s.attempts,
+            error=json.dumps(s.error) if s.error else None,
             started_at=existing.started_at if existing is not None and existing.started_at else now,
             ended_at=None, wake_at=s.wake_at, output=None)
-        kind = TimerKind.SLEEP if s.kind == "sleep" else TimerKind.RETRY
+        child_run_id = None
         with self.runtime.db.atomic():
-            self._fence(now, status=RunStatus.SLEEPING, wake_at=s.wake_at, lease_owner=None,
+            self._fence(now, status=run_status, wake_at=s.wake_at, lease_owner=None,
                         lease_expires_at=None, enqueued_at=None, attempt=s.attempts)
             self._upsert_step(step_values, existing is not None)
-            (Timer.insert(run_id=self.run_id, due_at=s.wake_at, kind=kind)
+            (Timer.insert(run_id=self.run_id, due_at=s.wake_at, kind=timer_kind)
              .on_conflict(conflict_target=[Timer.run_id],
-                          update={Timer.due_at: s.wake_at, Timer.kind: kind.value})
+                          update={Timer.due_at: s.wake_at, Timer.kind: timer_kind.value})
              .execute())
+            if s.kind == "wait":
+                self._register_wait(s, now)
+            elif s.kind == "invoke" and existing is None:
+                child_run_id = self._start_child(s, now)
+        if child_run_id:
+            self.runtime.enqueue([child_run_id])
+
+    def _register_wait(self, s: Suspend, now: int) -> None:
+        values = dict(run_id=self.run_id, step_key=s.step_key, event_name=s.payload["event"],
+                      expression=s.payload.get("if_exp"),
+                      match_event=json.dumps(self.original_event_dict()),
+                      expires_at=s.wake_at, created_at=now)
+        (Wait.insert(**values)
+         .on_conflict(conflict_target=[Wait.run_id, Wait.step_key],
+                      update={Wait.expires_at: s.wake_at})
+         .execute())
+
+    def _start_child(self, s: Suspend, now: int) -> str | None:
+        from .intake import start_run
+        from .waits import invoke_unique_key
+
+        event = Event(name=FUNCTION_INVOKED_EVENT, data=s.payload.get("data") or {})
+        return start_run(self.runtime, s.payload["function"], event, now=now,
+                         unique_key=invoke_unique_key(self.run_id, s.step_key),
+                         parent_run_id=self.run_id, enqueue=False)
+
+    def _finish(self, now: int, **changes) -> str | None:
+        """The run's final write; also hands an invoked child's result to its parent."""
+        from .waits import resolve_invoke_parent
+
+        parent = None
+        with self.runtime.db.atomic():
+            self._fence(now, ended_at=now, lease_owner=None, lease_expires_at=None, **changes)
+            if self.run.parent_run_id and changes["status"] != RunStatus.CANCELLED:
+                parent = resolve_invoke_parent(self.run, output=changes.get("output"),
+                                               error=changes.get("error"), now=now)
+            started = self._after_final(now, changes)
+        if parent:
+            self.runtime.enqueue([parent])
+        return started
 
     def complete(self, output: str) -> None:
-        now = self.now()
-        with self.runtime.db.atomic():
-            self._fence(now, status=RunStatus.COMPLETED, output=output, ended_at=now,
-                        lease_owner=None, lease_expires_at=None, error=None)
+        self._finish(self.now(), status=RunStatus.COMPLETED, output=output, error=None)
 
     def fail(self, exc: BaseException) -> str | None:
         """Fail the run; start its failure handler (as its own run) in the same transaction."""
-        now = self.now()
-        err = error_dict(exc)
-        failure_run_id = None
-        with self.runtime.db.atomic():
-            self._fence(now, status=RunStatus.FAILED, error=json.dumps(err), ended_at=now,
-                        lease_owner=None, lease_expires_at=None)
-            handler = self.function.on_failure
-            if handler is not None and not self.function.is_failure_handler:
-                from .intake import start_run
-
-                event = Event(name=FUNCTION_FAILED_EVENT, data={
-                    "function_id": self.function.id,
-                    "run_id": self.run_id,
-                    "error": err,
-                    "event": self.original_event_dict(),
-                })
-                failure_run_id = start_run(self.runtime, handler, event, now=now,
-                                           unique_key=f"failure:{self.run_id}",
-                                           parent_run_id=self.run_id, enqueue=False)
+        failure_run_id = self._finish(self.now(), status=RunStatus.FAILED,
+                                      error=json.dumps(error_dict(exc)))
         if failure_run_id:
             self.runtime.enqueue([failure_run_id])
         return failure_run_id
+
+    def _after_final(self, now: int, changes: dict) -> str | None:
+        """Inside the final transaction: start the failure handler of a failed run."""
+        handler = self.function.on_failure
+        if changes["status"] != RunStatus.FAILED or handler is None or self.function.is_failure_handler:
+            return None
+        from .intake import start_run
+
+        event = Event(name=FUNCTION_FAILED_EVENT, data={
+            "function_id": self.function.id,
+            "run_id": self.run_id,
+            "error": json.loads(changes["error"]),
+            "event": self.original_event_dict(),
+        })
+        return start_run(self.runtime, handler, event, now=now,
+                         unique_key=f"failure:{self.run_id}", parent_run_id=self.run_id,
+                         enqueue=False)
 
     def release(self) -> None:
         """Give the run back (e.g. the worker is shutting down) so another worker takes it."""

@@ -17,6 +17,7 @@ from .functions import FunctionDef
 from .ids import new_id
 from .models import Event as EventRow
 from .models import EventDedupe, Run, RunStatus, Timer, TimerKind
+from .waits import resolve_waits
 
 if TYPE_CHECKING:
     from .runtime import Runtime
@@ -90,7 +91,7 @@ def send_events(runtime: "Runtime", payload: Any, *, now: int | None = None,
     for attempt in range(3):
         now_ms = runtime.now() if now is None else now
         try:
-            ids, runs = _store(runtime, events, now_ms)
+            ids, runs, woken = _store(runtime, events, now_ms)
             break
         except pw.IntegrityError:
             if attempt == 2:
@@ -98,14 +99,15 @@ def send_events(runtime: "Runtime", payload: Any, *, now: int | None = None,
             # a concurrent producer recorded the same event id first: look again
             continue
     due_now = [r["id"] for r in runs if r["enqueued_at"] is not None]
-    runtime.enqueue(due_now)
+    runtime.enqueue(due_now + woken)
     return ids
 
 
-def _store(runtime: "Runtime", events: list[Event], now: int) -> tuple[list[str], list[dict]]:
+def _store(runtime: "Runtime", events: list[Event], now: int) -> tuple[list[str], list[dict], list[str]]:
     ids: list[str] = []
     event_rows: list[dict] = []
     run_rows: list[dict] = []
+    stored: list[Event] = []
     with runtime.db.atomic():
         for ev in events:
             event_id = new_id(now)
@@ -116,13 +118,15 @@ def _store(runtime: "Runtime", events: list[Event], now: int) -> tuple[list[str]
                     continue
             ids.append(event_id)
             event_rows.append(_event_row(ev, event_id, now))
+            stored.append(ev)
             due = ev.ts if ev.ts is not None and ev.ts > now else now
             for fn in runtime.registry.triggered_by(ev.name):
                 run_rows.append(_run_row(fn, event_id, due, now))
         for i in range(0, len(event_rows), _CHUNK):
             EventRow.insert_many(event_rows[i:i + _CHUNK]).execute()
         _insert_runs(run_rows)
-    return ids, run_rows
+        woken = resolve_waits([(row["id"], ev.to_dict()) for row, ev in zip(event_rows, stored)], now)
+    return ids, run_rows, woken
 
 
 def start_run(runtime: "Runtime", fn: FunctionDef, event: Event, *, now: int,

@@ -37,18 +37,22 @@ class StepStatus(str, enum.Enum):
     FAILED = "failed"
     SLEEPING = "sleeping"
     RETRYING = "retrying"
+    WAITING = "waiting"
 
 
 class StepKind(str, enum.Enum):
     RUN = "run"
     SLEEP = "sleep"
     SEND = "send"
+    WAIT = "wait"
+    INVOKE = "invoke"
 
 
 class TimerKind(str, enum.Enum):
     SLEEP = "sleep"
     RETRY = "retry"
     EVENT = "event"  # a future-dated event: its runs start at ``ts``
+    TIMEOUT = "timeout"  # a wait_for_event / invoke that gives up
 
 
 FINAL_RUN_STATUSES = tuple(s.value for s in RunStatus if s.is_final)
@@ -157,7 +161,24 @@ class Timer(BaseModel):
         table_name = "tj_timers"
 
 
-ENGINE_MODELS: list[type[pw.Model]] = [Event, EventDedupe, Run, Step, Timer]
+class Wait(BaseModel):
+    """A run waiting for an event (``step.wait_for_event``); resolved by the intake."""
+
+    id = pw.AutoField()
+    run_id = pw.CharField(max_length=32)
+    step_key = pw.CharField(max_length=300)
+    event_name = pw.CharField(max_length=256, index=True)
+    expression = pw.TextField(null=True)  # CEL over `event` and `async`
+    match_event = pw.TextField()  # the waiting run's triggering event, JSON
+    expires_at = pw.BigIntegerField()
+    created_at = pw.BigIntegerField()
+
+    class Meta:
+        table_name = "tj_waits"
+        indexes = ((("run_id", "step_key"), True),)
+
+
+ENGINE_MODELS: list[type[pw.Model]] = [Event, EventDedupe, Run, Step, Timer, Wait]
 _extra_models: list[type[pw.Model]] = []
 
 

@@ -154,6 +154,70 @@ class StepTools:
             return
         raise Suspend(step_key=key, step_name=step_id, wake_at=wake_at, kind="sleep")
 
+    # -- waiting on other things ---------------------------------------------------------
+    def wait_for_event(self, step_id: str, *, event: str, timeout, if_exp: str | None = None):
+        """Wait (holding no worker) for an event named ``event`` matching the CEL condition
+        ``if_exp`` (over ``event``, this run's trigger, and ``async``, the incoming event).
+        Returns the event as a dict, or ``None`` when ``timeout`` passes first."""
+        key = self._key(step_id)
+        row = self._stored(key, StepKind.WAIT)
+        if row is not None and row.status == StepStatus.COMPLETED:
+            return decode(row.output)
+        x = self._x
+        now = x.now()
+        if row is not None:
+            if row.wake_at <= now:  # the timeout fired first
+                from .waits import clear_wait
+
+                clear_wait(x.run_id, key)
+                x.checkpoint(key=key, name=step_id, kind=StepKind.WAIT, status=StepStatus.COMPLETED,
+                             attempts=1, output="null", started_at=row.started_at,
+                             wake_at=row.wake_at)
+                return None
+            expires = row.wake_at
+        else:
+            if not isinstance(event, str) or not event:
+                raise ValueError(f"step.wait_for_event({step_id!r}): event must be an event name")
+            if if_exp is not None:
+                from .waits import compile_expression
+
+                compile_expression(if_exp)
+            try:
+                expires = now + to_ms(timeout)
+            except ValueError as exc:
+                raise ValueError(f"step.wait_for_event({step_id!r}): timeout {exc}") from None
+            x.executing_new_step()
+        raise Suspend(step_key=key, step_name=step_id, wake_at=expires, kind="wait",
+                      payload={"event": event, "if_exp": if_exp})
+
+    def invoke(self, step_id: str, *, function, data: dict | None = None, timeout="365d"):
+        """Run another function as a child run and return its output (its failure raises
+        :class:`StepError` here). This run holds no worker while the child runs."""
+        key = self._key(step_id)
+        row = self._stored(key, StepKind.INVOKE)
+        x = self._x
+        if row is not None and row.status == StepStatus.COMPLETED:
+            return decode(row.output)
+        if row is not None and row.status == StepStatus.FAILED:
+            err = decode(row.error) or {}
+            raise StepError(step_id, err.get("message", ""), error_name=err.get("name", "Error"),
+                            attempts=row.attempts)
+        now = x.now()
+        if row is not None:
+            if row.wake_at <= now:
+                self._fail(key, step_id, TimeoutError(f"invoked function did not finish by "
+                                                      f"the timeout"), 1, row.started_at)
+            expires = row.wake_at
+            target = None
+        else:
+            target = x.runtime.registry.get(function) if isinstance(function, str) else function
+            if data is not None and not isinstance(data, dict):
+                raise ValueError(f"step.invoke({step_id!r}): data must be a dict")
+            expires = now + to_ms(timeout)
+            x.executing_new_step()
+        raise Suspend(step_key=key, step_name=step_id, wake_at=expires, kind="invoke",
+                      payload={"function": target, "data": data or {}})
+
     # -- events -------------------------------------------------------------------------
     def send_event(self, step_id: str, events) -> list[str]:
         """Send events from inside a run, exactly once: ids are derived from the run and step."""

@@ -39,7 +39,8 @@ def fire_due_timers(runtime: "Runtime", *, now: int | None = None, limit: int = 
         Timer.delete().where(Timer.id.in_(timer_ids)).execute()
         (Run.update(status=RunStatus.QUEUED, enqueued_at=now)
          .where(Run.id.in_(run_ids)
-                & Run.status.in_([RunStatus.SLEEPING.value, RunStatus.QUEUED.value]))
+                & Run.status.in_([RunStatus.SLEEPING.value, RunStatus.WAITING.value,
+                                  RunStatus.QUEUED.value]))
          .execute())
     runtime.enqueue(run_ids)
     return run_ids

@@ -1,0 +1,100 @@
+"""step.wait_for_event and step.invoke: runs that wait hold no worker and resume on their trigger."""
+
+from __future__ import annotations
+
+import pytest
+
+from tengo_jobs import Jobs, RunStatus
+from tengo_jobs.models import Wait
+
+
+@pytest.fixture
+def jobs(tj_runtime):
+    return Jobs("waits-test", runtime=tj_runtime)
+
+
+def _declare_payment_waiter(jobs, timeout="1h"):
+    @jobs.function("await-payment", event="order.created")
+    def await_payment(ctx, step):
+        paid = step.wait_for_event("wait-payment", event="payment.completed", timeout=timeout,
+                                   if_exp="event.data.orderId == async.data.orderId")
+        return {"paid": paid["data"] if paid else None}
+
+    return await_payment
+
+
+def test_wait_for_event_resumes_only_on_a_matching_event(jobs, jobs_tester):
+    _declare_payment_waiter(jobs)
+    jobs_tester.send({"name": "order.created", "data": {"orderId": "o1"}})
+    [run] = jobs_tester.run_until_idle(advance_time=False)
+    assert run.status == RunStatus.WAITING
+    assert Wait.select().count() == 1
+
+    jobs_tester.send({"name": "payment.completed", "data": {"orderId": "other"}})
+    [run] = [r for r in jobs_tester.run_until_idle(advance_time=False)
+             if r.function_id == "await-payment"]
+    assert run.status == RunStatus.WAITING
+
+    jobs_tester.send({"name": "payment.completed", "data": {"orderId": "o1", "amount": 10}})
+    [run] = [r for r in jobs_tester.run_until_idle(advance_time=False)
+             if r.function_id == "await-payment"]
+    assert run.status == RunStatus.COMPLETED
+    assert jobs_tester.output(run) == {"paid": {"orderId": "o1", "amount": 10}}
+    assert Wait.select().count() == 0
+
+
+def test_wait_for_event_returns_none_when_the_timeout_passes_first(jobs, jobs_tester):
+    _declare_payment_waiter(jobs, timeout="30m")
+    start = jobs_tester.clock.now()
+    jobs_tester.send({"name": "order.created", "data": {"orderId": "o2"}})
+    [run] = jobs_tester.run_until_idle()
+    assert run.status == RunStatus.COMPLETED
+    assert jobs_tester.output(run) == {"paid": None}
+    assert jobs_tester.clock.now() - start == 30 * 60_000
+    [step] = jobs_tester.steps(run.id)
+    assert step.key == "wait-payment" and step.output == "null"
+    # a late event finds no waiter and changes nothing
+    jobs_tester.send({"name": "payment.completed", "data": {"orderId": "o2"}})
+    assert jobs_tester.run(run.id).output == run.output
+
+
+def test_wait_for_event_with_an_invalid_condition_fails_the_run_naming_the_expression(jobs, jobs_tester):
+    @jobs.function("bad-wait", event="go")
+    def bad_wait(ctx, step):
+        step.wait_for_event("w", event="x", timeout="1m", if_exp="event.data.id ==")
+
+    jobs_tester.send({"name": "go", "data": {}})
+    [run] = jobs_tester.run_until_idle()
+    assert run.status == RunStatus.FAILED
+    error = jobs_tester.error(run)
+    assert error["name"] == "ExpressionError" and "event.data.id ==" in error["message"]
+
+
+def test_invoke_returns_the_child_output_and_raises_its_failure(jobs, jobs_tester):
+    @jobs.function("double", event="double.requested")
+    def double(ctx, step):
+        value = step.run("compute", lambda: ctx.event.data["x"] * 2)
+        if value > 100:
+            raise ValueError("too big")
+        return {"value": value}
+
+    @jobs.function("caller", event="call")
+    def caller(ctx, step):
+        ok = step.invoke("small", function=double, data={"x": 21})
+        try:
+            step.invoke("large", function="double", data={"x": 99})
+        except Exception as exc:  # StepError
+            return {"ok": ok, "failed": type(exc).__name__}
+        return {"ok": ok, "failed": None}
+
+    jobs_tester.send({"name": "call", "data": {}})
+    runs = jobs_tester.run_until_idle()
+    by_function = {}
+    for r in runs:
+        by_function.setdefault(r.function_id, []).append(r)
+    [parent] = by_function["caller"]
+    assert parent.status == RunStatus.COMPLETED
+    assert jobs_tester.output(parent) == {"ok": {"value": 42}, "failed": "StepError"}
+    children = by_function["double"]
+    assert sorted(c.status.value for c in children) == ["completed", "failed"]
+    assert all(c.parent_run_id == parent.id for c in children)
