@@ -14,6 +14,8 @@ import threading
 import uuid
 from typing import TYPE_CHECKING
 
+import peewee as pw
+
 from .errors import Interrupt, LeaseLost, Suspend, UnknownFunctionError, ValidationError
 from .events import Event
 from .execution import Context, Execution
@@ -49,15 +51,13 @@ class Executor:
     # -- the lease ---------------------------------------------------------------------------
     def _acquire(self, run_id: str, token: str, now: int) -> bool:
         ttl = self.runtime.settings.lease_ttl_ms
-        with self.runtime.db.atomic():
-            n = (Run.update(status=RunStatus.RUNNING, lease_owner=token, lease_expires_at=now + ttl)
-                 .where((Run.id == run_id)
-                        & (Run.status.in_([RunStatus.QUEUED.value, RunStatus.RUNNING.value]))
-                        & (Run.wake_at <= now)
-                        & (Run.lease_expires_at.is_null() | (Run.lease_expires_at < now)))
-                 .execute())
-            if n == 1:
-                Run.update(started_at=now).where((Run.id == run_id) & Run.started_at.is_null()).execute()
+        n = (Run.update(status=RunStatus.RUNNING, lease_owner=token, lease_expires_at=now + ttl,
+                        started_at=pw.fn.COALESCE(Run.started_at, now))
+             .where((Run.id == run_id)
+                    & (Run.status.in_([RunStatus.QUEUED.value, RunStatus.RUNNING.value]))
+                    & (Run.wake_at <= now)
+                    & (Run.lease_expires_at.is_null() | (Run.lease_expires_at < now)))
+             .execute())
         return n == 1
 
     def _keep_leases(self) -> None:
