@@ -7,5 +7,8 @@ CLI finds the run-executing actor.
 
 from .client import jobs
 from . import hello  # noqa: F401  (example function)
+from . import (daily_trip_reminder, notify_trip_update, payment_reminder,  # noqa: F401
+               process_document, process_payment, send_verification_email,
+               unstable_operation, welcome_sequence)
 
 __all__ = ["jobs"]

@@ -1,0 +1,48 @@
+"""daily-trip-reminder: at 09:00 in Buenos Aires, remind everyone travelling tomorrow.
+
+get-tomorrow-trips loads the ACTIVE trips departing tomorrow (Buenos Aires calendar
+day of the tick) with their drivers and confirmed passengers; then one
+``send-reminder-trip-<id>`` step per trip notifies the driver and each passenger in
+the app and by email (one batch, one idempotency key per step). A failed trip step
+is retried alone; the trips already reminded are not reminded again.
+"""
+
+from tengo_jobs import get_runtime
+from tengo_jobs.app.email import EmailMessage, idempotency_key, send_emails
+from tengo_jobs.app.links import url
+from tengo_jobs.app.notifications import send_system_notifications
+from tengo_jobs.app.trips import format_local, tomorrow_trips
+
+from .client import jobs
+
+
+def send_trip_reminder(trip: dict, key: str) -> dict:
+    people = [dict(trip["driver"], role="driver")] + [dict(p, role="passenger")
+                                                      for p in trip["passengers"]]
+    departure = format_local(trip["departureAt"])
+    link = url(f"/viajes/{trip['id']}")
+    runtime = get_runtime()
+    with runtime.db.atomic():
+        send_system_notifications(
+            [p["userId"] for p in people], "Tu viaje es mañana",
+            f"{trip['origin']} → {trip['destination']}, salida {departure}.", "TRIP_REMINDER",
+            link, {"tripId": trip["id"]}, idempotency_key=key).raise_for_error("trip reminder notification")
+        send_emails([EmailMessage(p["email"], "Recordatorio: tu viaje es mañana", "trip-reminder",
+                                  {"name": p["name"], "role": p["role"], "origin": trip["origin"],
+                                   "destination": trip["destination"], "departure": departure,
+                                   "link": link})
+                     for p in people], idempotency_key=key)
+    return {"tripId": trip["id"], "notified": len(people)}
+
+
+@jobs.function("daily-trip-reminder", cron="TZ=America/Argentina/Buenos_Aires 0 9 * * *",
+               retries=3)
+def daily_trip_reminder(ctx, step):
+    # The tick's time (the scheduled event's ts) decides what "tomorrow" is, so a late
+    # or replayed tick reminds the same trips.
+    now = ctx.event.ts if ctx.event.ts is not None else get_runtime().now()
+    trips = step.run("get-tomorrow-trips", tomorrow_trips, now)
+    for trip in trips:
+        step_id = f"send-reminder-trip-{trip['id']}"
+        step.run(step_id, send_trip_reminder, trip, idempotency_key(ctx.run_id, step_id))
+    return {"processedTrips": len(trips)}

@@ -1,0 +1,74 @@
+"""Trip queries the jobs need: which trips leave "tomorrow" in Buenos Aires, and who rides them.
+
+"Tomorrow" is a calendar day in ``America/Argentina/Buenos_Aires`` (UTC-3, no DST),
+computed from an injected ``now`` (epoch ms), never from the machine's clock or zone.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import zoneinfo
+
+from .models import Driver, Passenger, Trip, TripPassenger, TripPassengerStatus, TripStatus, User
+
+BUENOS_AIRES = zoneinfo.ZoneInfo("America/Argentina/Buenos_Aires")
+_CHUNK = 500
+
+
+def local_day_bounds(now_ms: int, days_ahead: int = 1, tz=BUENOS_AIRES) -> tuple[int, int]:
+    """``[start, end)`` in epoch ms of the local calendar day ``days_ahead`` after ``now_ms``'s."""
+    today = dt.datetime.fromtimestamp(now_ms / 1000, tz=tz).date()
+    day = today + dt.timedelta(days=days_ahead)
+    start = dt.datetime.combine(day, dt.time(0, 0), tzinfo=tz)
+    end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(0, 0), tzinfo=tz)
+    return int(start.timestamp() * 1000), int(end.timestamp() * 1000)
+
+
+def format_local(ms: int, tz=BUENOS_AIRES) -> str:
+    """``dd/mm/yyyy HH:MM`` in Buenos Aires time, as Tengo Lugar shows dates."""
+    return dt.datetime.fromtimestamp(ms / 1000, tz=tz).strftime("%d/%m/%Y %H:%M")
+
+
+def participants(trip_ids: list[str]) -> dict[str, list[dict]]:
+    """Confirmed passengers of each trip: ``{trip_id: [{userId, name, email}]}``."""
+    result: dict[str, list[dict]] = {t: [] for t in trip_ids}
+    for i in range(0, len(trip_ids), _CHUNK):
+        rows = (TripPassenger
+                .select(TripPassenger.trip, User.id, User.name, User.email)
+                .join(Passenger).join(User)
+                .where(TripPassenger.trip.in_(trip_ids[i:i + _CHUNK])
+                       & (TripPassenger.status == TripPassengerStatus.CONFIRMED.value))
+                .order_by(TripPassenger.id).tuples())
+        for trip_id, user_id, name, email in rows:
+            result[trip_id].append({"userId": user_id, "name": name, "email": email})
+    return result
+
+
+def tomorrow_trips(now_ms: int) -> list[dict]:
+    """ACTIVE trips departing tomorrow (Buenos Aires), with driver and confirmed passengers.
+
+    Two queries (trips with drivers, then passengers in chunks), whatever the count.
+    """
+    start, end = local_day_bounds(now_ms, 1)
+    rows = (Trip
+            .select(Trip.id, Trip.origin, Trip.destination, Trip.departure_at,
+                    User.id, User.name, User.email)
+            .join(Driver).join(User)
+            .where((Trip.status == TripStatus.ACTIVE.value)
+                   & (Trip.departure_at >= start) & (Trip.departure_at < end))
+            .order_by(Trip.departure_at, Trip.id).tuples())
+    trips = [{"id": tid, "origin": origin, "destination": dest, "departureAt": dep,
+              "driver": {"userId": uid, "name": name, "email": email}}
+             for tid, origin, dest, dep, uid, name, email in rows]
+    riders = participants([t["id"] for t in trips])
+    for t in trips:
+        t["passengers"] = riders[t["id"]]
+    return trips
+
+
+def trip_user_ids(trip_id: str) -> list[str]:
+    """The driver's and the confirmed passengers' user ids of one trip."""
+    trip = (Trip.select(Trip, Driver).join(Driver).where(Trip.id == trip_id).first())
+    if trip is None:
+        return []
+    return [trip.driver.user_id] + [p["userId"] for p in participants([trip_id])[trip_id]]
