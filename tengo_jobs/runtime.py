@@ -56,10 +56,20 @@ class Runtime:
         return migrate(self.db)
 
     def enqueue(self, run_ids: Iterable[str]) -> int:
-        """Send one wake-up message per run (after the rows are committed)."""
+        """Send one wake-up message per run (after the rows are committed); returns how many.
+
+        The rows are already committed, so a broker failure here loses nothing: the
+        sweeper re-enqueues these runs. It is logged, not raised, so a caller whose
+        event was accepted is not told otherwise (and does not send it twice).
+        """
         count = 0
         for run_id in run_ids:
-            self.actor.send(run_id)
+            try:
+                self.actor.send(run_id)
+            except Exception:  # noqa: BLE001 - the outbox row is the source of truth
+                log.error("could not enqueue run %s; the sweeper will re-enqueue it", run_id,
+                          exc_info=True)
+                continue
             count += 1
         return count
 

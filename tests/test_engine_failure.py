@@ -1,0 +1,164 @@
+"""Run outcomes: outputs stored, output limits, failed runs and their ``on_failure`` handler."""
+
+from __future__ import annotations
+
+import pytest
+
+from tengo_jobs import Jobs, RunStatus
+from tengo_jobs.events import FUNCTION_FAILED_EVENT
+from tengo_jobs.models import Event as EventRow
+from tengo_jobs.models import Run, StepStatus
+from tengo_jobs.serde import MAX_OUTPUT_BYTES
+
+
+@pytest.fixture
+def jobs(jobs_tester):
+    return Jobs(app_id="app", runtime=jobs_tester.runtime)
+
+
+def test_the_return_value_is_stored_as_the_run_output(jobs, jobs_tester):
+    jobs.function("out", event="go")(lambda ctx, step: {"success": True, "items": [1, "two", None]})
+    jobs.send({"name": "go", "data": {}})
+    run = jobs_tester.run_until_idle()[0]
+    assert run.status == RunStatus.COMPLETED
+    assert jobs_tester.output(run) == {"success": True, "items": [1, "two", None]}
+    assert run.ended_at is not None and run.started_at is not None and run.error is None
+
+
+def test_a_run_output_over_4_mb_fails_the_run_with_a_clear_error(jobs, jobs_tester):
+    jobs.function("huge", event="go")(lambda ctx, step: "x" * MAX_OUTPUT_BYTES)
+    jobs.send({"name": "go", "data": {}})
+    run = jobs_tester.run_until_idle()[0]
+    assert run.status == RunStatus.FAILED
+    err = jobs_tester.error(run)
+    assert err["name"] == "OutputTooLargeError"
+    assert "function 'huge'" in err["message"] and f"limit is {MAX_OUTPUT_BYTES} bytes" in err["message"]
+    assert run.output is None
+
+
+def test_a_step_output_over_the_limit_fails_the_step_with_a_catchable_error(jobs, jobs_tester):
+    calls = []
+
+    @jobs.function("huge-step", event="go", retries=3)
+    def fn(ctx, step):
+        try:
+            step.run("download", lambda: calls.append(1) or "x" * (MAX_OUTPUT_BYTES + 1))
+        except Exception as exc:  # noqa: BLE001
+            return {"caught": type(exc).__name__, "message": str(exc)}
+
+    jobs.send({"name": "go", "data": {}})
+    run = jobs_tester.run_until_idle()[0]
+    out = jobs_tester.output(run)
+    assert out["caught"] == "StepError"
+    assert "OutputTooLargeError" in out["message"] and "step 'download'" in out["message"]
+    assert len(calls) == 1  # size is not a transient error: no retries spent on it
+    step = jobs_tester.steps(run.id)[0]
+    assert step.status == StepStatus.FAILED and step.output is None
+
+
+@pytest.mark.parametrize("value", [object(), {1, 2}, float("nan"), b"bytes"])
+def test_a_non_json_run_output_fails_the_run_naming_the_function(jobs, jobs_tester, value):
+    jobs.function("odd", event="go")(lambda ctx, step: value)
+    jobs.send({"name": "go", "data": {}})
+    run = jobs_tester.run_until_idle()[0]
+    assert run.status == RunStatus.FAILED
+    err = jobs_tester.error(run)
+    assert err["name"] == "NotSerializableError" and "function 'odd'" in err["message"]
+
+
+def test_a_non_json_step_output_fails_the_step_naming_it(jobs, jobs_tester):
+    @jobs.function("odd-step", event="go", retries=2)
+    def fn(ctx, step):
+        step.run("make-object", object)
+
+    jobs.send({"name": "go", "data": {}})
+    run = jobs_tester.run_until_idle()[0]
+    assert run.status == RunStatus.FAILED
+    assert "step 'make-object'" in jobs_tester.error(run)["message"]
+    assert "not JSON-serializable" in jobs_tester.error(run)["message"]
+
+
+def test_an_uncaught_error_fails_the_run_and_starts_on_failure_once_as_its_own_run(jobs,
+                                                                                jobs_tester):
+    seen = []
+
+    def on_failure(ctx, step):
+        seen.append(ctx.event)
+        step.run("notify-admin", lambda: "notified")
+        return {"handled": ctx.event.data["run_id"]}
+
+    @jobs.function("unstable-operation", event="unstable.operation", retries=1,
+                   on_failure=on_failure)
+    def unstable(ctx, step):
+        step.run("risky", lambda: (_ for _ in ()).throw(RuntimeError("the risky part broke")))
+
+    ids = jobs.send({"name": "unstable.operation", "data": {"opId": 7}, "id": "op-7"})
+    runs = jobs_tester.run_until_idle()
+    failed = [r for r in runs if r.function_id == "unstable-operation"]
+    handlers = [r for r in runs if r.function_id == "unstable-operation-failure"]
+    assert len(failed) == 1 and failed[0].status == RunStatus.FAILED
+    assert len(handlers) == 1 and handlers[0].status == RunStatus.COMPLETED
+    handler_run = handlers[0]
+    assert handler_run.parent_run_id == failed[0].id
+    assert jobs_tester.output(handler_run) == {"handled": failed[0].id}
+    assert len(seen) == 1
+    event = seen[0]
+    assert event.name == FUNCTION_FAILED_EVENT
+    assert event.data["run_id"] == failed[0].id
+    assert event.data["function_id"] == "unstable-operation"
+    assert event.data["error"]["name"] == "StepError"
+    assert "the risky part broke" in event.data["error"]["message"]
+    assert event.data["event"]["name"] == "unstable.operation"
+    assert event.data["event"]["data"] == {"opId": 7}
+    assert event.data["event"]["id"] == "op-7"
+    assert EventRow.get_by_id(handler_run.event_id).name == FUNCTION_FAILED_EVENT
+    assert ids  # the original event id was returned to the sender
+    # nothing more happens however often the engine looks again
+    jobs_tester.run_until_idle()
+    assert Run.select().where(Run.function_id == "unstable-operation-failure").count() == 1
+
+
+def test_a_completed_run_does_not_start_its_failure_handler(jobs, jobs_tester):
+    jobs.function("fine", event="go", on_failure=lambda ctx, step: None)(lambda ctx, step: "ok")
+    jobs.send({"name": "go", "data": {}})
+    runs = jobs_tester.run_until_idle()
+    assert [r.function_id for r in runs] == ["fine"]
+
+
+def test_a_failing_failure_handler_does_not_start_another_one(jobs, jobs_tester):
+    def on_failure(ctx, step):
+        raise RuntimeError("the handler broke too")
+
+    @jobs.function("double-fault", event="go", retries=0, on_failure=on_failure)
+    def fn(ctx, step):
+        raise ValueError("first fault")
+
+    jobs.send({"name": "go", "data": {}})
+    runs = jobs_tester.run_until_idle()
+    assert sorted((r.function_id, r.status.value) for r in runs) == [
+        ("double-fault", "failed"), ("double-fault-failure", "failed")]
+    by_fn = {r.function_id: jobs_tester.error(r)["message"] for r in runs}
+    assert by_fn == {"double-fault": "first fault", "double-fault-failure": "the handler broke too"}
+
+
+def test_an_error_raised_outside_any_step_fails_the_run_without_retry(jobs, jobs_tester):
+    calls = []
+
+    @jobs.function("plain-raise", event="go")
+    def fn(ctx, step):
+        calls.append(1)
+        raise KeyError("documentId")
+
+    jobs.send({"name": "go", "data": {}})
+    run = jobs_tester.run_until_idle()[0]
+    assert run.status == RunStatus.FAILED and len(calls) == 1
+    assert jobs_tester.error(run) == {"name": "KeyError", "message": "'documentId'"}
+
+
+def test_a_run_of_an_unregistered_function_fails_with_a_clear_error(jobs, jobs_tester):
+    fn = jobs.function("gone", event="go")(lambda ctx, step: 1)
+    jobs.send({"name": "go", "data": {}})
+    jobs_tester.runtime.registry.remove(fn.id)
+    run = jobs_tester.run_until_idle()[0]
+    assert run.status == RunStatus.FAILED
+    assert "'gone' is not registered" in jobs_tester.error(run)["message"]
