@@ -1,32 +1,44 @@
-"""The Flask application factory. Blueprints for the event API, REST API and dashboard live here."""
+"""The Flask application factory: event intake, REST API, health, metrics, OpenAPI.
+
+``create_app(runtime)`` composes the blueprints of this package on a runtime (by
+default booted from the environment). It refuses to start unsafe in production
+(:meth:`Settings.check_production`) and installs the log redaction of
+:mod:`tengo_jobs.logsafe` before the first request, so neither keys nor
+passwords reach a log line (including the access log's ``/e/<key>``).
+"""
 
 from __future__ import annotations
 
-from flask import Flask, jsonify
+from flask import Flask
+
+from .. import logsafe
+from . import api, health, intake, metrics, openapi
+from .errors import register_error_handlers
+from .intake import MAX_REQUEST_BYTES
 
 
-def create_app(runtime=None) -> Flask:
+def create_app(runtime=None, *, max_request_bytes: int = MAX_REQUEST_BYTES) -> Flask:
     """Build the web app on ``runtime`` (default: booted from the environment)."""
+    from ..config import Settings
     from ..runtime import boot
 
-    runtime = runtime or boot()
+    if runtime is None:
+        settings = Settings.from_env()
+        settings.check_production()  # before anything connects: refuse early, say why
+        logsafe.install(settings.secrets())
+        runtime = boot(settings)
+    else:
+        runtime.settings.check_production()
+    logsafe.install(runtime.settings.secrets())
     app = Flask("tengo_jobs")
     app.extensions["tengo_jobs"] = runtime
-
-    @app.get("/healthz")
-    def healthz():
-        from .. import broker, db
-
-        checks = {}
-        status = 200
-        for name, check in (("database", lambda: db.ping(runtime.db)),
-                            ("broker", lambda: broker.ping(runtime.broker))):
-            try:
-                check()
-                checks[name] = "ok"
-            except Exception as exc:  # noqa: BLE001 - reported, not raised
-                checks[name] = f"error: {type(exc).__name__}"
-                status = 503
-        return jsonify({"status": "ok" if status == 200 else "unavailable", "checks": checks}), status
-
+    app.config["MAX_CONTENT_LENGTH"] = max_request_bytes
+    app.config["TENGO_MAX_REQUEST_BYTES"] = max_request_bytes
+    app.json.sort_keys = False
+    register_error_handlers(app)
+    for module in (intake, api, health, metrics, openapi):
+        app.register_blueprint(module.bp)
     return app
+
+
+__all__ = ["create_app"]

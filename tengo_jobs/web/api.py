@@ -1,0 +1,115 @@
+"""The REST API: events, runs (list, detail, cancel, replay) and functions.
+
+Every endpoint needs the dashboard password (see :mod:`.auth`). Lists are newest
+first with cursor pagination: pass the ``next_cursor`` of a page as ``cursor`` to
+get the next one (``null`` on the last page).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+from flask import Blueprint, current_app, jsonify, request
+
+from .. import control
+from ..errors import ValidationError
+from .auth import require_dashboard
+
+bp = Blueprint("tengo_api", __name__, url_prefix="/api")
+
+
+def _runtime():
+    return current_app.extensions["tengo_jobs"]
+
+
+def _time_param(name: str) -> int | None:
+    """An ISO 8601 time (``Z`` or an offset; naive means UTC) or epoch milliseconds."""
+    raw = request.args.get(name)
+    if raw in (None, ""):
+        return None
+    if raw.lstrip("-").isdigit():
+        return int(raw)
+    try:
+        value = dt.datetime.fromisoformat(raw.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise ValidationError(f"{name} must be an ISO 8601 time (2026-01-31T09:00:00Z) or epoch "
+                              f"milliseconds, got {raw!r}", field=name) from None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.timezone.utc)
+    try:
+        return int(value.timestamp() * 1000)
+    except (OverflowError, ValueError, OSError):
+        raise ValidationError(f"{name} is out of range: {raw!r}", field=name) from None
+
+
+@bp.get("/events")
+@require_dashboard
+def list_events():
+    return jsonify(control.list_events(
+        name=request.args.get("name") or None, since=_time_param("since"),
+        until=_time_param("until"), limit=request.args.get("limit"),
+        cursor=request.args.get("cursor")))
+
+
+@bp.get("/events/<event_id>")
+@require_dashboard
+def get_event(event_id: str):
+    return jsonify(control.get_event(event_id))
+
+
+@bp.get("/runs")
+@require_dashboard
+def list_runs():
+    return jsonify(control.list_runs(
+        status=request.args.get("status") or None,
+        function_id=request.args.get("function") or None,
+        event_id=request.args.get("event_id") or None,
+        since=_time_param("since"), until=_time_param("until"),
+        limit=request.args.get("limit"), cursor=request.args.get("cursor")))
+
+
+@bp.get("/runs/<run_id>")
+@require_dashboard
+def get_run(run_id: str):
+    return jsonify(control.get_run(run_id))
+
+
+@bp.post("/runs/<run_id>/cancel")
+@require_dashboard
+def cancel_run(run_id: str):
+    return jsonify(control.cancel_run(_runtime(), run_id))
+
+
+def _json_object_body() -> dict:
+    raw = request.get_data(cache=False)
+    if not raw.strip():
+        return {}
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ValidationError(f"the request body is not valid JSON: {exc}", field="body") from None
+    if body is None:
+        return {}
+    if not isinstance(body, dict):
+        raise ValidationError("the request body must be a JSON object like "
+                              '{"from_step": "step-key"}', field="body")
+    return body
+
+
+@bp.post("/runs/<run_id>/replay")
+@require_dashboard
+def replay_run(run_id: str):
+    body = _json_object_body()
+    unknown = sorted(set(body) - {"from_step"})
+    if unknown:
+        raise ValidationError(f"unknown field(s) {', '.join(unknown)}; only from_step is accepted",
+                              field=unknown[0])
+    run = control.replay_run(_runtime(), run_id, from_step=body.get("from_step"))
+    return jsonify(run), 201
+
+
+@bp.get("/functions")
+@require_dashboard
+def list_functions():
+    return jsonify({"data": control.list_functions(_runtime())})
