@@ -7,6 +7,7 @@ the reason, not failed: by then there is nothing to remind.
 
 from tengo_jobs.app.email import idempotency_key, send_email
 from tengo_jobs.app.links import url
+from tengo_jobs.app.payments import money
 from tengo_jobs.app.models import Payment, PaymentStatus, Trip, User
 from tengo_jobs.app.trips import format_local
 
@@ -19,7 +20,7 @@ def get_payment(payment_id: str) -> dict | None:
     if payment is None:
         return None
     trip = Trip.get_or_none(Trip.id == payment.trip_id) if payment.trip_id else None
-    return {"id": payment.id, "amount": str(payment.amount), "currency": payment.currency,
+    return {"id": payment.id, "amount": money(payment.amount), "currency": payment.currency,
             "status": payment.status.value, "dueAt": payment.due_at,
             "trip": f"{trip.origin} → {trip.destination}" if trip else None,
             "user": {"id": payment.user.id, "name": payment.user.name,

@@ -13,7 +13,7 @@ from tengo_jobs.app.errors import InvalidDataError, NotFoundError
 from tengo_jobs.app.links import url
 from tengo_jobs.app.models import Payment, PaymentStatus
 from tengo_jobs.app.notifications import send_system_notification
-from tengo_jobs.app.payments import SUPPORTED_CURRENCY, get_gateway
+from tengo_jobs.app.payments import SUPPORTED_CURRENCY, get_gateway, money
 
 from .client import jobs
 
@@ -28,7 +28,7 @@ def validate_payment(payment_id: str) -> dict:
     if Decimal(payment.amount) <= 0:
         raise InvalidDataError(f"payment {payment_id}: amount {payment.amount} is not positive",
                                field="amount")
-    return {"id": payment.id, "userId": payment.user_id, "amount": str(payment.amount),
+    return {"id": payment.id, "userId": payment.user_id, "amount": money(payment.amount),
             "currency": payment.currency, "status": payment.status.value}
 
 

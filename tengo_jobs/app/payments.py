@@ -80,6 +80,11 @@ class SandboxGateway(PaymentGateway):
 GATEWAYS = {"sandbox": SandboxGateway}
 
 
+def money(value) -> str:
+    """An amount as text with two decimals (``"7800.50"``), whatever the database returned."""
+    return str(Decimal(str(value)).quantize(Decimal("0.01")))
+
+
 def get_gateway(settings) -> PaymentGateway:
     """The gateway ``settings.payment_gateway`` names."""
     name = settings.payment_gateway
