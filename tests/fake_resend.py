@@ -39,7 +39,7 @@ class FakeResend:
         self._lock = threading.Lock()
         self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="fake-resend",
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), name="fake-resend",
                                         daemon=True)
         self._thread.start()
 
