@@ -174,3 +174,33 @@ def test_database_unavailable_is_503_never_2xx(web):
     assert "database" in r.get_json()["error"]
     h = client.get("/healthz")
     assert h.status_code == 503 and h.get_json()["checks"]["database"].startswith("error")
+
+
+def test_python_sdk_id_seed_makes_a_retried_request_start_nothing_twice(web):
+    """The Python SDK retries a send after a 5xx or timeout with the same seed header."""
+    runtime, client = web
+    headers = {"X-Inngest-Event-Id-Seed": "1767225600000,kXpJM+AsFmctWQ=="}
+    batch = [{"name": "user.signup", "data": {"i": 1}}, {"name": "user.signup", "data": {"i": 2}}]
+    first = client.post(f"/e/{EVENT_KEY}", json=batch, headers=headers).get_json()["ids"]
+    retry = client.post(f"/e/{EVENT_KEY}", json=batch, headers=headers).get_json()["ids"]
+    assert first == retry and len(set(first)) == 2
+    assert EventRow.select().count() == 2 and Run.select().count() == 2
+    other = {"X-Inngest-Event-Id-Seed": "1767225600001,kXpJM+AsFmctWQ=="}
+    client.post(f"/e/{EVENT_KEY}", json=batch, headers=other)
+    assert Run.select().count() == 4
+
+
+def test_malformed_id_seed_is_ignored(web):
+    runtime, client = web
+    for seed in ("garbage", "123,notbase64!!", "-5,kXpJM+AsFmctWQ==", "1,AAAA"):
+        r = client.post(f"/e/{EVENT_KEY}", json={"name": "x"}, headers={"X-Inngest-Event-Id-Seed": seed})
+        assert r.status_code == 200
+    assert EventRow.select().where(EventRow.external_id.is_null(False)).count() == 0
+
+
+def test_seeded_ids_are_ulids_that_sort_by_the_seed_time():
+    from tengo_jobs.web.intake import seeded_ids
+
+    a = seeded_ids("1767225600000,kXpJM+AsFmctWQ==", 3)
+    b = seeded_ids("1767225600001,AAAAAAAAAAAAAA==", 1)
+    assert len(set(a)) == 3 and all(len(i) == 26 for i in a) and a[0] < b[0]

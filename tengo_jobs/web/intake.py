@@ -9,6 +9,8 @@ with its runs in one transaction before the answer; a database outage is 503.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 
 from flask import Blueprint, current_app, jsonify, request
@@ -28,6 +30,7 @@ MAX_REQUEST_BYTES = 10 * 1024 * 1024
 # after parsing; a raw body this much larger cannot hold an event under the limit
 # unless it is mostly whitespace, so it is refused unread.
 MAX_SINGLE_EVENT_BODY = 2 * MAX_EVENT_BYTES
+ALPHABET_BASE32 = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford's, as ULIDs (and tengo_jobs.ids) use
 
 
 def _read_body() -> bytes | tuple:
@@ -52,6 +55,43 @@ def _read_body() -> bytes | tuple:
     return body
 
 
+def seeded_ids(seed: str | None, count: int) -> list[str] | None:
+    """Event ids derived from the Python SDK's ``x-inngest-event-id-seed`` (``"<ms>,<base64>"``).
+
+    Inngest's servers turn the seed into one ULID per event (the entropy plus the
+    event's index), so when the SDK retries a request after a timeout or a 5xx the
+    same events get the same ids and are deduplicated instead of stored twice.
+    Returns ``None`` for a missing or malformed seed (then nothing is derived).
+    """
+    if not seed:
+        return None
+    millis, _, entropy_b64 = seed.partition(",")
+    try:
+        ms = int(millis)
+        entropy = base64.b64decode(entropy_b64, validate=True)
+    except (ValueError, binascii.Error):
+        return None
+    if not 0 <= ms < 1 << 48 or len(entropy) != 10:
+        return None
+    base = int.from_bytes(entropy, "big")
+    ids = []
+    for index in range(count):
+        value = (ms << 80) | ((base + index) & ((1 << 80) - 1))
+        ids.append("".join(ALPHABET_BASE32[(value >> (5 * (25 - i))) & 31] for i in range(26)))
+    return ids
+
+
+def _apply_id_seed(payload):
+    """Give events without an ``id`` the seed-derived one (see :func:`seeded_ids`)."""
+    events = payload if isinstance(payload, list) else [payload]
+    ids = seeded_ids(request.headers.get("X-Inngest-Event-Id-Seed"), len(events))
+    if ids is None:
+        return
+    for event, event_id in zip(events, ids):
+        if isinstance(event, dict) and not event.get("id"):
+            event["id"] = event_id
+
+
 def _intake(key: str | None):
     if not event_key_ok(key):
         return error_response(401, "event key not found (set it in TENGO_EVENT_KEYS)")
@@ -65,6 +105,7 @@ def _intake(key: str | None):
         payload = json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         return error_response(400, f"the request body is not valid JSON: {exc}", field="body")
+    _apply_id_seed(payload)
     runtime = current_app.extensions["tengo_jobs"]
     ids = send_events(runtime, payload)  # ValidationError / database errors: see errors.py
     return jsonify({"ids": ids, "status": 200})
