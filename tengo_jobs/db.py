@@ -60,7 +60,7 @@ def _postgres(url: urllib.parse.SplitResult) -> pw.PostgresqlDatabase:
     name = url.path.lstrip("/")
     if not name:
         raise ConfigurationError("DATABASE_URL postgresql://... needs a database name")
-    return pw.PostgresqlDatabase(name, prefer_psycopg3=True, autorollback=True, **params)
+    return pw.PostgresqlDatabase(name, prefer_psycopg3=True, **params)
 
 
 def open_database(database_url: str) -> pw.Database:

@@ -1,0 +1,9 @@
+"""Worker entry point: ``dramatiq engine_funcs.worker`` (runtime built from the environment)."""
+
+from tengo_jobs import Jobs
+
+from . import crash, flows
+
+jobs = Jobs(app_id=flows.APP_ID)
+flows.register(jobs)
+crash.register(jobs)
