@@ -110,5 +110,13 @@ def functions():
         click.echo(f"{fn.id:<32} {triggers or '(internal)'}  retries={fn.retries}")
 
 
+@main.command("seed-demo")
+def seed_demo():
+    """Create Tengo Lugar demo data (users, drivers, cars, trips, payments) and print it."""
+    from .app.seed import seed_demo_command  # the domain, loaded only for this command
+
+    seed_demo_command.callback()
+
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
