@@ -29,6 +29,9 @@ class Runtime:
                  broker: dramatiq.Broker | None = None, clock: Clock | None = None,
                  registry: Registry | None = None, set_global_broker: bool = True):
         self.settings = settings or Settings.from_env()
+        from .logsafe import install as install_log_redaction
+
+        install_log_redaction(self.settings.secrets())  # every process builds a runtime at boot
         self.db = database or open_database(self.settings.database_url)
         if database is not None:
             from .models import database_proxy

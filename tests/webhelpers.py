@@ -83,19 +83,19 @@ def live_stack(tmp_path, postgres_url, redis_url, queue_name, *, worker: bool = 
             proc.stop()
 
 
-def api_get(base: str, path: str, **params):
-    r = requests.get(f"{base}{path}", params=params, headers=bearer(), timeout=10)
+def api_get(base: str, path: str, *, headers: dict | None = None, **params):
+    r = requests.get(f"{base}{path}", params=params, headers=headers or bearer(), timeout=10)
     r.raise_for_status()
     return r.json()
 
 
 def wait_for_runs(base: str, event_ids: list[str], *, status: str = "completed",
-                  timeout: float = 60) -> list[dict]:
+                  timeout: float = 60, headers: dict | None = None) -> list[dict]:
     """Poll the REST API until every event has a run in ``status``; returns those runs."""
     def done():
         runs = []
         for event_id in event_ids:
-            event = api_get(base, f"/api/events/{event_id}")
+            event = api_get(base, f"/api/events/{event_id}", headers=headers)
             if not event["runs"] or any(r["status"] != status for r in event["runs"]):
                 return None
             runs.extend(event["runs"])
