@@ -1,22 +1,28 @@
 """daily-trip-reminder: at 09:00 in Buenos Aires, remind everyone travelling tomorrow.
 
-get-tomorrow-trips loads the ACTIVE trips departing tomorrow (Buenos Aires calendar
-day of the tick) with their drivers and confirmed passengers; then one
-``send-reminder-trip-<id>`` step per trip notifies the driver and each passenger in
-the app and by email (one batch, one idempotency key per step). A failed trip step
-is retried alone; the trips already reminded are not reminded again.
+get-tomorrow-trips lists the ACTIVE trips departing tomorrow (Buenos Aires calendar
+day of the tick); then one ``send-reminder-trip-<id>`` step per trip loads the trip
+with its driver and confirmed passengers and notifies each of them in the app and
+by email (one batch, one idempotency key per step). A trip cancelled in between is
+skipped. A failed trip step is retried alone; the trips already reminded are not
+reminded again.
 """
 
 from tengo_jobs import get_runtime
 from tengo_jobs.app.email import EmailMessage, idempotency_key, send_emails
 from tengo_jobs.app.links import url
 from tengo_jobs.app.notifications import send_system_notifications
-from tengo_jobs.app.trips import format_local, tomorrow_trips
+from tengo_jobs.app.models import TripStatus
+from tengo_jobs.app.trips import format_local, tomorrow_trip_ids, trip_with_people
 
 from .client import jobs
 
 
-def send_trip_reminder(trip: dict, key: str) -> dict:
+def send_trip_reminder(trip_id: str, key: str) -> dict:
+    trip = trip_with_people(trip_id)
+    if trip is None or trip["status"] != TripStatus.ACTIVE.value:
+        return {"tripId": trip_id, "skipped": True,
+                "reason": "trip not found" if trip is None else f"trip is {trip['status']}"}
     people = [dict(trip["driver"], role="driver")] + [dict(p, role="passenger")
                                                       for p in trip["passengers"]]
     departure = format_local(trip["departureAt"])
@@ -41,8 +47,8 @@ def daily_trip_reminder(ctx, step):
     # The tick's time (the scheduled event's ts) decides what "tomorrow" is, so a late
     # or replayed tick reminds the same trips.
     now = ctx.event.ts if ctx.event.ts is not None else get_runtime().now()
-    trips = step.run("get-tomorrow-trips", tomorrow_trips, now)
-    for trip in trips:
-        step_id = f"send-reminder-trip-{trip['id']}"
-        step.run(step_id, send_trip_reminder, trip, idempotency_key(ctx.run_id, step_id))
-    return {"processedTrips": len(trips)}
+    trip_ids = step.run("get-tomorrow-trips", tomorrow_trip_ids, now)
+    for trip_id in trip_ids:
+        step_id = f"send-reminder-trip-{trip_id}"
+        step.run(step_id, send_trip_reminder, trip_id, idempotency_key(ctx.run_id, step_id))
+    return {"processedTrips": len(trip_ids)}

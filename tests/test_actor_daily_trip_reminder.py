@@ -82,11 +82,11 @@ def test_a_failing_trip_step_is_retried_alone_and_others_are_not_reminded_twice(
     real = mod.send_trip_reminder
     calls = []
 
-    def flaky(trip, key):
-        calls.append(trip["id"])
-        if trip["id"] == trips[1].id and calls.count(trip["id"]) == 1:
+    def flaky(trip_id, key):
+        calls.append(trip_id)
+        if trip_id == trips[1].id and calls.count(trip_id) == 1:
             raise ConnectionError("database hiccup")
-        return real(trip, key)
+        return real(trip_id, key)
 
     monkeypatch.setattr(mod, "send_trip_reminder", flaky)
     run = _tick(tester)
@@ -98,3 +98,27 @@ def test_a_failing_trip_step_is_retried_alone_and_others_are_not_reminded_twice(
 
 def test_declared_with_three_retries():
     assert daily_trip_reminder.retries == 3
+
+
+def test_trip_cancelled_after_the_list_was_made_is_skipped(tester, monkeypatch):
+    import actors.daily_trip_reminder as mod
+    from tengo_jobs.app.models import Trip
+
+    driver = make_driver(make_user())
+    keep = make_trip(driver, TOMORROW_START + HOUR, passengers=[make_user()])
+    gone = make_trip(driver, TOMORROW_START + 2 * HOUR, passengers=[make_user()])
+    real = mod.tomorrow_trip_ids
+
+    def list_then_cancel(now):
+        ids = real(now)
+        Trip.update(status=TripStatus.CANCELLED).where(Trip.id == gone.id).execute()
+        return ids
+
+    monkeypatch.setattr(mod, "tomorrow_trip_ids", list_then_cancel)
+    run = _tick(tester)
+    assert tester.output(run) == {"processedTrips": 2}
+    import json
+
+    assert json.loads(tester.steps(run.id)[2].output) == {
+        "tripId": gone.id, "skipped": True, "reason": "trip is CANCELLED"}
+    assert {n.metadata_dict["tripId"] for n in notifications()} == {keep.id}

@@ -44,26 +44,30 @@ def participants(trip_ids: list[str]) -> dict[str, list[dict]]:
     return result
 
 
-def tomorrow_trips(now_ms: int) -> list[dict]:
-    """ACTIVE trips departing tomorrow (Buenos Aires), with driver and confirmed passengers.
+def tomorrow_trip_ids(now_ms: int) -> list[str]:
+    """Ids of the ACTIVE trips departing tomorrow (Buenos Aires), in departure order.
 
-    Two queries (trips with drivers, then passengers in chunks), whatever the count.
+    Only ids, so the step output stays small for any number of trips (10,000 ids are
+    about 300 KB of JSON; the trips with their people would pass the 4 MB limit).
     """
     start, end = local_day_bounds(now_ms, 1)
-    rows = (Trip
-            .select(Trip.id, Trip.origin, Trip.destination, Trip.departure_at,
-                    User.id, User.name, User.email)
-            .join(Driver).join(User)
+    return [tid for (tid,) in Trip.select(Trip.id)
             .where((Trip.status == TripStatus.ACTIVE.value)
                    & (Trip.departure_at >= start) & (Trip.departure_at < end))
-            .order_by(Trip.departure_at, Trip.id).tuples())
-    trips = [{"id": tid, "origin": origin, "destination": dest, "departureAt": dep,
-              "driver": {"userId": uid, "name": name, "email": email}}
-             for tid, origin, dest, dep, uid, name, email in rows]
-    riders = participants([t["id"] for t in trips])
-    for t in trips:
-        t["passengers"] = riders[t["id"]]
-    return trips
+            .order_by(Trip.departure_at, Trip.id).tuples()]
+
+
+def trip_with_people(trip_id: str) -> dict | None:
+    """One trip with its driver and confirmed passengers (two queries), or ``None``."""
+    row = (Trip.select(Trip.id, Trip.origin, Trip.destination, Trip.departure_at, Trip.status,
+                       User.id, User.name, User.email)
+           .join(Driver).join(User).where(Trip.id == trip_id).tuples().first())
+    if row is None:
+        return None
+    tid, origin, dest, dep, status, uid, name, email = row
+    return {"id": tid, "origin": origin, "destination": dest, "departureAt": dep,
+            "status": TripStatus(status).value, "driver": {"userId": uid, "name": name, "email": email},
+            "passengers": participants([tid])[tid]}
 
 
 def trip_user_ids(trip_id: str) -> list[str]:
