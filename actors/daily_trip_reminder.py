@@ -13,13 +13,13 @@ from tengo_jobs.app.email import EmailMessage, idempotency_key, send_emails
 from tengo_jobs.app.links import url
 from tengo_jobs.app.notifications import send_system_notifications
 from tengo_jobs.app.models import TripStatus
-from tengo_jobs.app.trips import format_local, tomorrow_trip_ids, trip_with_people
+from tengo_jobs.app.trips import TripLoader, format_local, tomorrow_trip_ids, trip_with_people
 
 from .client import jobs
 
 
-def send_trip_reminder(trip_id: str, key: str) -> dict:
-    trip = trip_with_people(trip_id)
+def send_trip_reminder(trip_id: str, key: str, loader: TripLoader | None = None) -> dict:
+    trip = loader.get(trip_id) if loader is not None else trip_with_people(trip_id)
     if trip is None or trip["status"] != TripStatus.ACTIVE.value:
         return {"tripId": trip_id, "skipped": True,
                 "reason": "trip not found" if trip is None else f"trip is {trip['status']}"}
@@ -48,7 +48,8 @@ def daily_trip_reminder(ctx, step):
     # or replayed tick reminds the same trips.
     now = ctx.event.ts if ctx.event.ts is not None else get_runtime().now()
     trip_ids = step.run("get-tomorrow-trips", tomorrow_trip_ids, now)
+    loader = TripLoader(trip_ids)  # reads trips in chunks as their steps come up
     for trip_id in trip_ids:
         step_id = f"send-reminder-trip-{trip_id}"
-        step.run(step_id, send_trip_reminder, trip_id, idempotency_key(ctx.run_id, step_id))
+        step.run(step_id, send_trip_reminder, trip_id, idempotency_key(ctx.run_id, step_id), loader)
     return {"processedTrips": len(trip_ids)}

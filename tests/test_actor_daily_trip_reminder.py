@@ -82,11 +82,11 @@ def test_a_failing_trip_step_is_retried_alone_and_others_are_not_reminded_twice(
     real = mod.send_trip_reminder
     calls = []
 
-    def flaky(trip_id, key):
+    def flaky(trip_id, key, loader):
         calls.append(trip_id)
         if trip_id == trips[1].id and calls.count(trip_id) == 1:
             raise ConnectionError("database hiccup")
-        return real(trip_id, key)
+        return real(trip_id, key, loader)
 
     monkeypatch.setattr(mod, "send_trip_reminder", flaky)
     run = _tick(tester)

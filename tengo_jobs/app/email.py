@@ -26,6 +26,7 @@ import resend.exceptions
 
 from tengo_jobs import NonRetriableError, RetryAfterError, get_runtime
 
+from .dbutil import in_transaction
 from .errors import EmailDeliveryError, InvalidDataError
 from .models import EmailOutbox
 from .templates import render
@@ -106,7 +107,7 @@ def _record(runtime, rendered, ids, transport: str, key: str | None) -> None:
                  idempotency_key=key, batch_index=i, run_id=run_id, step_key=step_key,
                  transport=transport, provider_id=ids[i], created_at=now)
             for i, (m, html, text) in enumerate(rendered)]
-    with runtime.db.atomic():
+    with in_transaction(runtime.db):
         # A re-run of the same step (same key) records nothing new.
         EmailOutbox.insert_many(rows).on_conflict_ignore().execute()
 

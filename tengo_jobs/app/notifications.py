@@ -15,6 +15,7 @@ from typing import Iterable
 from tengo_jobs import get_runtime
 
 from .api_response import ApiResponse
+from .dbutil import in_transaction
 from .errors import SessionRequiredError
 from .models import Notification, Session, User
 
@@ -72,7 +73,7 @@ def send_system_notifications(user_ids: Iterable[str], title: str, message: str,
     runtime = get_runtime()
     now = runtime.now()
     meta = json.dumps(metadata, separators=(",", ":")) if metadata is not None else None
-    with runtime.db.atomic():
+    with in_transaction(runtime.db):
         found = set()
         for i in range(0, len(user_ids), _CHUNK):
             found.update(u for (u,) in User.select(User.id)

@@ -59,15 +59,7 @@ def tomorrow_trip_ids(now_ms: int) -> list[str]:
 
 def trip_with_people(trip_id: str) -> dict | None:
     """One trip with its driver and confirmed passengers (two queries), or ``None``."""
-    row = (Trip.select(Trip.id, Trip.origin, Trip.destination, Trip.departure_at, Trip.status,
-                       User.id, User.name, User.email)
-           .join(Driver).join(User).where(Trip.id == trip_id).tuples().first())
-    if row is None:
-        return None
-    tid, origin, dest, dep, status, uid, name, email = row
-    return {"id": tid, "origin": origin, "destination": dest, "departureAt": dep,
-            "status": TripStatus(status).value, "driver": {"userId": uid, "name": name, "email": email},
-            "passengers": participants([tid])[tid]}
+    return trips_with_people([trip_id]).get(trip_id)
 
 
 def trip_user_ids(trip_id: str) -> list[str]:
@@ -76,3 +68,46 @@ def trip_user_ids(trip_id: str) -> list[str]:
     if trip is None:
         return []
     return [trip.driver.user_id] + [p["userId"] for p in participants([trip_id])[trip_id]]
+
+
+class TripLoader:
+    """Loads trips with their people ``chunk`` at a time, in the order of ``trip_ids``.
+
+    The daily reminder has one step per trip; loading each trip in its own step would
+    cost two queries per step. The loader reads the trips of the next ``chunk`` steps
+    in two queries when a step first needs one of them. It lives for one handler
+    invocation only, so what it holds is at most one chunk's worth of steps old.
+    """
+
+    def __init__(self, trip_ids: list[str], chunk: int = 200):
+        self._order = {tid: i for i, tid in enumerate(trip_ids)}
+        self._ids = list(trip_ids)
+        self._chunk = chunk
+        self._cache: dict[str, dict | None] = {}
+
+    def get(self, trip_id: str) -> dict | None:
+        if trip_id not in self._cache:
+            self._cache.clear()
+            start = self._order.get(trip_id)
+            ids = [trip_id] if start is None else self._ids[start:start + self._chunk]
+            self._cache.update(dict.fromkeys(ids))
+            self._cache.update(trips_with_people(ids))
+        return self._cache.get(trip_id)
+
+
+def trips_with_people(trip_ids: list[str]) -> dict[str, dict]:
+    """Trips with their drivers and confirmed passengers, two queries per 500 trips."""
+    result = {}
+    for i in range(0, len(trip_ids), _CHUNK):
+        chunk = trip_ids[i:i + _CHUNK]
+        rows = (Trip.select(Trip.id, Trip.origin, Trip.destination, Trip.departure_at,
+                            Trip.status, User.id, User.name, User.email)
+                .join(Driver).join(User).where(Trip.id.in_(chunk)).tuples())
+        for tid, origin, dest, dep, status, uid, name, email in rows:
+            result[tid] = {"id": tid, "origin": origin, "destination": dest, "departureAt": dep,
+                           "status": TripStatus(status).value,
+                           "driver": {"userId": uid, "name": name, "email": email}}
+        riders = participants([t for t in chunk if t in result])
+        for tid, people in riders.items():
+            result[tid]["passengers"] = people
+    return result
