@@ -3,4 +3,4 @@
 if __name__ == "__main__":
     from tengo_jobs.scheduler import main
 
-    main()
+    raise SystemExit(main())
