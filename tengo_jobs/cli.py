@@ -118,5 +118,10 @@ def seed_demo():
     seed_demo_command.callback()
 
 
+from .devserver import dev  # noqa: E402  (the all-in-one process)
+
+main.add_command(dev)
+
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

@@ -190,7 +190,6 @@ class Scheduler:
                         id=f"cron:{fn_id}", name=f"cron {fn_id}")
         aps.add_job(self._sweep_job, IntervalTrigger(seconds=settings.sweep_interval_ms / 1000),
                     id="sweeper", name="sweeper")
-        logging.getLogger("apscheduler.executors.default").setLevel(logging.WARNING)
         aps.start()
         self._aps = aps
         self._poller = _TimerPoller(self.runtime, settings.poll_interval_ms)
@@ -220,6 +219,13 @@ class Scheduler:
             log.warning("sweep failed (%s: %s)", type(exc).__name__, exc)
 
 
+def configure_logging(level: str = "INFO") -> None:
+    """Process logging for the scheduler and dev processes; APScheduler's chatter only as warnings."""
+    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for name in ("apscheduler.scheduler", "apscheduler.executors.default"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
 def startup_check(runtime: "Runtime") -> None:
     """Refuse unsafe production settings and say so; the scheduler needs no event keys."""
     runtime.settings.check_production(needs_event_keys=False)
@@ -244,8 +250,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="seconds field added to every cron schedule (test hook; default 0)")
     parser.add_argument("--log-level", default="INFO")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(args.log_level)
     try:
         settings = Settings.from_env()
         settings.check_production(needs_event_keys=False)
