@@ -93,7 +93,7 @@ def event_dict(row: EventRow, runs: list[Run] | None = None) -> dict:
 
 # -- argument checks ----------------------------------------------------------------------
 def check_limit(limit: Any) -> int:
-    if limit is None or limit == "":
+    if limit is None:
         return DEFAULT_LIMIT
     try:
         value = int(limit)
@@ -107,7 +107,7 @@ def check_limit(limit: Any) -> int:
 
 
 def check_status(status: Any) -> str | None:
-    if status in (None, ""):
+    if status is None:
         return None
     if status not in RUN_STATUSES:
         raise ValidationError(f"status must be one of {', '.join(RUN_STATUSES)}, got {status!r}",
@@ -139,8 +139,8 @@ def list_runs(*, status: str | None = None, function_id: str | None = None,
               limit: int = DEFAULT_LIMIT, cursor: str | None = None) -> dict:
     """Runs newest first, filtered by status, function and creation time ``[since, until)``."""
     query = Run.select()
-    if status:
-        query = query.where(Run.status == check_status(status))
+    if check_status(status) is not None:
+        query = query.where(Run.status == status)
     if function_id:
         query = query.where(Run.function_id == function_id)
     if event_id:

@@ -151,7 +151,7 @@ def test_runs_filter_by_status_function_and_time(web):
     assert len(get("since=2026-01-01T00:00:30%2B00:00")) == 2
 
 
-@pytest.mark.parametrize("query, field", [("status=done", "status"), ("limit=0", "limit"),
+@pytest.mark.parametrize("query, field", [("status=done", "status"), ("status=", "status"), ("limit=0", "limit"), ("limit=", "limit"),
                                           ("limit=abc", "limit"), ("limit=1000", "limit"),
                                           ("since=yesterday", "since"), ("cursor=x", "cursor")])
 def test_bad_run_filters_are_400_naming_the_parameter(web, query, field):
@@ -264,3 +264,17 @@ def test_functions_list_triggers_next_cron_counts_and_percentiles(web):
     # 09:00 in Buenos Aires (UTC-3) after 2026-01-01T00:00Z is 12:00Z the same day
     assert fns["nightly"]["next_cron_fire"] == "2026-01-01T12:00:00Z"
     assert fns["sleeper"]["next_cron_fire"] is None
+
+
+def test_nul_bytes_in_parameters_are_400(web):
+    runtime, client, _ = web
+    r = client.get("/api/runs?function=a%00b", headers=bearer())
+    assert r.status_code == 400 and r.get_json()["field"] == "function"
+    r = client.get("/api/runs/a%00b", headers=bearer())
+    assert r.status_code == 400 and r.get_json()["field"] == "run_id"
+
+
+def test_a_repeated_query_parameter_is_400(web):
+    runtime, client, _ = web
+    r = client.get("/api/runs?limit=5&limit=6", headers=bearer())
+    assert r.status_code == 400 and r.get_json()["field"] == "limit"

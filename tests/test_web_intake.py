@@ -204,3 +204,24 @@ def test_seeded_ids_are_ulids_that_sort_by_the_seed_time():
     a = seeded_ids("1767225600000,kXpJM+AsFmctWQ==", 3)
     b = seeded_ids("1767225600001,AAAAAAAAAAAAAA==", 1)
     assert len(set(a)) == 3 and all(len(i) == 26 for i in a) and a[0] < b[0]
+
+
+@pytest.mark.parametrize("field", ["name", "id", "v"])
+def test_text_the_database_cannot_hold_is_400_not_500(web, field):
+    runtime, client = web
+    event = {"name": "ok", field: "bad\u0000text"}
+    r = client.post(f"/e/{EVENT_KEY}", json=[{"name": "fine"}, event])
+    assert r.status_code == 400
+    assert r.get_json()["field"] == field and r.get_json()["index"] == 1
+    raw = b'{"name": "lone \\udc00 surrogate"}'
+    r = client.post(f"/e/{EVENT_KEY}", data=raw, content_type="application/json")
+    assert r.status_code == 400 and r.get_json()["field"] == "name"
+    assert EventRow.select().count() == 0
+
+
+@pytest.mark.parametrize("event, field", [({"name": "x", "ts": 10**19}, "ts"),
+                                          ({"name": "x", "v": "v" * 65}, "v")])
+def test_values_past_the_column_limits_are_400(web, event, field):
+    runtime, client = web
+    r = client.post(f"/e/{EVENT_KEY}", json=event)
+    assert r.status_code == 400 and r.get_json()["field"] == field

@@ -15,12 +15,25 @@ from flask import Blueprint, current_app, jsonify, request
 from .. import control
 from ..errors import ValidationError
 from .auth import require_dashboard
+from .intake import storable_text
 
 bp = Blueprint("tengo_api", __name__, url_prefix="/api")
 
 
 def _runtime():
     return current_app.extensions["tengo_jobs"]
+
+
+@bp.before_request
+def _refuse_unstorable_parameters():
+    """Repeated parameters and text no database can hold (NUL, lone surrogates) are 400s."""
+    for name in request.args:
+        if len(request.args.getlist(name)) > 1:
+            raise ValidationError(f"parameter {name!r} is given more than once", field=name)
+    for name, value in [*request.args.items(multi=True), *(request.view_args or {}).items()]:
+        if isinstance(value, str) and not storable_text(value):
+            raise ValidationError(f"parameter {name!r} contains a NUL character or an unpaired "
+                                  "surrogate", field=name)
 
 
 def _time_param(name: str) -> int | None:
@@ -62,7 +75,7 @@ def get_event(event_id: str):
 @require_dashboard
 def list_runs():
     return jsonify(control.list_runs(
-        status=request.args.get("status") or None,
+        status=request.args.get("status"),
         function_id=request.args.get("function") or None,
         event_id=request.args.get("event_id") or None,
         since=_time_param("since"), until=_time_param("until"),

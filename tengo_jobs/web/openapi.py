@@ -26,11 +26,13 @@ EVENT_IN = {
     "required": ["name"],
     "properties": {
         "name": {"type": "string", "minLength": 1, "maxLength": 256},
-        "data": {"type": "object"},
-        "id": {"type": "string", "maxLength": 256},
-        "ts": {"type": "integer", "minimum": 0, "description": "ms since the epoch"},
-        "v": {"type": "string"},
-        "user": {"type": "object"},
+        "data": {"type": "object", "nullable": True},
+        "id": {"type": "string", "maxLength": 256, "nullable": True,
+               "description": "dedupe key: a repeat within 24 h starts nothing"},
+        "ts": {"type": "integer", "minimum": 0, "maximum": 253_402_300_799_999, "nullable": True,
+               "description": "ms since the epoch; in the future it delays the runs"},
+        "v": {"type": "string", "maxLength": 64, "nullable": True},
+        "user": {"type": "object", "nullable": True},
     },
 }
 SEND_RESULT = {
@@ -141,7 +143,8 @@ def _intake_op(summary: str, security: list, params: list) -> dict:
         "security": security,
         "parameters": params,
         "requestBody": {"required": True, "content": {"application/json": {"schema": {
-            "oneOf": [EVENT_IN, {"type": "array", "maxItems": 5000, "items": EVENT_IN}]}}}},
+            "oneOf": [EVENT_IN, {"type": "array", "items": EVENT_IN,
+                                 "description": "at most 5,000 events (413 past that)"}]}}}},
         "responses": {
             "200": _json(SEND_RESULT, "stored; one id per event, in order"),
             "400": _BAD, "401": _UNAUTHORIZED,
