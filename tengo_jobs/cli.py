@@ -110,6 +110,36 @@ def functions():
         click.echo(f"{fn.id:<32} {triggers or '(internal)'}  retries={fn.retries}")
 
 
+@main.command()
+@click.argument("run_id")
+def cancel(run_id):
+    """Cancel an unfinished run (a worker executing it stops at its next checkpoint)."""
+    runtime = _boot(load_functions=False)
+    from .control import cancel_run
+
+    try:
+        run = cancel_run(runtime, run_id)
+    except TengoJobsError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"run {run['id']} {run['status']}")
+
+
+@main.command()
+@click.argument("run_id")
+@click.option("--from-step", default=None, help="reuse the outputs of the steps before this one")
+def replay(run_id, from_step):
+    """Start a run again as a new run, from the start or from a step."""
+    runtime = _boot(load_functions=False)
+    from .control import replay_run
+
+    try:
+        run = replay_run(runtime, run_id, from_step=from_step)
+    except TengoJobsError as exc:
+        raise click.ClickException(str(exc)) from None
+    copied = f" ({len(run['steps'])} earlier step(s) reused)" if from_step else ""
+    click.echo(f"run {run['id']} queued, replaying {run_id}{copied}")
+
+
 @main.command("seed-demo")
 def seed_demo():
     """Create Tengo Lugar demo data (users, drivers, cars, trips, payments) and print it."""
