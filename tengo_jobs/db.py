@@ -87,11 +87,21 @@ def describe(database_url: str) -> str:
     return urllib.parse.urlunsplit(url)
 
 
+_MIGRATE_LOCK_ID = 0x7467_6A6F  # "tgjo": the advisory lock key of migrate()
+
+
 def migrate(db: pw.Database | None = None) -> list[str]:
     """Create every missing table and index; safe to run any number of times."""
     db = db or database_proxy.obj
     models = all_models()
-    db.create_tables(models, safe=True)
+    if isinstance(db, pw.PostgresqlDatabase):
+        # CREATE TABLE IF NOT EXISTS races when processes start together on a fresh database
+        # (honcho: web workers + worker + scheduler); DDL is transactional, so serialize it.
+        with db.atomic():
+            db.execute_sql("SELECT pg_advisory_xact_lock(%s)", (_MIGRATE_LOCK_ID,))
+            db.create_tables(models, safe=True)
+    else:
+        db.create_tables(models, safe=True)
     return [m._meta.table_name for m in models]
 
 
