@@ -191,6 +191,8 @@ def main(argv=None) -> int:
     parser.add_argument("--passengers", type=int, default=3)
     parser.add_argument("--db", choices=("sqlite", "postgres", "both"), default="both")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--pg-async-commit", action="store_true",
+                        help="PostgreSQL sessions with synchronous_commit=off (shows the fsync cost)")
     parser.add_argument("--postgres-url", default=os.environ.get(
         "BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"))
     args = parser.parse_args(argv)
@@ -206,6 +208,8 @@ def main(argv=None) -> int:
         results = []
         for i in range(args.repeat):
             url, cleanup = _sqlite_url() if kind == "sqlite" else _postgres_url(args.postgres_url)
+            if kind == "postgres" and args.pg_async_commit:
+                url += "?options=-c%20synchronous_commit%3Doff"
             try:
                 r = bench_once(url, args.trips, args.passengers)
             finally:
