@@ -20,6 +20,19 @@ FUNCTION_FAILED_EVENT = "inngest/function.failed"
 SCHEDULED_EVENT = "inngest/scheduled.timer"
 FUNCTION_INVOKED_EVENT = "inngest/function.invoked"
 DEDUPE_WINDOW_MS = 24 * 3_600_000
+MAX_VERSION_LENGTH = 64  # the width of the events.v column
+MAX_TS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z in ms
+
+
+def storable_text(value: str) -> bool:
+    """False for text no database column can hold: NUL characters or unpaired surrogates."""
+    if "\x00" in value:
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 class EventTooLargeError(EventValidationError):
@@ -87,14 +100,20 @@ def validate_event(raw: Any, *, index: int | None = None, internal: bool = False
                   "ts", index)
     if ts is not None and ts < 0:
         _fail(f"event 'ts' must not be negative, got {ts}", "ts", index)
+    if ts is not None and ts > MAX_TS:
+        _fail("event 'ts' is after the year 9999 (milliseconds since the epoch expected)",
+              "ts", index)
     event_id = raw.get("id")
     if event_id == "":
         event_id = None
     if event_id is not None and (not isinstance(event_id, str) or len(event_id) > 256):
         _fail("event 'id' must be a string of at most 256 characters", "id", index)
     v = raw.get("v")
-    if v is not None and not isinstance(v, str):
-        _fail("event 'v' must be a string", "v", index)
+    if v is not None and (not isinstance(v, str) or len(v) > MAX_VERSION_LENGTH):
+        _fail(f"event 'v' must be a string of at most {MAX_VERSION_LENGTH} characters", "v", index)
+    for field, value in (("name", name), ("id", event_id), ("v", v)):
+        if value is not None and not storable_text(value):
+            _fail(f"event '{field}' contains a NUL character or an unpaired surrogate", field, index)
     user = raw.get("user")
     if user is not None and not isinstance(user, dict):
         _fail("event 'user' must be an object", "user", index)

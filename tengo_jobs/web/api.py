@@ -15,7 +15,7 @@ from flask import Blueprint, current_app, jsonify, request
 from .. import control
 from ..errors import ValidationError
 from .auth import require_dashboard
-from .intake import storable_text
+from ..events import storable_text
 
 bp = Blueprint("tengo_api", __name__, url_prefix="/api")
 

@@ -17,7 +17,6 @@ from flask import Blueprint, current_app, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.routing import BaseConverter
 
-from ..errors import EventValidationError
 from ..events import MAX_BATCH_EVENTS, MAX_EVENT_BYTES
 from ..intake import send_events
 from .auth import bearer_token, event_key_ok
@@ -46,8 +45,6 @@ MAX_REQUEST_BYTES = 10 * 1024 * 1024
 # after parsing; a raw body this much larger cannot hold an event under the limit
 # unless it is mostly whitespace, so it is refused unread.
 MAX_SINGLE_EVENT_BODY = 2 * MAX_EVENT_BYTES
-MAX_VERSION_LENGTH = 64  # the width of the events.v column
-MAX_TS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z in ms
 ALPHABET_BASE32 = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford's, as ULIDs (and tengo_jobs.ids) use
 
 
@@ -110,43 +107,6 @@ def _apply_id_seed(payload):
             event["id"] = event_id
 
 
-def storable_text(value: str) -> bool:
-    """False for text no database column can hold: NUL characters or unpaired surrogates."""
-    if "\x00" in value:
-        return False
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
-def _check_text_fields(payload) -> None:
-    """Refuse names, ids and versions that PostgreSQL cannot store (400, not a 500 later).
-
-    ``data`` and ``user`` are stored as escaped JSON text, so only these plain fields matter.
-    """
-    events = payload if isinstance(payload, list) else [payload]
-    for index, event in enumerate(events):
-        if not isinstance(event, dict):
-            continue
-        where = f" (event {index} in the batch)" if isinstance(payload, list) else ""
-        at = index if isinstance(payload, list) else None
-        for field in ("name", "id", "v"):
-            value = event.get(field)
-            if isinstance(value, str) and not storable_text(value):
-                raise EventValidationError(
-                    f"event '{field}' contains a NUL character or an unpaired surrogate{where}",
-                    field=field, index=at)
-        v, ts = event.get("v"), event.get("ts")
-        if isinstance(v, str) and len(v) > MAX_VERSION_LENGTH:
-            raise EventValidationError(f"event 'v' is longer than {MAX_VERSION_LENGTH} characters"
-                                       f"{where}", field="v", index=at)
-        if isinstance(ts, (int, float)) and not isinstance(ts, bool) and ts > MAX_TS:
-            raise EventValidationError(f"event 'ts' is after the year 9999 (ms since the epoch "
-                                       f"expected){where}", field="ts", index=at)
-
-
 def _intake(key: str | None):
     if not event_key_ok(key):
         return error_response(401, "event key not found (set it in TENGO_EVENT_KEYS)")
@@ -160,7 +120,6 @@ def _intake(key: str | None):
         payload = json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         return error_response(400, f"the request body is not valid JSON: {exc}", field="body")
-    _check_text_fields(payload)
     _apply_id_seed(payload)
     runtime = current_app.extensions["tengo_jobs"]
     ids = send_events(runtime, payload)  # ValidationError / database errors: see errors.py
