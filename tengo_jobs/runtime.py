@@ -65,6 +65,13 @@ class Runtime:
         sweeper re-enqueues these runs. It is logged, not raised, so a caller whose
         event was accepted is not told otherwise (and does not send it twice).
         """
+        run_ids = list(run_ids)
+        try:
+            if broker_mod.send_many(self.actor, run_ids):
+                return len(run_ids)
+        except Exception:  # noqa: BLE001 - fall back to one message at a time
+            log.warning("bulk enqueue of %d runs failed; sending one by one", len(run_ids),
+                        exc_info=True)
         count = 0
         for run_id in run_ids:
             try:
