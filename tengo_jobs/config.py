@@ -34,6 +34,7 @@ class Env(str, enum.Enum):
     TENGO_POLL_INTERVAL = "TENGO_POLL_INTERVAL"
     TENGO_SWEEP_INTERVAL = "TENGO_SWEEP_INTERVAL"
     TENGO_QUEUE = "TENGO_QUEUE"
+    TENGO_MAX_OUTPUT_BYTES = "TENGO_MAX_OUTPUT_BYTES"
     RESEND_API_KEY = "RESEND_API_KEY"
     RESEND_API_URL = "RESEND_API_URL"
     PAYMENT_GATEWAY = "PAYMENT_GATEWAY"
@@ -58,6 +59,19 @@ def _duration_ms(environ: Mapping[str, str], name: Env, default: str) -> int:
         raise ConfigurationError(f"{name.value}={raw!r} is not a duration ({exc})") from None
 
 
+def _positive_int(environ: Mapping[str, str], name: Env, default: int) -> int:
+    raw = environ.get(name.value)
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise ConfigurationError(f"{name.value}={raw!r} is not a positive integer")
+    return value
+
+
 @dataclasses.dataclass(frozen=True)
 class Settings:
     """Process settings. Durations are milliseconds."""
@@ -77,6 +91,7 @@ class Settings:
     poll_interval_ms: int = 250
     sweep_interval_ms: int = 15_000
     queue_name: str = "tengo_jobs"
+    output_limit: int = 4 * 1024 * 1024  # bytes of JSON per step or run output
     resend_api_key: str | None = dataclasses.field(default=None, repr=False)
     resend_api_url: str | None = None  # None: the SDK's default (https://api.resend.com)
     payment_gateway: str = "sandbox"
@@ -122,6 +137,7 @@ class Settings:
             poll_interval_ms=_duration_ms(e, Env.TENGO_POLL_INTERVAL, "250ms"),
             sweep_interval_ms=_duration_ms(e, Env.TENGO_SWEEP_INTERVAL, "15s"),
             queue_name=e.get(Env.TENGO_QUEUE.value) or "tengo_jobs",
+            output_limit=_positive_int(e, Env.TENGO_MAX_OUTPUT_BYTES, 4 * 1024 * 1024),
             resend_api_key=e.get(Env.RESEND_API_KEY.value) or None,
             resend_api_url=e.get(Env.RESEND_API_URL.value) or None,
             payment_gateway=(e.get(Env.PAYMENT_GATEWAY.value) or "sandbox").strip().lower(),

@@ -67,7 +67,7 @@ class Execution:
         self._memo = {s.key: s for s in steps}
         self._unvisited = len(self._memo)
         self._next_position = max((s.position for s in steps), default=-1) + 1
-        self.output_limit = getattr(runtime.settings, "output_limit", 4 * 1024 * 1024)
+        self.output_limit = runtime.settings.output_limit
         self.logger = ReplayAwareLogger(log, self)
 
     # -- replay bookkeeping ----------------------------------------------------------------
