@@ -227,7 +227,14 @@ class Execution:
         return started
 
     def complete(self, output: str) -> None:
-        self._finish(self.now(), status=RunStatus.COMPLETED, output=output, error=None)
+        from . import pgfast
+
+        now = self.now()
+        if not self.run.parent_run_id and pgfast.applies(self.runtime.db):
+            if not pgfast.complete_simple(self.runtime.db, self.run_id, self.token, now, output):
+                raise LeaseLost(f"run {self.run_id}: lease lost by {self.token}")
+            return
+        self._finish(now, status=RunStatus.COMPLETED, output=output, error=None)
 
     def fail(self, exc: BaseException) -> str | None:
         """Fail the run; start its failure handler (as its own run) in the same transaction."""

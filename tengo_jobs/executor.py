@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 import peewee as pw
 
+from . import pgfast
 from .errors import Interrupt, LeaseLost, Suspend, UnknownFunctionError, ValidationError
 from .events import Event
 from .execution import Context, Execution
@@ -95,25 +96,33 @@ class Executor:
         """Execute run ``run_id`` if it is due and free; returns what happened (for tests/logs)."""
         token = uuid.uuid4().hex
         now = self.runtime.now()
-        if not self._acquire(run_id, token, now):
+        db = self.runtime.db
+        if pgfast.applies(db):  # lease + run + event + steps in one round trip
+            loaded = pgfast.acquire_and_load(db, run_id, token, now,
+                                             self.runtime.settings.lease_ttl_ms)
+        elif self._acquire(run_id, token, now):
+            run = Run.get_by_id(run_id)
+            loaded = (run, _load_event(run.event_id),
+                      list(Step.select().where(Step.run_id == run_id)))
+        else:
+            loaded = None
+        if loaded is None:
             return "skipped"
         self._track(token, run_id)
         try:
-            return self._execute_leased(run_id, token)
+            return self._execute_leased(token, *loaded)
         finally:
             self._track(token, None)
 
-    def _execute_leased(self, run_id: str, token: str) -> str:
-        run = Run.get_by_id(run_id)
+    def _execute_leased(self, token: str, run: Run, event: Event, steps: list[Step]) -> str:
+        run_id = run.id
         function = self.runtime.registry.find(run.function_id)
-        steps = list(Step.select().where(Step.run_id == run_id))
         if function is None:
             x = Execution(self.runtime, run, _missing_function(run), token, steps)
             x.fail(UnknownFunctionError(
                 f"run {run_id}: function {run.function_id!r} is not registered in this worker"))
             return "failed"
         x = Execution(self.runtime, run, function, token, steps)
-        event = _load_event(run.event_id)
         x._event = event
         ctx = Context(event=event, events=[event], run_id=run_id, attempt=run.attempt,
                       function_id=function.id, logger=x.logger)
