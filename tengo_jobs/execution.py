@@ -14,8 +14,8 @@ import json
 import logging
 from typing import TYPE_CHECKING, Any
 
-import peewee as pw
 
+from . import fastpath
 from .errors import LeaseLost, Suspend
 from .events import FUNCTION_FAILED_EVENT, FUNCTION_INVOKED_EVENT, Event
 from .functions import FunctionDef
@@ -110,39 +110,14 @@ class Execution:
                       status=status, attempts=attempts, output=output, error=error,
                       started_at=started_at, ended_at=now, wake_at=wake_at)
         db = self.runtime.db
-        if isinstance(db, pw.PostgresqlDatabase) and not db.in_transaction():
-            self._checkpoint_one_statement(db, values, now)
+        if fastpath.applies(db):
+            fastpath.checkpoint(db, self.run_id, self.token, now, self.settings.lease_ttl_ms, values)
         else:
             with db.atomic():
                 self._fence(now)
                 self._upsert_step(values, existing is not None)
         self._memo[key] = Step(**values)
         self._memo[key]._visited = True
-
-    _PG_CHECKPOINT = (
-        'WITH fence AS (UPDATE "tj_runs" SET "lease_expires_at" = %s WHERE "id" = %s '
-        'AND "lease_owner" = %s AND "lease_expires_at" > %s RETURNING "id") '
-        'INSERT INTO "tj_steps" ("run_id", "key", "name", "kind", "position", "status", '
-        '"attempts", "output", "error", "started_at", "ended_at", "wake_at") '
-        'SELECT "id", %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s FROM fence '
-        'ON CONFLICT ("run_id", "key") DO UPDATE SET "name" = EXCLUDED."name", '
-        '"kind" = EXCLUDED."kind", "position" = EXCLUDED."position", '
-        '"status" = EXCLUDED."status", "attempts" = EXCLUDED."attempts", '
-        '"output" = EXCLUDED."output", "error" = EXCLUDED."error", '
-        '"started_at" = EXCLUDED."started_at", "ended_at" = EXCLUDED."ended_at", '
-        '"wake_at" = EXCLUDED."wake_at"')
-
-    def _checkpoint_one_statement(self, db: pw.Database, values: dict, now: int) -> None:
-        """PostgreSQL: fence + upsert in one autocommitted statement (one round trip, one
-        commit instead of four round trips); it writes nothing when the lease is lost."""
-        v = values
-        params = (now + self.settings.lease_ttl_ms, self.run_id, self.token, now,
-                  v["key"], v["name"], StepKind(v["kind"]).value, v["position"],
-                  StepStatus(v["status"]).value, v["attempts"], v["output"], v["error"],
-                  v["started_at"], v["ended_at"], v["wake_at"])
-        cursor = db.execute_sql(self._PG_CHECKPOINT, params)
-        if cursor.rowcount != 1:
-            raise LeaseLost(f"run {self.run_id}: lease lost by {self.token}")
 
     def _take_position(self) -> int:
         position = self._next_position
@@ -227,11 +202,9 @@ class Execution:
         return started
 
     def complete(self, output: str) -> None:
-        from . import pgfast
-
         now = self.now()
-        if not self.run.parent_run_id and pgfast.applies(self.runtime.db):
-            if not pgfast.complete_simple(self.runtime.db, self.run_id, self.token, now, output):
+        if not self.run.parent_run_id and fastpath.applies(self.runtime.db):
+            if not fastpath.complete(self.runtime.db, self.run_id, self.token, now, output):
                 raise LeaseLost(f"run {self.run_id}: lease lost by {self.token}")
             return
         self._finish(now, status=RunStatus.COMPLETED, output=output, error=None)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 import peewee as pw
 
-from . import pgfast
+from . import fastpath
 from .errors import Interrupt, LeaseLost, Suspend, UnknownFunctionError, ValidationError
 from .events import Event
 from .execution import Context, Execution
@@ -97,9 +97,9 @@ class Executor:
         token = uuid.uuid4().hex
         now = self.runtime.now()
         db = self.runtime.db
-        if pgfast.applies(db):  # lease + run + event + steps in one round trip
-            loaded = pgfast.acquire_and_load(db, run_id, token, now,
-                                             self.runtime.settings.lease_ttl_ms)
+        if fastpath.applies(db):  # lease + run + event + steps, fixed SQL
+            loaded = fastpath.acquire_and_load(db, run_id, token, now,
+                                               self.runtime.settings.lease_ttl_ms)
         elif self._acquire(run_id, token, now):
             run = Run.get_by_id(run_id)
             loaded = (run, _load_event(run.event_id),

@@ -1,4 +1,4 @@
-"""The PostgreSQL fast paths behave as the generic ones: replay, events, fencing."""
+"""The PostgreSQL fast paths (tengo_jobs.fastpath) behave as the generic ones: replay, events, fencing."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ def pg_runtime(postgres_url):
 
 
 def test_a_resumed_run_replays_its_stored_steps_and_event_on_postgres(pg_runtime):
-    jobs = Jobs("pgfast", runtime=pg_runtime)
+    jobs = Jobs("fastpath", runtime=pg_runtime)
     calls = []
 
     @jobs.function("resume-me", event="pg.go")
@@ -41,7 +41,7 @@ def test_a_resumed_run_replays_its_stored_steps_and_event_on_postgres(pg_runtime
 
 
 def test_completion_after_losing_the_lease_writes_nothing_on_postgres(pg_runtime):
-    jobs = Jobs("pgfast", runtime=pg_runtime)
+    jobs = Jobs("fastpath", runtime=pg_runtime)
 
     @jobs.function("stolen", event="pg.steal")
     def stolen(ctx, step):

@@ -1,0 +1,156 @@
+"""Fixed SQL for the executor's hot statements (PostgreSQL and SQLite).
+
+A short run's life is a handful of statements: take the lease and load the run,
+one checkpoint per step, the final update. Built through Peewee's query builder
+they cost more CPU than the database work itself (about two thirds of a W4 run
+on SQLite), and on PostgreSQL every statement is a round trip. So the common
+path is written here once, as plain parameterized SQL:
+
+- ``acquire_and_load``: take the lease of a due, free run and read the run, its
+  event and its stored steps (PostgreSQL: one round trip through a data-modifying
+  CTE; SQLite: ``UPDATE … RETURNING`` and two reads, all in-process);
+- ``checkpoint``: renew the lease and upsert the step, fenced (PostgreSQL: one
+  autocommitted statement; SQLite: one ``BEGIN IMMEDIATE`` transaction);
+- ``complete``: the fenced final update of a completed run, autocommitted.
+
+Semantics are those of the Peewee paths in ``executor.py`` and ``execution.py``,
+which remain for everything less common (suspensions, failures, invoked children)
+and for callers already inside a transaction.
+"""
+
+from __future__ import annotations
+
+import json
+
+import peewee as pw
+
+from .errors import LeaseLost
+from .events import Event
+from .models import Run, RunStatus, Step, StepKind, StepStatus
+
+_RUN_FIELDS = Run._meta.sorted_fields
+_STEP_FIELDS = Step._meta.sorted_fields
+_RUN_COLUMNS = ", ".join(f'"{f.column_name}"' for f in _RUN_FIELDS)
+_STEP_COLUMNS = ", ".join(f'"{f.column_name}"' for f in _STEP_FIELDS)
+_EVENT_COLUMNS = '"name", "data", "external_id", "ts", "v", "user"'
+
+_ACQUIRE_SET = (
+    'UPDATE "tj_runs" SET "status" = {p}, "lease_owner" = {p}, "lease_expires_at" = {p}, '
+    '"started_at" = COALESCE("started_at", {p}) '
+    'WHERE "id" = {p} AND "status" IN ({p}, {p}) AND "wake_at" <= {p} '
+    'AND ("lease_expires_at" IS NULL OR "lease_expires_at" < {p})')
+
+_PG_ACQUIRE = (
+    'WITH r AS (' + _ACQUIRE_SET.format(p="%s") + ' RETURNING *) '
+    'SELECT ' + ", ".join(f'r."{f.column_name}"' for f in _RUN_FIELDS) + ', '
+    + ", ".join(f'e."{c.strip(chr(34))}"' for c in _EVENT_COLUMNS.split(", ")) + ', '
+    '(SELECT json_agg(json_build_array('
+    + ", ".join(f's."{f.column_name}"' for f in _STEP_FIELDS) + ')) '
+    'FROM "tj_steps" s WHERE s."run_id" = r."id") '
+    'FROM r LEFT JOIN "tj_events" e ON e."id" = r."event_id"')
+
+_SQLITE_ACQUIRE = _ACQUIRE_SET.format(p="?") + " RETURNING " + _RUN_COLUMNS
+_SQLITE_STEPS = f'SELECT {_STEP_COLUMNS} FROM "tj_steps" WHERE "run_id" = ?'
+_SQLITE_EVENT = f'SELECT {_EVENT_COLUMNS} FROM "tj_events" WHERE "id" = ?'
+
+_FENCE = ('UPDATE "tj_runs" SET "lease_expires_at" = {p} WHERE "id" = {p} '
+          'AND "lease_owner" = {p} AND "lease_expires_at" > {p}')
+_UPSERT_STEP = (
+    'INSERT INTO "tj_steps" ("run_id", "key", "name", "kind", "position", "status", '
+    '"attempts", "output", "error", "started_at", "ended_at", "wake_at") {source} '
+    'ON CONFLICT ("run_id", "key") DO UPDATE SET "name" = EXCLUDED."name", '
+    '"kind" = EXCLUDED."kind", "position" = EXCLUDED."position", '
+    '"status" = EXCLUDED."status", "attempts" = EXCLUDED."attempts", '
+    '"output" = EXCLUDED."output", "error" = EXCLUDED."error", '
+    '"started_at" = EXCLUDED."started_at", "ended_at" = EXCLUDED."ended_at", '
+    '"wake_at" = EXCLUDED."wake_at"')
+_PG_CHECKPOINT = (
+    'WITH fence AS (' + _FENCE.format(p="%s") + ' RETURNING "id") '
+    + _UPSERT_STEP.format(source='SELECT "id", %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s FROM fence'))
+_SQLITE_FENCE = _FENCE.format(p="?")
+_SQLITE_UPSERT = _UPSERT_STEP.format(source="VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+
+_COMPLETE = (
+    'UPDATE "tj_runs" SET "status" = {p}, "output" = {p}, "error" = NULL, "ended_at" = {p}, '
+    '"lease_owner" = NULL, "lease_expires_at" = NULL '
+    'WHERE "id" = {p} AND "lease_owner" = {p} AND "lease_expires_at" > {p}')
+
+
+def applies(db: pw.Database) -> bool:
+    """The fast paths serve PostgreSQL and SQLite outside a caller's transaction."""
+    return isinstance(db, (pw.PostgresqlDatabase, pw.SqliteDatabase)) and not db.in_transaction()
+
+
+def _is_pg(db: pw.Database) -> bool:
+    return isinstance(db, pw.PostgresqlDatabase)
+
+
+def _run(row) -> Run:
+    values = {f.name: v for f, v in zip(_RUN_FIELDS, row)}
+    values["status"] = RunStatus(values["status"])
+    return Run(**values)
+
+
+def _step(row) -> Step:
+    values = {f.name: v for f, v in zip(_STEP_FIELDS, row)}
+    values["kind"], values["status"] = StepKind(values["kind"]), StepStatus(values["status"])
+    return Step(**values)
+
+
+def _event(run: Run, row) -> Event:
+    if run.event_id is None:
+        return Event(name="", data={})
+    if row is None or row[0] is None:
+        return Event(name="", data={}, id=run.event_id)
+    name, data, external_id, ts, v, user = row
+    return Event(name=name, data=json.loads(data), id=external_id or run.event_id, ts=ts, v=v,
+                 user=json.loads(user) if user else None)
+
+
+def acquire_and_load(db: pw.Database, run_id: str, token: str, now: int, ttl_ms: int):
+    """Take the lease of a due, free run; ``(run, event, steps)`` or ``None`` if not ours."""
+    params = (RunStatus.RUNNING.value, token, now + ttl_ms, now, run_id,
+              RunStatus.QUEUED.value, RunStatus.RUNNING.value, now, now)
+    if _is_pg(db):
+        row = db.execute_sql(_PG_ACQUIRE, params).fetchone()
+        if row is None:
+            return None
+        n = len(_RUN_FIELDS)
+        run = _run(row[:n])
+        steps_json = row[n + 6]
+        items = json.loads(steps_json) if isinstance(steps_json, str) else (steps_json or [])
+        return run, _event(run, row[n:n + 6]), [_step(item) for item in items]
+    rows = db.execute_sql(_SQLITE_ACQUIRE, params).fetchall()  # fetch all: ends the statement
+    if not rows:
+        return None
+    run = _run(rows[0])
+    steps = [_step(r) for r in db.execute_sql(_SQLITE_STEPS, (run_id,)).fetchall()]
+    event_row = (db.execute_sql(_SQLITE_EVENT, (run.event_id,)).fetchone()
+                 if run.event_id is not None else None)
+    return run, _event(run, event_row), steps
+
+
+def checkpoint(db: pw.Database, run_id: str, token: str, now: int, ttl_ms: int, v: dict) -> None:
+    """Renew the lease and upsert one step, fenced; raises :class:`LeaseLost` (writing nothing)."""
+    step = (v["key"], v["name"], StepKind(v["kind"]).value, v["position"],
+            StepStatus(v["status"]).value, v["attempts"], v["output"], v["error"],
+            v["started_at"], v["ended_at"], v["wake_at"])
+    fence = (now + ttl_ms, run_id, token, now)
+    if _is_pg(db):
+        if db.execute_sql(_PG_CHECKPOINT, fence + step).rowcount != 1:
+            raise LeaseLost(f"run {run_id}: lease lost by {token}")
+        return
+    with db.atomic():
+        if db.execute_sql(_SQLITE_FENCE, fence).rowcount != 1:
+            raise LeaseLost(f"run {run_id}: lease lost by {token}")
+        db.execute_sql(_SQLITE_UPSERT, (run_id,) + step)
+
+
+_PG_COMPLETE, _SQLITE_COMPLETE = _COMPLETE.format(p="%s"), _COMPLETE.format(p="?")
+
+
+def complete(db: pw.Database, run_id: str, token: str, now: int, output: str) -> bool:
+    """Fenced final update of a completed run; ``False`` if the lease was lost."""
+    sql = _PG_COMPLETE if _is_pg(db) else _SQLITE_COMPLETE
+    cursor = db.execute_sql(sql, (RunStatus.COMPLETED.value, output, now, run_id, token, now))
+    return cursor.rowcount == 1
