@@ -154,3 +154,52 @@ def complete(db: pw.Database, run_id: str, token: str, now: int, output: str) ->
     sql = _PG_COMPLETE if _is_pg(db) else _SQLITE_COMPLETE
     cursor = db.execute_sql(sql, (RunStatus.COMPLETED.value, output, now, run_id, token, now))
     return cursor.rowcount == 1
+
+
+# -- intake ---------------------------------------------------------------------------------
+_INSERT_CACHE: dict[tuple, str] = {}
+
+
+def insert_rows(db: pw.Database, table: str, columns: tuple[str, ...], rows: list[tuple]) -> None:
+    """One multi-row INSERT of ``rows`` (tuples in ``columns`` order); no Peewee SQL building."""
+    if not rows:
+        return
+    p = "%s" if _is_pg(db) else "?"
+    cache_key = (table, columns, len(rows), p)
+    sql = _INSERT_CACHE.get(cache_key)
+    if sql is None:
+        one = "(" + ", ".join([p] * len(columns)) + ")"
+        sql = (f'INSERT INTO "{table}" (' + ", ".join(f'"{c}"' for c in columns) + ") VALUES "
+               + ", ".join([one] * len(rows)))
+        if len(_INSERT_CACHE) < 512:
+            _INSERT_CACHE[cache_key] = sql
+    db.execute_sql(sql, tuple(v for row in rows for v in row))
+
+
+_CLAIM_DEDUPE = (
+    'INSERT INTO "tj_event_dedupe" ("key", "event_id", "expires_at") VALUES ({p}, {p}, {p}) '
+    'ON CONFLICT ("key") DO UPDATE SET "event_id" = EXCLUDED."event_id", '
+    '"expires_at" = EXCLUDED."expires_at" WHERE "tj_event_dedupe"."expires_at" <= {p} '
+    'RETURNING "event_id"')
+_PG_CLAIM, _SQLITE_CLAIM = _CLAIM_DEDUPE.format(p="%s"), _CLAIM_DEDUPE.format(p="?")
+_DEDUPE_ORIGINAL = 'SELECT "event_id" FROM "tj_event_dedupe" WHERE "key" = {p}'
+
+
+def claim_dedupe(db: pw.Database, key: str, event_id: str, now: int, window_ms: int) -> str | None:
+    """Record ``key`` for ``window_ms`` (or take over an expired record); return the original
+    event id when ``key`` is already recorded and unexpired. One statement on the common path."""
+    pg = _is_pg(db)
+    rows = db.execute_sql(_PG_CLAIM if pg else _SQLITE_CLAIM,
+                          (key, event_id, now + window_ms, now)).fetchall()
+    if rows:
+        return None
+    row = db.execute_sql(_DEDUPE_ORIGINAL.format(p="%s" if pg else "?"), (key,)).fetchone()
+    return row[0] if row else None
+
+
+_ANY_WAIT = 'SELECT 1 FROM "tj_waits" WHERE "expires_at" > {p} LIMIT 1'
+
+
+def any_waits(db: pw.Database, now: int) -> bool:
+    """Is any run waiting for an event? (Usually not: then the intake skips matching.)"""
+    return db.execute_sql(_ANY_WAIT.format(p="%s" if _is_pg(db) else "?"), (now,)).fetchone() is not None

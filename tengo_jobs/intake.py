@@ -16,7 +16,8 @@ from .events import DEDUPE_WINDOW_MS, Event, validate_batch
 from .functions import FunctionDef
 from .ids import new_id
 from .models import Event as EventRow
-from .models import EventDedupe, Run, RunStatus, Timer, TimerKind
+from . import fastpath
+from .models import Run, RunStatus, Timer, TimerKind
 from .waits import resolve_waits
 
 if TYPE_CHECKING:
@@ -56,22 +57,15 @@ def _run_row(fn: FunctionDef, event_id: str | None, due: int, now: int,
     }
 
 
-def _claim_dedupe(key: str, event_id: str, now: int) -> str | None:
-    """Record ``key`` for 24 h; return the original event id if it was already recorded."""
-    row = EventDedupe.get_or_none(EventDedupe.key == key)
-    if row is not None and row.expires_at > now:
-        return row.event_id
-    if row is not None:
-        EventDedupe.update(event_id=event_id, expires_at=now + DEDUPE_WINDOW_MS).where(
-            EventDedupe.key == key).execute()
-    else:
-        EventDedupe.insert(key=key, event_id=event_id, expires_at=now + DEDUPE_WINDOW_MS).execute()
-    return None
+_EVENT_COLUMNS = ("id", "name", "data", "user", "external_id", "ts", "v", "received_at")
+_RUN_COLUMNS = ("id", "app_id", "function_id", "event_id", "status", "attempt", "created_at",
+                "wake_at", "enqueued_at", "unique_key", "parent_run_id")
 
 
-def _insert_runs(rows: list[dict]) -> None:
+def _insert_runs(db, rows: list[dict]) -> None:
     for i in range(0, len(rows), _CHUNK):
-        Run.insert_many(rows[i:i + _CHUNK]).execute()
+        fastpath.insert_rows(db, "tj_runs", _RUN_COLUMNS,
+                             [tuple(r[c] for c in _RUN_COLUMNS) for r in rows[i:i + _CHUNK]])
     timers = [{"run_id": r["id"], "due_at": r["wake_at"], "kind": TimerKind.EVENT.value}
               for r in rows if r["enqueued_at"] is None]
     for i in range(0, len(timers), _CHUNK):
@@ -108,11 +102,12 @@ def _store(runtime: "Runtime", events: list[Event], now: int) -> tuple[list[str]
     event_rows: list[dict] = []
     run_rows: list[dict] = []
     stored: list[Event] = []
-    with runtime.db.atomic():
+    db = runtime.db
+    with db.atomic():
         for ev in events:
             event_id = new_id(now)
             if ev.id is not None:
-                original = _claim_dedupe(ev.id, event_id, now)
+                original = fastpath.claim_dedupe(db, ev.id, event_id, now, DEDUPE_WINDOW_MS)
                 if original is not None:
                     ids.append(original)
                     continue
@@ -123,9 +118,14 @@ def _store(runtime: "Runtime", events: list[Event], now: int) -> tuple[list[str]
             for fn in runtime.registry.triggered_by(ev.name):
                 run_rows.append(_run_row(fn, event_id, due, now))
         for i in range(0, len(event_rows), _CHUNK):
-            EventRow.insert_many(event_rows[i:i + _CHUNK]).execute()
-        _insert_runs(run_rows)
-        woken = resolve_waits([(row["id"], ev.to_dict()) for row, ev in zip(event_rows, stored)], now)
+            fastpath.insert_rows(db, "tj_events", _EVENT_COLUMNS,
+                                 [tuple(r[c] for c in _EVENT_COLUMNS)
+                                  for r in event_rows[i:i + _CHUNK]])
+        _insert_runs(db, run_rows)
+        woken = []
+        if event_rows and fastpath.any_waits(db, now):
+            woken = resolve_waits([(row["id"], ev.to_dict())
+                                   for row, ev in zip(event_rows, stored)], now)
     return ids, run_rows, woken
 
 

@@ -205,8 +205,8 @@ class StepTools:
         now = x.now()
         if row is not None:
             if row.wake_at <= now:
-                self._fail(key, step_id, TimeoutError(f"invoked function did not finish by "
-                                                      f"the timeout"), 1, row.started_at)
+                self._fail(key, step_id, TimeoutError("the invoked function did not finish "
+                                                      "before the timeout"), 1, row.started_at)
             expires = row.wake_at
             target = None
         else:
