@@ -17,7 +17,7 @@ from .errors import InvalidRunStateError, RunNotFoundError, ValidationError
 from .ids import new_id
 from .models import FINAL_RUN_STATUSES
 from .models import Event as EventRow
-from .models import Run, RunStatus, Step, Timer
+from .models import Run, RunStatus, Step, Timer, Wait
 
 if TYPE_CHECKING:
     from .runtime import Runtime
@@ -250,6 +250,7 @@ def cancel_run(runtime: "Runtime", run_id: str, *, now: int | None = None) -> di
         if n != 1:  # finished between our read and our write
             raise InvalidRunStateError(f"run {run_id} finished before it could be cancelled")
         Timer.delete().where(Timer.run_id == run_id).execute()
+        Wait.delete().where(Wait.run_id == run_id).execute()
     return get_run(run_id)
 
 

@@ -98,3 +98,16 @@ def test_invoke_returns_the_child_output_and_raises_its_failure(jobs, jobs_teste
     children = by_function["double"]
     assert sorted(c.status.value for c in children) == ["completed", "failed"]
     assert all(c.parent_run_id == parent.id for c in children)
+
+
+def test_cancelling_a_waiting_run_removes_its_wait(jobs, jobs_tester, tj_runtime):
+    from tengo_jobs.control import cancel_run
+
+    _declare_payment_waiter(jobs)
+    jobs_tester.send({"name": "order.created", "data": {"orderId": "o3"}})
+    [run] = jobs_tester.run_until_idle(advance_time=False)
+    assert cancel_run(tj_runtime, run.id)["status"] == "cancelled"
+    assert Wait.select().count() == 0
+    jobs_tester.send({"name": "payment.completed", "data": {"orderId": "o3"}})
+    jobs_tester.run_until_idle()
+    assert jobs_tester.run(run.id).status == RunStatus.CANCELLED
