@@ -1,10 +1,10 @@
 """Entry point of the web process: ``gunicorn web:app``.
 
-This is the composition root: the engine's app plus Tengo Lugar's own endpoints.
+``create_app`` boots the runtime, imports the function modules (``TENGO_FUNCTIONS``,
+default ``actors``) and installs what they add to the web app (Tengo Lugar's server
+actions and email outbox page, see ``tengo_jobs/app/pages.py``).
 """
 
-from tengo_jobs.app.http import blueprint as tengo_lugar_actions
 from tengo_jobs.web import create_app
 
 app = create_app()
-app.register_blueprint(tengo_lugar_actions)

@@ -11,4 +11,6 @@ from . import (daily_trip_reminder, notify_trip_update, payment_reminder,  # noq
                process_document, process_payment, send_verification_email,
                unstable_operation, welcome_sequence)
 
+from tengo_jobs.app import pages  # noqa: F401,E402  (server actions + outbox page on the web app)
+
 __all__ = ["jobs"]

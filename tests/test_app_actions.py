@@ -18,8 +18,7 @@ DOC = {"type": "DNI", "number": "30123456",
 
 @pytest.fixture
 def client(app_runtime):
-    app = create_app(app_runtime)
-    app.register_blueprint(blueprint)
+    app = create_app(app_runtime)  # tengo_jobs.app.pages installs the actions blueprint
     return app.test_client()
 
 

@@ -12,9 +12,26 @@ from __future__ import annotations
 from flask import Flask
 
 from .. import logsafe
-from . import api, health, intake, metrics, openapi
+from . import api, dashboard, health, intake, metrics, openapi
 from .errors import register_error_handlers
+from .dashboard import add_nav_link
 from .intake import MAX_REQUEST_BYTES
+
+
+_extensions: list = []
+
+
+def web_extension(install):
+    """Decorator: ``install(app)`` runs on every app :func:`create_app` builds.
+
+    This is how an application adds its own endpoints and dashboard pages (Tengo
+    Lugar's server actions and email outbox) to both ``web.py`` and ``tengo-jobs dev``
+    without the engine importing it: the module that defines ``install`` is imported
+    with the functions (``TENGO_FUNCTIONS``), before the app is built.
+    """
+    if install not in _extensions:
+        _extensions.append(install)
+    return install
 
 
 def create_app(runtime=None, *, max_request_bytes: int = MAX_REQUEST_BYTES) -> Flask:
@@ -36,9 +53,11 @@ def create_app(runtime=None, *, max_request_bytes: int = MAX_REQUEST_BYTES) -> F
     app.config["TENGO_MAX_REQUEST_BYTES"] = max_request_bytes
     app.json.sort_keys = False
     register_error_handlers(app)
-    for module in (intake, api, health, metrics, openapi):
+    for module in (intake, api, health, metrics, openapi, dashboard):
         app.register_blueprint(module.bp)
+    for install in list(_extensions):
+        install(app)
     return app
 
 
-__all__ = ["create_app"]
+__all__ = ["create_app", "web_extension", "add_nav_link"]
