@@ -87,15 +87,15 @@ def test_an_uncaught_error_fails_the_run_and_starts_on_failure_once_as_its_own_r
         step.run("notify-admin", lambda: "notified")
         return {"handled": ctx.event.data["run_id"]}
 
-    @jobs.function("unstable-operation", event="unstable.operation", retries=1,
+    @jobs.function("flaky-operation", event="test.flaky-operation", retries=1,
                    on_failure=on_failure)
     def unstable(ctx, step):
         step.run("risky", lambda: (_ for _ in ()).throw(RuntimeError("the risky part broke")))
 
-    ids = jobs.send({"name": "unstable.operation", "data": {"opId": 7}, "id": "op-7"})
+    ids = jobs.send({"name": "test.flaky-operation", "data": {"opId": 7}, "id": "op-7"})
     runs = jobs_tester.run_until_idle()
-    failed = [r for r in runs if r.function_id == "unstable-operation"]
-    handlers = [r for r in runs if r.function_id == "unstable-operation-failure"]
+    failed = [r for r in runs if r.function_id == "flaky-operation"]
+    handlers = [r for r in runs if r.function_id == "flaky-operation-failure"]
     assert len(failed) == 1 and failed[0].status == RunStatus.FAILED
     assert len(handlers) == 1 and handlers[0].status == RunStatus.COMPLETED
     handler_run = handlers[0]
@@ -105,17 +105,17 @@ def test_an_uncaught_error_fails_the_run_and_starts_on_failure_once_as_its_own_r
     event = seen[0]
     assert event.name == FUNCTION_FAILED_EVENT
     assert event.data["run_id"] == failed[0].id
-    assert event.data["function_id"] == "unstable-operation"
+    assert event.data["function_id"] == "flaky-operation"
     assert event.data["error"]["name"] == "StepError"
     assert "the risky part broke" in event.data["error"]["message"]
-    assert event.data["event"]["name"] == "unstable.operation"
+    assert event.data["event"]["name"] == "test.flaky-operation"
     assert event.data["event"]["data"] == {"opId": 7}
     assert event.data["event"]["id"] == "op-7"
     assert EventRow.get_by_id(handler_run.event_id).name == FUNCTION_FAILED_EVENT
     assert ids  # the original event id was returned to the sender
     # nothing more happens however often the engine looks again
     jobs_tester.run_until_idle()
-    assert Run.select().where(Run.function_id == "unstable-operation-failure").count() == 1
+    assert Run.select().where(Run.function_id == "flaky-operation-failure").count() == 1
 
 
 def test_a_completed_run_does_not_start_its_failure_handler(jobs, jobs_tester):

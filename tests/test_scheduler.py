@@ -153,12 +153,12 @@ def test_concurrent_checks_on_postgres_start_each_tick_once(postgres_url):
 def test_future_dated_event_starts_at_ts_not_before(tj_runtime, jobs_tester):
     jobs = Jobs(app_id="t", runtime=tj_runtime)
 
-    @jobs.function("reminder", event="payment-reminder")
+    @jobs.function("reminder", event="test.future-reminder")
     def reminder(ctx, step):
         return step.run("at", lambda: tj_runtime.now())
 
     due = T0 + 2_000
-    jobs.send({"name": "payment-reminder", "data": {}, "ts": due}, now=T0)
+    jobs.send({"name": "test.future-reminder", "data": {}, "ts": due}, now=T0)
     tj_runtime.broker.flush_all()
     assert poll_timers(tj_runtime, now=due - 1) == 0
     assert queued_messages(tj_runtime) == 0
