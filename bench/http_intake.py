@@ -95,6 +95,8 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1,
+                        help="gunicorn threads per worker (>1 uses the gthread worker)")
     parser.add_argument("--no-runs", action="store_true",
                         help="send an event name no function listens to: events only, no runs "
                              "and no Redis messages (isolates the database cost)")
@@ -125,7 +127,7 @@ def main() -> int:
     log = open(workdir / "gunicorn.log", "wb")
     server = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "web:app", "-b", f"127.0.0.1:{port}",
-         "-w", str(args.workers), "--log-level", "warning"],
+         "-w", str(args.workers), "--threads", str(args.threads), "--log-level", "warning"],
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     results: dict[str, list[dict]] = {"single": [], "batch100": []}
@@ -168,7 +170,7 @@ def main() -> int:
         admin.close()
 
     print(f"machine: {os.cpu_count()} cores, Python {platform.python_version()}, "
-          f"gunicorn {args.workers} sync workers, wrk -t1 -c{args.connections}, "
+          f"gunicorn {args.workers} workers x {args.threads} threads, wrk -t1 -c{args.connections}, "
           f"{args.rounds} x {args.seconds}s per scenario")
     print(f"stored {stored} events and {runs} runs")
     for name, per_request in (("single", 1), ("batch100", 100)):

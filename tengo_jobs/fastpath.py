@@ -161,19 +161,23 @@ _INSERT_CACHE: dict[tuple, str] = {}
 
 
 def insert_rows(db: pw.Database, table: str, columns: tuple[str, ...], rows: list[tuple]) -> None:
-    """One multi-row INSERT of ``rows`` (tuples in ``columns`` order); no Peewee SQL building."""
+    """INSERT ``rows`` (tuples in ``columns`` order) with ``executemany`` of one short statement.
+
+    A multi-row ``VALUES`` list is a different, long statement per batch size: psycopg
+    re-parses it every time (its statement cache skips long queries) and that parsing was
+    the largest single cost of a 100-event batch. ``executemany`` parses once and, on
+    psycopg 3, pipelines the rows in one round trip.
+    """
     if not rows:
         return
     p = "%s" if _is_pg(db) else "?"
-    cache_key = (table, columns, len(rows), p)
+    cache_key = (table, columns, p)
     sql = _INSERT_CACHE.get(cache_key)
     if sql is None:
-        one = "(" + ", ".join([p] * len(columns)) + ")"
-        sql = (f'INSERT INTO "{table}" (' + ", ".join(f'"{c}"' for c in columns) + ") VALUES "
-               + ", ".join([one] * len(rows)))
-        if len(_INSERT_CACHE) < 512:
-            _INSERT_CACHE[cache_key] = sql
-    db.execute_sql(sql, tuple(v for row in rows for v in row))
+        sql = (f'INSERT INTO "{table}" (' + ", ".join(f'"{c}"' for c in columns) + ") VALUES ("
+               + ", ".join([p] * len(columns)) + ")")
+        _INSERT_CACHE[cache_key] = sql
+    db.cursor().executemany(sql, rows)
 
 
 _CLAIM_DEDUPE = (
