@@ -9,6 +9,7 @@ reminded again.
 """
 
 from tengo_jobs import get_runtime
+from tengo_jobs.app.dbutil import in_transaction
 from tengo_jobs.app.email import EmailMessage, idempotency_key, send_emails
 from tengo_jobs.app.links import url
 from tengo_jobs.app.notifications import send_system_notifications
@@ -27,8 +28,7 @@ def send_trip_reminder(trip_id: str, key: str, loader: TripLoader | None = None)
                                                       for p in trip["passengers"]]
     departure = format_local(trip["departureAt"])
     link = url(f"/viajes/{trip['id']}")
-    runtime = get_runtime()
-    with runtime.db.atomic():
+    with in_transaction(get_runtime().db):  # joins the step's transaction (step.transaction)
         send_system_notifications(
             [p["userId"] for p in people], "Tu viaje es mañana",
             f"{trip['origin']} → {trip['destination']}, salida {departure}.", "TRIP_REMINDER",
@@ -51,5 +51,7 @@ def daily_trip_reminder(ctx, step):
     loader = TripLoader(trip_ids)  # reads trips in chunks as their steps come up
     for trip_id in trip_ids:
         step_id = f"send-reminder-trip-{trip_id}"
-        step.run(step_id, send_trip_reminder, trip_id, idempotency_key(ctx.run_id, step_id), loader)
+        # notifications and outbox rows commit with the step's checkpoint, exactly once
+        step.transaction(step_id, send_trip_reminder, trip_id,
+                         idempotency_key(ctx.run_id, step_id), loader)
     return {"processedTrips": len(trip_ids)}

@@ -110,7 +110,7 @@ class Execution:
                       status=status, attempts=attempts, output=output, error=error,
                       started_at=started_at, ended_at=now, wake_at=wake_at)
         db = self.runtime.db
-        if fastpath.applies(db):
+        if fastpath.supports(db):
             fastpath.checkpoint(db, self.run_id, self.token, now, self.settings.lease_ttl_ms, values)
         else:
             with db.atomic():

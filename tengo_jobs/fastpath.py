@@ -20,6 +20,7 @@ and for callers already inside a transaction.
 
 from __future__ import annotations
 
+import contextlib
 import json
 
 import peewee as pw
@@ -130,8 +131,14 @@ def acquire_and_load(db: pw.Database, run_id: str, token: str, now: int, ttl_ms:
     return run, _event(run, event_row), steps
 
 
+def supports(db: pw.Database) -> bool:
+    return isinstance(db, (pw.PostgresqlDatabase, pw.SqliteDatabase))
+
+
 def checkpoint(db: pw.Database, run_id: str, token: str, now: int, ttl_ms: int, v: dict) -> None:
-    """Renew the lease and upsert one step, fenced; raises :class:`LeaseLost` (writing nothing)."""
+    """Renew the lease and upsert one step, fenced; raises :class:`LeaseLost` (writing nothing).
+
+    Inside a caller's transaction (``step.transaction``) it joins that transaction."""
     step = (v["key"], v["name"], StepKind(v["kind"]).value, v["position"],
             StepStatus(v["status"]).value, v["attempts"], v["output"], v["error"],
             v["started_at"], v["ended_at"], v["wake_at"])
@@ -140,7 +147,7 @@ def checkpoint(db: pw.Database, run_id: str, token: str, now: int, ttl_ms: int, 
         if db.execute_sql(_PG_CHECKPOINT, fence + step).rowcount != 1:
             raise LeaseLost(f"run {run_id}: lease lost by {token}")
         return
-    with db.atomic():
+    with contextlib.nullcontext() if db.in_transaction() else db.atomic():
         if db.execute_sql(_SQLITE_FENCE, fence).rowcount != 1:
             raise LeaseLost(f"run {run_id}: lease lost by {token}")
         db.execute_sql(_SQLITE_UPSERT, (run_id,) + step)
@@ -160,24 +167,38 @@ def complete(db: pw.Database, run_id: str, token: str, now: int, output: str) ->
 _INSERT_CACHE: dict[tuple, str] = {}
 
 
-def insert_rows(db: pw.Database, table: str, columns: tuple[str, ...], rows: list[tuple]) -> None:
-    """INSERT ``rows`` (tuples in ``columns`` order) with ``executemany`` of one short statement.
+# Up to this many rows go in one multi-row VALUES statement (short enough for psycopg's
+# statement cache); more go through ``executemany`` of the one-row statement.
+_MULTI_ROW_MAX = 16
 
-    A multi-row ``VALUES`` list is a different, long statement per batch size: psycopg
-    re-parses it every time (its statement cache skips long queries) and that parsing was
-    the largest single cost of a 100-event batch. ``executemany`` parses once and, on
-    psycopg 3, pipelines the rows in one round trip.
-    """
-    if not rows:
-        return
+
+def _insert(db: pw.Database, cache_key: tuple, head: str, tail: str, width: int,
+            rows: list[tuple]) -> None:
+    """``head VALUES (...), (...) tail`` for a few rows, ``executemany`` for many."""
     p = "%s" if _is_pg(db) else "?"
-    cache_key = (table, columns, p)
-    sql = _INSERT_CACHE.get(cache_key)
+    one = "(" + ", ".join([p] * width) + ")"
+    n = len(rows) if len(rows) <= _MULTI_ROW_MAX else 1
+    key = cache_key + (p, n)
+    sql = _INSERT_CACHE.get(key)
     if sql is None:
-        sql = (f'INSERT INTO "{table}" (' + ", ".join(f'"{c}"' for c in columns) + ") VALUES ("
-               + ", ".join([p] * len(columns)) + ")")
-        _INSERT_CACHE[cache_key] = sql
-    db.cursor().executemany(sql, rows)
+        sql = f"{head} VALUES {', '.join([one] * n)}{tail}"
+        _INSERT_CACHE[key] = sql
+    if n == len(rows):
+        db.execute_sql(sql, tuple(v for row in rows for v in row))
+    else:
+        db.cursor().executemany(sql, rows)
+
+
+def insert_rows(db: pw.Database, table: str, columns: tuple[str, ...], rows: list[tuple]) -> None:
+    """INSERT ``rows`` (tuples in ``columns`` order) without Peewee's SQL building.
+
+    Long multi-row ``VALUES`` lists are avoided: psycopg re-parses a statement too long
+    for its cache every time, which was the largest single cost of a 100-event batch;
+    many rows go through ``executemany`` (pipelined by psycopg 3) instead.
+    """
+    if rows:
+        head = f'INSERT INTO "{table}" (' + ", ".join(f'"{c}"' for c in columns) + ")"
+        _insert(db, (table, columns), head, "", len(columns), rows)
 
 
 _CLAIM_DEDUPE = (
@@ -207,3 +228,24 @@ _ANY_WAIT = 'SELECT 1 FROM "tj_waits" WHERE "expires_at" > {p} LIMIT 1'
 def any_waits(db: pw.Database, now: int) -> bool:
     """Is any run waiting for an event? (Usually not: then the intake skips matching.)"""
     return db.execute_sql(_ANY_WAIT.format(p="%s" if _is_pg(db) else "?"), (now,)).fetchone() is not None
+
+
+def insert_models(model: type[pw.Model], rows: list[dict], *, ignore_conflicts: bool = False) -> None:
+    """Insert ``rows`` (dicts of field names, as ``insert_many`` takes) with one short
+    statement through ``executemany``; values pass through each field's ``db_value``.
+
+    Peewee's ``insert_many`` rebuilds its SQL for every call, which costs more CPU than a
+    few-row insert itself; jobs that write a few rows per step call this instead.
+    """
+    if not rows:
+        return
+    db = model._meta.database
+    db = getattr(db, "obj", db)  # a DatabaseProxy: the database it stands for
+    fields = model._meta.fields
+    names = tuple(rows[0])
+    head = (f'INSERT INTO "{model._meta.table_name}" ('
+            + ", ".join(f'"{fields[n].column_name}"' for n in names) + ")")
+    tail = " ON CONFLICT DO NOTHING" if ignore_conflicts else ""
+    converters = [fields[n].db_value for n in names]
+    _insert(db, (model, names, ignore_conflicts), head, tail, len(names),
+            [tuple(conv(row[n]) for conv, n in zip(converters, names)) for row in rows])

@@ -25,6 +25,7 @@ import resend
 import resend.exceptions
 
 from tengo_jobs import NonRetriableError, RetryAfterError, get_runtime
+from tengo_jobs.fastpath import insert_models
 
 from .dbutil import in_transaction
 from .errors import EmailDeliveryError, InvalidDataError
@@ -109,7 +110,7 @@ def _record(runtime, rendered, ids, transport: str, key: str | None) -> None:
             for i, (m, html, text) in enumerate(rendered)]
     with in_transaction(runtime.db):
         # A re-run of the same step (same key) records nothing new.
-        EmailOutbox.insert_many(rows).on_conflict_ignore().execute()
+        insert_models(EmailOutbox, rows, ignore_conflicts=True)
 
 
 def _send_resend(settings, rendered, key: str | None) -> list[str | None]:
