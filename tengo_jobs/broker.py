@@ -11,6 +11,7 @@ import logging
 from typing import TYPE_CHECKING, Callable
 
 import dramatiq
+from dramatiq.brokers.redis import RedisBroker
 from dramatiq.brokers.stub import StubBroker
 
 if TYPE_CHECKING:
@@ -27,10 +28,23 @@ ACTOR_TIME_LIMIT_MS = 7 * 24 * 3_600_000
 def make_broker(settings: "Settings") -> dramatiq.Broker:
     """The broker for these settings (not yet connected)."""
     if settings.redis_url:
-        from dramatiq.brokers.redis import RedisBroker
-
-        return RedisBroker(url=settings.redis_url)
+        return TengoRedisBroker(url=settings.redis_url)
     return StubBroker()
+
+
+# An idle Dramatiq Redis consumer backs off up to the worker timeout (1 s, and the
+# ``dramatiq`` CLI cannot change it) between polls of an empty queue, which adds up to
+# a second to a wake-up that arrives after a quiet spell. Capping the backoff keeps
+# the wake-up lag near the scheduler's poll interval for ten cheap polls a second.
+IDLE_POLL_MAX_MS = 100
+
+
+class TengoRedisBroker(RedisBroker):
+    """Dramatiq's RedisBroker with the idle poll backoff capped at ``IDLE_POLL_MAX_MS``."""
+
+    def consume(self, queue_name, prefetch=1, timeout=5000):
+        return super().consume(queue_name, prefetch=prefetch,
+                               timeout=min(timeout, IDLE_POLL_MAX_MS))
 
 
 def declare_actor(broker: dramatiq.Broker, execute: Callable[[str], None], queue_name: str):
@@ -63,7 +77,7 @@ def send_many(actor, run_ids: list[str]) -> bool:
     any take the one-by-one path. Tested against a real worker (tests/test_broker_bulk.py).
     """
     broker = actor.broker
-    if len(run_ids) < 2 or type(broker).__name__ != "RedisBroker" or _has_enqueue_hooks(broker):
+    if len(run_ids) < 2 or not isinstance(broker, RedisBroker) or _has_enqueue_hooks(broker):
         return False
     from uuid import uuid4
 
