@@ -43,7 +43,6 @@ class StepStatus(str, enum.Enum):
 class StepKind(str, enum.Enum):
     RUN = "run"
     SLEEP = "sleep"
-    SEND = "send"
     WAIT = "wait"
     INVOKE = "invoke"
 
