@@ -1,6 +1,7 @@
 """The system schema, written down in one module.
 
-Tables: events, event_dedupe, runs, steps (keyed by run + step key) and timers.
+Tables: events, event_dedupe, runs, steps (keyed by run + step key), timers, waits
+and cron_state.
 Statuses are ``str`` Enums, times are epoch milliseconds, JSON is stored as text
 so SQLite and PostgreSQL hold the same bytes.
 
@@ -177,7 +178,18 @@ class Wait(BaseModel):
         indexes = ((("run_id", "step_key"), True),)
 
 
-ENGINE_MODELS: list[type[pw.Model]] = [Event, EventDedupe, Run, Step, Timer, Wait]
+class CronState(BaseModel):
+    """The last tick each cron function was scheduled for (epoch ms); see scheduler.py."""
+
+    function_id = pw.CharField(primary_key=True, max_length=128)
+    last_tick_ms = pw.BigIntegerField()
+    updated_at = pw.BigIntegerField()
+
+    class Meta:
+        table_name = "tj_cron_state"
+
+
+ENGINE_MODELS: list[type[pw.Model]] = [Event, EventDedupe, Run, Step, Timer, Wait, CronState]
 _extra_models: list[type[pw.Model]] = []
 
 

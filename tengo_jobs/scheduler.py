@@ -37,7 +37,7 @@ from .cron import CronSpec, parse_cron
 from .errors import ConfigurationError
 from .events import SCHEDULED_EVENT, Event
 from .intake import start_run
-from .models import BaseModel, register_models
+from .models import CronState
 from .timers import fire_due_timers, sweep
 
 if TYPE_CHECKING:
@@ -51,18 +51,6 @@ ALL_LIMIT = 1_000
 TIMER_BATCH = 1_000
 
 
-class CronState(BaseModel):
-    """The last tick each cron function was scheduled for (epoch ms)."""
-
-    function_id = pw.CharField(primary_key=True, max_length=128)
-    last_tick_ms = pw.BigIntegerField()
-    updated_at = pw.BigIntegerField()
-
-    class Meta:
-        table_name = "tj_cron_state"
-
-
-register_models(CronState)
 
 
 # -- cron ------------------------------------------------------------------------------------
@@ -73,7 +61,6 @@ def cron_specs(functions: list["FunctionDef"], *, second: str = "0") -> dict[str
 
 def ensure_cron_state(runtime: "Runtime", function_ids, *, now: int) -> None:
     """Give functions seen for the first time a state row starting at ``now`` (no backfill)."""
-    runtime.db.create_tables([CronState], safe=True)
     for fn_id in function_ids:
         (CronState.insert(function_id=fn_id, last_tick_ms=now, updated_at=now)
          .on_conflict_ignore().execute())
