@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import peewee as pw
 
-from .models import Run, RunStatus, Timer
+from .models import Run, RunStatus, Step, StepStatus, Timer, TimerKind
 
 if TYPE_CHECKING:
     from .runtime import Runtime
@@ -27,7 +27,7 @@ def fire_due_timers(runtime: "Runtime", *, now: int | None = None, limit: int = 
     now = runtime.now() if now is None else now
     db = runtime.db
     with db.atomic():
-        query = (Timer.select(Timer.id, Timer.run_id).where(Timer.due_at <= now)
+        query = (Timer.select(Timer.id, Timer.run_id, Timer.kind).where(Timer.due_at <= now)
                  .order_by(Timer.due_at).limit(limit))
         if isinstance(db, pw.PostgresqlDatabase):
             query = query.for_update(skip_locked=True)
@@ -37,6 +37,15 @@ def fire_due_timers(runtime: "Runtime", *, now: int | None = None, limit: int = 
         timer_ids = [t[0] for t in due]
         run_ids = [t[1] for t in due]
         Timer.delete().where(Timer.id.in_(timer_ids)).execute()
+        # A sleep that is over is a completed step: record it here, with the wake-up, so
+        # the resumed run does not spend a checkpoint on it (nobody holds a sleeping run's
+        # lease, and the claimed timer row makes this scheduler the only writer).
+        slept = [t[1] for t in due if t[2] == TimerKind.SLEEP]
+        if slept:
+            (Step.update(status=StepStatus.COMPLETED, ended_at=now, attempts=1)
+             .where(Step.run_id.in_(slept) & (Step.status == StepStatus.SLEEPING.value)
+                    & (Step.wake_at <= now))
+             .execute())
         (Run.update(status=RunStatus.QUEUED, enqueued_at=now)
          .where(Run.id.in_(run_ids)
                 & Run.status.in_([RunStatus.SLEEPING.value, RunStatus.WAITING.value,
