@@ -81,10 +81,10 @@ def open_database(database_url: str) -> pw.Database:
 def describe(database_url: str) -> str:
     """The URL with any password masked, safe for logs."""
     url = urllib.parse.urlsplit(database_url)
-    if url.password:
-        netloc = url.netloc.replace(":" + url.password + "@", ":***@")
-        url = url._replace(netloc=netloc)
-    return urllib.parse.urlunsplit(url)
+    if not url.password:
+        return database_url  # (urlunsplit would also turn sqlite:///x into sqlite:/x)
+    netloc = url.netloc.replace(":" + url.password + "@", ":***@")
+    return urllib.parse.urlunsplit(url._replace(netloc=netloc))
 
 
 _MIGRATE_LOCK_ID = 0x7467_6A6F  # "tgjo": the advisory lock key of migrate()

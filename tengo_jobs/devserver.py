@@ -144,7 +144,7 @@ def run_dev(*, host: str, port: int | None, threads: int) -> int:
     if had_redis:
         log.info("REDIS_URL is ignored by `tengo-jobs dev` (in-process broker); use the Procfile "
                  "for separate processes")
-    database = settings.database_url if settings.is_sqlite else describe(settings.database_url)
+    database = describe(settings.database_url)
     log.info("tengo-jobs dev ready at %s  (database %s, %d function(s): %s)", server.url,
              database, len(functions), ", ".join(functions) or "none")
     log.info("events: POST %s/e/<event key> (any key in development); REST API: %s/api/runs; "
