@@ -147,7 +147,8 @@ def run_dev(*, host: str, port: int | None, threads: int) -> int:
     database = describe(settings.database_url)
     log.info("tengo-jobs dev ready at %s  (database %s, %d function(s): %s)", server.url,
              database, len(functions), ", ".join(functions) or "none")
-    log.info("events: POST %s/e/<event key> (any key in development); REST API: %s/api/runs; "
+    # (no key in the URL below: log redaction would rewrite anything after /e/)
+    log.info("events: POST to %s/e/ plus any key in development; dashboard: %s/; "
              "Ctrl-C stops", server.url, server.url)
     while not stop.wait(0.5):
         pass

@@ -48,4 +48,6 @@ def ms_to_iso(ms: int | None) -> str | None:
     """ISO 8601 UTC text of epoch milliseconds (``None`` stays ``None``)."""
     if ms is None:
         return None
-    return dt.datetime.fromtimestamp(ms / 1000, tz=dt.timezone.utc).isoformat().replace("+00:00", "Z")
+    when = dt.datetime.fromtimestamp(ms // 1000, tz=dt.timezone.utc).replace(
+        microsecond=(ms % 1000) * 1000)
+    return when.isoformat(timespec="milliseconds").replace("+00:00", "Z")

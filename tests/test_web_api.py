@@ -262,7 +262,7 @@ def test_functions_list_triggers_next_cron_counts_and_percentiles(web):
     assert fns["three-steps"]["duration_ms"]["sample"] == 1
     assert fns["three-steps"]["duration_ms"]["p50"] == 0  # the fake clock did not move
     # 09:00 in Buenos Aires (UTC-3) after 2026-01-01T00:00Z is 12:00Z the same day
-    assert fns["nightly"]["next_cron_fire"] == "2026-01-01T12:00:00Z"
+    assert fns["nightly"]["next_cron_fire"] == "2026-01-01T12:00:00.000Z"
     assert fns["sleeper"]["next_cron_fire"] is None
 
 
