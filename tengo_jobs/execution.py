@@ -110,12 +110,7 @@ class Execution:
                       status=status, attempts=attempts, output=output, error=error,
                       started_at=started_at, ended_at=now, wake_at=wake_at)
         db = self.runtime.db
-        if fastpath.supports(db):
-            fastpath.checkpoint(db, self.run_id, self.token, now, self.settings.lease_ttl_ms, values)
-        else:
-            with db.atomic():
-                self._fence(now)
-                self._upsert_step(values, existing is not None)
+        fastpath.checkpoint(db, self.run_id, self.token, now, self.settings.lease_ttl_ms, values)
         self._memo[key] = Step(**values)
         self._memo[key]._visited = True
 
@@ -203,7 +198,7 @@ class Execution:
 
     def complete(self, output: str) -> None:
         now = self.now()
-        if not self.run.parent_run_id and fastpath.applies(self.runtime.db):
+        if not self.run.parent_run_id:
             if not fastpath.complete(self.runtime.db, self.run_id, self.token, now, output):
                 raise LeaseLost(f"run {self.run_id}: lease lost by {self.token}")
             return

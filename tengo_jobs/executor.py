@@ -8,20 +8,16 @@ backoff, with a timer row for the scheduler).
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import uuid
 from typing import TYPE_CHECKING
 
-import peewee as pw
-
 from . import fastpath
 from .errors import Interrupt, LeaseLost, Suspend, UnknownFunctionError, ValidationError
 from .events import Event
 from .execution import Context, Execution
-from .models import Event as EventRow
-from .models import Run, RunStatus, Step
+from .models import Run, Step
 from .serde import encode_output, error_dict
 from .steps import StepTools
 
@@ -29,16 +25,6 @@ if TYPE_CHECKING:
     from .runtime import Runtime
 
 log = logging.getLogger(__name__)
-
-
-def _load_event(event_id: str | None) -> Event:
-    if event_id is None:
-        return Event(name="", data={})
-    row = EventRow.get_or_none(EventRow.id == event_id)
-    if row is None:
-        return Event(name="", data={}, id=event_id)
-    return Event(name=row.name, data=json.loads(row.data), id=row.external_id or row.id,
-                 ts=row.ts, v=row.v, user=json.loads(row.user) if row.user else None)
 
 
 class Executor:
@@ -50,17 +36,6 @@ class Executor:
         self._stopping = threading.Event()
 
     # -- the lease ---------------------------------------------------------------------------
-    def _acquire(self, run_id: str, token: str, now: int) -> bool:
-        ttl = self.runtime.settings.lease_ttl_ms
-        n = (Run.update(status=RunStatus.RUNNING, lease_owner=token, lease_expires_at=now + ttl,
-                        started_at=pw.fn.COALESCE(Run.started_at, now))
-             .where((Run.id == run_id)
-                    & (Run.status.in_([RunStatus.QUEUED.value, RunStatus.RUNNING.value]))
-                    & (Run.wake_at <= now)
-                    & (Run.lease_expires_at.is_null() | (Run.lease_expires_at < now)))
-             .execute())
-        return n == 1
-
     def _keep_leases(self) -> None:
         """Renew the leases of runs executing in this process, so long steps keep them."""
         interval = max(0.05, self.runtime.settings.lease_ttl_ms / 3000)
@@ -96,16 +71,9 @@ class Executor:
         """Execute run ``run_id`` if it is due and free; returns what happened (for tests/logs)."""
         token = uuid.uuid4().hex
         now = self.runtime.now()
-        db = self.runtime.db
-        if fastpath.applies(db):  # lease + run + event + steps, fixed SQL
-            loaded = fastpath.acquire_and_load(db, run_id, token, now,
-                                               self.runtime.settings.lease_ttl_ms)
-        elif self._acquire(run_id, token, now):
-            run = Run.get_by_id(run_id)
-            loaded = (run, _load_event(run.event_id),
-                      list(Step.select().where(Step.run_id == run_id)))
-        else:
-            loaded = None
+        # the lease, the run, its event and its stored steps (one round trip on PostgreSQL)
+        loaded = fastpath.acquire_and_load(self.runtime.db, run_id, token, now,
+                                           self.runtime.settings.lease_ttl_ms)
         if loaded is None:
             return "skipped"
         self._track(token, run_id)

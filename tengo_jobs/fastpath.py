@@ -13,9 +13,9 @@ path is written here once, as plain parameterized SQL:
   autocommitted statement; SQLite: one ``BEGIN IMMEDIATE`` transaction);
 - ``complete``: the fenced final update of a completed run, autocommitted.
 
-Semantics are those of the Peewee paths in ``executor.py`` and ``execution.py``,
-which remain for everything less common (suspensions, failures, invoked children)
-and for callers already inside a transaction.
+Everything less common (suspensions, failures, invoked children) stays on Peewee in
+``execution.py``. Inside a caller's transaction each statement joins it. The engine
+supports PostgreSQL and SQLite only (``Runtime`` refuses other databases).
 """
 
 from __future__ import annotations
@@ -77,11 +77,6 @@ _COMPLETE = (
     'WHERE "id" = {p} AND "lease_owner" = {p} AND "lease_expires_at" > {p}')
 
 
-def applies(db: pw.Database) -> bool:
-    """The fast paths serve PostgreSQL and SQLite outside a caller's transaction."""
-    return isinstance(db, (pw.PostgresqlDatabase, pw.SqliteDatabase)) and not db.in_transaction()
-
-
 def _is_pg(db: pw.Database) -> bool:
     return isinstance(db, pw.PostgresqlDatabase)
 
@@ -129,10 +124,6 @@ def acquire_and_load(db: pw.Database, run_id: str, token: str, now: int, ttl_ms:
     event_row = (db.execute_sql(_SQLITE_EVENT, (run.event_id,)).fetchone()
                  if run.event_id is not None else None)
     return run, _event(run, event_row), steps
-
-
-def supports(db: pw.Database) -> bool:
-    return isinstance(db, (pw.PostgresqlDatabase, pw.SqliteDatabase))
 
 
 def checkpoint(db: pw.Database, run_id: str, token: str, now: int, ttl_ms: int, v: dict) -> None:

@@ -17,6 +17,7 @@ import peewee as pw
 from . import broker as broker_mod
 from .clock import Clock
 from .config import Settings
+from .errors import ConfigurationError
 from .db import migrate, open_database
 from .models import Run
 from .registry import Registry, registry as default_registry
@@ -33,6 +34,9 @@ class Runtime:
 
         install_log_redaction(self.settings.secrets())  # every process builds a runtime at boot
         self.db = database or open_database(self.settings.database_url)
+        if not isinstance(self.db, (pw.PostgresqlDatabase, pw.SqliteDatabase)):
+            raise ConfigurationError(f"tengo_jobs runs on PostgreSQL or SQLite, not "
+                                     f"{type(self.db).__name__}")
         if database is not None:
             from .models import database_proxy
 
