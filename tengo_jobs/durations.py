@@ -44,6 +44,22 @@ def datetime_to_ms(value: dt.datetime) -> int:
     return int(value.timestamp() * 1000)
 
 
+def to_epoch_ms(value) -> int:
+    """Epoch ms of an aware datetime, ISO 8601 text with an offset, or an int of ms."""
+    if isinstance(value, bool):
+        raise ValueError(f"{value!r} is not a date")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str):
+        try:
+            value = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            raise ValueError(f"{value!r} is not ISO 8601 (e.g. 2026-03-01T10:00:00-03:00)") from None
+    if isinstance(value, dt.datetime):
+        return datetime_to_ms(value)
+    raise ValueError(f"give an aware datetime, ISO 8601 text or epoch ms, got {value!r}")
+
+
 def ms_to_iso(ms: int | None) -> str | None:
     """ISO 8601 UTC text of epoch milliseconds (``None`` stays ``None``)."""
     if ms is None:

@@ -8,12 +8,11 @@ a new step runs and is checkpointed before the next one starts.
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import json
 import logging
 from typing import TYPE_CHECKING, Any, Callable
 
-from .durations import datetime_to_ms, to_ms
+from .durations import to_epoch_ms, to_ms
 from .errors import (NonDeterminismError, NonRetriableError, NotSerializableError,
                      OutputTooLargeError, StepError, Suspend, ValidationError)
 from .models import StepKind, StepStatus
@@ -142,21 +141,10 @@ class StepTools:
 
     def sleep_until(self, step_id: str, when) -> None:
         """Pause the run until ``when`` (an aware datetime, epoch ms, or ISO 8601 text)."""
-        if isinstance(when, str):
-            try:
-                when = dt.datetime.fromisoformat(when.replace("Z", "+00:00"))
-            except ValueError:
-                raise ValueError(f"step.sleep_until({step_id!r}): {when!r} is not ISO 8601") from None
-        if isinstance(when, dt.datetime):
-            try:
-                target = datetime_to_ms(when)
-            except ValueError as exc:
-                raise ValueError(f"step.sleep_until({step_id!r}): {exc}") from None
-        elif isinstance(when, int) and not isinstance(when, bool):
-            target = when
-        else:
-            raise ValueError(f"step.sleep_until({step_id!r}): give an aware datetime or epoch ms, "
-                             f"got {when!r}")
+        try:
+            target = to_epoch_ms(when)
+        except ValueError as exc:
+            raise ValueError(f"step.sleep_until({step_id!r}): {exc}") from None
         self._sleep(step_id, lambda now: target)
 
     def _sleep(self, step_id: str, wake_at_from: Callable[[int], int]) -> None:

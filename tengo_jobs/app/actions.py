@@ -10,10 +10,10 @@ sends ``payment-reminder`` future-dated to the due time. Both answer with an
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 
 from tengo_jobs import get_runtime
+from tengo_jobs.durations import to_epoch_ms
 from tengo_jobs.errors import TengoJobsError
 from tengo_jobs.intake import send_events
 
@@ -28,20 +28,10 @@ _URL = re.compile(r"^https?://\S+$")
 
 def _parse_ms(value, field: str) -> int:
     """Epoch ms of an aware datetime, an ISO 8601 string with an offset, or an int of ms."""
-    if isinstance(value, bool):
-        raise ValueError(f"{field} must be a date, got {value!r}")
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str):
-        try:
-            value = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            raise ValueError(f"{field} {value!r} is not an ISO 8601 date") from None
-    if isinstance(value, dt.datetime):
-        if value.tzinfo is None:
-            raise ValueError(f"{field} needs a time zone (e.g. 2026-03-01T10:00:00-03:00)")
-        return int(value.timestamp() * 1000)
-    raise ValueError(f"{field} must be an ISO 8601 date or epoch milliseconds, got {value!r}")
+    try:
+        return to_epoch_ms(value)
+    except ValueError as exc:
+        raise ValueError(f"{field}: {exc}") from None
 
 
 def _document_fields(data) -> dict:
