@@ -209,9 +209,9 @@ def bench_checkpoints(backend: str, steps: int, repeats: int) -> dict:
                 noop()
 
         def time_one(event):
-            send_events(runtime, {"name": event, "data": {}})
+            [event_id] = send_events(runtime, {"name": event, "data": {}})
             runtime.broker.flush_all()
-            run_id = Run.select(Run.id).order_by(Run.created_at.desc(), Run.id.desc()).scalar()
+            run_id = Run.select(Run.id).where(Run.event_id == event_id).scalar()
             t0 = time.perf_counter()
             outcome = runtime.executor.execute(run_id)
             elapsed = time.perf_counter() - t0
