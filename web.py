@@ -2,7 +2,7 @@
 
 ``create_app`` boots the runtime, imports the function modules (``TENGO_FUNCTIONS``,
 default ``actors``) and installs what they add to the web app (Tengo Lugar's server
-actions and email outbox page, see ``tengo_jobs/app/pages.py``).
+actions and email outbox page: the ``tengo_lugar.extension`` that ``actors`` brings).
 """
 
 from tengo_jobs.web import create_app

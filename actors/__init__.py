@@ -2,7 +2,8 @@
 
 Each function lives in its own module; importing them here registers them with
 the ``jobs`` client, and declaring the client binds the runtime so the Dramatiq
-CLI finds the run-executing actor.
+CLI finds the run-executing actor. The client also brings Tengo Lugar's extension
+(its tables, pages and ``seed-demo``) to every process that loads ``actors``.
 """
 
 from .client import jobs
@@ -11,6 +12,5 @@ from . import (daily_trip_reminder, notify_trip_update, payment_reminder,  # noq
                process_document, process_payment, send_verification_email,
                unstable_operation, welcome_sequence)
 
-from tengo_jobs.app import pages  # noqa: F401,E402  (server actions + outbox page on the web app)
 
 __all__ = ["jobs"]

@@ -1,5 +1,7 @@
-"""The Tengo Lugar app's client."""
+"""The Tengo Lugar app's client: its functions, and its tables, pages and CLI command."""
 
 from tengo_jobs import Jobs
 
-jobs = Jobs(app_id="tengo-lugar")
+import tengo_lugar
+
+jobs = Jobs(app_id="tengo-lugar", extensions=[tengo_lugar.extension])

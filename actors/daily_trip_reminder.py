@@ -9,12 +9,12 @@ reminded again.
 """
 
 from tengo_jobs import get_runtime
-from tengo_jobs.app.dbutil import in_transaction
-from tengo_jobs.app.email import EmailMessage, idempotency_key, send_emails
-from tengo_jobs.app.links import url
-from tengo_jobs.app.notifications import send_system_notifications
-from tengo_jobs.app.models import TripStatus
-from tengo_jobs.app.trips import TripLoader, format_local, tomorrow_trip_ids, trip_with_people
+from tengo_lugar.dbutil import in_transaction
+from tengo_lugar.email import EmailMessage, idempotency_key, send_emails
+from tengo_lugar.links import url
+from tengo_lugar.notifications import send_system_notifications
+from tengo_lugar.models import TripStatus
+from tengo_lugar.trips import TripLoader, format_local, tomorrow_trip_ids, trip_with_people
 
 from .client import jobs
 

@@ -6,11 +6,11 @@ the confirmed passengers are notified. A failed ``ApiResponse`` raises: an unkno
 user or trip fails the run at once, other failures are retried.
 """
 
-from tengo_jobs.app.api_response import ApiResponse
-from tengo_jobs.app.email import idempotency_key
-from tengo_jobs.app.links import url
-from tengo_jobs.app.notifications import send_system_notifications
-from tengo_jobs.app.trips import trip_user_ids
+from tengo_lugar.api_response import ApiResponse
+from tengo_lugar.email import idempotency_key
+from tengo_lugar.links import url
+from tengo_lugar.notifications import send_system_notifications
+from tengo_lugar.trips import trip_user_ids
 
 from .client import jobs
 

@@ -5,11 +5,11 @@ starts at the due time. A payment that is gone or no longer PENDING is skipped w
 the reason, not failed: by then there is nothing to remind.
 """
 
-from tengo_jobs.app.email import idempotency_key, send_email
-from tengo_jobs.app.links import url
-from tengo_jobs.app.payments import money
-from tengo_jobs.app.models import Payment, PaymentStatus, Trip, User
-from tengo_jobs.app.trips import format_local
+from tengo_lugar.email import idempotency_key, send_email
+from tengo_lugar.links import url
+from tengo_lugar.payments import money
+from tengo_lugar.models import Payment, PaymentStatus, Trip, User
+from tengo_lugar.trips import format_local
 
 from .client import jobs
 

@@ -9,11 +9,11 @@ decided is skipped with the reason.
 import re
 
 from tengo_jobs import get_runtime
-from tengo_jobs.app.email import idempotency_key
-from tengo_jobs.app.errors import NotFoundError
-from tengo_jobs.app.links import url
-from tengo_jobs.app.models import Document, DocumentStatus, DocumentType, Driver
-from tengo_jobs.app.notifications import send_system_notification
+from tengo_lugar.email import idempotency_key
+from tengo_lugar.errors import NotFoundError
+from tengo_lugar.links import url
+from tengo_lugar.models import Document, DocumentStatus, DocumentType, Driver
+from tengo_lugar.notifications import send_system_notification
 
 from .client import jobs
 

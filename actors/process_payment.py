@@ -8,12 +8,12 @@ update-status, send-notification (to the payer).
 from decimal import Decimal
 
 from tengo_jobs import get_runtime
-from tengo_jobs.app.email import idempotency_key
-from tengo_jobs.app.errors import InvalidDataError, NotFoundError
-from tengo_jobs.app.links import url
-from tengo_jobs.app.models import Payment, PaymentStatus
-from tengo_jobs.app.notifications import send_system_notification
-from tengo_jobs.app.payments import SUPPORTED_CURRENCY, get_gateway, money
+from tengo_lugar.email import idempotency_key
+from tengo_lugar.errors import InvalidDataError, NotFoundError
+from tengo_lugar.links import url
+from tengo_lugar.models import Payment, PaymentStatus
+from tengo_lugar.notifications import send_system_notification
+from tengo_lugar.payments import SUPPORTED_CURRENCY, get_gateway, money
 
 from .client import jobs
 
@@ -33,7 +33,7 @@ def validate_payment(payment_id: str) -> dict:
 
 
 def process_gateway(payment: dict) -> dict:
-    gateway = get_gateway(get_runtime().settings)
+    gateway = get_gateway()
     return gateway.charge(payment["id"], Decimal(payment["amount"]), payment["currency"]).to_dict()
 
 

@@ -4,10 +4,10 @@ Triggered by ``document-verification-email`` (sent by the server action
 ``create_document_verification``). A missing document fails the run at once.
 """
 
-from tengo_jobs.app.email import idempotency_key, send_email
-from tengo_jobs.app.errors import NotFoundError
-from tengo_jobs.app.links import url
-from tengo_jobs.app.models import Document, User
+from tengo_lugar.email import idempotency_key, send_email
+from tengo_lugar.errors import NotFoundError
+from tengo_lugar.links import url
+from tengo_lugar.models import Document, User
 
 from .client import jobs
 

@@ -5,10 +5,10 @@ that many attempts, then succeed). ``on_failure`` logs the error and sends a sys
 notification to the admin user named by ``ADMIN_USER_ID``.
 """
 
-from tengo_jobs import get_runtime
-from tengo_jobs.app.email import idempotency_key
-from tengo_jobs.app.links import url
-from tengo_jobs.app.notifications import send_system_notification
+from tengo_lugar.email import idempotency_key
+from tengo_lugar.links import url
+from tengo_lugar.notifications import send_system_notification
+from tengo_lugar.settings import get_settings
 
 from .client import jobs
 
@@ -26,7 +26,7 @@ def unstable_step(data: dict, attempt: int) -> dict:
 
 
 def notify_admin(failure: dict, key: str) -> dict:
-    admin_id = get_runtime().settings.admin_user_id
+    admin_id = get_settings().admin_user_id
     if not admin_id:
         return {"notified": False, "reason": "ADMIN_USER_ID is not set"}
     error = failure.get("error") or {}

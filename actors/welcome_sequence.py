@@ -5,9 +5,9 @@ worker is free while the run waits. A user deleted before the run starts is
 skipped with the reason.
 """
 
-from tengo_jobs.app.email import idempotency_key, send_email
-from tengo_jobs.app.links import url
-from tengo_jobs.app.models import User
+from tengo_lugar.email import idempotency_key, send_email
+from tengo_lugar.links import url
+from tengo_lugar.models import User
 
 from .client import jobs
 

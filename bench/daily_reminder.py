@@ -31,9 +31,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import actors  # noqa: E402,F401  (registers the functions)
 from actors.daily_trip_reminder import daily_trip_reminder  # noqa: E402
-from tengo_jobs.app.models import (Driver, EmailOutbox, Notification, Passenger, Trip,  # noqa: E402
+from tengo_lugar.models import (Driver, EmailOutbox, Notification, Passenger, Trip,  # noqa: E402
                                    TripPassenger, User)
-from tengo_jobs.app.testing import START_MS  # noqa: E402
+from tengo_lugar.testing import START_MS  # noqa: E402
 from tengo_jobs.clock import FakeClock  # noqa: E402
 from tengo_jobs.events import SCHEDULED_EVENT, Event  # noqa: E402
 from tengo_jobs.execution import Execution  # noqa: E402

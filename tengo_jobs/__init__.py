@@ -2,29 +2,40 @@
 
 Declare functions with a :class:`Jobs` client, send events, and let Dramatiq
 workers execute them step by step, each step checkpointed in the database.
+Applications add their own tables, web pages and CLI commands with an
+:class:`Extension`.
 """
 
 from .client import Jobs
 from .clock import Clock, FakeClock
 from .config import Settings
+from .durations import ms_to_iso, to_epoch_ms, to_ms
 from .errors import (ConfigurationError, EventValidationError, NonRetriableError,
                      OutputTooLargeError, RetryAfterError, StepError, TengoJobsError,
                      ValidationError)
 from .events import Event
+from .extensions import Extension
+from .fastpath import insert_models as bulk_insert
 from .functions import FunctionDef
-from .models import RunStatus, StepStatus
+from .ids import new_id
+from .models import AppModel, EnumField, RunStatus, StepStatus
 from .runtime import Runtime, get_runtime, set_runtime
+from .web.auth import require_dashboard
 
 __all__ = [
-    # client
+    # declaring functions and sending events
     "Jobs", "Event", "FunctionDef",
     # errors
     "TengoJobsError", "ConfigurationError", "ValidationError", "EventValidationError",
     "OutputTooLargeError", "NonRetriableError", "RetryAfterError", "StepError",
-    # runtime
+    # the process runtime
     "Runtime", "Settings", "get_runtime", "set_runtime", "Clock", "FakeClock",
     # statuses
     "RunStatus", "StepStatus",
+    # building an application on the engine (tables, pages, commands)
+    "Extension", "AppModel", "EnumField", "bulk_insert", "require_dashboard", "new_id",
+    # time
+    "to_ms", "to_epoch_ms", "ms_to_iso",
 ]
 
 __version__ = "0.1.0"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 
@@ -20,7 +21,47 @@ def _boot(**kwargs):
         raise click.ClickException(str(exc)) from None
 
 
-@click.group()
+class _Group(click.Group):
+    """The built-in commands, plus those of the applications' extensions.
+
+    An extension's commands (Tengo Lugar's ``seed-demo``) are found by importing the
+    function modules (``TENGO_FUNCTIONS``), whose clients bring their extensions; the
+    process is booted (tables migrated) before such a command runs.
+    """
+
+    def _extension_commands(self) -> dict[str, click.Command]:
+        from .registry import load_modules, registry
+        from .config import Settings
+
+        try:
+            load_modules(Settings.from_env().functions)
+        except Exception as exc:  # noqa: BLE001 - the built-in commands still work
+            click.echo(f"tengo-jobs: could not load TENGO_FUNCTIONS ({exc})", err=True)
+            return {}
+        return {cmd.name: cmd for ext in registry.extensions for cmd in ext.commands}
+
+    def list_commands(self, ctx):
+        return sorted(set(super().list_commands(ctx)) | set(self._extension_commands()))
+
+    def get_command(self, ctx, name):
+        command = super().get_command(ctx, name)
+        if command is not None:
+            return command
+        command = self._extension_commands().get(name)
+        if command is None:
+            return None
+        callback = command.callback
+
+        @functools.wraps(callback)
+        def booted(*args, **kwargs):
+            _boot()
+            return callback(*args, **kwargs)
+
+        return click.Command(command.name, params=command.params, help=command.help,
+                             callback=booted, short_help=command.short_help)
+
+
+@click.group(cls=_Group)
 @click.version_option(package_name="tengo-jobs")
 def main():
     """Durable background jobs: events, steps, sleeps, cron, retries."""
@@ -138,14 +179,6 @@ def replay(run_id, from_step):
         raise click.ClickException(str(exc)) from None
     copied = f" ({len(run['steps'])} earlier step(s) reused)" if from_step else ""
     click.echo(f"run {run['id']} queued, replaying {run_id}{copied}")
-
-
-@main.command("seed-demo")
-def seed_demo():
-    """Create Tengo Lugar demo data (users, drivers, cars, trips, payments) and print it."""
-    from .app.seed import seed_demo_command  # the domain, loaded only for this command
-
-    seed_demo_command.callback()
 
 
 from .devserver import dev  # noqa: E402  (the all-in-one process)

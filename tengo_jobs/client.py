@@ -12,18 +12,24 @@ from .registry import Registry, registry as default_registry
 class Jobs:
     """An app's client, like ``Inngest(app_id=...)``.
 
+    ``extensions`` are the application's :class:`~tengo_jobs.Extension` objects (its
+    tables, web pages and CLI commands), known to every process that loads this client.
+
     Declaring a client binds the process runtime (database, broker) from the
     environment if none is set yet — as Dramatiq's ``@actor`` binds ``get_broker()`` —
     so ``dramatiq MODULE`` finds the run-executing actor. Pass ``runtime=`` to bind
     another one explicitly.
     """
 
-    def __init__(self, app_id: str, *, runtime=None, registry: Registry | None = None):
+    def __init__(self, app_id: str, *, extensions=(), runtime=None,
+                 registry: Registry | None = None):
         if not isinstance(app_id, str) or not app_id.strip():
             raise ConfigurationError(f"Jobs(app_id=...) must be a non-empty string, got {app_id!r}")
         self.app_id = app_id
         self._runtime = runtime
         self.registry = registry or default_registry
+        for extension in extensions:
+            self.registry.add_extension(extension)
         self.functions: dict[str, FunctionDef] = {}
         if runtime is None:
             self.runtime  # bind the process runtime now (Dramatiq's CLI needs the actor)

@@ -17,7 +17,7 @@ from .errors import ConfigurationError
 
 
 class Env(str, enum.Enum):
-    """Every environment variable tengo_jobs reads."""
+    """Every environment variable the engine reads (applications read their own)."""
 
     DATABASE_URL = "DATABASE_URL"
     REDIS_URL = "REDIS_URL"
@@ -35,12 +35,6 @@ class Env(str, enum.Enum):
     TENGO_SWEEP_INTERVAL = "TENGO_SWEEP_INTERVAL"
     TENGO_QUEUE = "TENGO_QUEUE"
     TENGO_MAX_OUTPUT_BYTES = "TENGO_MAX_OUTPUT_BYTES"
-    RESEND_API_KEY = "RESEND_API_KEY"
-    RESEND_API_URL = "RESEND_API_URL"
-    PAYMENT_GATEWAY = "PAYMENT_GATEWAY"
-    PAYMENT_SANDBOX_FAILURE_RATE = "PAYMENT_SANDBOX_FAILURE_RATE"
-    EMAIL_FROM = "EMAIL_FROM"
-    ADMIN_USER_ID = "ADMIN_USER_ID"
     PORT = "PORT"
 
 
@@ -92,12 +86,6 @@ class Settings:
     sweep_interval_ms: int = 15_000
     queue_name: str = "tengo_jobs"
     output_limit: int = 4 * 1024 * 1024  # bytes of JSON per step or run output
-    resend_api_key: str | None = dataclasses.field(default=None, repr=False)
-    resend_api_url: str | None = None  # None: the SDK's default (https://api.resend.com)
-    payment_gateway: str = "sandbox"
-    payment_sandbox_failure_rate: float = 0.0
-    email_from: str = "Tengo Lugar <no-reply@tengolugar.local>"
-    admin_user_id: str | None = None
     port: int = 8288
 
     @classmethod
@@ -113,14 +101,6 @@ class Settings:
             port = int(port_raw)
         except ValueError:
             raise ConfigurationError(f"PORT={port_raw!r} is not an integer") from None
-        rate_raw = e.get(Env.PAYMENT_SANDBOX_FAILURE_RATE.value, "0") or "0"
-        try:
-            failure_rate = float(rate_raw)
-        except ValueError:
-            failure_rate = -1.0
-        if not 0.0 <= failure_rate <= 1.0:
-            raise ConfigurationError(
-                f"PAYMENT_SANDBOX_FAILURE_RATE={rate_raw!r} is not a number from 0 to 1")
         values = dict(
             database_url=e.get(Env.DATABASE_URL.value) or DEFAULT_DATABASE_URL,
             redis_url=e.get(Env.REDIS_URL.value) or None,
@@ -138,12 +118,6 @@ class Settings:
             sweep_interval_ms=_duration_ms(e, Env.TENGO_SWEEP_INTERVAL, "15s"),
             queue_name=e.get(Env.TENGO_QUEUE.value) or "tengo_jobs",
             output_limit=_positive_int(e, Env.TENGO_MAX_OUTPUT_BYTES, 4 * 1024 * 1024),
-            resend_api_key=e.get(Env.RESEND_API_KEY.value) or None,
-            resend_api_url=e.get(Env.RESEND_API_URL.value) or None,
-            payment_gateway=(e.get(Env.PAYMENT_GATEWAY.value) or "sandbox").strip().lower(),
-            payment_sandbox_failure_rate=failure_rate,
-            email_from=e.get(Env.EMAIL_FROM.value) or cls.email_from,
-            admin_user_id=e.get(Env.ADMIN_USER_ID.value) or None,
             port=port,
         )
         values.update(overrides)
@@ -159,7 +133,7 @@ class Settings:
 
     def secrets(self) -> tuple[str, ...]:
         """Every secret value, so log filters can redact them."""
-        values = [*self.event_keys, self.signing_key, self.dashboard_password, self.resend_api_key]
+        values = [*self.event_keys, self.signing_key, self.dashboard_password]
         return tuple(v for v in values if v)
 
     def check_production(self, *, needs_event_keys: bool = True) -> None:

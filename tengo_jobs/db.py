@@ -13,7 +13,7 @@ import urllib.parse
 import peewee as pw
 
 from .errors import ConfigurationError
-from .models import all_models, database_proxy
+from .models import ENGINE_MODELS, database_proxy
 
 log = logging.getLogger(__name__)
 
@@ -90,10 +90,11 @@ def describe(database_url: str) -> str:
 _MIGRATE_LOCK_ID = 0x7467_6A6F  # "tgjo": the advisory lock key of migrate()
 
 
-def migrate(db: pw.Database | None = None) -> list[str]:
-    """Create every missing table and index; safe to run any number of times."""
+def migrate(db: pw.Database | None = None, extra_models=()) -> list[str]:
+    """Create every missing table and index of the system schema and of ``extra_models``
+    (applications' tables); safe to run any number of times."""
     db = db or database_proxy.obj
-    models = all_models()
+    models = ENGINE_MODELS + [m for m in extra_models if m not in ENGINE_MODELS]
     if isinstance(db, pw.PostgresqlDatabase):
         # CREATE TABLE IF NOT EXISTS races when processes start together on a fresh database
         # (honcho: web workers + worker + scheduler); DDL is transactional, so serialize it.

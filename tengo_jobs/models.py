@@ -6,8 +6,8 @@ Statuses are ``str`` Enums, times are epoch milliseconds, JSON is stored as text
 so SQLite and PostgreSQL hold the same bytes.
 
 All models are bound to :data:`database_proxy`; :func:`tengo_jobs.db.open_database`
-initializes it. Other packages (the Tengo Lugar domain) register their models
-with :func:`register_models` so ``tengo-jobs migrate`` creates them too.
+initializes it. Applications derive their own tables from :class:`AppModel` and list
+them in their :class:`~tengo_jobs.Extension`, so ``tengo-jobs migrate`` creates them too.
 """
 
 from __future__ import annotations
@@ -75,13 +75,16 @@ class EnumField(pw.CharField):
         return None if value is None else self.enum_class(value)
 
 
-class BaseModel(pw.Model):
+class AppModel(pw.Model):
+    """Base class of every table in the jobs database: the system tables below and an
+    application's own (list them in its :class:`~tengo_jobs.Extension` to have them migrated)."""
+
     class Meta:
         database = database_proxy
         legacy_table_names = False
 
 
-class Event(BaseModel):
+class Event(AppModel):
     id = pw.CharField(primary_key=True, max_length=32)
     name = pw.CharField(max_length=256, index=True)
     data = pw.TextField()  # JSON object
@@ -95,7 +98,7 @@ class Event(BaseModel):
         table_name = "tj_events"
 
 
-class EventDedupe(BaseModel):
+class EventDedupe(AppModel):
     """One row per user-supplied event id; a repeat within ``expires_at`` is a duplicate."""
 
     key = pw.CharField(primary_key=True, max_length=300)
@@ -106,7 +109,7 @@ class EventDedupe(BaseModel):
         table_name = "tj_event_dedupe"
 
 
-class Run(BaseModel):
+class Run(AppModel):
     id = pw.CharField(primary_key=True, max_length=32)
     app_id = pw.CharField(max_length=128)
     function_id = pw.CharField(max_length=128, index=True)
@@ -130,7 +133,7 @@ class Run(BaseModel):
         indexes = ((("status", "wake_at"), False),)
 
 
-class Step(BaseModel):
+class Step(AppModel):
     run_id = pw.CharField(max_length=32)
     key = pw.CharField(max_length=300)
     name = pw.CharField(max_length=256)
@@ -149,7 +152,7 @@ class Step(BaseModel):
         primary_key = pw.CompositeKey("run_id", "key")
 
 
-class Timer(BaseModel):
+class Timer(AppModel):
     """A wake-up the scheduler owes a run; claimed (deleted) when fired."""
 
     id = pw.AutoField()
@@ -161,7 +164,7 @@ class Timer(BaseModel):
         table_name = "tj_timers"
 
 
-class Wait(BaseModel):
+class Wait(AppModel):
     """A run waiting for an event (``step.wait_for_event``); resolved by the intake."""
 
     id = pw.AutoField()
@@ -178,7 +181,7 @@ class Wait(BaseModel):
         indexes = ((("run_id", "step_key"), True),)
 
 
-class CronState(BaseModel):
+class CronState(AppModel):
     """The last tick each cron function was scheduled for (epoch ms); see scheduler.py."""
 
     function_id = pw.CharField(primary_key=True, max_length=128)
@@ -190,15 +193,3 @@ class CronState(BaseModel):
 
 
 ENGINE_MODELS: list[type[pw.Model]] = [Event, EventDedupe, Run, Step, Timer, Wait, CronState]
-_extra_models: list[type[pw.Model]] = []
-
-
-def register_models(*models: type[pw.Model]) -> None:
-    """Have ``migrate()`` create these models' tables too (they must use ``database_proxy``)."""
-    for model in models:
-        if model not in _extra_models:
-            _extra_models.append(model)
-
-
-def all_models() -> list[type[pw.Model]]:
-    return ENGINE_MODELS + _extra_models

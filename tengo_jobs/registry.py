@@ -14,13 +14,31 @@ from typing import TYPE_CHECKING, Iterable
 from .errors import DuplicateFunctionError, UnknownFunctionError
 
 if TYPE_CHECKING:
+    from .extensions import Extension
     from .functions import FunctionDef
 
 
 class Registry:
     def __init__(self) -> None:
         self._functions: dict[str, "FunctionDef"] = {}
+        self._extensions: list["Extension"] = []
         self._lock = threading.Lock()
+
+    def add_extension(self, extension: "Extension") -> None:
+        """Remember an application's extension (once, however many clients bring it)."""
+        with self._lock:
+            if extension not in self._extensions:
+                self._extensions.append(extension)
+
+    @property
+    def extensions(self) -> list["Extension"]:
+        return list(self._extensions)
+
+    def extension_models(self) -> list:
+        return [m for ext in self._extensions for m in ext.models]
+
+    def extension_secrets(self) -> tuple[str, ...]:
+        return tuple(s for ext in self._extensions for s in ext.secret_values())
 
     def add(self, fn: "FunctionDef") -> None:
         with self._lock:

@@ -60,7 +60,8 @@ class Runtime:
         return self.clock.now()
 
     def migrate(self) -> list[str]:
-        return migrate(self.db)
+        """Create the system tables and the tables of every registered extension."""
+        return migrate(self.db, self.registry.extension_models())
 
     def enqueue(self, run_ids: Iterable[str]) -> int:
         """Send one wake-up message per run (after the rows are committed); returns how many.
@@ -86,6 +87,12 @@ class Runtime:
                 continue
             count += 1
         return count
+
+    def send(self, events, *, now: int | None = None) -> list[str]:
+        """Send one event (a dict or ``Event``) or a list; returns one event id per event."""
+        from .intake import send_events
+
+        return send_events(self, events, now=now)
 
     def mark_enqueued(self, run_ids: list[str], now: int) -> None:
         for i in range(0, len(run_ids), 500):
@@ -126,7 +133,10 @@ def boot(settings: Settings | None = None, *, load_functions: bool = True, **kwa
 
     runtime = Runtime(settings=settings or Settings.from_env(), **kwargs)
     set_runtime(runtime)
-    runtime.migrate()
     if load_functions:
         load_modules(runtime.settings.functions)
+    from .logsafe import install as install_log_redaction
+
+    install_log_redaction(runtime.registry.extension_secrets())
+    runtime.migrate()  # after the modules: their extensions' tables too
     return runtime

@@ -51,6 +51,17 @@ def _isolated_registry():
             registry.remove(fn.id)
 
 
+@pytest.fixture(autouse=True)
+def _fresh_app_settings():
+    """Tengo Lugar's settings (tengo_lugar.settings.configure) do not leak from one test to the next."""
+    yield
+    import sys
+
+    app_settings = sys.modules.get("tengo_lugar.settings")
+    if app_settings is not None:
+        app_settings.configure(None)
+
+
 @pytest.fixture
 def redis_url():
     require_service("Redis", "127.0.0.1", 6379)

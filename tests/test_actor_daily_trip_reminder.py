@@ -2,9 +2,9 @@
 
 import actors  # noqa: F401
 from actors.daily_trip_reminder import daily_trip_reminder
-from tengo_jobs.app.factories import make_driver, make_trip, make_user
-from tengo_jobs.app.models import TripStatus
-from tengo_jobs.app.testing import START_MS, app_runtime, notifications, outbox, tester  # noqa: F401
+from tengo_lugar.factories import make_driver, make_trip, make_user
+from tengo_lugar.models import TripStatus
+from tengo_lugar.testing import START_MS, app_runtime, notifications, outbox, tester  # noqa: F401
 from tengo_jobs.cron import parse_cron
 from tengo_jobs.events import SCHEDULED_EVENT, Event
 from tengo_jobs.intake import start_run
@@ -102,7 +102,7 @@ def test_declared_with_three_retries():
 
 def test_trip_cancelled_after_the_list_was_made_is_skipped(tester, monkeypatch):
     import actors.daily_trip_reminder as mod
-    from tengo_jobs.app.models import Trip
+    from tengo_lugar.models import Trip
 
     driver = make_driver(make_user())
     keep = make_trip(driver, TOMORROW_START + HOUR, passengers=[make_user()])

@@ -1,8 +1,8 @@
 """notify-trip-update: the trip's people are notified; a failed ApiResponse fails the run."""
 
 import actors  # noqa: F401
-from tengo_jobs.app.factories import make_driver, make_trip, make_user
-from tengo_jobs.app.testing import START_MS, app_runtime, notifications, tester  # noqa: F401
+from tengo_lugar.factories import make_driver, make_trip, make_user
+from tengo_lugar.testing import START_MS, app_runtime, notifications, tester  # noqa: F401
 
 
 def _send(tester, data):

@@ -1,10 +1,10 @@
 """payment-reminder: scheduled future-dated, fires at the due time, skips unless PENDING."""
 
 import actors  # noqa: F401
-from tengo_jobs.app.actions import schedule_payment_reminder
-from tengo_jobs.app.factories import make_driver, make_payment, make_trip, make_user
-from tengo_jobs.app.models import Payment
-from tengo_jobs.app.testing import START_MS, app_runtime, outbox, tester  # noqa: F401
+from tengo_lugar.actions import schedule_payment_reminder
+from tengo_lugar.factories import make_driver, make_payment, make_trip, make_user
+from tengo_lugar.models import Payment
+from tengo_lugar.testing import START_MS, app_runtime, outbox, tester  # noqa: F401
 
 DAY = 86_400_000
 

@@ -1,9 +1,9 @@
 """process-document: the pipeline verifies or rejects with reasons, and tells the user."""
 
 import actors  # noqa: F401
-from tengo_jobs.app.factories import make_document, make_driver, make_user
-from tengo_jobs.app.models import Document, DocumentType, Driver
-from tengo_jobs.app.testing import START_MS, app_runtime, notifications, tester  # noqa: F401
+from tengo_lugar.factories import make_document, make_driver, make_user
+from tengo_lugar.models import Document, DocumentType, Driver
+from tengo_lugar.testing import START_MS, app_runtime, notifications, tester  # noqa: F401
 
 YEAR = 365 * 86_400_000
 

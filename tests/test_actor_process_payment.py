@@ -1,9 +1,9 @@
 """process-payment: the sandbox gateway decides, the payment row and the payer's notification say so."""
 
 import actors  # noqa: F401
-from tengo_jobs.app.factories import make_payment, make_user
-from tengo_jobs.app.models import Payment
-from tengo_jobs.app.testing import app_runtime, make_app_runtime, notifications, tester  # noqa: F401
+from tengo_lugar.factories import make_payment, make_user
+from tengo_lugar.models import Payment
+from tengo_lugar.testing import app_runtime, make_app_runtime, notifications, tester  # noqa: F401
 from tengo_jobs.runtime import set_runtime
 from tengo_jobs.testing import JobsTester
 

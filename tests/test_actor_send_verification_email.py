@@ -1,8 +1,8 @@
 """send-verification-email: the email reaches the outbox once; a missing document fails the run."""
 
 import actors  # noqa: F401  (registers the functions before the registry snapshot)
-from tengo_jobs.app.factories import make_document, make_user
-from tengo_jobs.app.testing import app_runtime, outbox, tester  # noqa: F401
+from tengo_lugar.factories import make_document, make_user
+from tengo_lugar.testing import app_runtime, outbox, tester  # noqa: F401
 
 
 def test_sends_the_verification_email_to_the_documents_owner(tester):

@@ -3,8 +3,9 @@
 import logging
 
 import actors  # noqa: F401
-from tengo_jobs.app.factories import make_user
-from tengo_jobs.app.testing import make_app_runtime, notifications, outbox  # noqa: F401
+from tengo_lugar import settings as app_settings
+from tengo_lugar.factories import make_user
+from tengo_lugar.testing import make_app_runtime, notifications, outbox  # noqa: F401
 from tengo_jobs.runtime import set_runtime
 from tengo_jobs.testing import JobsTester
 
@@ -29,8 +30,7 @@ def make_tester(tmp_path):
 def test_failure_notifies_the_admin_and_logs_the_error(make_tester, caplog):
     tester = make_tester()
     admin = make_user("Admin", "admin@tengolugar.com", is_admin=True)
-    tester.runtime.settings = tester.runtime.settings.__class__(
-        **{**tester.runtime.settings.__dict__, "admin_user_id": admin.id})
+    app_settings.configure(app_settings.AppSettings(admin_user_id=admin.id))
     tester.send({"name": "unstable.operation", "data": {"shouldFail": True}})
     with caplog.at_level(logging.ERROR, logger="tengo_jobs.run"):
         runs = tester.run_until_idle()

@@ -1,8 +1,8 @@
 """welcome-sequence: three emails, 45 s apart on the fake clock."""
 
 import actors  # noqa: F401
-from tengo_jobs.app.factories import make_user
-from tengo_jobs.app.testing import START_MS, app_runtime, outbox, tester  # noqa: F401
+from tengo_lugar.factories import make_user
+from tengo_lugar.testing import START_MS, app_runtime, outbox, tester  # noqa: F401
 
 
 def test_three_emails_are_sent_45_seconds_apart(tester):

@@ -3,13 +3,13 @@
 import pytest
 
 import actors  # noqa: F401
-from tengo_jobs.app.actions import DOCUMENT_UPLOADED_MESSAGE, create_document_verification
-from tengo_jobs.app.errors import SessionRequiredError
-from tengo_jobs.app.factories import make_payment, make_session, make_user
-from tengo_jobs.app.http import blueprint
-from tengo_jobs.app.models import Document, Notification, Payment
-from tengo_jobs.app.notifications import notify_user, send_system_notification
-from tengo_jobs.app.testing import START_MS, app_runtime, notifications, outbox, tester  # noqa: F401
+from tengo_lugar.actions import DOCUMENT_UPLOADED_MESSAGE, create_document_verification
+from tengo_lugar.errors import SessionRequiredError
+from tengo_lugar.factories import make_payment, make_session, make_user
+from tengo_lugar.http import blueprint
+from tengo_lugar.models import Document, Notification, Payment
+from tengo_lugar.notifications import notify_user, send_system_notification
+from tengo_lugar.testing import START_MS, app_runtime, notifications, outbox, tester  # noqa: F401
 from tengo_jobs.web import create_app
 
 DOC = {"type": "DNI", "number": "30123456",
@@ -18,7 +18,7 @@ DOC = {"type": "DNI", "number": "30123456",
 
 @pytest.fixture
 def client(app_runtime):
-    app = create_app(app_runtime)  # tengo_jobs.app.pages installs the actions blueprint
+    app = create_app(app_runtime)  # tengo_lugar.pages installs the actions blueprint
     return app.test_client()
 
 

@@ -6,10 +6,10 @@ import resend
 import actors  # noqa: F401
 from fake_resend import FakeResend
 from tengo_jobs import NonRetriableError, RetryAfterError
-from tengo_jobs.app.email import EmailMessage, send_email, send_emails
-from tengo_jobs.app.errors import EmailDeliveryError, InvalidDataError
-from tengo_jobs.app.factories import make_document, make_user
-from tengo_jobs.app.testing import make_app_runtime, outbox
+from tengo_lugar.email import EmailMessage, send_email, send_emails
+from tengo_lugar.errors import EmailDeliveryError, InvalidDataError
+from tengo_lugar.factories import make_document, make_user
+from tengo_lugar.testing import make_app_runtime, outbox
 from tengo_jobs.errors import Interrupt
 from tengo_jobs.execution import Execution
 from tengo_jobs.runtime import set_runtime

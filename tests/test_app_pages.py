@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import actors  # noqa: F401  (installs tengo_jobs.app.pages)
-from tengo_jobs.app.email import send_email
+import actors  # noqa: F401  (installs tengo_lugar.pages)
+from tengo_lugar.email import send_email
 from tengo_jobs.web import create_app
 
 

@@ -5,9 +5,9 @@ import subprocess
 import sys
 
 import actors  # noqa: F401
-from tengo_jobs.app.models import Driver, DriverCar, Payment, Trip, TripPassenger, User
-from tengo_jobs.app.seed import seed_demo
-from tengo_jobs.app.testing import app_runtime, notifications, tester  # noqa: F401
+from tengo_lugar.models import Driver, DriverCar, Payment, Trip, TripPassenger, User
+from tengo_lugar.seed import seed_demo
+from tengo_lugar.testing import app_runtime, notifications, tester  # noqa: F401
 from tengo_jobs.events import SCHEDULED_EVENT, Event
 from tengo_jobs.intake import start_run
 

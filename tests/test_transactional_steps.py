@@ -6,12 +6,12 @@ import peewee as pw
 import pytest
 
 from tengo_jobs import Jobs, RunStatus
-from tengo_jobs.models import BaseModel, Run
+from tengo_jobs.models import AppModel, Run
 from tengo_jobs.runtime import set_runtime
 from tengo_jobs.testing import JobsTester, make_test_runtime
 
 
-class Ledger(BaseModel):
+class Ledger(AppModel):
     """A side-effect table in the jobs database."""
 
     run_id = pw.CharField()

@@ -18,22 +18,6 @@ from .dashboard import add_nav_link
 from .intake import MAX_REQUEST_BYTES
 
 
-_extensions: list = []
-
-
-def web_extension(install):
-    """Decorator: ``install(app)`` runs on every app :func:`create_app` builds.
-
-    This is how an application adds its own endpoints and dashboard pages (Tengo
-    Lugar's server actions and email outbox) to both ``web.py`` and ``tengo-jobs dev``
-    without the engine importing it: the module that defines ``install`` is imported
-    with the functions (``TENGO_FUNCTIONS``), before the app is built.
-    """
-    if install not in _extensions:
-        _extensions.append(install)
-    return install
-
-
 def create_app(runtime=None, *, max_request_bytes: int = MAX_REQUEST_BYTES) -> Flask:
     """Build the web app on ``runtime`` (default: booted from the environment)."""
     from ..config import Settings
@@ -55,9 +39,12 @@ def create_app(runtime=None, *, max_request_bytes: int = MAX_REQUEST_BYTES) -> F
     register_error_handlers(app)
     for module in (intake, api, health, metrics, openapi, dashboard):
         app.register_blueprint(module.bp)
-    for install in list(_extensions):
-        install(app)
+    for extension in runtime.registry.extensions:  # applications' pages (Extension.blueprints)
+        for blueprint in extension.blueprints:
+            app.register_blueprint(blueprint)
+        for label, endpoint in extension.nav_links:
+            add_nav_link(app, label, endpoint)
     return app
 
 
-__all__ = ["create_app", "web_extension", "add_nav_link"]
+__all__ = ["create_app", "add_nav_link"]

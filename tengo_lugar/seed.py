@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import click
 
+from tengo_jobs import get_runtime
+
 from .factories import (make_car, make_document, make_driver, make_payment, make_session,
                         make_trip, make_user)
 from .models import User
@@ -92,11 +94,7 @@ def print_summary(summary: dict, echo=click.echo) -> None:
 @click.command("seed-demo")
 def seed_demo_command():
     """Create Tengo Lugar demo data (users, drivers, cars, trips, payments) and print it."""
-    from tengo_jobs.runtime import boot
-
-    from . import models  # noqa: F401  (registers the tables before boot migrates)
-
-    runtime = boot()
+    runtime = get_runtime()  # booted and migrated by `tengo-jobs` before it calls this
     if runtime.settings.is_production:
         raise click.ClickException("refusing to seed demo data (and print session tokens) with "
                                    "TENGO_ENV=production")

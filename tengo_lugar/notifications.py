@@ -12,8 +12,7 @@ from __future__ import annotations
 import json
 from typing import Iterable
 
-from tengo_jobs import get_runtime
-from tengo_jobs.fastpath import insert_models
+from tengo_jobs import bulk_insert, get_runtime
 
 from .api_response import ApiResponse
 from .dbutil import in_transaction
@@ -88,7 +87,7 @@ def send_system_notifications(user_ids: Iterable[str], title: str, message: str,
                      read=False, created_at=now, idempotency_key=idempotency_key)
                 for u in user_ids]
         for i in range(0, len(rows), _CHUNK):
-            insert_models(Notification, rows[i:i + _CHUNK], ignore_conflicts=True)
+            bulk_insert(Notification, rows[i:i + _CHUNK], ignore_conflicts=True)
     data = [{"userId": u, "title": title, "message": message, "type": type, "link": link,
              "metadata": metadata, "read": False, "createdAt": now} for u in user_ids]
     return ApiResponse.ok(data, message=f"{len(data)} notification(s) sent")

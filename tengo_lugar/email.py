@@ -24,12 +24,12 @@ import threading
 import resend
 import resend.exceptions
 
-from tengo_jobs import NonRetriableError, RetryAfterError, get_runtime
-from tengo_jobs.fastpath import insert_models
+from tengo_jobs import NonRetriableError, RetryAfterError, bulk_insert, get_runtime
 
 from .dbutil import in_transaction
 from .errors import EmailDeliveryError, InvalidDataError
 from .models import EmailOutbox
+from .settings import get_settings
 from .templates import render
 
 log = logging.getLogger(__name__)
@@ -84,7 +84,7 @@ def send_emails(messages: list[EmailMessage], *, idempotency_key: str | None = N
         raise InvalidDataError(f"{len(messages)} emails in one batch; Resend takes at most "
                                f"{RESEND_BATCH_LIMIT}", field="messages")
     runtime = get_runtime()
-    settings = runtime.settings
+    settings = get_settings()
     rendered = []
     for m in messages:
         _check(m)
@@ -110,7 +110,7 @@ def _record(runtime, rendered, ids, transport: str, key: str | None) -> None:
             for i, (m, html, text) in enumerate(rendered)]
     with in_transaction(runtime.db):
         # A re-run of the same step (same key) records nothing new.
-        insert_models(EmailOutbox, rows, ignore_conflicts=True)
+        bulk_insert(EmailOutbox, rows, ignore_conflicts=True)
 
 
 def _send_resend(settings, rendered, key: str | None) -> list[str | None]:

@@ -12,10 +12,7 @@ from __future__ import annotations
 
 import re
 
-from tengo_jobs import get_runtime
-from tengo_jobs.durations import to_epoch_ms
-from tengo_jobs.errors import TengoJobsError
-from tengo_jobs.intake import send_events
+from tengo_jobs import TengoJobsError, get_runtime, to_epoch_ms
 
 from .api_response import ApiResponse
 from .errors import SessionRequiredError
@@ -73,7 +70,7 @@ def create_document_verification(session, document_data) -> ApiResponse:
     # Not nested in a transaction with the document: send_events enqueues wake-ups right
     # after its own commit, and a worker must find the document committed by then.
     try:
-        send_events(runtime, [{"name": "document-verification-email", "data": data},
+        runtime.send([{"name": "document-verification-email", "data": data},
                               {"name": "document.uploaded", "data": data}], now=now)
     except Exception:
         doc.delete_instance()
@@ -103,7 +100,7 @@ def schedule_payment_reminder(payment_id: str, due_date) -> ApiResponse:
     runtime = get_runtime()
     Payment.update(due_at=due_ms).where(Payment.id == payment_id).execute()
     try:
-        [event_id] = send_events(runtime, {"name": "payment-reminder",
+        [event_id] = runtime.send({"name": "payment-reminder",
                                            "data": {"paymentId": payment_id},
                                            "id": f"payment-reminder:{payment_id}:{due_ms}",
                                            "ts": due_ms})

@@ -1,6 +1,6 @@
 """The server actions over HTTP: a Flask blueprint, authenticated by a bearer session token.
 
-``tengo_jobs.app.pages`` installs it on the web app; the engine's web package never
+``tengo_lugar.pages`` installs it on the web app; the engine's web package never
 imports it. Every answer is an :class:`ApiResponse` as JSON.
 
 - ``POST /app/actions/document-verification`` body: the document (``type``, ``number``,

@@ -24,6 +24,7 @@ from decimal import Decimal
 from tengo_jobs import ConfigurationError
 
 from .errors import GatewayUnavailableError, InvalidDataError
+from .settings import get_settings
 
 SUPPORTED_CURRENCY = "ARS"
 
@@ -85,8 +86,9 @@ def money(value) -> str:
     return str(Decimal(str(value)).quantize(Decimal("0.01")))
 
 
-def get_gateway(settings) -> PaymentGateway:
-    """The gateway ``settings.payment_gateway`` names."""
+def get_gateway(settings=None) -> PaymentGateway:
+    """The gateway ``settings.payment_gateway`` names (default: the app's settings)."""
+    settings = settings or get_settings()
     name = settings.payment_gateway
     if name not in GATEWAYS:
         raise ConfigurationError(f"PAYMENT_GATEWAY={name!r} is not one of: {', '.join(GATEWAYS)}")

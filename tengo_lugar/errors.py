@@ -8,7 +8,7 @@ that is down for a moment).
 
 from __future__ import annotations
 
-from tengo_jobs.errors import NonRetriableError, TengoJobsError
+from tengo_jobs import NonRetriableError, TengoJobsError
 
 
 class AppError(TengoJobsError):

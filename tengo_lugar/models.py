@@ -1,9 +1,9 @@
 """Tengo Lugar's tables: users and sessions, documents, payments, trips and who rides them,
 drivers and their cars, in-app notifications, and the email outbox.
 
-They share the engine's database (:data:`tengo_jobs.models.database_proxy`) and its
-migrations: :func:`tengo_jobs.models.register_models` makes ``tengo-jobs migrate`` and
-``boot()`` create them. Times are epoch milliseconds (UTC), as in the engine's tables,
+They live in the engine's database (:class:`tengo_jobs.AppModel`) and are migrated with
+it: the app's :class:`~tengo_jobs.Extension` lists them, so ``tengo-jobs migrate`` and
+every process that migrates at boot create them. Times are epoch milliseconds (UTC), as in the engine's tables,
 so SQLite and PostgreSQL store the same values and comparisons need no time-zone care;
 money is a ``Decimal`` with two places, in ``currency`` (always ``ARS`` today).
 """
@@ -16,8 +16,7 @@ import secrets
 
 import peewee as pw
 
-from tengo_jobs.ids import new_id
-from tengo_jobs.models import BaseModel, EnumField, register_models
+from tengo_jobs import AppModel, EnumField, new_id
 
 
 def _id() -> str:
@@ -57,7 +56,7 @@ class TripPassengerStatus(str, enum.Enum):
     CANCELLED = "CANCELLED"
 
 
-class User(BaseModel):
+class User(AppModel):
     id = pw.CharField(primary_key=True, max_length=32, default=_id)
     email = pw.CharField(max_length=320, unique=True)
     name = pw.CharField(max_length=200)
@@ -69,7 +68,7 @@ class User(BaseModel):
         table_name = "tl_users"
 
 
-class Session(BaseModel):
+class Session(AppModel):
     """A signed-in user's bearer token (what the web app's auth would hand out)."""
 
     token = pw.CharField(primary_key=True, max_length=64, default=lambda: secrets.token_urlsafe(32))
@@ -81,7 +80,7 @@ class Session(BaseModel):
         table_name = "tl_sessions"
 
 
-class Document(BaseModel):
+class Document(AppModel):
     id = pw.CharField(primary_key=True, max_length=32, default=_id)
     user = pw.ForeignKeyField(User, backref="documents", on_delete="CASCADE")
     type = EnumField(DocumentType, max_length=24)
@@ -99,7 +98,7 @@ class Document(BaseModel):
         table_name = "tl_documents"
 
 
-class Driver(BaseModel):
+class Driver(AppModel):
     id = pw.CharField(primary_key=True, max_length=32, default=_id)
     user = pw.ForeignKeyField(User, backref="driver", unique=True, on_delete="CASCADE")
     license_number = pw.CharField(max_length=40, null=True)
@@ -110,7 +109,7 @@ class Driver(BaseModel):
         table_name = "tl_drivers"
 
 
-class DriverCar(BaseModel):
+class DriverCar(AppModel):
     id = pw.CharField(primary_key=True, max_length=32, default=_id)
     driver = pw.ForeignKeyField(Driver, backref="cars", on_delete="CASCADE")
     plate = pw.CharField(max_length=16, unique=True)
@@ -124,7 +123,7 @@ class DriverCar(BaseModel):
         table_name = "tl_driver_cars"
 
 
-class Trip(BaseModel):
+class Trip(AppModel):
     id = pw.CharField(primary_key=True, max_length=32, default=_id)
     driver = pw.ForeignKeyField(Driver, backref="trips", on_delete="CASCADE")
     car = pw.ForeignKeyField(DriverCar, null=True, on_delete="SET NULL")
@@ -141,7 +140,7 @@ class Trip(BaseModel):
         indexes = ((("status", "departure_at"), False),)
 
 
-class Passenger(BaseModel):
+class Passenger(AppModel):
     id = pw.CharField(primary_key=True, max_length=32, default=_id)
     user = pw.ForeignKeyField(User, backref="passenger", unique=True, on_delete="CASCADE")
     created_at = pw.BigIntegerField()
@@ -150,7 +149,7 @@ class Passenger(BaseModel):
         table_name = "tl_passengers"
 
 
-class TripPassenger(BaseModel):
+class TripPassenger(AppModel):
     id = pw.AutoField()
     trip = pw.ForeignKeyField(Trip, backref="passengers", on_delete="CASCADE")
     passenger = pw.ForeignKeyField(Passenger, backref="trips", on_delete="CASCADE")
@@ -163,7 +162,7 @@ class TripPassenger(BaseModel):
         indexes = ((("trip", "passenger"), True),)
 
 
-class Payment(BaseModel):
+class Payment(AppModel):
     id = pw.CharField(primary_key=True, max_length=32, default=_id)
     user = pw.ForeignKeyField(User, backref="payments", on_delete="CASCADE")
     trip = pw.ForeignKeyField(Trip, null=True, backref="payments", on_delete="SET NULL")
@@ -180,7 +179,7 @@ class Payment(BaseModel):
         table_name = "tl_payments"
 
 
-class Notification(BaseModel):
+class Notification(AppModel):
     id = pw.AutoField()
     user = pw.ForeignKeyField(User, backref="notifications", on_delete="CASCADE")
     title = pw.CharField(max_length=200)
@@ -207,7 +206,7 @@ class Notification(BaseModel):
                 "metadata": self.metadata_dict, "read": self.read, "createdAt": self.created_at}
 
 
-class EmailOutbox(BaseModel):
+class EmailOutbox(AppModel):
     """Every email the app sent: to the local outbox (no ``RESEND_API_KEY``) or through Resend.
 
     ``(idempotency_key, batch_index)`` is unique, so a step re-run after a crash that
@@ -235,4 +234,3 @@ class EmailOutbox(BaseModel):
 
 APP_MODELS = [User, Session, Document, Driver, DriverCar, Trip, Passenger, TripPassenger,
               Payment, Notification, EmailOutbox]
-register_models(*APP_MODELS)
