@@ -5,6 +5,6 @@ default ``actors``) and installs what they add to the web app (Tengo Lugar's ser
 actions and email outbox page: the ``tengo_lugar.extension`` that ``actors`` brings).
 """
 
-from tengo_jobs.web import create_app
+from tengo_jobs.process.web import create_app
 
 app = create_app()

@@ -35,10 +35,9 @@ from tengo_lugar.models import (Driver, EmailOutbox, Notification, Passenger, Tr
                                    TripPassenger, User)
 from tengo_lugar.testing import START_MS  # noqa: E402
 from tengo_jobs.clock import FakeClock  # noqa: E402
-from tengo_jobs.events import SCHEDULED_EVENT, Event  # noqa: E402
-from tengo_jobs.execution import Execution  # noqa: E402
-from tengo_jobs.intake import start_run  # noqa: E402
-from tengo_jobs.models import Run, Step  # noqa: E402
+from tengo_jobs.core.events import SCHEDULED_EVENT, Event  # noqa: E402
+from tengo_jobs.engine.invocation import Invocation  # noqa: E402
+from tengo_jobs.store.schema import RunRow as Run, StepRow as Step  # noqa: E402
 from tengo_jobs.runtime import set_runtime  # noqa: E402
 from tengo_jobs.testing import make_test_runtime  # noqa: E402
 
@@ -110,7 +109,7 @@ def bench_once(database_url: str, trips: int, passengers: int) -> dict:
     runtime = make_test_runtime(database_url, clock=FakeClock(START_MS))
     try:
         load_data(runtime, trips, passengers)
-        run_id = start_run(runtime, daily_trip_reminder,
+        run_id = runtime.store.events.start_run(daily_trip_reminder,
                            Event(name=SCHEDULED_EVENT, data={}, ts=START_MS), now=START_MS,
                            enqueue=False)
         real_complete = Execution.complete

@@ -107,7 +107,7 @@ def _insert_sleeping(runtime, n: int, until: int) -> None:
     import json
 
     from tengo_jobs.ids import new_id
-    from tengo_jobs.models import Event, Run, Step, Timer
+    from tengo_jobs.store.schema import EventRow as Event, RunRow as Run, StepRow as Step, TimerRow as Timer
 
     now = _now_ms()
     for i in range(0, n, 1_000):
@@ -164,8 +164,7 @@ def main() -> int:
         os.environ.update({k: env[k] for k in ("DATABASE_URL", "REDIS_URL", "TENGO_FUNCTIONS",
                                                "TENGO_ENV", "TENGO_QUEUE")})
         sys.path.insert(0, str(BENCH))
-        from tengo_jobs.intake import send_events
-        from tengo_jobs.models import Run, RunStatus, Step, Timer
+        from tengo_jobs.store.schema import RunRow as Run, RunStatus, StepRow as Step, TimerRow as Timer
         from tengo_jobs.runtime import boot
 
         runtime = boot(load_functions=True)  # imports sleep_scale: the function is declared
@@ -183,7 +182,7 @@ def main() -> int:
         else:
             for i in range(0, args.runs, 5_000):
                 n = min(5_000, args.runs - i)
-                send_events(runtime, [{"name": "bench/sleep", "data": {"until": far}}] * n)
+                runtime.send([{"name": "bench/sleep", "data": {"until": far}}] * n)
         insert_s = time.monotonic() - t0
         print(f"inserted {args.runs} events+runs in {insert_s:.1f}s "
               f"({args.runs / insert_s:.0f}/s)", flush=True)

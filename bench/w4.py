@@ -48,21 +48,20 @@ def _load_functions():
 
 
 def _completed_count(function_id: str) -> int:
-    from tengo_jobs.models import Run, RunStatus
+    from tengo_jobs.store.schema import RunRow as Run, RunStatus
 
     return (Run.select().where((Run.function_id == function_id)
                                & (Run.status == RunStatus.COMPLETED)).count())
 
 
 def _tengo_throughput(runtime, n: int, event: str, function_id: str, worker) -> dict:
-    from tengo_jobs.intake import send_events
-    from tengo_jobs.models import Run
+    from tengo_jobs.store.schema import RunRow as Run
 
     before = _completed_count(function_id)
     start_ms = runtime.now()
     t0 = time.perf_counter()
     for i in range(0, n, 100):
-        send_events(runtime, [{"name": event, "data": {"i": j}} for j in range(i, min(n, i + 100))])
+        runtime.send([{"name": event, "data": {"i": j}} for j in range(i, min(n, i + 100))])
     submit_s = time.perf_counter() - t0
     H.wait_for(lambda: _completed_count(function_id) >= before + n, timeout=600, interval=0.1,
                what=f"{n} {function_id} runs", worker=worker)
@@ -88,12 +87,11 @@ def _paced(rate: float, seconds: float, send) -> int:
 
 def _tengo_latency(runtime, rate: float, seconds: float, event: str, function_id: str,
                    worker) -> dict:
-    from tengo_jobs.intake import send_events
-    from tengo_jobs.models import Run
+    from tengo_jobs.store.schema import RunRow as Run
 
     before = _completed_count(function_id)
     start_ms = runtime.now()
-    count = _paced(rate, seconds, lambda i: send_events(runtime, {"name": event, "data": {"i": i}}))
+    count = _paced(rate, seconds, lambda i: runtime.send({"name": event, "data": {"i": i}}))
     H.wait_for(lambda: _completed_count(function_id) >= before + count, timeout=300,
                interval=0.1, what="latency runs", worker=worker)
     lat = [e - c for c, e in Run.select(Run.created_at, Run.ended_at).where(
@@ -184,9 +182,8 @@ def bench_checkpoints(backend: str, steps: int, repeats: int) -> dict:
     from dramatiq.brokers.stub import StubBroker
 
     from tengo_jobs import Jobs
-    from tengo_jobs.intake import send_events
-    from tengo_jobs.models import Run
-    from tengo_jobs.registry import Registry
+    from tengo_jobs.store.schema import RunRow as Run
+    from tengo_jobs.core.registry import Registry
     from tengo_jobs.runtime import set_runtime
 
     def noop():
@@ -209,7 +206,7 @@ def bench_checkpoints(backend: str, steps: int, repeats: int) -> dict:
                 noop()
 
         def time_one(event):
-            [event_id] = send_events(runtime, {"name": event, "data": {}})
+            [event_id] = runtime.send({"name": event, "data": {}})
             runtime.broker.flush_all()
             run_id = Run.select(Run.id).where(Run.event_id == event_id).scalar()
             t0 = time.perf_counter()

@@ -13,14 +13,13 @@ from .durations import ms_to_iso, to_epoch_ms, to_ms
 from .errors import (ConfigurationError, EventValidationError, NonRetriableError,
                      OutputTooLargeError, RetryAfterError, StepError, TengoJobsError,
                      ValidationError)
-from .events import Event
-from .extensions import Extension
-from .fastpath import insert_models as bulk_insert
-from .functions import FunctionDef
+from .core.events import Event
+from .core.extensions import Extension
+from .core.functions import FunctionDef
 from .ids import new_id
-from .models import AppModel, EnumField, RunStatus, StepStatus
-from .runtime import Runtime, get_runtime, set_runtime
-from .web.auth import require_dashboard
+from .process.web.auth import require_dashboard
+from .runtime import Runtime, boot, get_runtime, set_runtime
+from .store import AppModel, EnumField, RunStatus, StepStatus, bulk_insert
 
 __all__ = [
     # declaring functions and sending events
@@ -29,7 +28,7 @@ __all__ = [
     "TengoJobsError", "ConfigurationError", "ValidationError", "EventValidationError",
     "OutputTooLargeError", "NonRetriableError", "RetryAfterError", "StepError",
     # the process runtime
-    "Runtime", "Settings", "get_runtime", "set_runtime", "Clock", "FakeClock",
+    "Runtime", "Settings", "boot", "get_runtime", "set_runtime", "Clock", "FakeClock",
     # statuses
     "RunStatus", "StepStatus",
     # building an application on the engine (tables, pages, commands)

@@ -1,18 +1,36 @@
-"""Broker set-up: ``REDIS_URL`` gives a RedisBroker, otherwise an in-process StubBroker.
+"""The broker: Dramatiq carries wake-ups ("look at run R now"), nothing else.
 
-The broker only carries wake-ups: a message says "look at run R now". One actor,
-``tengo_jobs_execute``, executes runs; Dramatiq's own retries are off because
-retries are counted per step in the database.
+``REDIS_URL`` gives a :class:`TengoRedisBroker`, otherwise an in-process ``StubBroker``
+(``tengo-jobs dev``, tests). One actor, ``tengo_jobs_execute``, executes runs.
+Dramatiq's retries are used for one thing only: a worker that cannot reach the
+database to acquire a run puts the message back with a delay
+(:data:`DATABASE_RETRY_BACKOFF_MS`), so an outage loses no wake-up; step retries are
+the engine's own, counted in the database.
+
+Sending does not hold the caller: with Redis, :class:`Waker` sends wake-ups from a
+background thread right after the rows committed (batched when many are waiting).
+A wake-up lost because the process died before it was sent is found by the sweeper.
 """
 
 from __future__ import annotations
 
+import atexit
+import json
 import logging
-from typing import TYPE_CHECKING, Callable
+import queue
+import threading
+import uuid
+from typing import TYPE_CHECKING, Callable, Iterable
 
 import dramatiq
-from dramatiq.brokers.redis import RedisBroker
+from dramatiq.brokers.redis import RedisBroker, _RedisConsumer
 from dramatiq.brokers.stub import StubBroker
+from dramatiq.errors import DecodeError
+from dramatiq.message import Message
+from dramatiq.middleware import Middleware
+
+from .errors import DatabaseUnavailableError
+from .engine.timekeeper import BrokerProbe
 
 if TYPE_CHECKING:
     from .config import Settings
@@ -23,6 +41,13 @@ ACTOR_NAME = "tengo_jobs_execute"
 # A run may execute for a long time (thousands of steps); the lease, not Dramatiq's
 # time limit, guards against a stuck executor.
 ACTOR_TIME_LIMIT_MS = 7 * 24 * 3_600_000
+DATABASE_RETRY_BACKOFF_MS = (500, 15_000)
+DATABASE_RETRIES = 40  # about 10 minutes of outage before the sweeper has to find the run
+# An idle Dramatiq Redis consumer backs off up to the worker timeout (1 s, and the
+# ``dramatiq`` CLI cannot change it) between polls of an empty queue, which adds up to
+# a second to a wake-up that arrives after a quiet spell. Capping the backoff keeps
+# the wake-up lag near the scheduler's poll interval for ten cheap polls a second.
+IDLE_POLL_MAX_MS = 100
 
 
 def make_broker(settings: "Settings") -> dramatiq.Broker:
@@ -32,30 +57,58 @@ def make_broker(settings: "Settings") -> dramatiq.Broker:
     return StubBroker()
 
 
-# An idle Dramatiq Redis consumer backs off up to the worker timeout (1 s, and the
-# ``dramatiq`` CLI cannot change it) between polls of an empty queue, which adds up to
-# a second to a wake-up that arrives after a quiet spell. Capping the backoff keeps
-# the wake-up lag near the scheduler's poll interval for ten cheap polls a second.
-IDLE_POLL_MAX_MS = 100
+class _TolerantConsumer(_RedisConsumer):
+    """Dramatiq's Redis consumer, except that a message it cannot decode is dead-lettered
+    instead of breaking the consumer: Dramatiq's own raises, the worker restarts the
+    consumer, and every message it had prefetched stays in its ack set until the worker
+    dies."""
+
+    def __next__(self):
+        while True:
+            try:
+                return super().__next__()
+            except DecodeError as exc:
+                self._dead_letter(exc)
+
+    def _dead_letter(self, exc: DecodeError) -> None:
+        data = getattr(exc, "data", b"")
+        message_id = None
+        try:
+            message_id = json.loads(data).get("options", {}).get("redis_message_id")
+        except Exception:  # noqa: BLE001 - a body that is not even JSON
+            pass
+        log.error("dropping an undecodable message on queue %r%s: %s", self.queue_name,
+                  f" (id {message_id})" if message_id else "", exc)
+        if message_id:
+            self.broker.do_nack(self.queue_name, message_id)
 
 
 class TengoRedisBroker(RedisBroker):
-    """Dramatiq's RedisBroker with the idle poll backoff capped at ``IDLE_POLL_MAX_MS``."""
+    """Dramatiq's RedisBroker with the idle poll backoff capped at ``IDLE_POLL_MAX_MS`` and a
+    consumer that survives undecodable messages."""
+
+    @property
+    def consumer_class(self):
+        return _TolerantConsumer
 
     def consume(self, queue_name, prefetch=1, timeout=5000):
-        return super().consume(queue_name, prefetch=prefetch,
-                               timeout=min(timeout, IDLE_POLL_MAX_MS))
+        return _TolerantConsumer(self, queue_name, prefetch, min(timeout, IDLE_POLL_MAX_MS))
 
 
-def declare_actor(broker: dramatiq.Broker, execute: Callable[[str], None], queue_name: str):
-    """Declare the run-executing actor on ``broker``."""
+def _retry_when(retries: int, exc: BaseException) -> bool:
+    return isinstance(exc, DatabaseUnavailableError) and retries < DATABASE_RETRIES
+
+
+def declare_actor(broker: dramatiq.Broker, execute: Callable[[str], object], queue_name: str):
+    """Declare the run-executing actor on ``broker`` (or point an existing one at ``execute``)."""
     existing = broker.actors.get(ACTOR_NAME) if hasattr(broker, "actors") else None
     if existing is not None:
         existing.fn = execute
         return existing
     return dramatiq.actor(
         execute, actor_name=ACTOR_NAME, queue_name=queue_name, broker=broker,
-        max_retries=0, time_limit=ACTOR_TIME_LIMIT_MS)
+        retry_when=_retry_when, min_backoff=DATABASE_RETRY_BACKOFF_MS[0],
+        max_backoff=DATABASE_RETRY_BACKOFF_MS[1], time_limit=ACTOR_TIME_LIMIT_MS)
 
 
 def ping(broker: dramatiq.Broker) -> None:
@@ -63,6 +116,41 @@ def ping(broker: dramatiq.Broker) -> None:
     client = getattr(broker, "client", None)
     if client is not None:
         client.ping()
+
+
+def queue_depth(broker: dramatiq.Broker, queue_name: str) -> int | None:
+    """Messages waiting in ``queue_name`` (Redis list length or stub queue size)."""
+    client = getattr(broker, "client", None)
+    if client is not None:
+        return int(client.llen(f"{broker.namespace}:{queue_name}"))
+    queues = getattr(broker, "queues", None)
+    if queues is not None and queue_name in queues:
+        return queues[queue_name].qsize()
+    return None
+
+
+class RedisProbe(BrokerProbe):
+    """Tells the sweeper whether Redis lost its data and whether the queue is empty.
+
+    A marker key is set in Redis; when it is gone, Redis restarted without persistence
+    (or was flushed) and every message it held is lost."""
+
+    def __init__(self, broker: dramatiq.Broker, queue_name: str):
+        self.broker = broker
+        self.queue_name = queue_name
+        self.client = getattr(broker, "client", None)
+        self.marker = f"{getattr(broker, 'namespace', 'dramatiq')}:{queue_name}.tengo-marker"
+        self._seen = False
+
+    def lost_data(self) -> bool:
+        if self.client is None:
+            return False
+        created = bool(self.client.set(self.marker, "1", nx=True))
+        lost, self._seen = created and self._seen, True
+        return lost
+
+    def backlog(self) -> int | None:
+        return queue_depth(self.broker, self.queue_name)
 
 
 def send_many(actor, run_ids: list[str]) -> bool:
@@ -79,13 +167,9 @@ def send_many(actor, run_ids: list[str]) -> bool:
     broker = actor.broker
     if len(run_ids) < 2 or not isinstance(broker, RedisBroker) or _has_enqueue_hooks(broker):
         return False
-    from uuid import uuid4
-
-    from dramatiq.message import Message
-
     bodies = {}
     for run_id in run_ids:
-        redis_id = str(uuid4())
+        redis_id = str(uuid.uuid4())
         message = Message(queue_name=actor.queue_name, actor_name=actor.actor_name,
                           args=(run_id,), kwargs={}, options={"redis_message_id": redis_id})
         bodies[redis_id] = message.encode()
@@ -98,7 +182,78 @@ def send_many(actor, run_ids: list[str]) -> bool:
 
 
 def _has_enqueue_hooks(broker) -> bool:
-    from dramatiq.middleware import Middleware
-
     return any(getattr(type(m), hook) is not getattr(Middleware, hook)
                for m in broker.middleware for hook in ("before_enqueue", "after_enqueue"))
+
+
+def send_now(actor, run_ids: list[str]) -> int:
+    """Send one wake-up per run (the rows are committed); returns how many were sent.
+
+    A broker failure here loses nothing (the sweeper finds the runs), so it is logged,
+    not raised: a caller whose event was accepted must not be told otherwise."""
+    if not run_ids:
+        return 0
+    try:
+        if send_many(actor, run_ids):
+            return len(run_ids)
+    except Exception:  # noqa: BLE001 - fall back to one message at a time
+        log.warning("bulk enqueue of %d runs failed; sending one by one", len(run_ids),
+                    exc_info=True)
+    count = 0
+    for run_id in run_ids:
+        try:
+            actor.send(run_id)
+        except Exception:  # noqa: BLE001 - the rows are the source of truth
+            log.error("could not enqueue run %s; the sweeper will send it again", run_id,
+                      exc_info=True)
+            continue
+        count += 1
+    return count
+
+
+class Waker:
+    """Sends wake-ups from a background thread, so callers do not wait on the broker.
+
+    Run ids handed to :meth:`wake` leave in order, right away, in batches when several
+    are waiting. :meth:`flush` (called at exit and by ``Runtime.close``) sends what is
+    left; a process killed before that loses the wake-ups, not the runs."""
+
+    def __init__(self, actor):
+        self.actor = actor
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)
+        self._pending = 0
+        atexit.register(self.flush)
+
+    def wake(self, run_ids: Iterable[str]) -> None:
+        run_ids = list(run_ids)
+        if not run_ids:
+            return
+        with self._lock:
+            self._pending += 1
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._loop, name="tengo-waker",
+                                                daemon=True)
+                self._thread.start()
+        self._queue.put(run_ids)
+
+    def _loop(self) -> None:
+        while True:
+            batches = [self._queue.get()]
+            while len(batches) < 100:
+                try:
+                    batches.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            send_now(self.actor, [r for batch in batches for r in batch])
+            with self._lock:
+                self._pending -= len(batches)
+                if self._pending == 0:
+                    self._idle.notify_all()
+
+    def flush(self, timeout: float = 5.0) -> bool:
+        """Wait until every wake-up handed over so far was sent; ``False`` on timeout."""
+        with self._lock:
+            return self._idle.wait_for(lambda: self._pending == 0, timeout)

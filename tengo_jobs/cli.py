@@ -8,15 +8,17 @@ import sys
 
 import click
 
+from .config import Settings
+from .core.registry import load_modules, registry
 from .durations import ms_to_iso
 from .errors import TengoJobsError
+from .process.dev import dev
+from .runtime import boot
 
 
 def _boot(**kwargs):
-    from .runtime import boot
-
     try:
-        return boot(**kwargs)
+        return boot("cli", **kwargs)
     except TengoJobsError as exc:
         raise click.ClickException(str(exc)) from None
 
@@ -30,9 +32,6 @@ class _Group(click.Group):
     """
 
     def _extension_commands(self) -> dict[str, click.Command]:
-        from .registry import load_modules, registry
-        from .config import Settings
-
         try:
             load_modules(Settings.from_env().functions)
         except Exception as exc:  # noqa: BLE001 - the built-in commands still work
@@ -87,15 +86,13 @@ def send(name, data, event_id, ts):
     except json.JSONDecodeError as exc:
         raise click.BadParameter(f"not JSON: {exc}", param_hint="--data") from None
     runtime = _boot()
-    from .intake import send_events
-
     event = {"name": name, "data": payload}
     if event_id:
         event["id"] = event_id
     if ts is not None:
         event["ts"] = ts
     try:
-        ids = send_events(runtime, event)
+        ids = runtime.send(event)
     except TengoJobsError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(json.dumps({"ids": ids}))
@@ -110,35 +107,32 @@ def runs(ctx, status, function_id, limit):
     """List recent runs (or `runs show ID`)."""
     if ctx.invoked_subcommand:
         return
-    _boot(load_functions=False)
-    from .models import Run
-
-    q = Run.select().order_by(Run.created_at.desc()).limit(limit)
-    if status:
-        q = q.where(Run.status == status)
-    if function_id:
-        q = q.where(Run.function_id == function_id)
-    for r in q:
-        click.echo(f"{r.id}  {r.status.value:<9}  {r.function_id:<30}  {ms_to_iso(r.created_at)}")
+    runtime = _boot(load_functions=False)
+    try:
+        page = runtime.store.queries.list_runs(status=status, function_id=function_id,
+                                               limit=limit)
+    except TengoJobsError as exc:
+        raise click.ClickException(str(exc)) from None
+    for r in page["data"]:
+        click.echo(f"{r['id']}  {r['status']:<9}  {r['function_id']:<30}  {r['created_at']}")
 
 
 @runs.command("show")
 @click.argument("run_id")
 def runs_show(run_id):
     """Show one run with its steps."""
-    _boot(load_functions=False)
-    from .models import Run, Step
-
-    run = Run.get_or_none(Run.id == run_id)
-    if run is None:
-        raise click.ClickException(f"no run {run_id!r}")
+    queries = _boot(load_functions=False).store.queries
+    try:
+        run = queries.run(run_id)
+    except TengoJobsError as exc:
+        raise click.ClickException(str(exc)) from None
     click.echo(f"run {run.id}  function {run.function_id}  status {run.status.value}")
     click.echo(f"created {ms_to_iso(run.created_at)}  ended {ms_to_iso(run.ended_at)}")
     if run.output is not None:
         click.echo(f"output {run.output}")
     if run.error is not None:
         click.echo(f"error {run.error}")
-    for s in Step.select().where(Step.run_id == run_id).order_by(Step.position):
+    for s in queries.steps(run_id):
         click.echo(f"  {s.position:>4} {s.key:<40} {s.status.value:<9} attempts={s.attempts}")
 
 
@@ -156,10 +150,8 @@ def functions():
 def cancel(run_id):
     """Cancel an unfinished run (a worker executing it stops at its next checkpoint)."""
     runtime = _boot(load_functions=False)
-    from .control import cancel_run
-
     try:
-        run = cancel_run(runtime, run_id)
+        run = runtime.control.cancel(run_id)
     except TengoJobsError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"run {run['id']} {run['status']}")
@@ -171,17 +163,13 @@ def cancel(run_id):
 def replay(run_id, from_step):
     """Start a run again as a new run, from the start or from a step."""
     runtime = _boot(load_functions=False)
-    from .control import replay_run
-
     try:
-        run = replay_run(runtime, run_id, from_step=from_step)
+        run = runtime.control.replay(run_id, from_step=from_step)
     except TengoJobsError as exc:
         raise click.ClickException(str(exc)) from None
     copied = f" ({len(run['steps'])} earlier step(s) reused)" if from_step else ""
     click.echo(f"run {run['id']} queued, replaying {run_id}{copied}")
 
-
-from .devserver import dev  # noqa: E402  (the all-in-one process)
 
 main.add_command(dev)
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+from .core.functions import DEFAULT_RETRIES, FunctionDef, build_function
+from .core.registry import Registry, registry as default_registry
 from .errors import ConfigurationError
-from .functions import DEFAULT_RETRIES, FunctionDef, build_function
-from .registry import Registry, registry as default_registry
+from .runtime import get_runtime
 
 
 class Jobs:
@@ -38,8 +39,6 @@ class Jobs:
     def runtime(self):
         if self._runtime is not None:
             return self._runtime
-        from .runtime import get_runtime
-
         return get_runtime()
 
     def function(self, id: str, *, event: str | list[str] | None = None, cron: str | None = None,
@@ -61,6 +60,4 @@ class Jobs:
 
     def send(self, events, *, now: int | None = None) -> list[str]:
         """Send one event (a dict or ``Event``) or a list; returns one event id per event."""
-        from .intake import send_events
-
-        return send_events(self.runtime, events, now=now)
+        return self.runtime.send(events, now=now)

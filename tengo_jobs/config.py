@@ -35,6 +35,7 @@ class Env(str, enum.Enum):
     TENGO_SWEEP_INTERVAL = "TENGO_SWEEP_INTERVAL"
     TENGO_QUEUE = "TENGO_QUEUE"
     TENGO_MAX_OUTPUT_BYTES = "TENGO_MAX_OUTPUT_BYTES"
+    TENGO_DB_RECONNECT_WINDOW = "TENGO_DB_RECONNECT_WINDOW"
     PORT = "PORT"
 
 
@@ -83,7 +84,8 @@ class Settings:
     retry_max_ms: int = 3_600_000
     redeliver_after_ms: int = 60_000
     poll_interval_ms: int = 250
-    sweep_interval_ms: int = 15_000
+    sweep_interval_ms: int = 5_000
+    reconnect_window_ms: int = 10_000  # how long a run waits out a lost database
     queue_name: str = "tengo_jobs"
     output_limit: int = 4 * 1024 * 1024  # bytes of JSON per step or run output
     port: int = 8288
@@ -115,7 +117,8 @@ class Settings:
             retry_max_ms=_duration_ms(e, Env.TENGO_RETRY_MAX, "1h"),
             redeliver_after_ms=_duration_ms(e, Env.TENGO_REDELIVER_AFTER, "60s"),
             poll_interval_ms=_duration_ms(e, Env.TENGO_POLL_INTERVAL, "250ms"),
-            sweep_interval_ms=_duration_ms(e, Env.TENGO_SWEEP_INTERVAL, "15s"),
+            sweep_interval_ms=_duration_ms(e, Env.TENGO_SWEEP_INTERVAL, "5s"),
+            reconnect_window_ms=_duration_ms(e, Env.TENGO_DB_RECONNECT_WINDOW, "10s"),
             queue_name=e.get(Env.TENGO_QUEUE.value) or "tengo_jobs",
             output_limit=_positive_int(e, Env.TENGO_MAX_OUTPUT_BYTES, 4 * 1024 * 1024),
             port=port,

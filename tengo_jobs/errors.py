@@ -50,6 +50,14 @@ class EventValidationError(ValidationError):
     """An event that breaks the event contract (name, data, ts, size)."""
 
 
+class EventTooLargeError(EventValidationError):
+    """An event over 512 KiB or a batch over 5,000 events (HTTP 413)."""
+
+
+class ExpressionError(ValidationError):
+    """A CEL expression that does not parse."""
+
+
 class OutputTooLargeError(ValidationError):
     """A step or run output whose JSON encoding exceeds the configured limit."""
 
@@ -82,6 +90,18 @@ class StepError(TengoJobsError):
         self.attempts = attempts
 
 
+class StepCrashedError(TengoJobsError):
+    """A step whose executions kept dying before they could record a result."""
+
+
+class FunctionCrashedError(TengoJobsError):
+    """A run whose executions kept dying outside any step."""
+
+
+class StepUsageError(TengoJobsError, ValueError):
+    """A step called the wrong way: a bad id, bad arguments, or a step inside a step."""
+
+
 class NonDeterminismError(TengoJobsError):
     """A replay met a stored step of another kind than the code now asks for."""
 
@@ -90,8 +110,16 @@ class RunNotFoundError(TengoJobsError, LookupError):
     """No run with that id."""
 
 
+class EventNotFoundError(RunNotFoundError):
+    """No event with that id."""
+
+
 class InvalidRunStateError(TengoJobsError):
     """The run is not in a state that allows the requested operation."""
+
+
+class DatabaseUnavailableError(TengoJobsError):
+    """The database did not answer (a restart, a failover, a partition); retried, then raised."""
 
 
 # -- interrupts (BaseException: user code must not swallow them) ---------------------------
@@ -101,6 +129,11 @@ class Interrupt(BaseException):
 
 class LeaseLost(Interrupt):
     """This worker's lease on the run expired or was taken over; its checkpoints are refused."""
+
+
+class DatabaseLost(Interrupt):
+    """The database stayed away longer than the reconnect window in the middle of a run:
+    the execution stops where it is (its lease expires; the run is sent again)."""
 
 
 class Suspend(Interrupt):

@@ -1,8 +1,27 @@
-"""The process runtime: settings, database, broker, clock and function registry in one object.
+"""The composition root: one process's engine, and the one way every process boots.
 
-Like Dramatiq's global broker, a process has a current runtime (``get_runtime()``),
-built from the environment the first time it is needed, and replaceable with
-``set_runtime()`` (tests, the dev server). Every part is injectable.
+:class:`Runtime` composes the parts on one database and broker — the store, the
+executor, the intake, the timekeeper, control — passing each what it needs (the
+store, the registry, a clock, an ``enqueue`` callable). Nothing it composes imports it.
+
+A process has a current runtime (like Dramatiq's global broker): :func:`get_runtime`
+builds it from the environment the first time it is needed — which is when a module
+declares a :class:`~tengo_jobs.Jobs` client, so ``dramatiq actors`` finds the actor — and
+:func:`set_runtime` replaces it (tests, the dev server).
+
+:func:`boot` is the one boot path of every process kind (``web``, ``worker``,
+``scheduler``, ``dev``, ``cli``)::
+
+    settings read once (the environment, or given)
+    → log redaction of every configured secret installed (before anything logs)
+    → the runtime composed (no connection opened yet)
+    → the function modules imported (TENGO_FUNCTIONS), their extensions' secrets redacted
+    → the production check of that kind (production refuses to start unsafe)
+    → the system and extension tables migrated
+
+The Dramatiq worker process imports the function modules itself; the runtime they bind
+to boots the rest of the way when the worker process has booted (a broker middleware,
+:mod:`tengo_jobs.process.worker`), so importing ``actors`` opens no connection.
 """
 
 from __future__ import annotations
@@ -13,108 +32,105 @@ from typing import Iterable
 
 import dramatiq
 import peewee as pw
+from dramatiq.brokers.redis import RedisBroker
 
-from . import broker as broker_mod
+from . import logsafe
+from .broker import RedisProbe, Waker, declare_actor, make_broker, send_now
 from .clock import Clock
 from .config import Settings
 from .errors import ConfigurationError
-from .db import migrate, open_database
-from .models import Run
-from .registry import Registry, registry as default_registry
+from .core.registry import Registry, load_modules, registry as default_registry
+from .engine.control import Control
+from .engine.executor import Executor
+from .engine.intake import Intake
+from .engine.timekeeper import Timekeeper
+from .process.worker import BootOnWorkerStart
+from .store import Store
+from .store.connection import open_database
+from .store.schema import database_proxy
 
 log = logging.getLogger(__name__)
 
+PROCESS_KINDS = ("web", "worker", "scheduler", "dev", "cli")
+
 
 class Runtime:
+    """One process's engine on one database and broker (every part injectable)."""
+
     def __init__(self, *, settings: Settings | None = None, database: pw.Database | None = None,
                  broker: dramatiq.Broker | None = None, clock: Clock | None = None,
                  registry: Registry | None = None, set_global_broker: bool = True):
         self.settings = settings or Settings.from_env()
-        from .logsafe import install as install_log_redaction
-
-        install_log_redaction(self.settings.secrets())  # every process builds a runtime at boot
         self.db = database or open_database(self.settings.database_url)
-        if not isinstance(self.db, (pw.PostgresqlDatabase, pw.SqliteDatabase)):
-            raise ConfigurationError(f"tengo_jobs runs on PostgreSQL or SQLite, not "
-                                     f"{type(self.db).__name__}")
-        if database is not None:
-            from .models import database_proxy
-
-            database_proxy.initialize(database)
-        self.broker = broker or broker_mod.make_broker(self.settings)
+        database_proxy.initialize(self.db)
+        self.store = Store(self.db, lease_ttl_ms=self.settings.lease_ttl_ms,
+                           reconnect_window_ms=self.settings.reconnect_window_ms)
+        self.broker = broker or make_broker(self.settings)
         self.clock = clock or Clock()
         self.registry = registry or default_registry
         if set_global_broker:
             dramatiq.set_broker(self.broker)
-        from .executor import Executor
+        self.executor = Executor(store=self.store, registry=self.registry, clock=self.clock,
+                                 settings=self.settings, enqueue=self.enqueue, send=self.send)
 
-        self.executor = Executor(self)
         def tengo_jobs_execute(run_id: str) -> None:
             self.executor.execute(run_id)
 
-        self.actor = broker_mod.declare_actor(self.broker, tengo_jobs_execute,
-                                              self.settings.queue_name)
+        self.actor = declare_actor(self.broker, tengo_jobs_execute, self.settings.queue_name)
+        self._waker = Waker(self.actor) if isinstance(self.broker, RedisBroker) else None
+        self.intake = Intake(store=self.store, registry=self.registry, clock=self.clock,
+                             enqueue=self.enqueue)
+        self.timekeeper = Timekeeper(store=self.store, registry=self.registry, clock=self.clock,
+                                     settings=self.settings, enqueue=self.enqueue,
+                                     broker=RedisProbe(self.broker, self.settings.queue_name))
+        self.control = Control(store=self.store, registry=self.registry, clock=self.clock,
+                               enqueue=self.enqueue)
 
-    # -- conveniences --------------------------------------------------------------------
     def now(self) -> int:
         return self.clock.now()
 
-    def migrate(self) -> list[str]:
-        """Create the system tables and the tables of every registered extension."""
-        return migrate(self.db, self.registry.extension_models())
-
-    def enqueue(self, run_ids: Iterable[str]) -> int:
-        """Send one wake-up message per run (after the rows are committed); returns how many.
-
-        The rows are already committed, so a broker failure here loses nothing: the
-        sweeper re-enqueues these runs. It is logged, not raised, so a caller whose
-        event was accepted is not told otherwise (and does not send it twice).
-        """
-        run_ids = list(run_ids)
-        try:
-            if broker_mod.send_many(self.actor, run_ids):
-                return len(run_ids)
-        except Exception:  # noqa: BLE001 - fall back to one message at a time
-            log.warning("bulk enqueue of %d runs failed; sending one by one", len(run_ids),
-                        exc_info=True)
-        count = 0
-        for run_id in run_ids:
-            try:
-                self.actor.send(run_id)
-            except Exception:  # noqa: BLE001 - the outbox row is the source of truth
-                log.error("could not enqueue run %s; the sweeper will re-enqueue it", run_id,
-                          exc_info=True)
-                continue
-            count += 1
-        return count
-
     def send(self, events, *, now: int | None = None) -> list[str]:
         """Send one event (a dict or ``Event``) or a list; returns one event id per event."""
-        from .intake import send_events
+        return self.intake.send(events, now=now)
 
-        return send_events(self, events, now=now)
+    def enqueue(self, run_ids: Iterable[str]) -> None:
+        """Wake these runs (their rows are committed): from a background thread with Redis,
+        at once with the in-process broker. A lost wake-up is found by the sweeper."""
+        run_ids = list(run_ids)
+        if self._waker is not None:
+            self._waker.wake(run_ids)
+        else:
+            send_now(self.actor, run_ids)
 
-    def mark_enqueued(self, run_ids: list[str], now: int) -> None:
-        for i in range(0, len(run_ids), 500):
-            Run.update(enqueued_at=now).where(Run.id.in_(run_ids[i:i + 500])).execute()
+    def flush(self, timeout: float = 5.0) -> bool:
+        """Wait until every wake-up handed over so far has left for the broker (``False`` on
+        timeout). Processes flush at exit; tests that inspect the broker flush first."""
+        return self._waker.flush(timeout) if self._waker is not None else True
+
+    def migrate(self) -> list[str]:
+        """Create or upgrade the system tables and the tables of every registered extension."""
+        return self.store.migrate(self.registry.extension_models())
 
     def close(self) -> None:
         self.executor.stop()
-        if not self.db.is_closed():
-            self.db.close()
+        self.flush()
+        self.store.close()
 
 
 _current: Runtime | None = None
-_lock = threading.Lock()
+_lock = threading.RLock()
 
 
 def get_runtime() -> Runtime:
-    """The current runtime, built from the environment on first use."""
+    """The current runtime, composed from the environment on first use (no connection opened)."""
     global _current
     if _current is None:
         with _lock:
             if _current is None:
-                _current = Runtime()
+                settings = Settings.from_env()
+                logsafe.install(settings.secrets())
+                _current = Runtime(settings=settings)
+                _current.broker.add_middleware(BootOnWorkerStart(lambda: boot("worker")))
     return _current
 
 
@@ -126,17 +142,28 @@ def set_runtime(runtime: Runtime | None) -> Runtime | None:
     return previous
 
 
-def boot(settings: Settings | None = None, *, load_functions: bool = True, **kwargs) -> Runtime:
-    """Build the process runtime from ``settings`` (default: the environment), set it as
-    current, create the tables, and import the function modules (``TENGO_FUNCTIONS``)."""
-    from .registry import load_modules
+def boot(kind: str, *, settings: Settings | None = None, load_functions: bool = True,
+         migrate: bool = True, **parts) -> Runtime:
+    """Boot this process as ``kind`` (see the module docstring) and return its runtime.
 
-    runtime = Runtime(settings=settings or Settings.from_env(), **kwargs)
-    set_runtime(runtime)
+    With ``settings`` (or ``parts``: database, broker, clock…) a new runtime is composed
+    and made current; otherwise the current one is used (or composed from the environment).
+    """
+    if kind not in PROCESS_KINDS:
+        raise ConfigurationError(f"kind must be one of {', '.join(PROCESS_KINDS)}, got {kind!r}")
+    with _lock:
+        if settings is not None or parts:
+            settings = settings or Settings.from_env()
+            logsafe.install(settings.secrets())
+            runtime = Runtime(settings=settings, **parts)
+            set_runtime(runtime)
+        else:
+            runtime = get_runtime()
     if load_functions:
         load_modules(runtime.settings.functions)
-    from .logsafe import install as install_log_redaction
-
-    install_log_redaction(runtime.registry.extension_secrets())
-    runtime.migrate()  # after the modules: their extensions' tables too
+    logsafe.install(runtime.registry.extension_secrets())
+    runtime.settings.check_production(needs_event_keys=kind in ("web", "dev"))
+    if migrate:
+        runtime.migrate()
+    log.debug("booted as %s", kind)
     return runtime

@@ -15,8 +15,8 @@ retry backoffs instantly by moving a :class:`FakeClock` to the next timer.
 from __future__ import annotations
 
 import json
-import os
 import tempfile
+import weakref
 
 import pytest
 from dramatiq import Worker
@@ -24,20 +24,19 @@ from dramatiq.brokers.stub import StubBroker
 
 from .clock import FakeClock
 from .config import Settings
-from .db import open_database
 from .errors import TengoJobsError
-from .models import Run, RunStatus, Step
 from .runtime import Runtime, set_runtime
-from .timers import fire_due_timers, next_timer_due
+from .store import RunRow, StepRow
 
 
 def make_test_runtime(database_url: str | None = None, *, clock: FakeClock | None = None,
                       broker=None, **settings) -> Runtime:
-    """A runtime on a fresh SQLite file, a StubBroker and a FakeClock, set as current."""
+    """A runtime on a fresh SQLite file (in a temporary directory removed with the runtime,
+    unless ``database_url``), a StubBroker and a FakeClock, set as current."""
+    tmpdir = None
     if database_url is None:
-        fd, path = tempfile.mkstemp(prefix="tengo-test-", suffix=".db")
-        os.close(fd)
-        database_url = f"sqlite:///{path}"
+        tmpdir = tempfile.TemporaryDirectory(prefix="tengo-test-")
+        database_url = f"sqlite:///{tmpdir.name}/jobs.db"
     defaults = dict(database_url=database_url, env="test", retry_base_ms=1, retry_max_ms=10,
                     lease_ttl_ms=30_000, redeliver_after_ms=1_000, functions=())
     defaults.update(settings)
@@ -45,6 +44,8 @@ def make_test_runtime(database_url: str | None = None, *, clock: FakeClock | Non
                       clock=clock or FakeClock(1_767_225_600_000))  # 2026-01-01T00:00:00Z
     runtime.migrate()
     set_runtime(runtime)
+    if tmpdir is not None:
+        weakref.finalize(runtime, tmpdir.cleanup)
     return runtime
 
 
@@ -56,24 +57,16 @@ class JobsTester:
         self.clock = runtime.clock
 
     def send(self, events, **kwargs) -> list[str]:
-        from .intake import send_events
+        return self.runtime.send(events, **kwargs)
 
-        return send_events(self.runtime, events, **kwargs)
-
-    def _runnable(self, now: int) -> list[str]:
-        return [r[0] for r in Run.select(Run.id).where(
-            Run.status.in_([RunStatus.QUEUED.value, RunStatus.RUNNING.value])
-            & (Run.wake_at <= now)
-            & (Run.lease_expires_at.is_null() | (Run.lease_expires_at < now))
-        ).order_by(Run.created_at).tuples()]
-
-    def run_until_idle(self, *, max_executions: int = 100_000, advance_time: bool = True) -> list[Run]:
+    def run_until_idle(self, *, max_executions: int = 100_000,
+                       advance_time: bool = True) -> list[RunRow]:
         """Execute every run until none is runnable; jump the clock to each next timer."""
         executions = 0
         while True:
             now = self.clock.now()
-            fire_due_timers(self.runtime, now=now, limit=100_000)
-            runnable = self._runnable(now)
+            self.runtime.timekeeper.fire_timers(now=now, limit=100_000)
+            runnable = self.runtime.store.timers.runnable(now)
             if hasattr(self.runtime.broker, "flush_all"):
                 self.runtime.broker.flush_all()  # we execute directly; drop the wake-up messages
             for run_id in runnable:
@@ -83,36 +76,30 @@ class JobsTester:
                     raise TengoJobsError(f"more than {max_executions} executions; is a run looping?")
             if runnable:
                 continue
-            due = next_timer_due(self.runtime)
+            due = self.runtime.store.timers.next_due()
             if due is None or not advance_time:
                 break
             if not isinstance(self.clock, FakeClock):
                 raise TengoJobsError("run_until_idle needs a FakeClock to move through timers")
             self.clock.set(max(now, due))
-        return list(Run.select().order_by(Run.created_at))
+        return self.runs()
 
     # -- reading results -------------------------------------------------------------------
-    @staticmethod
-    def run(run_id: str) -> Run:
-        return Run.get_by_id(run_id)
+    def run(self, run_id: str) -> RunRow:
+        return self.runtime.store.queries.run(run_id)
+
+    def runs(self, function_id: str | None = None) -> list[RunRow]:
+        return self.runtime.store.queries.runs(function_id)
+
+    def steps(self, run_id: str) -> list[StepRow]:
+        return self.runtime.store.queries.steps(run_id)
 
     @staticmethod
-    def runs(function_id: str | None = None) -> list[Run]:
-        q = Run.select().order_by(Run.created_at, Run.id)
-        if function_id:
-            q = q.where(Run.function_id == function_id)
-        return list(q)
-
-    @staticmethod
-    def steps(run_id: str) -> list[Step]:
-        return list(Step.select().where(Step.run_id == run_id).order_by(Step.position))
-
-    @staticmethod
-    def output(run: Run):
+    def output(run: RunRow):
         return None if run.output is None else json.loads(run.output)
 
     @staticmethod
-    def error(run: Run):
+    def error(run: RunRow):
         return None if run.error is None else json.loads(run.error)
 
 
@@ -145,4 +132,4 @@ def stub_worker(stub_broker):
     worker.stop()
 
 
-__all__ = ["make_test_runtime", "JobsTester", "FakeClock", "open_database"]
+__all__ = ["make_test_runtime", "JobsTester", "FakeClock"]

@@ -13,7 +13,7 @@ import uuid
 
 import pytest
 
-from tengo_jobs.registry import registry
+from tengo_jobs.core.registry import registry
 
 pytest_plugins = ["tengo_jobs.testing"]
 

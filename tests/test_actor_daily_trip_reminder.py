@@ -5,9 +5,8 @@ from actors.daily_trip_reminder import daily_trip_reminder
 from tengo_lugar.factories import make_driver, make_trip, make_user
 from tengo_lugar.models import TripStatus
 from tengo_lugar.testing import START_MS, app_runtime, notifications, outbox, tester  # noqa: F401
-from tengo_jobs.cron import parse_cron
-from tengo_jobs.events import SCHEDULED_EVENT, Event
-from tengo_jobs.intake import start_run
+from tengo_jobs.core.cron import parse_cron
+from tengo_jobs.core.events import SCHEDULED_EVENT, Event
 
 HOUR = 3_600_000
 # START_MS is 2026-03-10 09:00 in Buenos Aires (12:00 UTC): tomorrow there is
@@ -17,7 +16,7 @@ TOMORROW_END = TOMORROW_START + 24 * HOUR
 
 
 def _tick(tester, at=START_MS):
-    run_id = start_run(tester.runtime, daily_trip_reminder,
+    run_id = tester.runtime.store.events.start_run(daily_trip_reminder,
                        Event(name=SCHEDULED_EVENT, data={"cron": daily_trip_reminder.cron}, ts=at),
                        now=at, unique_key=f"cron:daily-trip-reminder:{at}")
     tester.run_until_idle()

@@ -10,7 +10,7 @@ from tengo_lugar.http import blueprint
 from tengo_lugar.models import Document, Notification, Payment
 from tengo_lugar.notifications import notify_user, send_system_notification
 from tengo_lugar.testing import START_MS, app_runtime, notifications, outbox, tester  # noqa: F401
-from tengo_jobs.web import create_app
+from tengo_jobs.process.web import create_app
 
 DOC = {"type": "DNI", "number": "30123456",
        "frontUrl": "https://files.tengolugar.com/f.jpg", "backUrl": "https://files.tengolugar.com/b.jpg"}

@@ -11,7 +11,7 @@ from tengo_lugar.errors import EmailDeliveryError, InvalidDataError
 from tengo_lugar.factories import make_document, make_user
 from tengo_lugar.testing import make_app_runtime, outbox
 from tengo_jobs.errors import Interrupt
-from tengo_jobs.execution import Execution
+from tengo_jobs.engine.invocation import Invocation
 from tengo_jobs.runtime import set_runtime
 from tengo_jobs.testing import JobsTester
 
@@ -117,7 +117,7 @@ class SimulatedCrash(BaseException):
 
 def test_crash_between_send_and_checkpoint_sends_once(resend_tester, fake_resend, monkeypatch):
     doc = make_document(make_user("Ana", "ana@example.com"))
-    real_checkpoint = Execution.checkpoint
+    real_checkpoint = Invocation.checkpoint
     crashed = []
 
     def checkpoint(self, *, key, **kwargs):
@@ -126,7 +126,7 @@ def test_crash_between_send_and_checkpoint_sends_once(resend_tester, fake_resend
             raise SimulatedCrash("killed before the checkpoint")
         return real_checkpoint(self, key=key, **kwargs)
 
-    monkeypatch.setattr(Execution, "checkpoint", checkpoint)
+    monkeypatch.setattr(Invocation, "checkpoint", checkpoint)
     resend_tester.send({"name": "document-verification-email", "data": {"documentId": doc.id}})
     with pytest.raises(SimulatedCrash):
         resend_tester.run_until_idle()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import actors  # noqa: F401  (installs tengo_lugar.pages)
 from tengo_lugar.email import send_email
-from tengo_jobs.web import create_app
+from tengo_jobs.process.web import create_app
 
 
 def test_outbox_page_shows_the_emails_sent_without_resend(tj_runtime):

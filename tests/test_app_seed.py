@@ -8,8 +8,7 @@ import actors  # noqa: F401
 from tengo_lugar.models import Driver, DriverCar, Payment, Trip, TripPassenger, User
 from tengo_lugar.seed import seed_demo
 from tengo_lugar.testing import app_runtime, notifications, tester  # noqa: F401
-from tengo_jobs.events import SCHEDULED_EVENT, Event
-from tengo_jobs.intake import start_run
+from tengo_jobs.core.events import SCHEDULED_EVENT, Event
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -30,7 +29,7 @@ def test_seed_demo_command_creates_and_prints_the_demo_data_once(tmp_path):
     assert "Córdoba → Villa Carlos Paz" in first.stdout
     second = _cli(tmp_path, "seed-demo")
     assert second.returncode == 0 and "nothing created" in second.stdout
-    from tengo_jobs.db import open_database
+    from tengo_jobs.store.connection import open_database
 
     db = open_database(f"sqlite:///{tmp_path / 'demo.db'}")
     try:
@@ -52,7 +51,7 @@ def test_seeded_trips_tomorrow_get_reminded_by_the_next_tick(tester):
     summary = seed_demo(tester.runtime)
     assert summary["created"]
     now = tester.clock.now()
-    run_id = start_run(tester.runtime, daily_trip_reminder, Event(name=SCHEDULED_EVENT, ts=now),
+    run_id = tester.runtime.store.events.start_run(daily_trip_reminder, Event(name=SCHEDULED_EVENT, ts=now),
                        now=now)
     tester.run_until_idle()
     assert tester.output(tester.run(run_id)) == {"processedTrips": 2}

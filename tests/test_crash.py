@@ -28,7 +28,7 @@ from engine_funcs import harness
 from engine_funcs.crash import STEPS
 from engine_funcs.effects import CrashEffect
 from procs import wait_until
-from tengo_jobs.models import Run, RunStatus, Step, StepKind
+from tengo_jobs.store.schema import RunRow as Run, RunStatus, StepRow as Step, StepKind
 
 RUNS = 60
 KILLS = 3
@@ -105,8 +105,7 @@ def test_sigkilled_workers_lose_no_run_and_rerun_only_interrupted_steps(redis_ur
 
 def _tick_and_count(runtime) -> int:
     """Play the scheduler once and return how many step executions happened so far."""
-    from tengo_jobs.timers import fire_due_timers, sweep
 
-    fire_due_timers(runtime)
-    sweep(runtime)
+    runtime.timekeeper.fire_timers()
+    runtime.timekeeper.sweep()
     return CrashEffect.select().count()

@@ -10,7 +10,7 @@ import zoneinfo
 
 import pytest
 
-from tengo_jobs.cron import parse_cron
+from tengo_jobs.core.cron import parse_cron
 from tengo_jobs.errors import ConfigurationError
 
 UTC = dt.timezone.utc
@@ -171,7 +171,7 @@ def test_bad_cron_names_the_function_and_the_field(expr, words):
 
 def test_bad_cron_fails_when_the_function_is_declared():
     from tengo_jobs import Jobs
-    from tengo_jobs.registry import Registry
+    from tengo_jobs.core.registry import Registry
 
     jobs = Jobs(app_id="t", runtime=object(), registry=Registry())
     with pytest.raises(ConfigurationError, match="'bad-zone'.*unknown time zone 'Nowhere/City'"):

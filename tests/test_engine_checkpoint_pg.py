@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from tengo_jobs import Jobs, RunStatus
-from tengo_jobs.executor import Executor
-from tengo_jobs.models import Run, Step, StepStatus
+from tengo_jobs.engine.executor import Executor
+from tengo_jobs.store.schema import RunRow as Run, StepRow as Step, StepStatus
 from tengo_jobs.runtime import set_runtime
 from tengo_jobs.testing import JobsTester, make_test_runtime
 
@@ -55,7 +55,7 @@ def test_steps_retries_and_memoization_checkpoint_on_postgresql(pg_tester):
 def test_a_checkpoint_after_the_lease_expired_writes_nothing_on_postgresql(pg_tester):
     runtime = pg_tester.runtime
     jobs = Jobs(app_id="app", runtime=runtime)
-    takeover = Executor(runtime)
+    takeover = Executor(store=runtime.store, registry=runtime.registry, clock=runtime.clock, settings=runtime.settings, enqueue=runtime.enqueue, send=runtime.send)
     state = {"stalled": False, "takeover": None}
 
     def slow_step(run_id):

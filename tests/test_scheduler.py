@@ -16,13 +16,13 @@ import pytest
 from procs import ROOT, TESTS, process_env, wait_until
 from tengo_jobs import Jobs
 from tengo_jobs.clock import Clock
-from tengo_jobs.events import SCHEDULED_EVENT
-from tengo_jobs.models import Event as EventRow
-from tengo_jobs.models import Run, RunStatus, Step
-from tengo_jobs.scheduler import (MISFIRE_GRACE_MS, CronState, Scheduler, ensure_cron_state,
-                                  fire_cron, poll_timers)
+from tengo_jobs.core.events import SCHEDULED_EVENT
+from tengo_jobs.store.schema import EventRow
+from tengo_jobs.store.schema import RunRow as Run, RunStatus, StepRow as Step
+from tengo_jobs.engine.timekeeper import MISFIRE_GRACE_MS
+from tengo_jobs.process.scheduler import Scheduler
+from tengo_jobs.store.schema import CronStateRow as CronState
 from tengo_jobs.testing import make_test_runtime
-from tengo_jobs.timers import sweep
 
 HOUR = 3_600_000
 T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z, the test runtime's FakeClock start
@@ -49,7 +49,7 @@ def hourly(tj_runtime):
     def make(misfire="coalesce", fn_id="hourly"):
         jobs = Jobs(app_id="t", runtime=tj_runtime)
         fn = jobs.function(fn_id, cron="0 * * * *", misfire=misfire)(_noop)
-        ensure_cron_state(tj_runtime, [fn.id], now=T0)
+        tj_runtime.timekeeper.ensure_cron_state([fn.id], now=T0)
         return fn
     return make
 
@@ -57,8 +57,8 @@ def hourly(tj_runtime):
 # -- cron ticks -------------------------------------------------------------------------------
 def test_a_new_cron_function_does_not_backfill_and_fires_at_its_next_tick(tj_runtime, hourly):
     fn = hourly()
-    assert fire_cron(tj_runtime, fn, now=T0 + HOUR - 1) == []
-    [run_id] = fire_cron(tj_runtime, fn, now=T0 + HOUR + 20)
+    assert tj_runtime.timekeeper.fire_cron(fn, now=T0 + HOUR - 1) == []
+    [run_id] = tj_runtime.timekeeper.fire_cron(fn, now=T0 + HOUR + 20)
     run = Run.get_by_id(run_id)
     assert run.unique_key == f"cron:hourly:{T0 + HOUR}"
     assert run.status == RunStatus.QUEUED
@@ -71,48 +71,48 @@ def test_a_new_cron_function_does_not_backfill_and_fires_at_its_next_tick(tj_run
 def test_each_tick_starts_once_however_often_it_is_checked(tj_runtime, hourly):
     fn = hourly()
     for now in (T0 + HOUR, T0 + HOUR + 1, T0 + HOUR + 500, T0 + 2 * HOUR - 1):
-        fire_cron(tj_runtime, fn, now=now)
+        tj_runtime.timekeeper.fire_cron(fn, now=now)
     assert [tick_of(r) for r in cron_runs("hourly")] == [T0 + HOUR]
 
 
 def test_coalesce_starts_one_run_for_the_latest_missed_tick(tj_runtime, hourly):
     fn = hourly("coalesce")
-    started = fire_cron(tj_runtime, fn, now=T0 + 5 * HOUR + 30_000)  # down for 5 ticks
+    started = tj_runtime.timekeeper.fire_cron(fn, now=T0 + 5 * HOUR + 30_000)  # down for 5 ticks
     assert len(started) == 1
     assert [tick_of(r) for r in cron_runs("hourly")] == [T0 + 5 * HOUR]
 
 
 def test_skip_drops_ticks_older_than_the_grace_then_fires_on_time_again(tj_runtime, hourly):
     fn = hourly("skip")
-    assert fire_cron(tj_runtime, fn, now=T0 + 5 * HOUR + MISFIRE_GRACE_MS + 1) == []
+    assert tj_runtime.timekeeper.fire_cron(fn, now=T0 + 5 * HOUR + MISFIRE_GRACE_MS + 1) == []
     assert cron_runs("hourly") == []
-    fire_cron(tj_runtime, fn, now=T0 + 6 * HOUR + 1_000)  # on time: within the grace
+    tj_runtime.timekeeper.fire_cron(fn, now=T0 + 6 * HOUR + 1_000)  # on time: within the grace
     assert [tick_of(r) for r in cron_runs("hourly")] == [T0 + 6 * HOUR]
 
 
 def test_all_starts_every_missed_tick_in_order(tj_runtime, hourly):
     fn = hourly("all")
-    started = fire_cron(tj_runtime, fn, now=T0 + 5 * HOUR + 30_000)
+    started = tj_runtime.timekeeper.fire_cron(fn, now=T0 + 5 * HOUR + 30_000)
     assert len(started) == 5
     assert [tick_of(r) for r in cron_runs("hourly")] == [T0 + h * HOUR for h in range(1, 6)]
 
 
 def test_a_restart_never_refires_a_tick_that_already_ran(tj_runtime, hourly):
     fn = hourly("all")
-    fire_cron(tj_runtime, fn, now=T0 + 2 * HOUR)
+    tj_runtime.timekeeper.fire_cron(fn, now=T0 + 2 * HOUR)
     # A new scheduler process starts: its state row is already there.
-    ensure_cron_state(tj_runtime, [fn.id], now=T0 + 2 * HOUR + 10)
-    assert fire_cron(tj_runtime, fn, now=T0 + 2 * HOUR + 10) == []
+    tj_runtime.timekeeper.ensure_cron_state([fn.id], now=T0 + 2 * HOUR + 10)
+    assert tj_runtime.timekeeper.fire_cron(fn, now=T0 + 2 * HOUR + 10) == []
     # Even if the state were rolled back, a tick's unique key starts nothing twice.
     CronState.update(last_tick_ms=T0).execute()
-    assert fire_cron(tj_runtime, fn, now=T0 + 2 * HOUR + 20) == []
+    assert tj_runtime.timekeeper.fire_cron(fn, now=T0 + 2 * HOUR + 20) == []
     assert [tick_of(r) for r in cron_runs("hourly")] == [T0 + HOUR, T0 + 2 * HOUR]
 
 
 def test_a_cron_run_executes_with_the_scheduled_event(tj_runtime, jobs_tester, hourly):
     hourly()
     tj_runtime.clock.set(T0 + HOUR + 5)
-    fire_cron(tj_runtime, tj_runtime.registry.get("hourly"))
+    tj_runtime.timekeeper.fire_cron(tj_runtime.registry.get("hourly"))
     [run] = jobs_tester.run_until_idle()
     assert run.status == RunStatus.COMPLETED
     assert json.loads(run.output) == {"tick": T0 + HOUR}
@@ -123,14 +123,14 @@ def test_concurrent_checks_on_postgres_start_each_tick_once(postgres_url):
     try:
         jobs = Jobs(app_id="t", runtime=runtime)
         fn = jobs.function("minutely", cron="* * * * *", misfire="all")(_noop)
-        ensure_cron_state(runtime, [fn.id], now=T0)
+        runtime.timekeeper.ensure_cron_state([fn.id], now=T0)
         barrier = threading.Barrier(4)
         results, errors = [], []
 
         def check(now):
             try:
                 barrier.wait()
-                results.extend(fire_cron(runtime, fn, now=now))
+                results.extend(runtime.timekeeper.fire_cron(fn, now=now))
             except Exception as exc:  # noqa: BLE001 - reported below
                 errors.append(exc)
             finally:
@@ -160,13 +160,13 @@ def test_future_dated_event_starts_at_ts_not_before(tj_runtime, jobs_tester):
     due = T0 + 2_000
     jobs.send({"name": "test.future-reminder", "data": {}, "ts": due}, now=T0)
     tj_runtime.broker.flush_all()
-    assert poll_timers(tj_runtime, now=due - 1) == 0
+    assert tj_runtime.timekeeper.poll_timers(now=due - 1) == 0
     assert queued_messages(tj_runtime) == 0
     [run] = Run.select()
     assert (run.status, run.wake_at) == (RunStatus.QUEUED, due)
     assert tj_runtime.executor.execute(run.id) == "skipped"  # a stray message changes nothing
 
-    assert poll_timers(tj_runtime, now=due) == 1
+    assert tj_runtime.timekeeper.poll_timers(now=due) == 1
     assert queued_messages(tj_runtime) == 1
     tj_runtime.clock.set(due + 3)
     [run] = jobs_tester.run_until_idle(advance_time=False)
@@ -182,7 +182,7 @@ def test_event_with_ts_in_the_past_starts_at_once(tj_runtime):
     [run] = Run.select()
     assert run.wake_at == T0
     assert queued_messages(tj_runtime) == 1
-    assert poll_timers(tj_runtime, now=T0) == 0  # no timer was needed
+    assert tj_runtime.timekeeper.poll_timers(now=T0) == 0  # no timer was needed
 
 
 def test_sleeping_runs_wake_when_the_poller_fires_their_timers(tj_runtime, jobs_tester):
@@ -197,8 +197,8 @@ def test_sleeping_runs_wake_when_the_poller_fires_their_timers(tj_runtime, jobs_
     jobs_tester.run_until_idle(advance_time=False)
     assert Run.select().where(Run.status == RunStatus.SLEEPING).count() == 25
     tj_runtime.broker.flush_all()
-    assert poll_timers(tj_runtime, now=T0 + 1_999, batch=10) == 0
-    assert poll_timers(tj_runtime, now=T0 + 2_000, batch=10) == 25  # three batches, drained
+    assert tj_runtime.timekeeper.poll_timers(now=T0 + 1_999, batch=10) == 0
+    assert tj_runtime.timekeeper.poll_timers(now=T0 + 2_000, batch=10) == 25  # three batches, drained
     assert queued_messages(tj_runtime) == 25
     tj_runtime.clock.set(T0 + 2_000)
     runs = jobs_tester.run_until_idle(advance_time=False)
@@ -212,8 +212,8 @@ def test_sweeper_re_enqueues_a_queued_run_whose_message_was_lost(tj_runtime):
     jobs.function("lost", event="lost.msg")(_noop)
     jobs.send({"name": "lost.msg", "data": {}}, now=T0)
     tj_runtime.broker.flush_all()  # the broker lost its messages
-    assert sweep(tj_runtime, now=T0 + 10) == []  # too soon: the message may still arrive
-    [run_id] = sweep(tj_runtime, now=T0 + tj_runtime.settings.redeliver_after_ms + 1)
+    assert tj_runtime.timekeeper.sweep(now=T0 + 10) == []  # too soon: the message may still arrive
+    [run_id] = tj_runtime.timekeeper.sweep(now=T0 + tj_runtime.settings.redeliver_after_ms + 1)
     assert queued_messages(tj_runtime) == 1
     assert tj_runtime.executor.execute(run_id) == "completed"
 

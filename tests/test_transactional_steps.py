@@ -6,7 +6,7 @@ import peewee as pw
 import pytest
 
 from tengo_jobs import Jobs, RunStatus
-from tengo_jobs.models import AppModel, Run
+from tengo_jobs.store.schema import AppModel, RunRow as Run
 from tengo_jobs.runtime import set_runtime
 from tengo_jobs.testing import JobsTester, make_test_runtime
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tengo_jobs import Jobs, RunStatus
-from tengo_jobs.models import Wait
+from tengo_jobs.store.schema import WaitRow as Wait
 
 
 @pytest.fixture
@@ -101,12 +101,10 @@ def test_invoke_returns_the_child_output_and_raises_its_failure(jobs, jobs_teste
 
 
 def test_cancelling_a_waiting_run_removes_its_wait(jobs, jobs_tester, tj_runtime):
-    from tengo_jobs.control import cancel_run
-
     _declare_payment_waiter(jobs)
     jobs_tester.send({"name": "order.created", "data": {"orderId": "o3"}})
     [run] = jobs_tester.run_until_idle(advance_time=False)
-    assert cancel_run(tj_runtime, run.id)["status"] == "cancelled"
+    assert tj_runtime.control.cancel(run.id)["status"] == "cancelled"
     assert Wait.select().count() == 0
     jobs_tester.send({"name": "payment.completed", "data": {"orderId": "o3"}})
     jobs_tester.run_until_idle()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tengo_jobs import Jobs
-from tengo_jobs.models import Run, Step, Timer
+from tengo_jobs.store.schema import RunRow as Run, StepRow as Step, TimerRow as Timer
 from tengo_jobs.testing import JobsTester
 
 from webhelpers import EVENT_KEY, PASSWORD, basic, bearer, make_app
@@ -182,8 +182,6 @@ def test_cancel_a_sleeping_run_deletes_its_timer_and_it_never_resumes(web):
 
 
 def test_cancel_stops_an_executing_run_at_its_next_checkpoint(tmp_path):
-    from tengo_jobs import control
-
     runtime, app = make_app(tmp_path)
     jobs = Jobs(app_id="api-test", runtime=runtime)
     ran = []
@@ -192,7 +190,7 @@ def test_cancel_stops_an_executing_run_at_its_next_checkpoint(tmp_path):
     def long(ctx, step):
         step.run("first", lambda: ran.append("first"))
         # cancelled from outside while this step executes
-        step.run("second", lambda: (ran.append("second"), control.cancel_run(runtime, ctx.run_id)))
+        step.run("second", lambda: (ran.append("second"), runtime.control.cancel(ctx.run_id)))
         step.run("third", lambda: ran.append("third"))
 
     runtime_ids = jobs.send({"name": "go"})

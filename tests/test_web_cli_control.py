@@ -5,7 +5,7 @@ from __future__ import annotations
 from click.testing import CliRunner
 
 from tengo_jobs import Jobs, cli
-from tengo_jobs.models import Run, Step
+from tengo_jobs.store.schema import RunRow as Run, StepRow as Step
 from tengo_jobs.testing import JobsTester
 
 from webhelpers import make_app

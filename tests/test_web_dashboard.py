@@ -9,7 +9,7 @@ import pytest
 from tengo_jobs import Jobs
 from tengo_jobs.config import Settings
 from tengo_jobs.runtime import Runtime, set_runtime
-from tengo_jobs.web import create_app
+from tengo_jobs.process.web import create_app
 
 
 @pytest.fixture

@@ -7,10 +7,13 @@ import json
 import pytest
 
 from tengo_jobs import Jobs
-from tengo_jobs.db import open_database
-from tengo_jobs.events import MAX_EVENT_BYTES
-from tengo_jobs.models import Event as EventRow
-from tengo_jobs.models import Run
+from dramatiq.brokers.stub import StubBroker
+
+from tengo_jobs import FakeClock, Runtime, Settings
+from tengo_jobs.process.web import create_app
+from tengo_jobs.core.events import MAX_EVENT_BYTES
+from tengo_jobs.store.schema import EventRow
+from tengo_jobs.store.schema import RunRow as Run
 
 from procs import free_port
 from webhelpers import EVENT_KEY, OTHER_KEY, bearer, make_app
@@ -121,7 +124,7 @@ def test_event_over_512_kib_is_413_and_nothing_is_stored(web):
 
 def test_single_event_body_far_over_the_limit_is_refused_unparsed(web, monkeypatch):
     runtime, client = web
-    import tengo_jobs.web.intake as web_intake
+    import tengo_jobs.process.web.intake as web_intake
 
     parsed = []
     monkeypatch.setattr(web_intake, "json", type("J", (), {
@@ -166,9 +169,11 @@ def test_future_ts_delays_the_run(web):
     assert run.wake_at == later and run.enqueued_at is None
 
 
-def test_database_unavailable_is_503_never_2xx(web):
-    runtime, client = web
-    runtime.db = open_database(f"postgresql://postgres@127.0.0.1:{free_port()}/gone?connect_timeout=1")
+def test_database_unavailable_is_503_never_2xx():
+    url = f"postgresql://postgres@127.0.0.1:{free_port()}/gone?connect_timeout=1"
+    runtime = Runtime(settings=Settings(database_url=url, env="test", event_keys=(EVENT_KEY,)),
+                      broker=StubBroker(), clock=FakeClock(), set_global_broker=False)
+    client = create_app(runtime).test_client()
     r = client.post(f"/e/{EVENT_KEY}", json={"name": "user.signup"})
     assert r.status_code == 503
     assert "database" in r.get_json()["error"]
@@ -199,7 +204,7 @@ def test_malformed_id_seed_is_ignored(web):
 
 
 def test_seeded_ids_are_ulids_that_sort_by_the_seed_time():
-    from tengo_jobs.web.intake import seeded_ids
+    from tengo_jobs.process.web.intake import seeded_ids
 
     a = seeded_ids("1767225600000,kXpJM+AsFmctWQ==", 3)
     b = seeded_ids("1767225600001,AAAAAAAAAAAAAA==", 1)

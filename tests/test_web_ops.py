@@ -33,7 +33,7 @@ def test_healthz_is_503_when_the_broker_is_down(tmp_path):
     broker = RedisBroker(url=f"redis://127.0.0.1:{free_port()}/0", socket_connect_timeout=1)
     runtime = Runtime(settings=settings, broker=broker, clock=FakeClock(0), set_global_broker=False)
     runtime.migrate()
-    from tengo_jobs.web import create_app
+    from tengo_jobs.process.web import create_app
 
     r = create_app(runtime).test_client().get("/healthz")
     assert r.status_code == 503
@@ -72,10 +72,10 @@ def test_metrics_count_events_runs_and_step_durations_from_the_database(tmp_path
     r = client.get("/metrics", headers=bearer())
     assert r.status_code == 200 and r.mimetype == "text/plain"
     s = _samples(r.data.decode())
-    assert s[("tengo_events_received_total", ())] == 3
-    assert s[("tengo_runs_started_total", (("function", "ok-fn"),))] == 2
-    assert s[("tengo_runs_completed_total", (("function", "ok-fn"),))] == 2
-    assert s[("tengo_runs_failed_total", (("function", "bad-fn"),))] == 2
+    assert s[("tengo_events_received_24h", ())] == 3
+    assert s[("tengo_runs_started_24h", (("function", "ok-fn"),))] == 2
+    assert s[("tengo_runs_completed_24h", (("function", "ok-fn"),))] == 2
+    assert s[("tengo_runs_failed_24h", (("function", "bad-fn"),))] == 2
     assert s[("tengo_runs_due", ())] == 0
     assert s[("tengo_step_duration_seconds_count", (("function", "ok-fn"),))] == 2
     assert s[("tengo_step_duration_seconds_bucket", (("function", "ok-fn"), ("le", "0.025")))] == 0

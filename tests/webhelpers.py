@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 
 from tengo_jobs.testing import make_test_runtime
-from tengo_jobs.web import create_app
+from tengo_jobs.process.web import create_app
 
 EVENT_KEY = "test-event-key-5f2a9c"
 OTHER_KEY = "second-event-key-77b1"

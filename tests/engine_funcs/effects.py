@@ -12,7 +12,7 @@ import time
 
 import peewee as pw
 
-from tengo_jobs.models import database_proxy
+from tengo_jobs.store.schema import database_proxy
 
 
 class _Base(pw.Model):

@@ -8,10 +8,9 @@ import time
 from pathlib import Path
 
 from tengo_jobs import Jobs, Settings
-from tengo_jobs.models import Run, RunStatus
-from tengo_jobs.registry import Registry
+from tengo_jobs.store.schema import RunRow as Run, RunStatus
+from tengo_jobs.core.registry import Registry
 from tengo_jobs.runtime import Runtime, set_runtime
-from tengo_jobs.timers import fire_due_timers, sweep
 
 from . import crash, effects, flows
 from procs import start_worker
@@ -69,8 +68,8 @@ def drive_until_final(runtime: Runtime, run_ids: list[str] | None = None, *, tim
     """Play the scheduler (fire timers, sweep) until every run (or ``run_ids``) is final."""
     deadline = time.monotonic() + timeout
     while True:
-        fire_due_timers(runtime)
-        sweep(runtime)
+        runtime.timekeeper.fire_timers()
+        runtime.timekeeper.sweep()
         if on_tick is not None:
             on_tick()
         query = Run.select()

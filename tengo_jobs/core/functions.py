@@ -1,0 +1,107 @@
+"""Function definitions: what ``@jobs.function(...)`` declares, validated when declared."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable
+
+from ..errors import ConfigurationError
+from .cron import parse_cron
+
+DEFAULT_RETRIES = 4
+MAX_RETRIES = 20
+MISFIRE_POLICIES = ("coalesce", "skip", "all")
+
+# Inngest flow-control options the design names. They are refused, loudly, until they are
+# enforced: accepting and ignoring a concurrency limit would be a lie about what runs.
+UNSUPPORTED_OPTIONS = ("concurrency", "throttle", "rate_limit", "debounce", "idempotency",
+                       "priority", "batch_events", "cancel_on", "timeouts", "singleton")
+
+
+@dataclasses.dataclass(eq=False)
+class FunctionDef:
+    """A durable function: its id, triggers, retry policy and handler ``handler(ctx, step)``."""
+
+    id: str
+    app_id: str
+    handler: Callable
+    events: tuple[str, ...] = ()
+    cron: str | None = None
+    retries: int = DEFAULT_RETRIES
+    on_failure: "FunctionDef | None" = None
+    misfire: str = "coalesce"
+    name: str | None = None
+    is_failure_handler: bool = False
+    failure_of: str | None = None
+
+    @property
+    def qualname(self) -> str:
+        h = self.handler
+        return f"{getattr(h, '__module__', '?')}.{getattr(h, '__qualname__', repr(h))}"
+
+    def __call__(self, ctx, step):
+        """Call the handler directly (no durability); handy in plain unit tests."""
+        return self.handler(ctx, step)
+
+    def describe(self) -> dict:
+        return {
+            "id": self.id,
+            "app_id": self.app_id,
+            "name": self.name or self.id,
+            "triggers": ([{"event": e} for e in self.events]
+                         + ([{"cron": self.cron}] if self.cron else [])),
+            "retries": self.retries,
+            "on_failure": self.on_failure.id if self.on_failure else None,
+            "failure_handler_of": self.failure_of,
+        }
+
+
+def _check_id(fn_id, what="function id") -> str:
+    if not isinstance(fn_id, str) or not fn_id.strip():
+        raise ConfigurationError(f"{what} must be a non-empty string, got {fn_id!r}")
+    if len(fn_id) > 100:
+        raise ConfigurationError(f"{what} {fn_id[:40]!r}... is longer than 100 characters")
+    return fn_id
+
+
+def build_function(app_id: str, fn_id: str, handler: Callable, *, event=None, cron=None,
+                   retries=DEFAULT_RETRIES, on_failure=None, misfire="coalesce", name=None,
+                   **options) -> FunctionDef:
+    """Validate the decorator's arguments and build the definition (and its failure handler)."""
+    _check_id(fn_id)
+    where = f"function {fn_id!r}"
+    for key in options:
+        if key in UNSUPPORTED_OPTIONS:
+            raise ConfigurationError(f"{where}: option {key!r} is not supported by this version of "
+                                     "tengo_jobs (it would be silently ignored, so it is refused)")
+        raise ConfigurationError(f"{where}: unknown option {key!r}")
+    if not callable(handler):
+        raise ConfigurationError(f"{where}: the handler must be callable")
+    if event is None and cron is None:
+        raise ConfigurationError(f"{where}: give a trigger, event='name' or cron='* * * * *'")
+    events: tuple[str, ...] = ()
+    if event is not None:
+        names = [event] if isinstance(event, str) else list(event)
+        for n in names:
+            if not isinstance(n, str) or not n or len(n) > 256:
+                raise ConfigurationError(f"{where}: event trigger {n!r} must be a non-empty name "
+                                         "of at most 256 characters")
+        events = tuple(names)
+    if cron is not None:
+        if not isinstance(cron, str) or not cron.strip():
+            raise ConfigurationError(f"{where}: cron must be a string like '0 9 * * *'")
+        parse_cron(cron, function_id=fn_id)  # validated at declaration: bad cron fails at start-up
+    if isinstance(retries, bool) or not isinstance(retries, int) or not 0 <= retries <= MAX_RETRIES:
+        raise ConfigurationError(f"{where}: retries must be an integer from 0 to {MAX_RETRIES}, "
+                                 f"got {retries!r}")
+    if misfire not in MISFIRE_POLICIES:
+        raise ConfigurationError(f"{where}: misfire must be one of {', '.join(MISFIRE_POLICIES)}")
+    fn = FunctionDef(id=fn_id, app_id=app_id, handler=handler, events=events, cron=cron,
+                     retries=retries, misfire=misfire, name=name)
+    if on_failure is not None:
+        if not callable(on_failure):
+            raise ConfigurationError(f"{where}: on_failure must be a callable handler(ctx, step)")
+        fn.on_failure = FunctionDef(id=f"{fn_id}-failure", app_id=app_id, handler=on_failure,
+                                    retries=retries, is_failure_handler=True, failure_of=fn_id,
+                                    name=f"{name or fn_id} (on failure)")
+    return fn

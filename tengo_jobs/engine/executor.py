@@ -1,0 +1,182 @@
+"""The executor: what a worker does with the wake-up "look at run R now".
+
+It acquires the run (lease, run, event and stored steps in one round trip), calls the
+handler, which replays stored steps and runs new ones back to back, and ends the run:
+completed, failed, suspended (a sleep, a retry backoff, a wait), or released. A lease
+keeper thread renews the leases of the runs executing in this process, so long steps
+keep them.
+
+What it does when things go wrong:
+
+- the function is not registered in this worker (a rolling deploy: the web process
+  already knows a new function, an old worker picked its run up): the run is released,
+  to be taken again in :data:`UNKNOWN_FUNCTION_DELAY_MS` — by then, by a worker that
+  knows it — and never failed for it;
+- executions died before this one (:attr:`~tengo_jobs.store.Acquired.unclean`): charged
+  to the step that was running (:mod:`.steps`); when they keep dying outside any step,
+  more than ``retries + 1`` times in a row, the run fails (:class:`FunctionCrashedError`);
+- the database goes away mid-run: the store retries across the outage
+  (``TENGO_DB_RECONNECT_WINDOW``); past it the execution is abandoned (its lease expires,
+  the sweeper sends the run again, and the interrupted step counts one attempt);
+- the worker shuts down or a Dramatiq time limit fires: the run is released;
+- the handler raises ``SystemExit`` (or another ``BaseException``) outside any step: the
+  run is released as if its process had died, so the execution counts as one that died.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from typing import TYPE_CHECKING, Callable, Iterable
+
+from dramatiq.threading import Interrupt as DramatiqInterrupt
+
+from ..core.registry import Registry
+from ..errors import (DatabaseLost, DatabaseUnavailableError, FunctionCrashedError, Interrupt,
+                      LeaseLost, Suspend, ValidationError)
+from ..serde import encode_output
+from .invocation import Invocation
+from .steps import StepTools
+
+if TYPE_CHECKING:
+    from ..clock import Clock
+    from ..config import Settings
+    from ..store import Acquired, Store
+
+log = logging.getLogger(__name__)
+
+UNKNOWN_FUNCTION_DELAY_MS = 30_000
+
+
+class Executor:
+    """Executes runs on ``store``; ``enqueue`` wakes runs after commit, ``send`` sends events."""
+
+    def __init__(self, *, store: "Store", registry: Registry, clock: "Clock",
+                 settings: "Settings", enqueue: Callable[[Iterable[str]], object],
+                 send: Callable[[list], list[str]]):
+        self.store = store
+        self.registry = registry
+        self.clock = clock
+        self.settings = settings
+        self.enqueue = enqueue
+        self.send = send
+        self._active: dict[str, str] = {}  # lease token -> run id
+        self._active_lock = threading.Lock()
+        self._keeper: threading.Thread | None = None
+        self._stopping = threading.Event()
+
+    # -- the lease keeper ------------------------------------------------------------------
+    def _keep_leases(self) -> None:
+        """Renew the leases of runs executing in this process, so long steps keep them."""
+        interval = max(0.05, self.settings.lease_ttl_ms / 3000)
+        while not self._stopping.wait(interval):
+            with self._active_lock:
+                active = list(self._active.items())
+            now = self.clock.now()
+            for token, run_id in active:
+                try:
+                    self.store.runs.renew(run_id, token, now)
+                except Exception as exc:  # noqa: BLE001 - retried next round; the fence protects us
+                    log.warning("could not renew the lease of run %s (%s)", run_id, exc)
+
+    def _track(self, token: str, run_id: str | None) -> None:
+        with self._active_lock:
+            if run_id is None:
+                self._active.pop(token, None)
+                return
+            self._active[token] = run_id
+            if self._keeper is None:
+                self._keeper = threading.Thread(target=self._keep_leases,
+                                                name="tengo-lease-keeper", daemon=True)
+                self._keeper.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    def release_active(self) -> int:
+        """Give back the runs still executing in this process (its worker stopped without
+        waiting for them): not counted as died, and free for the next process at once."""
+        with self._active_lock:
+            active = list(self._active.items())
+        for token, run_id in active:
+            try:
+                self.store.runs.release(run_id, token, self.clock.now())
+            except Exception as exc:  # noqa: BLE001 - the lease expires anyway
+                log.warning("could not release run %s (%s)", run_id, exc)
+        return len(active)
+
+    # -- execution --------------------------------------------------------------------------
+    def execute(self, run_id: str) -> str:
+        """Execute ``run_id`` if it is due and free; returns what happened (for tests and logs).
+
+        Raises :class:`DatabaseUnavailableError` when the run cannot even be acquired (the
+        worker's message is then retried later)."""
+        token = uuid.uuid4().hex
+        acquired = self.store.runs.acquire(run_id, token, self.clock.now())
+        if acquired is None:
+            return "skipped"
+        self._track(token, run_id)
+        try:
+            return self._execute(token, acquired)
+        finally:
+            self._track(token, None)
+
+    def _execute(self, token: str, acquired: "Acquired") -> str:
+        run = acquired.run
+        function = self.registry.find(run.function_id)
+        if function is None:
+            log.warning("run %s: function %r is not registered in this worker (a deploy in "
+                        "progress?); released, to be taken again in %d s", run.id,
+                        run.function_id, UNKNOWN_FUNCTION_DELAY_MS // 1000)
+            self.store.runs.release(run.id, token, self.clock.now(),
+                                    delay_ms=UNKNOWN_FUNCTION_DELAY_MS)
+            return "released"
+        inv = Invocation(self, run, function, token, acquired.event, acquired.steps,
+                         acquired.unclean)
+        try:
+            if acquired.unclean > function.retries + 1:
+                inv.fail(FunctionCrashedError(
+                    f"run {run.id}: {acquired.unclean} executions in a row died outside any "
+                    "step (a crash, SIGKILL, OOM or a lost database); not retried again"))
+                return "failed"
+            return self._invoke(inv)
+        except LeaseLost:
+            log.warning("run %s: lease lost; another executor owns it now, stopping here", run.id)
+            return "lease-lost"
+        except (DatabaseLost, DatabaseUnavailableError) as exc:
+            log.error("run %s: abandoned, the database is unavailable (%s); its lease expires "
+                      "and the run is sent again", run.id, exc)
+            return "abandoned"
+        except (DramatiqInterrupt, KeyboardInterrupt):
+            inv.release()
+            raise
+
+    def _invoke(self, inv: Invocation) -> str:
+        function = inv.function
+        try:
+            result = function.handler(inv.context, StepTools(inv))
+        except Suspend as s:
+            inv.suspend(s)
+            return "suspended"
+        except (Interrupt, DramatiqInterrupt, KeyboardInterrupt):
+            raise
+        except Exception as exc:  # noqa: BLE001 - an uncaught error fails the run
+            log.info("run %s (%s) failed: %s: %s", inv.run_id, function.id,
+                     type(exc).__name__, exc)
+            inv.fail(exc)
+            return "failed"
+        except BaseException:  # sys.exit() between steps: as if the process had died
+            inv.release(crashed=True)
+            raise
+        try:
+            output = encode_output(result, what=f"function {function.id!r}",
+                                   limit=inv.output_limit)
+        except ValidationError as exc:
+            inv.fail(exc)
+            return "failed"
+        inv.complete(output)
+        return "completed"
+
+
+__all__ = ["Executor", "UNKNOWN_FUNCTION_DELAY_MS"]

@@ -1,0 +1,275 @@
+"""The ``step`` object handed to a function: run, transaction, sleep, sleep_until,
+wait_for_event, invoke, send_event.
+
+Each step id gets a key (``id``, then ``id:1``, ``id:2``… when repeated — Inngest's
+rule). A key with a stored result replays that result without running anything;
+a new step runs and is checkpointed before the next one starts.
+
+Attempts: a step that raises (``sys.exit`` included) records the failed attempt and
+is retried with backoff, ``retries`` times, then fails for good (:class:`StepError` in
+the handler). A step whose execution *dies* (SIGKILL, OOM, a segfault, a lost database)
+records nothing; the next execution learns from the store how many executions died
+(:attr:`tengo_jobs.store.Acquired.unclean`), counts them as attempts of the first step
+it has to run, and records that step's next attempt *before* running it — so a step
+that keeps killing its process runs ``1 + retries`` times, then fails.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+from typing import TYPE_CHECKING, Any, Callable
+
+from dramatiq.threading import Interrupt as DramatiqInterrupt
+
+from ..core.expressions import compile_expression
+from ..core.retry import retry_delay_ms
+from ..durations import to_epoch_ms, to_ms
+from ..errors import (Interrupt, NonDeterminismError, NonRetriableError, NotSerializableError,
+                      OutputTooLargeError, StepCrashedError, StepError, StepUsageError, Suspend)
+from ..serde import decode, encode_output, error_dict
+from ..store import StepKind, StepStatus
+
+if TYPE_CHECKING:
+    from .invocation import Invocation
+
+log = logging.getLogger(__name__)
+
+
+class StepTools:
+    """What a handler receives as ``step``."""
+
+    def __init__(self, invocation: "Invocation"):
+        self._x = invocation
+        self._counts: dict[str, int] = {}
+        self._in_step: str | None = None
+
+    # -- keys and replay ---------------------------------------------------------------
+    def _key(self, step_id: str) -> str:
+        if not isinstance(step_id, str) or not step_id:
+            raise StepUsageError(f"a step id must be a non-empty string, got {step_id!r}")
+        if len(step_id) > 256:
+            raise StepUsageError(f"step id {step_id[:40]!r}... is longer than 256 characters")
+        if self._in_step is not None:
+            raise StepUsageError(f"step {step_id!r} was called inside step {self._in_step!r}; "
+                               "steps cannot be nested")
+        n = self._counts.get(step_id, 0)
+        self._counts[step_id] = n + 1
+        return step_id if n == 0 else f"{step_id}:{n}"
+
+    def _stored(self, key: str, kind: StepKind):
+        row = self._x.memo_get(key)
+        if row is not None and row.kind != kind:
+            raise NonDeterminismError(
+                f"run {self._x.run_id}: step {key!r} was recorded as a {row.kind.value} step but "
+                f"the code now calls it as a {kind.value} step. Check that your function is "
+                "deterministic (same steps in the same order for the same event).")
+        return row
+
+    # -- step.run ------------------------------------------------------------------------
+    def run(self, step_id: str, fn: Callable[..., Any], *args, **kwargs) -> Any:
+        """Run ``fn(*args, **kwargs)`` once; its JSON result is stored and replayed after."""
+        return self._run(step_id, fn, args, kwargs, transactional=False)
+
+    def transaction(self, step_id: str, fn: Callable[..., Any], *args, **kwargs) -> Any:
+        """Like :meth:`run`, but ``fn`` runs inside a database transaction that also writes
+        the step's checkpoint: its writes to the jobs database commit exactly once, together
+        with the checkpoint, or not at all (an error, a crash or a lost lease rolls them
+        back). Costs one commit instead of two for a step that writes rows."""
+        return self._run(step_id, fn, args, kwargs, transactional=True)
+
+    def _run(self, step_id: str, fn: Callable[..., Any], args, kwargs, *, transactional: bool):
+        key = self._key(step_id)
+        row = self._stored(key, StepKind.RUN)
+        recorded, started_at = 0, None
+        if row is not None:
+            if row.status == StepStatus.COMPLETED:
+                return decode(row.output)
+            if row.status == StepStatus.FAILED:
+                err = decode(row.error) or {}
+                raise StepError(step_id, err.get("message", ""), error_name=err.get("name", "Error"),
+                                attempts=row.attempts)
+            recorded, started_at = row.attempts, row.started_at
+        x = self._x
+        died = x.executing_new_step()
+        now = x.now()
+        started_at = started_at or now
+        # This attempt's number: the attempts recorded so far, plus the executions that died
+        # without recording theirs (a RUNNING row is one that died after recording itself).
+        attempt = recorded + died + (0 if row is not None and row.status == StepStatus.RUNNING
+                                     else 1)
+        if died:
+            if attempt > x.function.retries + 1:
+                self._fail(key, step_id, StepCrashedError(
+                    f"step {step_id!r}: its execution died {attempt - 1} time(s) before it could "
+                    "record a result (a crash, SIGKILL, OOM, sys.exit in the worker, or a lost "
+                    "database); not retried again"), attempt - 1, started_at)
+            # Record this attempt before it runs, so dying again is counted too.
+            x.checkpoint(key=key, name=step_id, kind=StepKind.RUN, status=StepStatus.RUNNING,
+                         attempts=attempt, started_at=started_at, ended=False)
+        transaction = x.store.atomic() if transactional else contextlib.nullcontext()
+        output = None
+        self._in_step = step_id
+        try:
+            with transaction:
+                result = fn(*args, **kwargs)
+                output = encode_output(result, what=f"step {step_id!r}", limit=x.output_limit)
+                if transactional:
+                    self._in_step = None
+                    x.checkpoint(key=key, name=step_id, kind=StepKind.RUN,
+                                 status=StepStatus.COMPLETED, attempts=attempt,
+                                 output=output, started_at=started_at)
+        except (Interrupt, DramatiqInterrupt, KeyboardInterrupt):
+            raise  # the engine's or the worker's control flow, not a failure of the step
+        except (OutputTooLargeError, NotSerializableError) as exc:
+            self._in_step = None
+            if output is None:
+                self._fail(key, step_id, exc, attempt, started_at)
+            self._fail_or_retry(key, step_id, exc, attempt, started_at)
+        except BaseException as exc:  # noqa: BLE001 - user code: every error (sys.exit too) fails the attempt
+            self._in_step = None
+            self._fail_or_retry(key, step_id, exc, attempt, started_at)
+        finally:
+            self._in_step = None
+        if not transactional:
+            x.checkpoint(key=key, name=step_id, kind=StepKind.RUN, status=StepStatus.COMPLETED,
+                         attempts=attempt, output=output, started_at=started_at)
+        return json.loads(output)
+
+    def _fail(self, key, step_id, exc, attempts, started_at):
+        err = error_dict(exc)
+        self._x.checkpoint(key=key, name=step_id, kind=StepKind.RUN, status=StepStatus.FAILED,
+                           attempts=attempts, error=json.dumps(err), started_at=started_at)
+        raise StepError(step_id, err["message"], error_name=err["name"], attempts=attempts) from exc
+
+    def _fail_or_retry(self, key, step_id, exc, attempts, started_at):
+        x = self._x
+        if isinstance(exc, NonRetriableError) or attempts > x.function.retries:
+            self._fail(key, step_id, exc, attempts, started_at)
+        now = x.now()
+        delay = retry_delay_ms(exc, attempts, base_ms=x.settings.retry_base_ms,
+                               max_ms=x.settings.retry_max_ms, now=now)
+        x.logger.warning("run %s step %r attempt %d failed (%s: %s); retrying in %d ms",
+                         x.run_id, step_id, attempts, type(exc).__name__, exc, delay)
+        raise Suspend(step_key=key, step_name=step_id, wake_at=now + delay, kind="retry",
+                      attempts=attempts, error=error_dict(exc)) from exc
+
+    # -- sleeps -------------------------------------------------------------------------
+    def sleep(self, step_id: str, duration) -> None:
+        """Pause the run for ``duration`` ("45s", "1h", a timedelta); frees the worker."""
+        try:
+            ms = to_ms(duration)
+        except ValueError as exc:
+            raise StepUsageError(f"step.sleep({step_id!r}): {exc}") from None
+        self._sleep(step_id, lambda now: now + ms)
+
+    def sleep_until(self, step_id: str, when) -> None:
+        """Pause the run until ``when`` (an aware datetime, epoch ms, or ISO 8601 text)."""
+        try:
+            target = to_epoch_ms(when)
+        except ValueError as exc:
+            raise StepUsageError(f"step.sleep_until({step_id!r}): {exc}") from None
+        self._sleep(step_id, lambda now: target)
+
+    def _sleep(self, step_id: str, wake_at_from: Callable[[int], int]) -> None:
+        key = self._key(step_id)
+        row = self._stored(key, StepKind.SLEEP)
+        if row is not None and row.status == StepStatus.COMPLETED:
+            return
+        x = self._x
+        now = x.now()
+        if row is not None:
+            wake_at, started_at = row.wake_at, row.started_at
+        else:
+            x.executing_new_step()
+            wake_at, started_at = wake_at_from(now), now
+        if wake_at <= now:
+            x.checkpoint(key=key, name=step_id, kind=StepKind.SLEEP, status=StepStatus.COMPLETED,
+                         attempts=1, started_at=started_at, wake_at=wake_at)
+            return
+        raise Suspend(step_key=key, step_name=step_id, wake_at=wake_at, kind="sleep")
+
+    # -- waiting on other things ---------------------------------------------------------
+    def wait_for_event(self, step_id: str, *, event: str, timeout, if_exp: str | None = None):
+        """Wait (holding no worker) for an event named ``event`` matching the CEL condition
+        ``if_exp`` (over ``event``, this run's trigger, and ``async``, the incoming event).
+        Returns the event as a dict, or ``None`` when ``timeout`` passes first."""
+        key = self._key(step_id)
+        row = self._stored(key, StepKind.WAIT)
+        if row is not None and row.status == StepStatus.COMPLETED:
+            return decode(row.output)
+        x = self._x
+        now = x.now()
+        if row is not None:
+            if row.wake_at <= now:  # the timeout fired first
+                x.clear_wait(key)
+                x.checkpoint(key=key, name=step_id, kind=StepKind.WAIT, status=StepStatus.COMPLETED,
+                             attempts=1, output="null", started_at=row.started_at,
+                             wake_at=row.wake_at)
+                return None
+            expires = row.wake_at
+        else:
+            if not isinstance(event, str) or not event:
+                raise StepUsageError(f"step.wait_for_event({step_id!r}): event must be an event name")
+            if if_exp is not None:
+                compile_expression(if_exp)
+            try:
+                expires = now + to_ms(timeout)
+            except ValueError as exc:
+                raise StepUsageError(f"step.wait_for_event({step_id!r}): timeout {exc}") from None
+            x.executing_new_step()
+        raise Suspend(step_key=key, step_name=step_id, wake_at=expires, kind="wait",
+                      payload={"event": event, "if_exp": if_exp})
+
+    def invoke(self, step_id: str, *, function, data: dict | None = None, timeout="365d"):
+        """Run another function as a child run and return its output (its failure raises
+        :class:`StepError` here). This run holds no worker while the child runs."""
+        key = self._key(step_id)
+        row = self._stored(key, StepKind.INVOKE)
+        x = self._x
+        if row is not None and row.status == StepStatus.COMPLETED:
+            return decode(row.output)
+        if row is not None and row.status == StepStatus.FAILED:
+            err = decode(row.error) or {}
+            raise StepError(step_id, err.get("message", ""), error_name=err.get("name", "Error"),
+                            attempts=row.attempts)
+        now = x.now()
+        if row is not None:
+            if row.wake_at <= now:
+                self._fail(key, step_id, TimeoutError("the invoked function did not finish "
+                                                      "before the timeout"), 1, row.started_at)
+            expires = row.wake_at
+            target = None
+        else:
+            target = x.executor.registry.get(function) if isinstance(function, str) else function
+            if data is not None and not isinstance(data, dict):
+                raise StepUsageError(f"step.invoke({step_id!r}): data must be a dict")
+            try:
+                expires = now + to_ms(timeout)
+            except ValueError as exc:
+                raise StepUsageError(f"step.invoke({step_id!r}): timeout {exc}") from None
+            x.executing_new_step()
+        raise Suspend(step_key=key, step_name=step_id, wake_at=expires, kind="invoke",
+                      payload={"function": target, "data": data or {}})
+
+    # -- events -------------------------------------------------------------------------
+    def send_event(self, step_id: str, events) -> list[str]:
+        """Send events from inside a run, exactly once: ids are derived from the run and step."""
+        x = self._x
+
+        def send(key: str) -> list[str]:
+            batch = [events] if not isinstance(events, (list, tuple)) else list(events)
+            stamped = []
+            for i, ev in enumerate(batch):
+                ev = ev.to_dict() if hasattr(ev, "to_dict") else dict(ev)
+                ev.setdefault("id", f"{x.run_id}:{key}:{i}")
+                stamped.append(ev)
+            return x.send_events(stamped)
+
+        key_preview = self._preview_key(step_id)
+        return self.run(step_id, send, key_preview)
+
+    def _preview_key(self, step_id: str) -> str:
+        n = self._counts.get(step_id, 0)
+        return step_id if n == 0 else f"{step_id}:{n}"

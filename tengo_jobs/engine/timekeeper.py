@@ -1,0 +1,151 @@
+"""Everything that happens because time passed: cron ticks, due timers, the sweeper.
+
+Each duty is safe to run in several scheduler processes at once, and takes ``now=``
+so tests move time instead of waiting:
+
+- **cron** (:meth:`Timekeeper.fire_cron`): the function's last tick is read from the
+  store with its row locked; the ticks due since then go through the function's misfire
+  policy; each chosen tick's run is started under the unique key
+  ``cron:<function>:<tick ms>``, so two schedulers start a tick once and a restart
+  never fires a tick that already ran. Misfire policies (``misfire=``), after downtime:
+  ``coalesce`` (default) starts one run, for the latest missed tick; ``skip`` starts
+  nothing for ticks older than :data:`MISFIRE_GRACE_MS`; ``all`` starts every missed tick
+  (at most :data:`ALL_LIMIT` per check, the rest on the next). A function seen for the
+  first time starts from now: no backfill.
+- **timers** (:meth:`Timekeeper.poll_timers`): sleeps, retry backoffs, future-dated
+  events, wait and invoke timeouts whose time has come wake their runs.
+- **the sweeper** (:meth:`Timekeeper.sweep`): sends again the wake-ups that were lost —
+  a process that died between its commit and its send, a message Redis dropped, a
+  worker that died holding one. How long a run waits for that depends on what the
+  broker says: when it lost its data (restarted empty) every due run is sent at once;
+  when its queue is empty, runs whose wake-up is older than :data:`LOST_WAKEUP_AFTER_MS`
+  are sent; while it holds a backlog, only runs whose wake-up is older than
+  ``TENGO_REDELIVER_AFTER`` (so a backlog is not multiplied). With the default sweep
+  interval (5 s) a lost wake-up is therefore sent again within about 10 s on an idle
+  system and within ``TENGO_REDELIVER_AFTER`` + 5 s under a backlog.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Callable, Iterable
+
+from ..core.cron import CronSpec, parse_cron
+from ..core.events import SCHEDULED_EVENT, Event
+from ..core.registry import Registry
+
+if TYPE_CHECKING:
+    from ..clock import Clock
+    from ..config import Settings
+    from ..core.functions import FunctionDef
+    from ..store import Store
+
+log = logging.getLogger(__name__)
+
+MISFIRE_GRACE_MS = 60_000
+ALL_LIMIT = 1_000
+TIMER_BATCH = 1_000
+SWEEP_LIMIT = 5_000
+LOST_WAKEUP_AFTER_MS = 5_000
+
+
+def due_ticks(fn: "FunctionDef", spec: CronSpec, last: int, now: int) -> tuple[list[int], int]:
+    """(ticks to start, new last tick) for the ticks in ``(last, now]`` under ``fn.misfire``."""
+    if fn.misfire == "all":
+        ticks = spec.ticks_between(last, now, limit=ALL_LIMIT)
+        return ticks, (ticks[-1] if ticks else last)
+    latest = spec.latest_tick(last, now)
+    if latest is None:
+        return [], last
+    if fn.misfire == "skip" and now - latest > MISFIRE_GRACE_MS:
+        log.warning("cron %s: skipping the tick(s) missed up to %d (misfire='skip')", fn.id, latest)
+        return [], latest
+    return [latest], latest
+
+
+class BrokerProbe:
+    """What the sweeper asks the broker: did it lose its data, and is its queue empty?"""
+
+    def lost_data(self) -> bool:
+        return False
+
+    def backlog(self) -> int | None:
+        return None
+
+
+class Timekeeper:
+    """The scheduler's duties (see the module docstring) on one store."""
+
+    def __init__(self, *, store: "Store", registry: Registry, clock: "Clock",
+                 settings: "Settings", enqueue: Callable[[Iterable[str]], object],
+                 broker: BrokerProbe | None = None):
+        self.store = store
+        self.registry = registry
+        self.clock = clock
+        self.settings = settings
+        self.enqueue = enqueue
+        self.broker = broker or BrokerProbe()
+
+    # -- cron ---------------------------------------------------------------------------------
+    def ensure_cron_state(self, function_ids, *, now: int | None = None) -> None:
+        self.store.cron.ensure(function_ids, self.clock.now() if now is None else now)
+
+    def fire_cron(self, fn: "FunctionDef", *, now: int | None = None,
+                  spec: CronSpec | None = None) -> list[str]:
+        """Start the runs for ``fn``'s ticks due at ``now``; returns the run ids started here."""
+        now = self.clock.now() if now is None else now
+        spec = spec or parse_cron(fn.cron, function_id=fn.id)
+        started: list[str] = []
+        with self.store.atomic():
+            last = self.store.cron.lock_last_tick(fn.id)
+            if last is None:
+                self.store.cron.ensure([fn.id], now)
+                return []
+            ticks, new_last = due_ticks(fn, spec, last, now)
+            for tick in ticks:
+                run_id = self.store.events.start_run(
+                    fn, Event(name=SCHEDULED_EVENT, data={"cron": fn.cron}, ts=tick), now=now,
+                    unique_key=f"cron:{fn.id}:{tick}")
+                if run_id is not None:
+                    started.append(run_id)
+            if new_last != last:
+                self.store.cron.set_last_tick(fn.id, new_last, now)
+        if started:
+            self.enqueue(started)
+            log.info("cron %s: started %d run(s) for tick(s) up to %d", fn.id, len(started),
+                     ticks[-1])
+        return started
+
+    # -- timers -------------------------------------------------------------------------------
+    def fire_timers(self, *, now: int | None = None, limit: int = TIMER_BATCH) -> list[str]:
+        """Wake the runs whose timers are due at ``now`` (one batch); returns their ids."""
+        run_ids = self.store.timers.fire_due(self.clock.now() if now is None else now, limit)
+        if run_ids:
+            self.enqueue(run_ids)
+        return run_ids
+
+    def poll_timers(self, *, now: int | None = None, batch: int = TIMER_BATCH) -> int:
+        """Fire every due timer, batch after batch while batches come back full; returns how many."""
+        total = 0
+        while True:
+            fired = self.fire_timers(now=now, limit=batch)
+            total += len(fired)
+            if len(fired) < batch:
+                return total
+
+    # -- the sweeper --------------------------------------------------------------------------
+    def sweep(self, *, now: int | None = None, limit: int = SWEEP_LIMIT) -> list[str]:
+        """Send again the wake-ups that were lost (see the module docstring); returns the runs."""
+        now = self.clock.now() if now is None else now
+        if self.broker.lost_data():
+            sent_before = now + 1
+            log.warning("the broker lost its messages (restarted empty?); waking every due run")
+        elif self.broker.backlog() == 0:
+            sent_before = now - min(LOST_WAKEUP_AFTER_MS, self.settings.redeliver_after_ms)
+        else:
+            sent_before = now - self.settings.redeliver_after_ms
+        run_ids = self.store.timers.unsent(now, sent_before, limit)
+        if run_ids:
+            self.enqueue(run_ids)
+            log.info("sweeper sent %d lost wake-up(s) again", len(run_ids))
+        return run_ids

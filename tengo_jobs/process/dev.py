@@ -1,0 +1,151 @@
+"""``tengo-jobs dev``: web, worker and scheduler in one process, like ``inngest dev``.
+
+The embedded default needs no other service: SQLite (``DATABASE_URL``, default
+``sqlite:///tengo_jobs.db``), Dramatiq's in-process ``StubBroker`` consumed by an
+in-process ``Worker``, the scheduler of :mod:`tengo_jobs.process.scheduler`, and the Flask
+app served by Werkzeug's threaded server on ``PORT`` (default 8288).
+
+Restart safety: this process is the only executor of its database, so at
+start-up the leases a previous dev process left behind (it was killed, or
+Ctrl-C stopped it mid-run) are released at once and every due run is
+re-enqueued; sleeping runs keep their timers. SIGINT/SIGTERM stop the web
+server, the scheduler and the worker, in that order, and exit 0.
+
+Development defaults (unless the environment sets them): ``TENGO_ENV=development``,
+a sweep every second and redelivery after 2 s, so events another process writes
+into the same database (``tengo-jobs send``) start within a few seconds.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import threading
+
+import click
+from dramatiq import Worker
+from werkzeug.serving import make_server
+
+from ..config import Env, Settings
+from ..errors import ConfigurationError, TengoJobsError
+from ..runtime import boot
+from ..store.connection import describe
+from .scheduler import Scheduler, check_intervals, configure_logging
+from .web import create_app
+
+log = logging.getLogger("tengo_jobs.dev")
+
+DEV_SWEEP_INTERVAL_MS = 1_000
+DEV_REDELIVER_AFTER_MS = 2_000
+
+
+def dev_settings(environ=None):
+    """Settings for the dev process: the environment, development defaults, no Redis."""
+    env = dict(os.environ if environ is None else environ)
+    env.setdefault(Env.TENGO_ENV.value, "development")
+    overrides = {"redis_url": None}  # one process: the in-process broker is the broker
+    if Env.TENGO_SWEEP_INTERVAL.value not in env:
+        overrides["sweep_interval_ms"] = DEV_SWEEP_INTERVAL_MS
+    if Env.TENGO_REDELIVER_AFTER.value not in env:
+        overrides["redeliver_after_ms"] = DEV_REDELIVER_AFTER_MS
+    return Settings.from_env(env, **overrides), bool(env.get(Env.REDIS_URL.value))
+
+
+class DevServer:
+    """The three parts of the dev process on one runtime; ``start()`` then ``stop()``."""
+
+    def __init__(self, runtime, *, host: str, port: int, threads: int = 4):
+        self.runtime = runtime
+        self.host, self.port, self.threads = host, port, threads
+        self._web = None
+        self._web_thread: threading.Thread | None = None
+        self._worker = None
+        self._scheduler = None
+
+    @property
+    def url(self) -> str:
+        host = "localhost" if self.host in ("0.0.0.0", "127.0.0.1", "::") else self.host
+        return f"http://{host}:{self.port}"
+
+    def start(self) -> None:
+        check_intervals(self.runtime)
+        # This process is the only executor of its database: what a previous one held is free.
+        released = self.runtime.store.runs.release_orphans()
+        resumed = self.runtime.timekeeper.sweep(now=self.runtime.now())
+        if released or resumed:
+            log.info("resumed %d run(s) left in flight by a previous process", len(resumed))
+        app = create_app(self.runtime)
+        try:
+            self._web = make_server(self.host, self.port, app, threaded=True)
+        except OSError as exc:
+            raise ConfigurationError(f"cannot listen on {self.host}:{self.port} ({exc.strerror}); "
+                                     "stop the other server or set PORT") from None
+        self._worker = Worker(self.runtime.broker, worker_threads=self.threads, worker_timeout=100)
+        self._worker.start()
+        self._scheduler = Scheduler(self.runtime)
+        self._scheduler.start()
+        self._web_thread = threading.Thread(target=self._web.serve_forever, name="tengo-dev-web",
+                                            daemon=True)
+        self._web_thread.start()
+
+    def stop(self) -> None:
+        if self._web is not None:
+            self._web.shutdown()
+            self._web.server_close()
+        if self._scheduler is not None:
+            self._scheduler.stop()
+        if self._worker is not None:
+            self._worker.stop(timeout=5_000)
+            # Steps still executing are given back, not counted as died; the next start runs them.
+            self.runtime.executor.release_active()
+        self.runtime.close()
+
+
+def run_dev(*, host: str, port: int | None, threads: int) -> int:
+    configure_logging("INFO")
+    try:
+        settings, had_redis = dev_settings()
+        runtime = boot("dev", settings=settings)
+        server = DevServer(runtime, host=host, port=port or settings.port, threads=threads)
+        server.start()
+    except TengoJobsError as exc:
+        click.echo(f"tengo-jobs dev: {exc}", err=True)
+        return 2
+    stop = threading.Event()
+
+    def on_signal(signum, frame):
+        if stop.is_set():  # a second Ctrl-C: leave now
+            os._exit(1)
+        stop.set()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, on_signal)
+    functions = [fn.id for fn in runtime.registry.all()]
+    if had_redis:
+        log.info("REDIS_URL is ignored by `tengo-jobs dev` (in-process broker); use the Procfile "
+                 "for separate processes")
+    database = describe(settings.database_url)
+    log.info("tengo-jobs dev ready at %s  (database %s, %d function(s): %s)", server.url,
+             database, len(functions), ", ".join(functions) or "none")
+    # (no key in the URL below: log redaction would rewrite anything after /e/)
+    log.info("events: POST to %s/e/ plus any key in development; dashboard: %s/; "
+             "Ctrl-C stops", server.url, server.url)
+    while not stop.wait(0.5):
+        pass
+    log.info("stopping: web, scheduler, worker")
+    server.stop()
+    log.info("stopped")
+    return 0
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="interface to listen on (0.0.0.0 to expose it)")
+@click.option("--port", type=int, default=None, help="port [default: $PORT or 8288]")
+@click.option("--threads", type=click.IntRange(1, 64), default=4, show_default=True,
+              help="worker threads executing runs")
+def dev(host, port, threads):
+    """Run web, worker and scheduler in one process (SQLite, in-process broker)."""
+    sys.exit(run_dev(host=host, port=port, threads=threads))

@@ -1,0 +1,170 @@
+"""The scheduler process: ``python scheduler.py`` (cron ticks, due timers, the sweeper).
+
+The duties themselves are :class:`tengo_jobs.engine.timekeeper.Timekeeper`'s, each safe
+to run in several scheduler processes at once; this module runs them on a clock:
+
+- one APScheduler job per cron-triggered function, at its ticks (APScheduler only says
+  *when* to look; what to start is decided from the database, so a restart never
+  repeats a tick and two schedulers never both start one);
+- a poller thread for due timers every ``TENGO_POLL_INTERVAL``, draining full batches
+  back to back (a fixed-delay loop, not an interval job, so a long drain is not
+  reported as a misfire);
+- the sweeper every ``TENGO_SWEEP_INTERVAL``.
+
+Every loop survives a lost database or broker: it logs, waits, and tries again on a
+fresh connection, so the process heals by itself after a restart of either.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+import time
+from typing import TYPE_CHECKING
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+
+from ..core.cron import CronSpec, parse_cron
+from ..errors import ConfigurationError, TengoJobsError
+from ..runtime import Runtime, boot
+from ..store.connection import describe
+
+if TYPE_CHECKING:
+    from ..core.functions import FunctionDef
+
+log = logging.getLogger(__name__)
+
+
+def cron_specs(functions: list["FunctionDef"], *, second: str = "0") -> dict[str, CronSpec]:
+    """Parse every cron function's schedule; a bad one raises naming the function and field."""
+    return {fn.id: parse_cron(fn.cron, function_id=fn.id, second=second) for fn in functions}
+
+
+class _TimerPoller(threading.Thread):
+    """Polls due timers every ``interval_ms`` (fixed delay after each drain)."""
+
+    def __init__(self, runtime: "Runtime", interval_ms: int):
+        super().__init__(name="tengo-timer-poller", daemon=True)
+        self.runtime = runtime
+        self.interval = interval_ms / 1000
+        self.stopping = threading.Event()
+        self._last_error_log = 0.0
+
+    def run(self) -> None:
+        while not self.stopping.is_set():
+            delay = self.interval
+            try:
+                self.runtime.timekeeper.poll_timers()
+            except Exception as exc:  # noqa: BLE001 - the database or broker is down: retry
+                delay = max(self.interval, 1.0)
+                if time.monotonic() - self._last_error_log > 10:
+                    self._last_error_log = time.monotonic()
+                    log.warning("timer poll failed (%s: %s); retrying", type(exc).__name__, exc)
+            self.stopping.wait(delay)
+
+
+# -- the process -----------------------------------------------------------------------------
+class Scheduler:
+    """Cron jobs, the timer poller and the sweeper on one runtime.
+
+    ``start()`` returns at once (APScheduler's ``BackgroundScheduler`` plus a poller
+    thread); ``stop()`` waits for them. ``cron_second`` is the seconds field of every
+    cron trigger: ``"0"`` always, except in tests of the scheduler process.
+    """
+
+    def __init__(self, runtime: "Runtime", *, cron_second: str = "0"):
+        self.runtime = runtime
+        self.functions = {fn.id: fn for fn in runtime.registry.cron_functions()}
+        self.specs = cron_specs(list(self.functions.values()), second=cron_second)
+        self._aps: BackgroundScheduler | None = None
+        self._poller: _TimerPoller | None = None
+
+    def start(self) -> None:
+        settings = self.runtime.settings
+        self.runtime.timekeeper.ensure_cron_state(self.functions)
+        for fn_id in self.functions:  # catch up on ticks missed while no scheduler ran
+            self._cron_job(fn_id)
+        aps = BackgroundScheduler(timezone="UTC", job_defaults={
+            "coalesce": True, "max_instances": 1, "misfire_grace_time": None})
+        for fn_id, spec in self.specs.items():
+            aps.add_job(self._cron_job, spec.apscheduler_trigger(), args=(fn_id,),
+                        id=f"cron:{fn_id}", name=f"cron {fn_id}")
+        aps.add_job(self._sweep_job, IntervalTrigger(seconds=settings.sweep_interval_ms / 1000),
+                    id="sweeper", name="sweeper")
+        aps.start()
+        self._aps = aps
+        self._poller = _TimerPoller(self.runtime, settings.poll_interval_ms)
+        self._poller.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self._poller is not None:
+            self._poller.stopping.set()
+            self._poller.join(timeout)
+        if self._aps is not None and self._aps.running:
+            self._aps.shutdown(wait=True)
+
+    def next_fire_times(self) -> dict[str, int | None]:
+        now = self.runtime.now()
+        return {fn_id: spec.next_fire(now) for fn_id, spec in self.specs.items()}
+
+    def _cron_job(self, fn_id: str) -> None:
+        try:
+            self.runtime.timekeeper.fire_cron(self.functions[fn_id], spec=self.specs[fn_id])
+        except Exception as exc:  # noqa: BLE001 - the next tick (or restart) catches up
+            log.warning("cron %s: could not start its run (%s: %s); the next check will catch up",
+                        fn_id, type(exc).__name__, exc)
+
+    def _sweep_job(self) -> None:
+        try:
+            self.runtime.timekeeper.sweep()
+        except Exception as exc:  # noqa: BLE001 - the next sweep retries
+            log.warning("sweep failed (%s: %s)", type(exc).__name__, exc)
+
+
+def configure_logging(level: str = "INFO") -> None:
+    """Process logging for the scheduler and dev processes; APScheduler's chatter only as warnings."""
+    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for name in ("apscheduler.scheduler", "apscheduler.executors.default"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def check_intervals(runtime: "Runtime") -> None:
+    """The scheduler's own settings must make sense."""
+    if runtime.settings.poll_interval_ms <= 0 or runtime.settings.sweep_interval_ms <= 0:
+        raise ConfigurationError("TENGO_POLL_INTERVAL and TENGO_SWEEP_INTERVAL must be positive")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python scheduler.py``: run the scheduler until SIGINT/SIGTERM; returns the exit code."""
+    parser = argparse.ArgumentParser(
+        prog="scheduler.py", description="tengo_jobs scheduler: cron ticks, due timers, sweeper")
+    parser.add_argument("--cron-second", default="0", metavar="FIELD",
+                        help="seconds field added to every cron schedule (test hook; default 0)")
+    parser.add_argument("--log-level", default="INFO")
+    args = parser.parse_args(argv)
+    configure_logging(args.log_level)
+    try:
+        runtime = boot("scheduler")
+        check_intervals(runtime)
+        scheduler = Scheduler(runtime, cron_second=args.cron_second)
+        scheduler.start()
+    except TengoJobsError as exc:
+        print(f"scheduler: {exc}", file=sys.stderr)
+        return 2
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda signum, frame: stop.set())
+    log.info("scheduler started: %d cron function(s) [%s], timers every %d ms, sweep every %d ms, "
+             "database %s", len(scheduler.functions), ", ".join(scheduler.functions),
+             runtime.settings.poll_interval_ms, runtime.settings.sweep_interval_ms,
+             describe(runtime.settings.database_url))
+    while not stop.wait(0.5):
+        pass
+    log.info("scheduler stopping")
+    scheduler.stop()
+    runtime.close()
+    return 0

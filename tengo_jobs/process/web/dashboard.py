@@ -1,0 +1,135 @@
+"""The dashboard: server-rendered pages over the same queries as the REST API.
+
+``/`` runs (filter by status and function), ``/runs/<id>`` a run with its step
+timeline, ``/events`` events with a send-test-event form, ``/functions`` the
+registered functions. Pages need the dashboard password (HTTP basic auth, so a
+browser asks for it). Applications add pages of their own (Tengo Lugar's email
+outbox) by registering a blueprint whose templates extend ``tj/base.html`` and
+calling :func:`add_nav_link`.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+from flask import Blueprint, current_app, redirect, render_template, request, url_for
+
+from ...durations import ms_to_iso
+from ...errors import TengoJobsError
+from ...store.queries import check_status
+from .auth import require_dashboard
+
+bp = Blueprint("tengo_dashboard", __name__, template_folder="templates")
+
+
+def add_nav_link(app, label: str, endpoint: str) -> None:
+    """Show a link to ``endpoint`` in the dashboard's navigation bar."""
+    app.config.setdefault("TENGO_DASHBOARD_LINKS", []).append((label, endpoint))
+
+
+@bp.app_template_filter("iso")
+def _iso(ms):
+    return ms_to_iso(ms) if isinstance(ms, int) else (ms or "")
+
+
+@bp.app_template_filter("pretty")
+def _pretty(value):
+    return json.dumps(value, indent=2, ensure_ascii=False) if value is not None else ""
+
+
+@bp.app_context_processor
+def _nav():
+    return {"extra_links": current_app.config.get("TENGO_DASHBOARD_LINKS", [])}
+
+
+def _runtime():
+    return current_app.extensions["tengo_jobs"]
+
+
+@bp.get("/")
+@require_dashboard
+def runs_page():
+    status = request.args.get("status") or None
+    function_id = request.args.get("function") or None
+    try:
+        page = _runtime().store.queries.list_runs(status=check_status(status), function_id=function_id,
+                                 limit=50, cursor=request.args.get("cursor") or None)
+    except TengoJobsError as exc:
+        return render_template("tj/runs.html", runs=[], next_cursor=None, error=str(exc),
+                               status=status, function=function_id), 400
+    return render_template("tj/runs.html", runs=page["data"], next_cursor=page.get("next_cursor"),
+                           status=status, function=function_id, error=None)
+
+
+@bp.get("/runs/<run_id>")
+@require_dashboard
+def run_page(run_id: str):
+    try:
+        run = _runtime().store.queries.get_run(run_id)
+    except TengoJobsError as exc:
+        return render_template("tj/message.html", title="Run not found", message=str(exc)), 404
+    return render_template("tj/run.html", run=run, timeline=_timeline(run["steps"]))
+
+
+def _timeline(steps: list[dict]) -> list[dict]:
+    """Each step's bar as left offset and width in percent of the run's span."""
+    def ms(text):
+        return int(datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() * 1000) if text else None
+
+    spans = [(ms(s.get("started_at")), ms(s.get("ended_at"))) for s in steps]
+    starts = [a for a, _ in spans if a is not None]
+    ends = [b or a for a, b in spans if a is not None]
+    if not starts:
+        return [dict(step=s, left=0, width=0) for s in steps]
+    t0, t1 = min(starts), max(ends)
+    total = max(1, t1 - t0)
+    bars = []
+    for step, (a, b) in zip(steps, spans):
+        if a is None:
+            bars.append(dict(step=step, left=0, width=0))
+            continue
+        left = (a - t0) * 100 / total
+        bars.append(dict(step=step, left=round(left, 2),
+                         width=round(max(0.5, ((b or a) - a) * 100 / total), 2)))
+    return bars
+
+
+@bp.get("/events")
+@require_dashboard
+def events_page():
+    page = _runtime().store.queries.list_events(limit=50, cursor=request.args.get("cursor") or None)
+    return render_template("tj/events.html", events=page["data"],
+                           next_cursor=page.get("next_cursor"), error=None, form={})
+
+
+@bp.post("/events/send")
+@require_dashboard
+def send_test_event():
+    name = request.form.get("name", "")
+    raw = request.form.get("data", "") or "{}"
+    try:
+        data = json.loads(raw)
+        ids = _runtime().send({"name": name, "data": data})
+    except (ValueError, TengoJobsError) as exc:
+        page = _runtime().store.queries.list_events(limit=50)
+        return render_template("tj/events.html", events=page["data"],
+                               next_cursor=page.get("next_cursor"), error=str(exc),
+                               form={"name": name, "data": raw}), 400
+    return redirect(url_for("tengo_dashboard.event_page", event_id=ids[0]))
+
+
+@bp.get("/events/<event_id>")
+@require_dashboard
+def event_page(event_id: str):
+    try:
+        event = _runtime().store.queries.get_event(event_id)
+    except TengoJobsError as exc:
+        return render_template("tj/message.html", title="Event not found", message=str(exc)), 404
+    return render_template("tj/event.html", event=event)
+
+
+@bp.get("/functions")
+@require_dashboard
+def functions_page():
+    return render_template("tj/functions.html", functions=_runtime().control.functions())

@@ -1,0 +1,110 @@
+"""``GET /metrics``: Prometheus text format, derived from the database at scrape time.
+
+The web process executes no runs, and gunicorn runs several web processes, so
+in-process counters would each see a slice. The figures come from the database
+(the source of truth) through a custom collector, cached for a few seconds, and each
+costs a bounded query (:mod:`tengo_jobs.store.queries`): they cover the runs created in
+the last 24 hours (a sliding window, so they are gauges, not counters), and counts stop
+at 100,000:
+
+- ``tengo_events_received_24h``: events stored;
+- ``tengo_runs_started_24h`` / ``tengo_runs_completed_24h`` / ``tengo_runs_failed_24h`` by
+  function, and ``tengo_runs`` by function and status;
+- ``tengo_step_duration_seconds``: histogram of finished step durations by function;
+- ``tengo_runs_due``: runs due now that no worker holds (the real backlog), and
+  ``tengo_broker_queue_depth``: messages waiting in the broker queue.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from flask import Blueprint, Response, current_app
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
+
+from ... import broker
+from .auth import require_dashboard
+
+log = logging.getLogger(__name__)
+bp = Blueprint("tengo_metrics", __name__)
+
+STEP_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
+CACHE_SECONDS = 5.0
+
+
+class DatabaseCollector:
+    """Collects the figures above from the database; cached for ``CACHE_SECONDS``."""
+
+    def __init__(self, runtime):
+        self.runtime = runtime
+        self._lock = threading.Lock()
+        self._cached: tuple[float, list] | None = None
+
+    def collect(self):
+        with self._lock:
+            if self._cached is None or time.monotonic() - self._cached[0] > CACHE_SECONDS:
+                self._cached = (time.monotonic(), self._measure())
+            return list(self._cached[1])
+
+    def _measure(self) -> list:
+        now = self.runtime.now()
+        queries = self.runtime.store.queries
+        events = GaugeMetricFamily("tengo_events_received_24h",
+                                   "Events stored in the last 24 hours.")
+        events.add_metric([], queries.recent_events(now=now))
+        started = GaugeMetricFamily("tengo_runs_started_24h", "Runs started in the last 24 hours.",
+                                    labels=["function"])
+        completed = GaugeMetricFamily("tengo_runs_completed_24h",
+                                      "Runs started in the last 24 hours and completed.",
+                                      labels=["function"])
+        failed = GaugeMetricFamily("tengo_runs_failed_24h",
+                                   "Runs started in the last 24 hours and failed.",
+                                   labels=["function"])
+        by_status = GaugeMetricFamily("tengo_runs", "Runs of the last 24 hours by function and status.",
+                                      labels=["function", "status"])
+        for fn_id, counts in sorted(queries.recent_counts(now=now).items()):
+            started.add_metric([fn_id], sum(counts.values()))
+            completed.add_metric([fn_id], counts.get("completed", 0))
+            failed.add_metric([fn_id], counts.get("failed", 0))
+            for status, n in sorted(counts.items()):
+                by_status.add_metric([fn_id, status], n)
+        due = GaugeMetricFamily("tengo_runs_due", "Runs due now that no worker holds.")
+        due.add_metric([], queries.due_count(now=now))
+        metrics = [events, started, completed, failed, by_status, due, self._step_histogram(now)]
+        try:
+            depth = broker.queue_depth(self.runtime.broker, self.runtime.settings.queue_name)
+        except Exception as exc:  # noqa: BLE001 - the broker being down is not a scrape error
+            log.warning("broker queue depth unavailable: %s", type(exc).__name__)
+            depth = None
+        if depth is not None:
+            queue = GaugeMetricFamily("tengo_broker_queue_depth", "Messages waiting in the broker.",
+                                      labels=["queue"])
+            queue.add_metric([self.runtime.settings.queue_name], depth)
+            metrics.append(queue)
+        return metrics
+
+    def _step_histogram(self, now: int) -> HistogramMetricFamily:
+        hist = HistogramMetricFamily("tengo_step_duration_seconds",
+                                     "Duration of finished steps (runs of the last 24 hours).",
+                                     labels=["function"])
+        rows = self.runtime.store.queries.step_durations(
+            now=now, buckets_ms=tuple(int(b * 1000) for b in STEP_BUCKETS_S))
+        for fn_id, count, total_ms, *cumulative in rows:
+            buckets = [(str(b), int(c or 0)) for b, c in zip(STEP_BUCKETS_S, cumulative)]
+            buckets.append(("+Inf", int(count)))
+            hist.add_metric([fn_id], buckets, (total_ms or 0) / 1000)
+        return hist
+
+
+@bp.get("/metrics")
+@require_dashboard
+def metrics():
+    registry = current_app.extensions.get("tengo_jobs_metrics")
+    if registry is None:
+        registry = CollectorRegistry(auto_describe=False)
+        registry.register(DatabaseCollector(current_app.extensions["tengo_jobs"]))
+        current_app.extensions["tengo_jobs_metrics"] = registry
+    return Response(generate_latest(registry), mimetype="text/plain; version=0.0.4; charset=utf-8")

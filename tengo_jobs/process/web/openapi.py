@@ -1,0 +1,233 @@
+"""``GET /openapi.json``: the HTTP API described (OpenAPI 3.0), used by the API fuzz test."""
+
+from __future__ import annotations
+
+from flask import Blueprint, jsonify
+
+from ...store.queries import DEFAULT_LIMIT, MAX_LIMIT
+from ...store.schema import RUN_STATUSES
+
+bp = Blueprint("tengo_openapi", __name__)
+
+_TIME = {"type": "string", "format": "date-time", "nullable": True}
+_ANY = {"nullable": True}  # any JSON value (outputs)
+
+ERROR = {
+    "type": "object",
+    "required": ["error", "status"],
+    "properties": {
+        "error": {"type": "string"},
+        "status": {"type": "integer"},
+        "field": {"type": "string", "nullable": True},
+        "index": {"type": "integer"},
+    },
+}
+EVENT_IN = {
+    "type": "object",
+    "required": ["name"],
+    "properties": {
+        "name": {"type": "string", "minLength": 1, "maxLength": 256},
+        "data": {"type": "object", "nullable": True},
+        "id": {"type": "string", "maxLength": 256, "nullable": True,
+               "description": "dedupe key: a repeat within 24 h starts nothing"},
+        "ts": {"type": "integer", "minimum": 0, "maximum": 253_402_300_799_999, "nullable": True,
+               "description": "ms since the epoch; in the future it delays the runs"},
+        "v": {"type": "string", "maxLength": 64, "nullable": True},
+        "user": {"type": "object", "nullable": True},
+    },
+}
+SEND_RESULT = {
+    "type": "object",
+    "required": ["ids", "status"],
+    "properties": {"ids": {"type": "array", "items": {"type": "string"}},
+                   "status": {"type": "integer", "enum": [200]}},
+}
+STEP = {
+    "type": "object",
+    "required": ["key", "name", "status", "attempts", "output", "error", "started_at", "ended_at"],
+    "properties": {
+        "key": {"type": "string"}, "name": {"type": "string"}, "kind": {"type": "string"},
+        "status": {"type": "string", "enum": ["completed", "failed", "sleeping", "retrying"]},
+        "attempts": {"type": "integer"}, "output": _ANY, "error": _ANY,
+        "started_at": _TIME, "ended_at": _TIME,
+    },
+}
+RUN = {
+    "type": "object",
+    "required": ["id", "function_id", "event_id", "status", "output", "error", "attempt",
+                 "created_at", "started_at", "ended_at"],
+    "properties": {
+        "id": {"type": "string"}, "function_id": {"type": "string"},
+        "app_id": {"type": "string"},
+        "event_id": {"type": "string", "nullable": True},
+        "status": {"type": "string", "enum": list(RUN_STATUSES)},
+        "output": _ANY,
+        "error": {"nullable": True, "description": "{name, message}"},
+        "attempt": {"type": "integer"},
+        "created_at": {"type": "string", "format": "date-time"},
+        "started_at": _TIME, "ended_at": _TIME,
+        "steps": {"type": "array", "items": STEP},
+    },
+}
+RUN_DETAIL = {**RUN, "required": RUN["required"] + ["steps"]}
+EVENT_OUT = {
+    "type": "object",
+    "required": ["id", "name", "data", "ts", "received_at"],
+    "properties": {
+        "id": {"type": "string"}, "name": {"type": "string"}, "data": {"type": "object"},
+        "user": {"type": "object", "nullable": True},
+        "external_id": {"type": "string", "nullable": True},
+        "ts": {"type": "integer"}, "v": {"type": "string", "nullable": True},
+        "received_at": {"type": "string", "format": "date-time"},
+        "runs": {"type": "array", "items": RUN},
+    },
+}
+FUNCTION = {
+    "type": "object",
+    "required": ["id", "app_id", "triggers", "counts", "duration_ms", "next_cron_fire"],
+    "properties": {
+        "id": {"type": "string"}, "app_id": {"type": "string"}, "name": {"type": "string"},
+        "triggers": {"type": "array", "items": {"type": "object"}},
+        "retries": {"type": "integer"},
+        "next_cron_fire": _TIME,
+        "counts": {"type": "object", "additionalProperties": {"type": "integer"}},
+        "duration_ms": {"type": "object", "properties": {
+            "p50": {"type": "integer", "nullable": True},
+            "p95": {"type": "integer", "nullable": True},
+            "sample": {"type": "integer"}}},
+    },
+}
+
+
+def _page(item: dict) -> dict:
+    return {"type": "object", "required": ["data", "next_cursor"],
+            "properties": {"data": {"type": "array", "items": item},
+                           "next_cursor": {"type": "string", "nullable": True}}}
+
+
+def _json(schema: dict, description: str) -> dict:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _err(description: str) -> dict:
+    return _json(ERROR, description)
+
+
+_UNAUTHORIZED = _err("missing or wrong credentials")
+_UNAVAILABLE = _err("the database is unavailable")
+_BAD = _err("bad input; `field` names it")
+_NOT_FOUND = _err("no such resource")
+_DASHBOARD = [{"bearer": []}, {"basic": []}]
+
+
+def _q(name: str, schema: dict, description: str) -> dict:
+    return {"name": name, "in": "query", "required": False, "schema": schema,
+            "description": description}
+
+
+_LIST_PARAMS = [
+    _q("limit", {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT},
+       "page size"),
+    _q("cursor", {"type": "string"}, "next_cursor of the previous page"),
+    _q("since", {"type": "string"}, "ISO 8601 time or epoch ms (inclusive)"),
+    _q("until", {"type": "string"}, "ISO 8601 time or epoch ms (exclusive)"),
+]
+
+
+def _path(name: str) -> dict:
+    return {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+
+
+def _intake_op(summary: str, security: list, params: list) -> dict:
+    return {
+        "summary": summary,
+        "security": security,
+        "parameters": params,
+        "requestBody": {"required": True, "content": {"application/json": {"schema": {
+            "oneOf": [EVENT_IN, {"type": "array", "items": EVENT_IN,
+                                 "description": "at most 5,000 events (413 past that)"}]}}}},
+        "responses": {
+            "200": _json(SEND_RESULT, "stored; one id per event, in order"),
+            "400": _BAD, "401": _UNAUTHORIZED,
+            "413": _err("over 512 KiB per event, 5,000 events or 10 MiB per request"),
+            "503": _UNAVAILABLE,
+        },
+    }
+
+
+def spec() -> dict:
+    auth_get = lambda summary, ok, extra=None, params=(): {  # noqa: E731
+        "summary": summary, "security": _DASHBOARD, "parameters": list(params),
+        "responses": {"200": ok, "401": _UNAUTHORIZED, "503": _UNAVAILABLE, **(extra or {})}}
+    return {
+        "openapi": "3.0.3",
+        "info": {"title": "tengo_jobs", "version": "0.1.0",
+                 "description": "Event intake (Inngest-compatible), runs, functions, health."},
+        "components": {"securitySchemes": {
+            "bearer": {"type": "http", "scheme": "bearer"},
+            "basic": {"type": "http", "scheme": "basic"},
+        }},
+        "paths": {
+            "/e/{event_key}": {"post": _intake_op(
+                "Inngest's event API: one event or an array", [], [_path("event_key")])},
+            "/api/events": {
+                "post": _intake_op("Send events (Authorization: Bearer <event key>)",
+                                   [{"bearer": []}], []),
+                "get": auth_get("List events, newest first", _json(_page(EVENT_OUT), "a page"),
+                                {"400": _BAD},
+                                [_q("name", {"type": "string"}, "event name"), *_LIST_PARAMS]),
+            },
+            "/api/events/{event_id}": {"get": auth_get(
+                "One event with the runs it started", _json(EVENT_OUT, "the event"),
+                {"404": _NOT_FOUND}, [_path("event_id")])},
+            "/api/runs": {"get": auth_get(
+                "List runs, newest first", _json(_page(RUN), "a page"), {"400": _BAD},
+                [_q("status", {"type": "string", "enum": list(RUN_STATUSES)}, "run status"),
+                 _q("function", {"type": "string"}, "function id"),
+                 _q("event_id", {"type": "string"}, "the event that started the run"),
+                 *_LIST_PARAMS])},
+            "/api/runs/{run_id}": {"get": auth_get(
+                "One run with its steps", _json(RUN_DETAIL, "the run"), {"404": _NOT_FOUND},
+                [_path("run_id")])},
+            "/api/runs/{run_id}/cancel": {"post": {
+                "summary": "Cancel an unfinished run", "security": _DASHBOARD,
+                "parameters": [_path("run_id")],
+                "responses": {"200": _json(RUN_DETAIL, "the cancelled run"),
+                              "401": _UNAUTHORIZED, "404": _NOT_FOUND,
+                              "409": _err("the run already completed or failed"),
+                              "503": _UNAVAILABLE}}},
+            "/api/runs/{run_id}/replay": {"post": {
+                "summary": "Start the run again as a new run (optionally from a step)",
+                "security": _DASHBOARD, "parameters": [_path("run_id")],
+                "requestBody": {"required": False, "content": {"application/json": {"schema": {
+                    "type": "object", "additionalProperties": False,
+                    "properties": {"from_step": {"type": "string", "minLength": 1}}}}}},
+                "responses": {"201": _json(RUN_DETAIL, "the new run"), "400": _BAD,
+                              "401": _UNAUTHORIZED, "404": _NOT_FOUND, "503": _UNAVAILABLE}}},
+            "/api/functions": {"get": auth_get(
+                "Registered functions with triggers, next cron fire and statistics",
+                _json({"type": "object", "required": ["data"],
+                       "properties": {"data": {"type": "array", "items": FUNCTION}}},
+                      "the functions"))},
+            "/healthz": {"get": {
+                "summary": "Liveness: database and broker", "security": [],
+                "responses": {
+                    "200": _json({"type": "object", "required": ["status", "checks"]}, "healthy"),
+                    "503": _json({"type": "object", "required": ["status", "checks"]},
+                                 "a dependency is down")}}},
+            "/metrics": {"get": {
+                "summary": "Prometheus metrics (text format)", "security": _DASHBOARD,
+                "responses": {
+                    "200": {"description": "metrics",
+                            "content": {"text/plain": {"schema": {"type": "string"}}}},
+                    "401": _UNAUTHORIZED, "503": _UNAVAILABLE}}},
+            "/openapi.json": {"get": {
+                "summary": "This document", "security": [],
+                "responses": {"200": _json({"type": "object"}, "OpenAPI 3.0 document")}}},
+        },
+    }
+
+
+@bp.get("/openapi.json")
+def openapi_json():
+    return jsonify(spec())

@@ -1,0 +1,36 @@
+"""The worker process: ``dramatiq actors`` (or ``dramatiq MODULE``), Dramatiq's own CLI.
+
+Dramatiq imports the function modules, whose :class:`~tengo_jobs.Jobs` client binds the
+process runtime and so declares the run-executing actor on its broker — opening no
+connection. When the worker process has booted, :class:`BootOnWorkerStart` finishes the
+boot the way every process kind does (:func:`tengo_jobs.runtime.boot`): extensions'
+secrets redacted, the production check, migrations. A worker that must not start
+(production with unsafe settings) exits with status 2 before it consumes anything.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Callable
+
+from dramatiq.middleware import Middleware
+
+from ..errors import TengoJobsError
+
+log = logging.getLogger(__name__)
+
+
+class BootOnWorkerStart(Middleware):
+    """Calls ``boot()`` once, when a Dramatiq worker process has booted."""
+
+    def __init__(self, boot: Callable[[], object]):
+        self._boot = boot
+
+    def after_process_boot(self, broker) -> None:
+        try:
+            self._boot()
+        except TengoJobsError as exc:
+            log.critical("worker: %s", exc)
+            logging.shutdown()
+            os._exit(2)  # Dramatiq would log and carry on; a refused boot must stop the worker

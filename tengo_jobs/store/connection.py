@@ -1,0 +1,190 @@
+"""Opening the database named by a URL, healing its connections, and migrations.
+
+SQLite (the embedded default) runs in WAL mode with ``BEGIN IMMEDIATE`` write
+transactions and a busy timeout, so a web process, a worker and a scheduler can
+share one file. PostgreSQL goes through psycopg 3.
+
+Connections heal by themselves: Peewee keeps one connection per thread and, on its
+own, keeps using it after the server has closed it (a restart, a failover,
+``pg_terminate_backend``), so every later statement fails. The databases opened here
+drop a connection as soon as it is found dead — when a statement fails on it, or
+before a statement outside a transaction — and the next statement opens a new one.
+A statement that fails is never replayed here (it may have committed); callers that
+can retry safely do so (:mod:`tengo_jobs.store.runs`, the scheduler's loops).
+"""
+
+from __future__ import annotations
+
+import logging
+import urllib.parse
+
+import peewee as pw
+from playhouse.migrate import PostgresqlMigrator, SqliteMigrator, migrate as apply_migrations
+
+from ..errors import ConfigurationError
+from .schema import SYSTEM_MODELS, database_proxy
+
+log = logging.getLogger(__name__)
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+# Errors that mean "the database is not there right now" rather than "this statement is wrong".
+UNAVAILABLE_ERRORS = (pw.OperationalError, pw.InterfaceError)
+
+
+class _Healing:
+    """Mixin: a connection found dead is dropped, so the next statement reconnects."""
+
+    def _connection_dead(self) -> bool:
+        conn = self._state.conn
+        return conn is not None and bool(getattr(conn, "closed", False))
+
+    def _drop_dead_connection(self) -> None:
+        if not self._state.transactions and self._connection_dead():
+            log.info("database connection lost; the next statement reconnects")
+            self._state.reset()
+
+    def execute_sql(self, sql, params=None):
+        self._drop_dead_connection()
+        try:
+            return super().execute_sql(sql, params)
+        except UNAVAILABLE_ERRORS:
+            self._drop_dead_connection()
+            raise
+
+    def cursor(self, named_cursor=None):
+        self._drop_dead_connection()
+        return super().cursor(named_cursor)
+
+    def begin(self, *args, **kwargs):
+        self._drop_dead_connection()
+        return super().begin(*args, **kwargs)
+
+    def rollback(self):
+        if self._connection_dead():  # nothing to roll back: the server ended the transaction
+            self._drop_dead_connection()
+            return
+        super().rollback()
+
+    def is_healthy(self) -> bool:
+        return not self._connection_dead()
+
+
+class HealingPostgresqlDatabase(_Healing, pw.PostgresqlDatabase):
+    """PostgreSQL through psycopg 3, with connections that heal (see the module docstring)."""
+
+
+class HealingSqliteDatabase(_Healing, pw.SqliteDatabase):
+    """SQLite; a file does not go away, but the same contract keeps both backends alike."""
+
+
+def _sqlite(url: urllib.parse.SplitResult) -> pw.SqliteDatabase:
+    path = url.path
+    if url.netloc:  # sqlite://relative/path (two slashes) — be forgiving
+        path = url.netloc + path
+    elif path.startswith("/") and not path.startswith("//"):
+        path = path[1:]  # sqlite:///file.db -> file.db ; sqlite:////abs/file.db -> /abs/file.db
+    else:
+        path = path[1:]
+    if not path:
+        raise ConfigurationError("DATABASE_URL sqlite:/// needs a file name, e.g. sqlite:///tengo_jobs.db")
+    return HealingSqliteDatabase(
+        path,
+        pragmas={
+            "journal_mode": "wal",
+            "synchronous": "normal",
+            "busy_timeout": SQLITE_BUSY_TIMEOUT_MS,
+            "foreign_keys": 1,
+        },
+        timeout=SQLITE_BUSY_TIMEOUT_MS / 1000,
+        lock_type="IMMEDIATE",
+        check_same_thread=False,
+    )
+
+
+def _postgres(url: urllib.parse.SplitResult) -> pw.PostgresqlDatabase:
+    params = {}
+    if url.username:
+        params["user"] = urllib.parse.unquote(url.username)
+    if url.password:
+        params["password"] = urllib.parse.unquote(url.password)
+    if url.hostname:
+        params["host"] = url.hostname
+    if url.port:
+        params["port"] = url.port
+    for key, values in urllib.parse.parse_qs(url.query).items():
+        params[key] = values[-1]
+    params.setdefault("connect_timeout", 5)
+    name = url.path.lstrip("/")
+    if not name:
+        raise ConfigurationError("DATABASE_URL postgresql://... needs a database name")
+    return HealingPostgresqlDatabase(name, prefer_psycopg3=True, **params)
+
+
+def open_database(database_url: str) -> pw.Database:
+    """A database for ``database_url`` (not yet connected), bound to the models."""
+    url = urllib.parse.urlsplit(database_url)
+    scheme = url.scheme.split("+")[0]
+    if scheme == "sqlite":
+        db = _sqlite(url)
+    elif scheme in ("postgres", "postgresql"):
+        db = _postgres(url)
+    else:
+        raise ConfigurationError(
+            f"DATABASE_URL scheme {url.scheme!r} is not supported (use sqlite:/// or postgresql://)")
+    database_proxy.initialize(db)
+    return db
+
+
+def describe(database_url: str) -> str:
+    """The URL with any password masked, safe for logs."""
+    url = urllib.parse.urlsplit(database_url)
+    if not url.password:
+        return database_url  # (urlunsplit would also turn sqlite:///x into sqlite:/x)
+    netloc = url.netloc.replace(":" + url.password + "@", ":***@")
+    return urllib.parse.urlunsplit(url._replace(netloc=netloc))
+
+
+_MIGRATE_LOCK_ID = 0x7467_6A6F  # "tgjo": the advisory lock key of migrate()
+
+
+def migrate(db: pw.Database, extra_models=()) -> list[str]:
+    """Create every missing table, column and index of the system schema and of
+    ``extra_models`` (applications' tables); safe to run any number of times, and an
+    older database is upgraded in place (new columns are added with their defaults)."""
+    models = SYSTEM_MODELS + [m for m in extra_models if m not in SYSTEM_MODELS]
+    if isinstance(db, pw.PostgresqlDatabase):
+        # CREATE TABLE IF NOT EXISTS races when processes start together on a fresh database
+        # (honcho: web workers + worker + scheduler); DDL is transactional, so serialize it.
+        with db.atomic():
+            db.execute_sql("SELECT pg_advisory_xact_lock(%s)", (_MIGRATE_LOCK_ID,))
+            _add_missing_columns(db, SYSTEM_MODELS)
+            db.create_tables(models, safe=True)
+    else:
+        with db.atomic():
+            _add_missing_columns(db, SYSTEM_MODELS)
+            db.create_tables(models, safe=True)
+    return [m._meta.table_name for m in models]
+
+
+def _add_missing_columns(db: pw.Database, models) -> None:
+    """Columns added to the system schema since a table was created (e.g. ``tj_runs.inflight``)."""
+    existing_tables = set(db.get_tables())
+    migrator = (PostgresqlMigrator(db) if isinstance(db, pw.PostgresqlDatabase)
+                else SqliteMigrator(db))
+    operations = []
+    for model in models:
+        table = model._meta.table_name
+        if table not in existing_tables:
+            continue
+        have = {c.name for c in db.get_columns(table)}
+        for field in model._meta.sorted_fields:
+            if field.column_name not in have:
+                log.info("migrate: adding column %s.%s", table, field.column_name)
+                operations.append(migrator.add_column(table, field.column_name, field))
+    if operations:
+        apply_migrations(*operations)
+
+
+def ping(db: pw.Database) -> None:
+    """Raise if the database does not answer a trivial query."""
+    db.execute_sql("SELECT 1").fetchone()

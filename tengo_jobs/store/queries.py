@@ -1,0 +1,298 @@
+"""Named reads for the REST API, the dashboard, the CLI and /metrics — and replay.
+
+Everything returns plain dicts in the shapes DESIGN.md gives for the HTTP API (times
+as ISO 8601 UTC, JSON columns decoded). Every aggregate is bounded: lists are pages of
+at most :data:`MAX_LIMIT` rows on an index, run counts look at a window of recent runs
+(:data:`STATS_WINDOW_MS`) and stop counting at :data:`COUNT_CAP`, durations are a
+sample of the latest finished runs — so a page or a scrape costs the same with ten
+million runs in the table as with ten thousand.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from ..durations import ms_to_iso
+from ..errors import EventNotFoundError, RunNotFoundError, ValidationError
+from ..ids import new_id
+from .dialect import Dialect
+from .runs import RUNNABLE
+from .schema import (EVENTS, RUN_STATUSES, RUNS, STEPS, EventRow, RunRow, RunStatus, StepRow)
+
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 200
+DURATION_SAMPLE = 1_000  # finished runs per function behind the p50/p95 durations
+STATS_WINDOW_MS = 24 * 3_600_000  # run counts cover runs created in the last 24 hours
+COUNT_CAP = 100_000  # a count stops here (reported as at least this many)
+
+
+# -- serialization ------------------------------------------------------------------------
+def _json(text: str | None) -> Any:
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def step_dict(step: StepRow) -> dict:
+    return {
+        "key": step.key,
+        "name": step.name,
+        "kind": step.kind.value,
+        "status": step.status.value,
+        "attempts": step.attempts,
+        "output": _json(step.output),
+        "error": _json(step.error),
+        "started_at": ms_to_iso(step.started_at),
+        "ended_at": ms_to_iso(step.ended_at),
+    }
+
+
+def run_dict(run: RunRow, steps: list[StepRow] | None = None) -> dict:
+    body = {
+        "id": run.id,
+        "function_id": run.function_id,
+        "app_id": run.app_id,
+        "event_id": run.event_id,
+        "status": run.status.value,
+        "output": _json(run.output),
+        "error": _json(run.error),
+        "attempt": run.attempt,
+        "created_at": ms_to_iso(run.created_at),
+        "started_at": ms_to_iso(run.started_at),
+        "ended_at": ms_to_iso(run.ended_at),
+    }
+    if steps is not None:
+        body["steps"] = [step_dict(s) for s in steps]
+    return body
+
+
+def event_dict(row: EventRow, runs: list[RunRow] | None = None) -> dict:
+    body = {
+        "id": row.id,
+        "name": row.name,
+        "data": _json(row.data),
+        "user": _json(row.user),
+        "external_id": row.external_id,
+        "ts": row.ts,
+        "v": row.v,
+        "received_at": ms_to_iso(row.received_at),
+    }
+    if runs is not None:
+        body["runs"] = [run_dict(r) for r in runs]
+    return body
+
+
+# -- argument checks ----------------------------------------------------------------------
+def check_limit(limit: Any) -> int:
+    if limit is None:
+        return DEFAULT_LIMIT
+    try:
+        value = int(limit)
+    except (TypeError, ValueError):
+        raise ValidationError(f"limit must be an integer from 1 to {MAX_LIMIT}, got {limit!r}",
+                              field="limit") from None
+    if not 1 <= value <= MAX_LIMIT:
+        raise ValidationError(f"limit must be an integer from 1 to {MAX_LIMIT}, got {value}",
+                              field="limit")
+    return value
+
+
+def check_status(status: Any) -> str | None:
+    if status is None:
+        return None
+    if status not in RUN_STATUSES:
+        raise ValidationError(f"status must be one of {', '.join(RUN_STATUSES)}, got {status!r}",
+                              field="status")
+    return status
+
+
+def check_cursor(cursor: Any) -> str | None:
+    if cursor in (None, ""):
+        return None
+    if not isinstance(cursor, str) or len(cursor) != 26 or not cursor.isalnum():
+        raise ValidationError("cursor must be the next_cursor of a previous page", field="cursor")
+    return cursor.upper()
+
+
+def _percentile(sorted_values: list[int], q: float) -> int | None:
+    if not sorted_values:
+        return None
+    index = min(len(sorted_values) - 1, max(0, round(q * (len(sorted_values) - 1))))
+    return sorted_values[index]
+
+
+class Queries:
+    """The reads of the module docstring, on one database."""
+
+    def __init__(self, dialect: Dialect):
+        self.d = dialect
+        self.db = dialect.db
+
+    @staticmethod
+    def _page(query, model, limit: int, cursor: str | None) -> tuple[list, str | None]:
+        """Newest first, keyed on the sortable id; ``next_cursor`` is the last id when more remain."""
+        if cursor:
+            query = query.where(model.id < cursor)
+        rows = list(query.order_by(model.id.desc()).limit(limit + 1))
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return rows, (rows[-1].id if more and rows else None)
+
+    # -- runs ---------------------------------------------------------------------------------
+    def list_runs(self, *, status: str | None = None, function_id: str | None = None,
+                  since: int | None = None, until: int | None = None,
+                  event_id: str | None = None, limit: int = DEFAULT_LIMIT,
+                  cursor: str | None = None) -> dict:
+        """Runs newest first, filtered by status, function, event and creation time ``[since, until)``."""
+        query = RunRow.select()
+        if check_status(status) is not None:
+            query = query.where(RunRow.status == status)
+        if function_id:
+            query = query.where(RunRow.function_id == function_id)
+        if event_id:
+            query = query.where(RunRow.event_id == event_id)
+        if since is not None:
+            query = query.where(RunRow.created_at >= since)
+        if until is not None:
+            query = query.where(RunRow.created_at < until)
+        rows, next_cursor = self._page(query, RunRow, check_limit(limit), check_cursor(cursor))
+        return {"data": [run_dict(r) for r in rows], "next_cursor": next_cursor}
+
+    def run(self, run_id: str) -> RunRow:
+        run = RunRow.get_or_none(RunRow.id == run_id)
+        if run is None:
+            raise RunNotFoundError(f"no run {run_id!r}")
+        return run
+
+    def steps(self, run_id: str) -> list[StepRow]:
+        """A run's steps in execution order."""
+        return list(StepRow.select().where(StepRow.run_id == run_id).order_by(StepRow.position))
+
+    def get_run(self, run_id: str) -> dict:
+        """One run with its steps in execution order."""
+        return run_dict(self.run(run_id), self.steps(run_id))
+
+    def runs(self, function_id: str | None = None) -> list[RunRow]:
+        """Every run (of a function), oldest first: for tests and small tools."""
+        query = RunRow.select().order_by(RunRow.created_at, RunRow.id)
+        if function_id:
+            query = query.where(RunRow.function_id == function_id)
+        return list(query)
+
+    # -- events -------------------------------------------------------------------------------
+    def list_events(self, *, name: str | None = None, since: int | None = None,
+                    until: int | None = None, limit: int = DEFAULT_LIMIT,
+                    cursor: str | None = None) -> dict:
+        query = EventRow.select()
+        if name:
+            query = query.where(EventRow.name == name)
+        if since is not None:
+            query = query.where(EventRow.received_at >= since)
+        if until is not None:
+            query = query.where(EventRow.received_at < until)
+        rows, next_cursor = self._page(query, EventRow, check_limit(limit), check_cursor(cursor))
+        return {"data": [event_dict(r) for r in rows], "next_cursor": next_cursor}
+
+    def get_event(self, event_id: str) -> dict:
+        """One event with the runs it started (oldest first)."""
+        row = EventRow.get_or_none(EventRow.id == event_id)
+        if row is None:
+            raise EventNotFoundError(f"no event {event_id!r}")
+        runs = list(RunRow.select().where(RunRow.event_id == event_id).order_by(RunRow.id)
+                    .limit(MAX_LIMIT))
+        return event_dict(row, runs)
+
+    # -- aggregates ---------------------------------------------------------------------------
+    def _capped_count(self, where: str, params: tuple) -> int:
+        return self.d.execute(f'SELECT count(*) FROM (SELECT 1 FROM "{RUNS}" WHERE {where} '
+                              'LIMIT ?) capped', (*params, COUNT_CAP)).fetchone()[0]
+
+    def function_stats(self, function_id: str, *, now: int) -> dict:
+        """Counts by status of the runs created in the last :data:`STATS_WINDOW_MS`, and the
+        p50/p95 duration (ms) of the latest finished runs."""
+        counts = {s: 0 for s in RUN_STATUSES}
+        for status in RUN_STATUSES:
+            counts[status] = self._capped_count(
+                '"function_id" = ? AND "created_at" >= ? AND "status" = ?',
+                (function_id, now - STATS_WINDOW_MS, status))
+        durations = sorted(r[0] for r in self.d.execute(
+            f'SELECT "ended_at" - "started_at" FROM "{RUNS}" WHERE "function_id" = ? '
+            'AND "created_at" >= ? AND "ended_at" IS NOT NULL AND "started_at" IS NOT NULL '
+            "AND \"status\" IN ('completed', 'failed') ORDER BY \"created_at\" DESC LIMIT ?",
+            (function_id, now - STATS_WINDOW_MS, DURATION_SAMPLE)))
+        return {"counts": counts, "window_ms": STATS_WINDOW_MS,
+                "duration_ms": {"p50": _percentile(durations, 0.50),
+                                "p95": _percentile(durations, 0.95), "sample": len(durations)}}
+
+    def recent_counts(self, *, now: int) -> dict[str, dict[str, int]]:
+        """``{function: {status: n}}`` for the runs created in the last :data:`STATS_WINDOW_MS`
+        (one pass over that window of the ``created_at`` index)."""
+        totals: dict[str, dict[str, int]] = {}
+        for fn_id, status, n in self.d.execute(
+                f'SELECT "function_id", "status", count(*) FROM "{RUNS}" WHERE "created_at" >= ? '
+                'GROUP BY "function_id", "status"', (now - STATS_WINDOW_MS,)):
+            totals.setdefault(fn_id, {})[RunStatus(status).value] = n
+        return totals
+
+    def recent_events(self, *, now: int) -> int:
+        return self.d.execute(f'SELECT count(*) FROM "{EVENTS}" WHERE "received_at" >= ?',
+                              (now - STATS_WINDOW_MS,)).fetchone()[0]
+
+    def due_count(self, *, now: int) -> int:
+        """Runs due now that no worker holds (the real backlog), counted up to :data:`COUNT_CAP`."""
+        return self._capped_count(RUNNABLE, (now, now))
+
+    def step_durations(self, *, now: int, buckets_ms: tuple[int, ...]) -> list[tuple]:
+        """Per function: (function, count, total ms, cumulative count per bucket) of the steps
+        of runs created in the last :data:`STATS_WINDOW_MS`."""
+        duration = 's."ended_at" - s."started_at"'
+        columns = ", ".join(f"SUM(CASE WHEN {duration} <= {int(b)} THEN 1 ELSE 0 END)"
+                            for b in buckets_ms)
+        return self.d.execute(
+            f'SELECT r."function_id", count(*), SUM({duration}), {columns} FROM "{RUNS}" r '
+            f'JOIN "{STEPS}" s ON s."run_id" = r."id" WHERE r."created_at" >= ? '
+            'AND s."ended_at" IS NOT NULL AND s."started_at" IS NOT NULL GROUP BY r."function_id"',
+            (now - STATS_WINDOW_MS,)).fetchall()
+
+    # -- replay (a write: a new run) ---------------------------------------------------------
+    def replay(self, run_id: str, *, from_step: str | None, now: int) -> str:
+        """Start a new run of the same function on the same event; returns its id.
+
+        With ``from_step``, the steps stored before that step (by position) are copied
+        into the new run, so they replay their stored outputs and execution resumes at
+        ``from_step``. Without it the new run starts from the top."""
+        if from_step is not None and (not isinstance(from_step, str) or not from_step):
+            raise ValidationError("from_step must be a step key (a non-empty string)",
+                                  field="from_step")
+        with self.db.atomic():
+            run = self.run(run_id)
+            new_run_id = new_id(now)
+            copies: list[dict] = []
+            if from_step is not None:
+                target = StepRow.get_or_none((StepRow.run_id == run_id) & (StepRow.key == from_step))
+                if target is None:
+                    keys = [s.key for s in self.steps(run_id)[:20]]
+                    raise ValidationError(
+                        f"run {run_id} has no step {from_step!r} (its steps: "
+                        f"{', '.join(keys) or 'none'})", field="from_step")
+                for s in self.steps(run_id):
+                    if s.position < target.position:
+                        copies.append(dict(run_id=new_run_id, key=s.key, name=s.name,
+                                           kind=s.kind.value, position=s.position,
+                                           status=s.status.value, attempts=s.attempts,
+                                           output=s.output, error=s.error, started_at=s.started_at,
+                                           ended_at=s.ended_at, wake_at=s.wake_at))
+            RunRow.insert(id=new_run_id, app_id=run.app_id, function_id=run.function_id,
+                          event_id=run.event_id, status=RunStatus.QUEUED.value, attempt=0,
+                          created_at=now, wake_at=now, enqueued_at=now, inflight=0).execute()
+            for i in range(0, len(copies), 100):
+                StepRow.insert_many(copies[i:i + 100]).execute()
+        return new_run_id
+
+
+__all__ = ["Queries", "run_dict", "step_dict", "event_dict", "check_limit", "check_status",
+           "check_cursor", "DEFAULT_LIMIT", "MAX_LIMIT"]

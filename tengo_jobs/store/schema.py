@@ -1,0 +1,243 @@
+"""The system schema, written down in one module (as DBOS keeps its system schema).
+
+Tables: events, event_dedupe, runs, steps (keyed by run + step key), timers, waits,
+wait_keys and cron_state. Statuses are ``str`` Enums, times are epoch milliseconds,
+JSON is stored as text so SQLite and PostgreSQL hold the same bytes.
+
+The classes here are Peewee models named ``…Row`` (a stored event is an
+:class:`EventRow`; :class:`tengo_jobs.Event` is what producers send). Only the store
+package reads and writes them. All models are bound to :data:`database_proxy`, which
+:func:`tengo_jobs.store.connection.open_database` initializes; applications derive their
+own tables from :class:`AppModel` and list them in their :class:`~tengo_jobs.Extension`.
+
+The life of a run (the state machine of :mod:`tengo_jobs.store.runs`)::
+
+    queued ──acquire──▶ running ──complete──▶ completed
+      ▲                  │  │ └──fail──▶ failed
+      │ wake / timer     │  └──suspend──▶ sleeping | waiting ──wake──▶ queued
+      └── release ◀──────┘          (any unfinished run) ──cancel──▶ cancelled
+"""
+
+from __future__ import annotations
+
+import enum
+
+import peewee as pw
+
+database_proxy = pw.DatabaseProxy()
+
+
+class RunStatus(str, enum.Enum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SLEEPING = "sleeping"
+    WAITING = "waiting"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def is_final(self) -> bool:
+        return self in (RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELLED)
+
+
+class StepStatus(str, enum.Enum):
+    RUNNING = "running"  # an attempt recorded before it ran (only after a crash, see runs.py)
+    COMPLETED = "completed"
+    FAILED = "failed"
+    SLEEPING = "sleeping"
+    RETRYING = "retrying"
+    WAITING = "waiting"
+
+
+class StepKind(str, enum.Enum):
+    RUN = "run"
+    SLEEP = "sleep"
+    WAIT = "wait"
+    INVOKE = "invoke"
+
+
+class TimerKind(str, enum.Enum):
+    SLEEP = "sleep"
+    RETRY = "retry"
+    EVENT = "event"  # a future-dated event: its runs start at ``ts``
+    TIMEOUT = "timeout"  # a wait_for_event / invoke that gives up
+
+
+FINAL_RUN_STATUSES = tuple(s.value for s in RunStatus if s.is_final)
+RUN_STATUSES = tuple(s.value for s in RunStatus)
+
+
+class EnumField(pw.CharField):
+    """Stores a ``str`` Enum by value and gives the Enum back."""
+
+    def __init__(self, enum_class, *args, **kwargs):
+        self.enum_class = enum_class
+        kwargs.setdefault("max_length", 16)
+        super().__init__(*args, **kwargs)
+
+    def db_value(self, value):
+        if value is None:
+            return None
+        return self.enum_class(value).value
+
+    def python_value(self, value):
+        return None if value is None else self.enum_class(value)
+
+
+class AppModel(pw.Model):
+    """Base class of every table in the jobs database: the system tables below and an
+    application's own (list them in its :class:`~tengo_jobs.Extension` to have them migrated)."""
+
+    class Meta:
+        database = database_proxy
+        legacy_table_names = False
+
+
+class EventRow(AppModel):
+    id = pw.CharField(primary_key=True, max_length=32)
+    name = pw.CharField(max_length=256, index=True)
+    data = pw.TextField()  # JSON object
+    user = pw.TextField(null=True)  # JSON object
+    external_id = pw.CharField(max_length=256, null=True, index=True)
+    ts = pw.BigIntegerField()  # when it happened / when its runs are due (ms)
+    v = pw.CharField(max_length=64, null=True)
+    received_at = pw.BigIntegerField(index=True)
+
+    class Meta:
+        table_name = "tj_events"
+
+
+class DedupeRow(AppModel):
+    """One row per user-supplied event id; a repeat within ``expires_at`` is a duplicate."""
+
+    key = pw.CharField(primary_key=True, max_length=300)
+    event_id = pw.CharField(max_length=32)
+    expires_at = pw.BigIntegerField()
+
+    class Meta:
+        table_name = "tj_event_dedupe"
+
+
+class RunRow(AppModel):
+    id = pw.CharField(primary_key=True, max_length=32)
+    app_id = pw.CharField(max_length=128)
+    function_id = pw.CharField(max_length=128, index=True)
+    event_id = pw.CharField(max_length=32, null=True, index=True)
+    status = EnumField(RunStatus, index=True)
+    output = pw.TextField(null=True)
+    error = pw.TextField(null=True)  # JSON {name, message}
+    attempt = pw.IntegerField(default=0)
+    created_at = pw.BigIntegerField(index=True)
+    started_at = pw.BigIntegerField(null=True)
+    ended_at = pw.BigIntegerField(null=True)
+    wake_at = pw.BigIntegerField()  # not to be executed before this
+    enqueued_at = pw.BigIntegerField(null=True)  # last wake-up message sent
+    lease_owner = pw.CharField(max_length=64, null=True)
+    lease_expires_at = pw.BigIntegerField(null=True)
+    unique_key = pw.CharField(max_length=300, null=True, unique=True)
+    parent_run_id = pw.CharField(max_length=32, null=True)
+    # Executions begun since the run's last write that ended them or recorded progress:
+    # 1 while one executes; more means executions died without a trace (see runs.py).
+    inflight = pw.IntegerField(default=0)
+
+    class Meta:
+        table_name = "tj_runs"
+        indexes = ((("status", "wake_at"), False), (("function_id", "created_at"), False))
+
+
+class StepRow(AppModel):
+    run_id = pw.CharField(max_length=32)
+    key = pw.CharField(max_length=300)
+    name = pw.CharField(max_length=256)
+    kind = EnumField(StepKind)
+    position = pw.IntegerField()
+    status = EnumField(StepStatus)
+    attempts = pw.IntegerField(default=0)
+    output = pw.TextField(null=True)
+    error = pw.TextField(null=True)
+    started_at = pw.BigIntegerField(null=True)
+    ended_at = pw.BigIntegerField(null=True)
+    wake_at = pw.BigIntegerField(null=True)
+
+    class Meta:
+        table_name = "tj_steps"
+        primary_key = pw.CompositeKey("run_id", "key")
+
+
+class TimerRow(AppModel):
+    """A wake-up the scheduler owes a run; claimed (deleted) when fired."""
+
+    id = pw.AutoField()
+    run_id = pw.CharField(max_length=32, unique=True)
+    due_at = pw.BigIntegerField(index=True)
+    kind = EnumField(TimerKind)
+
+    class Meta:
+        table_name = "tj_timers"
+
+
+class WaitRow(AppModel):
+    """A run waiting for an event (``step.wait_for_event``); resolved by the intake.
+
+    ``match_path``/``match_key`` index the condition's equality (see
+    :mod:`tengo_jobs.core.expressions`): the path in the incoming event's ``data`` and the
+    key the waiting run's trigger holds; ``exact`` when the equality is the whole condition.
+    """
+
+    id = pw.AutoField()
+    run_id = pw.CharField(max_length=32)
+    step_key = pw.CharField(max_length=300)
+    event_name = pw.CharField(max_length=256, index=True)
+    expression = pw.TextField(null=True)  # CEL over `event` and `async`
+    match_event = pw.TextField()  # the waiting run's triggering event, JSON
+    expires_at = pw.BigIntegerField()
+    created_at = pw.BigIntegerField()
+    match_path = pw.CharField(max_length=300, null=True)
+    match_key = pw.CharField(max_length=300, null=True)
+    exact = pw.BooleanField(default=False)
+
+    class Meta:
+        table_name = "tj_waits"
+        indexes = ((("run_id", "step_key"), True),
+                   (("event_name", "match_path", "match_key"), False))
+
+
+class WaitKeyRow(AppModel):
+    """The ``data`` paths that waits on an event name are indexed by (a handful per name)."""
+
+    event_name = pw.CharField(max_length=256)
+    match_path = pw.CharField(max_length=300)
+
+    class Meta:
+        table_name = "tj_wait_keys"
+        primary_key = pw.CompositeKey("event_name", "match_path")
+
+
+class CronStateRow(AppModel):
+    """The last tick each cron function was scheduled for (epoch ms)."""
+
+    function_id = pw.CharField(primary_key=True, max_length=128)
+    last_tick_ms = pw.BigIntegerField()
+    updated_at = pw.BigIntegerField()
+
+    class Meta:
+        table_name = "tj_cron_state"
+
+
+SYSTEM_MODELS: list[type[pw.Model]] = [EventRow, DedupeRow, RunRow, StepRow, TimerRow, WaitRow,
+                                       WaitKeyRow, CronStateRow]
+
+# Table names for the store's hand-written SQL (never spelled anywhere else).
+EVENTS = EventRow._meta.table_name
+DEDUPE = DedupeRow._meta.table_name
+RUNS = RunRow._meta.table_name
+STEPS = StepRow._meta.table_name
+TIMERS = TimerRow._meta.table_name
+WAITS = WaitRow._meta.table_name
+WAIT_KEYS = WaitKeyRow._meta.table_name
+CRON_STATE = CronStateRow._meta.table_name
+
+RUN_COLUMNS = tuple(f.column_name for f in RunRow._meta.sorted_fields)
+STEP_COLUMNS = tuple(f.column_name for f in StepRow._meta.sorted_fields)
+EVENT_COLUMNS = tuple(f.column_name for f in EventRow._meta.sorted_fields)

@@ -1,0 +1,151 @@
+"""Runs waiting for an event (``step.wait_for_event``): registering, matching, resolving.
+
+A waiting run holds no worker: its wait row names the event, the CEL condition, and
+the condition's index (:func:`tengo_jobs.core.expressions.match_plan`): the ``data``
+path to read in incoming events and the key the waiting run's trigger holds there. The
+intake finds candidates by (event name, path, key) — an index lookup, whatever the
+number of waiting runs — plus the waits whose conditions have no indexable equality
+(evaluated one by one, for that event name only). A wait is resolved once: deleting
+its row is the claim, so two producers never both resolve it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+
+from ..core.events import Event
+from ..core.expressions import lookup, match_key, match_plan, matches
+from .dialect import Dialect
+from .schema import RUNS, STEPS, TIMERS, WAIT_KEYS, WAITS
+
+log = logging.getLogger(__name__)
+
+_REGISTER = (f'INSERT INTO "{WAITS}" ("run_id", "step_key", "event_name", "expression", '
+             '"match_event", "expires_at", "created_at", "match_path", "match_key", "exact") '
+             'VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT ("run_id", "step_key") '
+             'DO UPDATE SET "expires_at" = EXCLUDED."expires_at"')
+_REGISTER_KEY = (f'INSERT INTO "{WAIT_KEYS}" ("event_name", "match_path") VALUES (?, ?) '
+                 'ON CONFLICT DO NOTHING')
+_PATHS = f'SELECT "match_path" FROM "{WAIT_KEYS}" WHERE "event_name" = ?'
+_COLUMNS = '"id", "run_id", "step_key", "expression", "match_event", "exact"'
+_BY_KEY = (f'SELECT {_COLUMNS} FROM "{WAITS}" WHERE "event_name" = ? AND "match_path" = ? '
+           'AND "match_key" = ? AND "expires_at" > ?')
+_UNINDEXED = (f'SELECT {_COLUMNS} FROM "{WAITS}" WHERE "event_name" = ? '
+              'AND "match_path" IS NULL AND "expires_at" > ?')
+_CLAIM = f'DELETE FROM "{WAITS}" WHERE "id" = ?'
+_WAKE = (f'UPDATE "{RUNS}" SET "status" = \'queued\', "wake_at" = ?, "enqueued_at" = ? '
+         'WHERE "id" = ? AND "status" = \'waiting\'')
+_STEP = (f'UPDATE "{STEPS}" SET "status" = \'completed\', "output" = ?, "ended_at" = ?, '
+         '"attempts" = 1 WHERE "run_id" = ? AND "key" = ? AND "status" = \'waiting\'')
+_UNTIME = f'DELETE FROM "{TIMERS}" WHERE "run_id" = ?'
+
+
+def wait_output(event: Event, event_id: str, ts: int) -> dict:
+    """What ``step.wait_for_event`` returns for a matched event, and what its condition sees
+    as ``async`` (the PostgreSQL intake statement builds the same object)."""
+    out = {"name": event.name, "data": event.data, "id": event.id or event_id, "ts": ts}
+    if event.v is not None:
+        out["v"] = event.v
+    if event.user is not None:
+        out["user"] = event.user
+    return out
+
+
+@dataclasses.dataclass(frozen=True)
+class Match:
+    """An event that resolves a wait: the wait row, and the event as the step returns it."""
+
+    wait_id: int
+    run_id: str
+    step_key: str
+    output: str
+
+
+class WaitStore:
+    def __init__(self, dialect: Dialect):
+        self.d = dialect
+
+    def register(self, *, run_id: str, step_key: str, event_name: str, expression: str | None,
+                 trigger: dict, expires_at: int, now: int) -> None:
+        """Record that ``run_id`` waits at ``step_key`` (inside the suspend transaction)."""
+        plan = match_plan(expression)
+        key = match_key(lookup(trigger.get("data"), plan.event_path)) if plan else None
+        path = ".".join(plan.async_path) if plan and key is not None else None
+        exact = bool(plan and plan.exact and key is not None)
+        if path is not None:
+            self.d.execute(_REGISTER_KEY, (event_name, path))
+        self.d.execute(_REGISTER, (run_id, step_key, event_name, expression,
+                                   json.dumps(trigger, separators=(",", ":")), expires_at, now,
+                                   path, key, exact))
+
+    def clear(self, run_id: str, step_key: str) -> None:
+        self.d.execute(f'DELETE FROM "{WAITS}" WHERE "run_id" = ? AND "step_key" = ?',
+                       (run_id, step_key))
+
+    # -- matching -----------------------------------------------------------------------------
+    def resolve_events(self, events: dict[int, tuple[Event, str, int]], now: int) -> list[str]:
+        """Resolve the waits that newly stored ``events`` (``{index: (event, id, ts)}``, in
+        batch order) match; call inside the intake's transaction. Returns the woken runs."""
+        paths: dict[str, list[str]] = {}
+        found: dict[int, tuple] = {}  # wait id -> (first matching index, row)
+        for idx in sorted(events):
+            event = events[idx][0]
+            if event.name not in paths:
+                paths[event.name] = [p for (p,) in self.d.execute(_PATHS, (event.name,))]
+            rows = []
+            for path in paths[event.name]:
+                key = match_key(lookup(event.data, tuple(path.split("."))))
+                if key is not None:
+                    rows += self.d.execute(_BY_KEY, (event.name, path, key, now)).fetchall()
+            rows += self.d.execute(_UNINDEXED, (event.name, now)).fetchall()
+            for row in rows:
+                if row[0] not in found and self._satisfied(row, event, events[idx]):
+                    found[row[0]] = (idx, row)
+        return self._resolve([self._match(row, events[idx]) for idx, row in found.values()], now)
+
+    def resolve_candidates(self, events: dict[int, tuple[Event, str, int]],
+                           candidates: dict[int, list[int]], now: int) -> list[str]:
+        """Evaluate the conditions of candidate waits (ids by event index) the PostgreSQL
+        intake could not decide by key alone, and resolve the matches (own transaction)."""
+        ids = sorted({w for ws in candidates.values() for w in ws})
+        marks = ", ".join("?" * len(ids))
+        rows = {r[0]: r for r in self.d.execute(
+            f'SELECT {_COLUMNS} FROM "{WAITS}" WHERE "id" IN ({marks})', tuple(ids))}
+        found: dict[int, Match] = {}
+        for idx in sorted(candidates):
+            for wait_id in candidates[idx]:
+                row = rows.get(wait_id)
+                if row is not None and wait_id not in found and self._satisfied(
+                        row, events[idx][0], events[idx]):
+                    found[wait_id] = self._match(row, events[idx])
+        if not found:
+            return []
+        with self.d.transaction():
+            return self._resolve(list(found.values()), now)
+
+    @staticmethod
+    def _satisfied(row, event: Event, stored: tuple[Event, str, int]) -> bool:
+        _, _, _, expression, trigger, exact = row
+        if exact or not expression:
+            return True
+        return matches(expression, json.loads(trigger), wait_output(*stored))
+
+    @staticmethod
+    def _match(row, stored: tuple[Event, str, int]) -> Match:
+        return Match(wait_id=row[0], run_id=row[1], step_key=row[2],
+                     output=json.dumps(wait_output(*stored), separators=(",", ":")))
+
+    def _resolve(self, found: list[Match], now: int) -> list[str]:
+        """Claim each wait (delete its row), then queue its run, give its step the event and
+        drop its timeout (waits, runs, steps, timers: the lock order of every transition)."""
+        woken = []
+        for match in found:
+            if self.d.execute(_CLAIM, (match.wait_id,)).rowcount != 1:
+                continue  # resolved by a concurrent producer
+            if self.d.execute(_WAKE, (now, now, match.run_id)).rowcount == 1:
+                self.d.execute(_STEP, (match.output, now, match.run_id, match.step_key))
+                self.d.execute(_UNTIME, (match.run_id,))
+                woken.append(match.run_id)
+        return woken
