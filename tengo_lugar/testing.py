@@ -16,7 +16,7 @@ from tengo_jobs import FakeClock, set_runtime
 from tengo_jobs.testing import JobsTester, make_test_runtime
 
 from . import extension, settings as app_settings
-from .models import EmailOutbox, Notification
+from .models import EmailOutbox, ErrorLog, Notification
 
 # 2026-03-10 12:00 UTC = 09:00 in Buenos Aires: when the daily reminder fires.
 START_MS = 1_773_144_000_000
@@ -50,6 +50,23 @@ def tester(app_runtime):
     return JobsTester(app_runtime)
 
 
+def tick_cron(tester: JobsTester, function, at: int):
+    """Start ``function``'s cron run for the tick at ``at`` (epoch ms), as the scheduler
+    does, run everything until idle and return that run.
+
+    The engine's testing helpers have no public way to fire a cron tick yet, so this
+    uses its internal ``start_run`` and scheduled-event name, here in one place.
+    """
+    from tengo_jobs.events import SCHEDULED_EVENT, Event
+    from tengo_jobs.intake import start_run
+
+    run_id = start_run(tester.runtime, function,
+                       Event(name=SCHEDULED_EVENT, data={"cron": function.cron}, ts=at),
+                       now=at, unique_key=f"cron:{function.id}:{at}")
+    tester.run_until_idle()
+    return tester.run(run_id)
+
+
 def outbox(**where) -> list[EmailOutbox]:
     q = EmailOutbox.select().order_by(EmailOutbox.id)
     for field, value in where.items():
@@ -62,3 +79,7 @@ def notifications(user_id: str | None = None) -> list[Notification]:
     if user_id is not None:
         q = q.where(Notification.user == user_id)
     return list(q)
+
+
+def error_logs() -> list[ErrorLog]:
+    return list(ErrorLog.select().order_by(ErrorLog.id))
