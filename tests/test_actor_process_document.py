@@ -12,11 +12,10 @@ STEPS = ["get-document", "mark-processing", "validate-document", "update-status"
          "send-notification"]
 
 
-def _upload(tester, doc):
+def _upload(tester, document_id, user_id):
     # As create_document_verification sends it.
-    tester.send({"name": "document.uploaded", "data": {"documentId": doc if isinstance(doc, str)
-                                                       else doc.id,
-                                                       "userId": getattr(doc, "user_id", "u1")}})
+    tester.send({"name": "document.uploaded",
+                 "data": {"documentId": document_id, "userId": user_id}})
     [run] = tester.run_until_idle()
     return run
 
@@ -30,7 +29,7 @@ def test_valid_licence_is_verified_and_marks_the_driver(tester):
     make_driver(user)
     doc = make_document(user, type=DocumentType.DRIVER_LICENSE, number="28999111",
                         expires_at=START_MS + YEAR)
-    run = _upload(tester, doc)
+    run = _upload(tester, doc.id, doc.user_id)
     assert run.status == "completed", run.error
     assert [s.key for s in tester.steps(run.id)] == STEPS
     assert tester.output(run) == {"success": True, "documentId": doc.id, "status": "VERIFIED",
@@ -50,7 +49,7 @@ def test_invalid_document_is_rejected_with_every_reason(tester):
     doc = make_document(user, type=DocumentType.DRIVER_LICENSE, number="12AB",
                         front_url="http://insecure.example/x.gif", back_url=None,
                         expires_at=START_MS - 1)
-    run = _upload(tester, doc)
+    run = _upload(tester, doc.id, doc.user_id)
     output = tester.output(run)
     assert output["status"] == "REJECTED" and len(output["reasons"]) == 4
     row = Document.get_by_id(doc.id)
@@ -60,7 +59,7 @@ def test_invalid_document_is_rejected_with_every_reason(tester):
 
 
 def test_missing_document_fails_the_run_with_the_teams_error(tester):
-    run = _upload(tester, "missing")
+    run = _upload(tester, "missing", "u1")
     assert run.status == "failed"
     assert tester.error(run)["message"] == "Document missing not found"
     assert [s.key for s in tester.steps(run.id)] == ["get-document"]
@@ -79,7 +78,7 @@ def test_a_transient_failure_is_retried_up_to_three_times(tester, monkeypatch):
         return real(d, verdict)
 
     monkeypatch.setattr(mod, "update_status", flaky)
-    run = _upload(tester, doc)
+    run = _upload(tester, doc.id, doc.user_id)
     assert run.status == "completed" and len(calls) == 4
     assert Document.get_by_id(doc.id).status == "VERIFIED"
     assert [s.attempts for s in tester.steps(run.id) if s.key == "update-status"] == [4]
@@ -92,7 +91,8 @@ def test_a_fourth_failure_fails_the_run(tester, monkeypatch):
         raise ConnectionError("database down")
 
     monkeypatch.setattr(mod, "update_status", down)
-    run = _upload(tester, make_document(make_user()))
+    doc = make_document(make_user())
+    run = _upload(tester, doc.id, doc.user_id)
     assert run.status == "failed"
     assert [s.attempts for s in tester.steps(run.id) if s.key == "update-status"] == [4]
 
@@ -100,6 +100,6 @@ def test_a_fourth_failure_fails_the_run(tester, monkeypatch):
 def test_decided_document_is_skipped_with_the_reason(tester):
     doc = make_document(make_user())
     Document.update(status="VERIFIED").where(Document.id == doc.id).execute()
-    run = _upload(tester, doc)
+    run = _upload(tester, doc.id, doc.user_id)
     assert tester.output(run) == {"skipped": True, "reason": "Document already processed"}
     assert [s.key for s in tester.steps(run.id)] == ["get-document"]
