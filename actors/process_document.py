@@ -1,17 +1,31 @@
 """process-document: the verification pipeline of an uploaded document (retries 3).
 
-get-document → mark-processing → validate-document → update-status (VERIFIED or
-REJECTED with the reasons) → notify-user. A verified driver's licence also marks
-the driver's licence verified. Missing documents fail at once; a document already
-decided is skipped with the reason.
+The team's document declares only the function (``id: "process-document"``, ``retries:
+3``, event ``document.uploaded``) and leaves its body out. This is the body we built
+for it, written the way the team's other functions are:
+
+- get-document: the document, or ``None``; a missing one fails the run with ``Document
+  <id> not found``, thrown outside the step as in ``send-verification-email``;
+- a document already VERIFIED or REJECTED is skipped with ``{skipped: true, reason:
+  "Document already processed"}`` (the team's skip shape);
+- mark-processing (PENDING → PROCESSING), validate-document (the reasons it cannot be
+  accepted: image URLs, the number's format, expiry), update-status (VERIFIED, or
+  REJECTED with the reasons; a verified driver's licence also marks the driver's licence
+  verified);
+- send-notification: tells the document's owner with ``send_system_notification``; a
+  failed ``ApiResponse`` raises ``Failed to send notification: <message>`` (the team's
+  best practice 3), inside the step so it is retried.
+
+Event ``document.uploaded`` with ``documentId`` (and ``userId``), as
+``create_document_verification`` sends it. Returns ``{success: true, documentId,
+status, reasons}``.
 """
 
 import re
 
 from tengo_jobs import get_runtime
 from tengo_lugar.email import idempotency_key
-from tengo_lugar.errors import NotFoundError
-from tengo_lugar.links import url
+from tengo_lugar.errors import JobError
 from tengo_lugar.models import Document, DocumentStatus, DocumentType, Driver
 from tengo_lugar.notifications import send_system_notification
 
@@ -26,20 +40,18 @@ _NUMBER = {
 }
 _TWO_SIDED = (DocumentType.DNI.value, DocumentType.DRIVER_LICENSE.value)
 _EXPIRING = (DocumentType.DRIVER_LICENSE.value, DocumentType.CAR_INSURANCE.value)
+_DECIDED = (DocumentStatus.VERIFIED.value, DocumentStatus.REJECTED.value)
 
 
-def get_document(document_id: str) -> dict:
-    doc = Document.get_or_none(Document.id == document_id) if document_id else None
-    if doc is None:
-        raise NotFoundError(f"document {document_id!r} not found")
-    return {"id": doc.id, "userId": doc.user_id, "type": doc.type.value, "number": doc.number,
-            "frontUrl": doc.front_url, "backUrl": doc.back_url, "expiresAt": doc.expires_at,
-            "status": doc.status.value}
+def get_document(document_id) -> dict | None:
+    if not isinstance(document_id, str) or not document_id:
+        return None
+    doc = Document.get_or_none(Document.id == document_id)
+    return None if doc is None else doc.to_dict()
 
 
 def mark_processing(document_id: str) -> dict:
-    now = get_runtime().now()
-    (Document.update(status=DocumentStatus.PROCESSING, updated_at=now)
+    (Document.update(status=DocumentStatus.PROCESSING, updated_at=get_runtime().now())
      .where((Document.id == document_id) & (Document.status == DocumentStatus.PENDING.value))
      .execute())
     return {"status": DocumentStatus.PROCESSING.value}
@@ -49,17 +61,17 @@ def validate_document(doc: dict, now: int) -> dict:
     """The reasons a document cannot be accepted (none: it is valid)."""
     reasons = []
     if not _IMAGE.match(doc["frontUrl"] or ""):
-        reasons.append("la imagen del frente no es una URL https de una imagen o PDF")
+        reasons.append("the front image is not an https URL of an image or PDF")
     if doc["type"] in _TWO_SIDED and not _IMAGE.match(doc["backUrl"] or ""):
-        reasons.append("falta la imagen del dorso")
+        reasons.append("the back image is missing")
     pattern = _NUMBER.get(doc["type"])
     if pattern is None or not pattern.match(doc["number"] or ""):
-        reasons.append(f"el número {doc['number']!r} no es válido para {doc['type']}")
+        reasons.append(f"the number {doc['number']!r} is not a valid {doc['type']} number")
     if doc["type"] in _EXPIRING:
         if doc["expiresAt"] is None:
-            reasons.append("falta la fecha de vencimiento")
+            reasons.append("the expiry date is missing")
         elif doc["expiresAt"] <= now:
-            reasons.append("el documento está vencido")
+            reasons.append("the document has expired")
     return {"valid": not reasons, "reasons": reasons}
 
 
@@ -77,28 +89,33 @@ def update_status(doc: dict, verdict: dict) -> dict:
     return {"status": status.value}
 
 
-def notify_user(doc: dict, status: str, reasons: list, key: str) -> dict:
+def send_notification(doc: dict, status: str, reasons: list, key: str) -> dict:
     if status == DocumentStatus.VERIFIED.value:
-        title, message = "Documento verificado", "Tu documento fue verificado. ¡Ya podés viajar!"
+        title, message = "Document Verified", "Your document has been verified"
     else:
-        title = "Documento rechazado"
-        message = "No pudimos verificar tu documento: " + "; ".join(reasons) + "."
-    return send_system_notification(
-        doc["userId"], title, message, f"DOCUMENT_{status}", url("/perfil/documentos"),
-        {"documentId": doc["id"], "status": status},
-        idempotency_key=key).raise_for_error("notify-user").data
+        title = "Document Rejected"
+        message = f"Your document was rejected: {'; '.join(reasons)}. Please upload it again."
+    result = send_system_notification(
+        doc["userId"], title, message, "document_update", f"/documents/{doc['id']}",
+        {"documentId": doc["id"], "status": status}, idempotency_key=key)
+    if not result.success:
+        raise JobError(f"Failed to send notification: {result.error.message}")
+    return result.to_dict()
 
 
 @jobs.function("process-document", event="document.uploaded", retries=3)
 def process_document(ctx, step):
-    doc = step.run("get-document", get_document, ctx.event.data.get("documentId"))
-    if doc["status"] in (DocumentStatus.VERIFIED.value, DocumentStatus.REJECTED.value):
-        return {"skipped": True, "reason": f"document is already {doc['status']}",
-                "documentId": doc["id"]}
+    document_id = ctx.event.data.get("documentId")
+    doc = step.run("get-document", get_document, document_id)
+    if not doc:
+        raise JobError(f"Document {document_id} not found")
+    if doc["status"] in _DECIDED:
+        return {"skipped": True, "reason": "Document already processed"}
     step.run("mark-processing", mark_processing, doc["id"])
     now = ctx.event.ts if ctx.event.ts is not None else get_runtime().now()
     verdict = step.run("validate-document", validate_document, doc, now)
     status = step.run("update-status", update_status, doc, verdict)["status"]
-    step.run("notify-user", notify_user, doc, status, verdict["reasons"],
-             idempotency_key(ctx.run_id, "notify-user"))
-    return {"documentId": doc["id"], "status": status, "reasons": verdict["reasons"]}
+    step.run("send-notification", send_notification, doc, status, verdict["reasons"],
+             idempotency_key(ctx.run_id, "send-notification"))
+    return {"success": True, "documentId": doc["id"], "status": status,
+            "reasons": verdict["reasons"]}

@@ -1,38 +1,40 @@
-"""send-verification-email: tell a user their document arrived and is being reviewed.
+"""send-verification-email: ask a user to verify an uploaded document (the team's ``sendVerificationEmail``).
 
-Triggered by ``document-verification-email`` (sent by the server action
-``create_document_verification``). A missing document fails the run at once.
+Event ``document-verification-email`` with ``userId``, ``email``, ``documentId`` and
+``type``, as the server action ``create_document_verification`` sends it. get-document
+reads the document with its user (``None`` when it does not exist: the run then fails
+with ``Document <id> not found``, thrown outside the step as the team's code does);
+send-email mails the event's ``email`` with the template ``document-verification`` and
+``{userName, documentType, documentId}``, under the idempotency key
+``"{run_id}:send-email"``.
 """
 
 from tengo_lugar.email import idempotency_key, send_email
-from tengo_lugar.errors import NotFoundError
-from tengo_lugar.links import url
+from tengo_lugar.errors import JobError
 from tengo_lugar.models import Document, User
 
 from .client import jobs
 
-DOCUMENT_LABELS = {"DNI": "DNI", "DRIVER_LICENSE": "licencia de conducir",
-                   "CAR_INSURANCE": "seguro del auto", "CAR_REGISTRATION": "cédula del auto"}
+
+def get_document(document_id) -> dict | None:
+    """The document with its user (``include: { user: true }``), or ``None``."""
+    if not isinstance(document_id, str) or not document_id:
+        return None
+    doc = Document.select(Document, User).join(User).where(Document.id == document_id).first()
+    return None if doc is None else {**doc.to_dict(), "user": doc.user.to_dict()}
 
 
-def get_document(document_id: str) -> dict:
-    doc = (Document.select(Document, User).join(User)
-           .where(Document.id == document_id).first()) if document_id else None
-    if doc is None:
-        raise NotFoundError(f"document {document_id!r} not found")
-    return {"id": doc.id, "type": doc.type.value, "number": doc.number,
-            "status": doc.status.value,
-            "user": {"id": doc.user.id, "name": doc.user.name, "email": doc.user.email}}
-
-
-@jobs.function("send-verification-email", event="document-verification-email", retries=3)
+@jobs.function("send-verification-email", event="document-verification-email")
 def send_verification_email(ctx, step):
-    doc = step.run("get-document", get_document, ctx.event.data.get("documentId"))
-    user = doc["user"]
-    sent = step.run("send-email", send_email, user["email"],
-                    "Recibimos tu documento", "document-verification",
-                    {"name": user["name"],
-                     "document_type_label": DOCUMENT_LABELS.get(doc["type"], doc["type"]),
-                     "document_number": doc["number"], "link": url("/perfil/documentos")},
-                    idempotency_key=idempotency_key(ctx.run_id, "send-email"))
-    return {"success": True, "documentId": doc["id"], "emailId": sent["id"]}
+    data = ctx.event.data
+    # userId is in the event too; the team's code reads it and does not use it.
+    email, document_id, doc_type = data.get("email"), data.get("documentId"), data.get("type")
+    document = step.run("get-document", get_document, document_id)
+    if not document:
+        raise JobError(f"Document {document_id} not found")
+    step.run("send-email", send_email, email, "Document Verification Required",
+             "document-verification",
+             {"userName": document["user"]["name"], "documentType": doc_type,
+              "documentId": document_id},
+             idempotency_key=idempotency_key(ctx.run_id, "send-email"))
+    return {"success": True, "documentId": document_id}

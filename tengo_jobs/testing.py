@@ -24,6 +24,8 @@ from dramatiq.brokers.stub import StubBroker
 
 from .clock import FakeClock
 from .config import Settings
+from .core.events import SCHEDULED_EVENT, Event
+from .core.functions import FunctionDef
 from .errors import TengoJobsError
 from .runtime import Runtime, set_runtime
 from .store import RunRow, StepRow
@@ -83,6 +85,18 @@ class JobsTester:
                 raise TengoJobsError("run_until_idle needs a FakeClock to move through timers")
             self.clock.set(max(now, due))
         return self.runs()
+
+    def tick(self, function: FunctionDef, at: int) -> RunRow:
+        """Fire ``function``'s cron tick at ``at`` (epoch ms) as the scheduler does (the same
+        event and unique key), run everything until idle, and return that tick's run."""
+        run_id = self.runtime.store.events.start_run(
+            function, Event(name=SCHEDULED_EVENT, data={"cron": function.cron}, ts=at), now=at,
+            unique_key=f"cron:{function.id}:{at}")
+        if run_id is None:
+            raise TengoJobsError(f"the tick at {at} of {function.id!r} already has its run")
+        self.runtime.enqueue([run_id])
+        self.run_until_idle()
+        return self.run(run_id)
 
     # -- reading results -------------------------------------------------------------------
     def run(self, run_id: str) -> RunRow:

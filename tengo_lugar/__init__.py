@@ -2,7 +2,7 @@
 
 The parts of the app those jobs need, built on tengo_jobs' public API: its tables
 (users, documents, payments, trips, passengers, drivers, cars, notifications, the email
-outbox), email over Resend with templates, ``send_system_notification`` and
+outbox, the error log), email over Resend with templates, ``send_system_notification`` and
 ``ApiResponse``, the payment gateway, the server actions with their HTTP endpoints and
 the outbox page, ``tengo-jobs seed-demo``, and its own settings (:mod:`.settings`).
 

@@ -1,11 +1,20 @@
 """Server actions: what the Tengo Lugar web app calls, as Python functions.
 
-``create_document_verification(session, document_data)`` stores an uploaded document
-for the signed-in user and sends ``document-verification-email`` (and
-``document.uploaded``, which starts the verification pipeline) in the same
-transaction as the document row. ``schedule_payment_reminder(payment_id, due_date)``
-sends ``payment-reminder`` future-dated to the due time. Both answer with an
-:class:`ApiResponse`; bad input gets ``VALIDATION_ERROR`` naming the field.
+``create_document_verification(session, document_data)`` is the team's
+``createDocumentVerification``: it stores the signed-in user's document, sends
+``document-verification-email`` with ``{userId, email, documentId, type:
+"verification"}`` exactly as their TypeScript does, and answers
+``ApiResponse.ok(document, "Document uploaded. Verification email will be sent
+shortly.")``. It also sends ``document.uploaded`` with ``{documentId, userId}``: the
+team's document names that event as process-document's trigger without showing who
+sends it, and without it the verification pipeline would never start.
+
+``schedule_payment_reminder(payment_id, due_date)`` is the team's
+``schedulePaymentReminder``: it sends ``payment-reminder`` with ``{paymentId}`` and
+``ts`` = the due time, so the run starts then.
+
+Both answer with an :class:`ApiResponse`; bad input gets ``VALIDATION_ERROR`` naming
+the field.
 """
 
 from __future__ import annotations
@@ -66,24 +75,28 @@ def create_document_verification(session, document_data) -> ApiResponse:
     now = runtime.now()
     doc = Document.create(user=user, status=DocumentStatus.PENDING, created_at=now,
                           updated_at=now, **fields)
-    data = {"documentId": doc.id, "userId": user.id}
     # Not nested in a transaction with the document: send_events enqueues wake-ups right
     # after its own commit, and a worker must find the document committed by then.
     try:
-        runtime.send([{"name": "document-verification-email", "data": data},
-                              {"name": "document.uploaded", "data": data}], now=now)
+        runtime.send([
+            {"name": "document-verification-email",
+             "data": {"userId": user.id, "email": user.email, "documentId": doc.id,
+                      "type": "verification"}},
+            {"name": "document.uploaded", "data": {"documentId": doc.id, "userId": user.id}},
+        ], now=now)
     except Exception:
         doc.delete_instance()
         raise
-    return ApiResponse.ok({"documentId": doc.id, "status": DocumentStatus.PENDING.value},
-                          message=DOCUMENT_UPLOADED_MESSAGE)
+    return ApiResponse.ok(doc.to_dict(), message=DOCUMENT_UPLOADED_MESSAGE)
 
 
 def schedule_payment_reminder(payment_id: str, due_date) -> ApiResponse:
     """Send ``payment-reminder`` for ``payment_id`` to run at ``due_date`` (future-dated event).
 
-    Scheduling the same payment and due time twice sends one reminder (the event id
-    dedupes for 24 h).
+    More than the team's version: it refuses an unknown or no longer PENDING payment
+    and a due date without a time zone, records the due date on the payment, and gives
+    the event an id so scheduling the same payment and due time twice sends one reminder
+    (the id dedupes for 24 h).
     """
     if not isinstance(payment_id, str) or not payment_id:
         return ApiResponse.fail("payment_id must be a non-empty string", "VALIDATION_ERROR")

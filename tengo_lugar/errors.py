@@ -15,6 +15,10 @@ class AppError(TengoJobsError):
     """Base class of the Tengo Lugar domain's errors."""
 
 
+class JobError(AppError):
+    """What the team's functions ``throw new Error(...)``: the job cannot go on; retried like any error."""
+
+
 class NotFoundError(AppError, NonRetriableError, LookupError):
     """A row a job needs does not exist (retrying will not make it appear)."""
 

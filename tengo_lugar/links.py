@@ -1,7 +1,6 @@
-"""Links into the Tengo Lugar web app, as emails and notifications carry them."""
+"""The Tengo Lugar web app's address, for the links in emails.
+
+Notifications carry paths (``/trips/<id>``), as the team's do; the app resolves them.
+"""
 
 APP_URL = "https://tengolugar.com"
-
-
-def url(path: str) -> str:
-    return APP_URL + path

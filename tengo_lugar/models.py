@@ -1,5 +1,5 @@
 """Tengo Lugar's tables: users and sessions, documents, payments, trips and who rides them,
-drivers and their cars, in-app notifications, and the email outbox.
+drivers and their cars, in-app notifications, the email outbox, and the error log.
 
 They live in the engine's database (:class:`tengo_jobs.AppModel`) and are migrated with
 it: the app's :class:`~tengo_jobs.Extension` lists them, so ``tengo-jobs migrate`` and
@@ -13,6 +13,7 @@ from __future__ import annotations
 import enum
 import json
 import secrets
+from decimal import Decimal
 
 import peewee as pw
 
@@ -67,6 +68,10 @@ class User(AppModel):
     class Meta:
         table_name = "tl_users"
 
+    def to_dict(self) -> dict:
+        return {"id": self.id, "email": self.email, "name": self.name, "phone": self.phone,
+                "isAdmin": self.is_admin, "createdAt": self.created_at}
+
 
 class Session(AppModel):
     """A signed-in user's bearer token (what the web app's auth would hand out)."""
@@ -96,6 +101,14 @@ class Document(AppModel):
 
     class Meta:
         table_name = "tl_documents"
+
+    def to_dict(self) -> dict:
+        """The row as the jobs and actions return it (camelCase, as Tengo Lugar's API does)."""
+        return {"id": self.id, "userId": self.user_id, "type": self.type.value,
+                "number": self.number, "frontUrl": self.front_url, "backUrl": self.back_url,
+                "expiresAt": self.expires_at, "status": self.status.value,
+                "failureReason": self.failure_reason, "verifiedAt": self.verified_at,
+                "createdAt": self.created_at, "updatedAt": self.updated_at}
 
 
 class Driver(AppModel):
@@ -178,6 +191,15 @@ class Payment(AppModel):
     class Meta:
         table_name = "tl_payments"
 
+    def to_dict(self) -> dict:
+        """The row as the jobs return it (camelCase; the amount as text with two decimals)."""
+        return {"id": self.id, "userId": self.user_id, "tripId": self.trip_id,
+                "amount": str(Decimal(str(self.amount)).quantize(Decimal("0.01"))),
+                "currency": self.currency, "status": self.status.value,
+                "gatewayTransactionId": self.gateway_transaction_id,
+                "failureReason": self.failure_reason, "dueAt": self.due_at,
+                "createdAt": self.created_at, "updatedAt": self.updated_at}
+
 
 class Notification(AppModel):
     id = pw.AutoField()
@@ -232,5 +254,23 @@ class EmailOutbox(AppModel):
         indexes = ((("idempotency_key", "batch_index"), True),)
 
 
+class ErrorLog(AppModel):
+    """What ``log_error`` records: a message and its context (JSON), for the admins to read."""
+
+    id = pw.AutoField()
+    message = pw.TextField()
+    context = pw.TextField(null=True)  # JSON object
+    created_at = pw.BigIntegerField(index=True)
+    # Set by jobs ("{run_id}:{step_key}"): a handler re-run after a crash logs once.
+    idempotency_key = pw.CharField(max_length=400, null=True, unique=True)
+
+    class Meta:
+        table_name = "tl_error_logs"
+
+    @property
+    def context_dict(self) -> dict | None:
+        return None if self.context is None else json.loads(self.context)
+
+
 APP_MODELS = [User, Session, Document, Driver, DriverCar, Trip, Passenger, TripPassenger,
-              Payment, Notification, EmailOutbox]
+              Payment, Notification, EmailOutbox, ErrorLog]

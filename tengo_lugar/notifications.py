@@ -9,6 +9,7 @@ pointing to ``send_system_notification``.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Iterable
 
@@ -41,56 +42,74 @@ def _validate(title, message, type, link, metadata) -> str | None:
     return None
 
 
+@dataclasses.dataclass(frozen=True)
+class SystemNotification:
+    """One notification ``send_system_notifications`` stores: the arguments of
+    ``send_system_notification`` as a value."""
+
+    user_id: str
+    title: str
+    message: str
+    type: str
+    link: str | None = None
+    metadata: dict | None = None
+
+
 def send_system_notification(user_id: str, title: str, message: str, type: str,
                              link: str | None = None, metadata: dict | None = None, *,
                              idempotency_key: str | None = None) -> ApiResponse:
     """Store a notification for ``user_id`` as the system; no session needed.
 
-    With ``idempotency_key`` a repeated call (a step re-run) stores nothing new.
+    Fails (``USER_NOT_FOUND``, ``VALIDATION_ERROR``) without raising. With
+    ``idempotency_key`` a repeated call (a step re-run) stores nothing new.
     """
-    response = send_system_notifications([user_id], title, message, type, link, metadata,
-                                         idempotency_key=idempotency_key)
-    if not response.success:
-        return response
-    return ApiResponse.ok(response.data[0], message="Notification sent")
+    [response] = send_system_notifications(
+        [SystemNotification(user_id, title, message, type, link, metadata)],
+        idempotency_key=idempotency_key)
+    return response
 
 
-def send_system_notifications(user_ids: Iterable[str], title: str, message: str, type: str,
-                              link: str | None = None, metadata: dict | None = None, *,
-                              idempotency_key: str | None = None) -> ApiResponse:
-    """The same notification for several users: one query checks them, one insert stores them.
-
-    All or nothing: an unknown user fails the whole call with ``USER_NOT_FOUND``.
-    """
-    user_ids = list(dict.fromkeys(user_ids))
-    problem = _validate(title, message, type, link, metadata)
-    if problem is None and not all(isinstance(u, str) and u for u in user_ids):
-        problem = "user ids must be non-empty strings"
-    if problem is not None:
-        return ApiResponse.fail(problem, "VALIDATION_ERROR")
-    if not user_ids:
-        return ApiResponse.ok([], message="No users to notify")
+def send_system_notifications(notes: Iterable[SystemNotification], *,
+                              idempotency_key: str | None = None) -> list[ApiResponse]:
+    """``send_system_notification`` for each of ``notes``, with one query that checks the
+    users and one insert: the same answers, one ``ApiResponse`` per note, as calling it
+    once per note (an unknown user fails its own note only)."""
+    notes = list(notes)
+    answers: list[ApiResponse | None] = []
+    for note in notes:
+        problem = _validate(note.title, note.message, note.type, note.link, note.metadata)
+        if problem is None and (not isinstance(note.user_id, str) or not note.user_id):
+            problem = f"userId must be a non-empty string, got {note.user_id!r}"
+        answers.append(None if problem is None else ApiResponse.fail(problem, "VALIDATION_ERROR"))
+    wanted = list(dict.fromkeys(n.user_id for n, a in zip(notes, answers) if a is None))
+    if not wanted:
+        return answers  # type: ignore[return-value]
     runtime = get_runtime()
     now = runtime.now()
-    meta = json.dumps(metadata, separators=(",", ":")) if metadata is not None else None
+    rows = []
     with in_transaction(runtime.db):
         found = set()
-        for i in range(0, len(user_ids), _CHUNK):
+        for i in range(0, len(wanted), _CHUNK):
             found.update(u for (u,) in User.select(User.id)
-                         .where(User.id.in_(user_ids[i:i + _CHUNK])).tuples())
-        missing = [u for u in user_ids if u not in found]
-        if missing:
-            return ApiResponse.fail(f"user {missing[0]!r} not found"
-                                    + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""),
-                                    "USER_NOT_FOUND")
-        rows = [dict(user=u, title=title, message=message, type=type, link=link, metadata=meta,
-                     read=False, created_at=now, idempotency_key=idempotency_key)
-                for u in user_ids]
+                         .where(User.id.in_(wanted[i:i + _CHUNK])).tuples())
+        for i, note in enumerate(notes):
+            if answers[i] is not None:
+                continue
+            if note.user_id not in found:
+                answers[i] = ApiResponse.fail(f"User {note.user_id} not found", "USER_NOT_FOUND")
+                continue
+            meta = (json.dumps(note.metadata, separators=(",", ":"))
+                    if note.metadata is not None else None)
+            rows.append(dict(user=note.user_id, title=note.title, message=note.message,
+                             type=note.type, link=note.link, metadata=meta, read=False,
+                             created_at=now, idempotency_key=idempotency_key))
+            answers[i] = ApiResponse.ok(
+                {"userId": note.user_id, "title": note.title, "message": note.message,
+                 "type": note.type, "link": note.link, "metadata": note.metadata,
+                 "read": False, "createdAt": now}, message="Notification sent")
         for i in range(0, len(rows), _CHUNK):
             bulk_insert(Notification, rows[i:i + _CHUNK], ignore_conflicts=True)
-    data = [{"userId": u, "title": title, "message": message, "type": type, "link": link,
-             "metadata": metadata, "read": False, "createdAt": now} for u in user_ids]
-    return ApiResponse.ok(data, message=f"{len(data)} notification(s) sent")
+    return answers  # type: ignore[return-value]
 
 
 def session_user(session) -> User:

@@ -8,9 +8,11 @@ The sandbox decides by amount, so tests and demos know the outcome in advance:
 
 Only ARS is accepted. ``PAYMENT_SANDBOX_FAILURE_RATE`` (0..1) makes that share of calls
 fail with :class:`GatewayUnavailableError`, as a real gateway does now and then, to
-exercise retries. Transaction ids derive from the payment id, so charging the same
-payment twice (a step re-run) yields the same transaction, as a gateway's idempotency
-key would.
+exercise retries. ``process(amount=..., currency=...)`` is the team's
+``paymentGateway.process({amount, currency})`` and answers ``{success, transactionId}``
+(plus the ``reason`` of a rejection). Transaction ids derive from the idempotency key
+(``"{run_id}:process-gateway"``), so a step re-run yields the same transaction, as a
+real gateway's idempotency key would, and a new submission of the payment a new one.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import abc
 import dataclasses
 import hashlib
 import random
+import secrets
 from decimal import Decimal
 
 from tengo_jobs import ConfigurationError
@@ -31,12 +34,12 @@ SUPPORTED_CURRENCY = "ARS"
 
 @dataclasses.dataclass(frozen=True)
 class GatewayResult:
-    approved: bool
+    success: bool
     transaction_id: str
     reason: str | None = None
 
     def to_dict(self) -> dict:
-        return {"approved": self.approved, "transactionId": self.transaction_id,
+        return {"success": self.success, "transactionId": self.transaction_id,
                 "reason": self.reason}
 
 
@@ -46,9 +49,11 @@ class PaymentGateway(abc.ABC):
     name: str = "?"
 
     @abc.abstractmethod
-    def charge(self, payment_id: str, amount: Decimal, currency: str) -> GatewayResult:
+    def process(self, *, amount: Decimal, currency: str,
+                idempotency_key: str | None = None) -> GatewayResult:
         """Charge ``amount``; approve or reject it, or raise :class:`GatewayUnavailableError`
-        when the gateway cannot answer now (the caller retries)."""
+        when the gateway cannot answer now (the caller retries). The same
+        ``idempotency_key`` charges once."""
 
 
 class SandboxGateway(PaymentGateway):
@@ -61,7 +66,7 @@ class SandboxGateway(PaymentGateway):
         self.failure_rate = failure_rate
         self._rng = random.Random(seed)
 
-    def charge(self, payment_id: str, amount: Decimal, currency: str) -> GatewayResult:
+    def process(self, *, amount, currency: str, idempotency_key: str | None = None) -> GatewayResult:
         if currency != SUPPORTED_CURRENCY:
             raise InvalidDataError(f"the gateway only accepts {SUPPORTED_CURRENCY}, got {currency!r}",
                                    field="currency")
@@ -70,7 +75,8 @@ class SandboxGateway(PaymentGateway):
             raise InvalidDataError(f"amount must be positive, got {amount}", field="amount")
         if self.failure_rate and self._rng.random() < self.failure_rate:
             raise GatewayUnavailableError("sandbox gateway unavailable (simulated failure)")
-        tx = "sbx_" + hashlib.sha256(payment_id.encode()).hexdigest()[:20]
+        tx = "sbx_" + (hashlib.sha256(idempotency_key.encode()).hexdigest()[:20]
+                       if idempotency_key else secrets.token_hex(10))
         if amount > self.LIMIT:
             return GatewayResult(False, tx, f"amount exceeds the limit of {self.LIMIT} ARS")
         if amount % 1 == Decimal("0.99"):
@@ -79,11 +85,6 @@ class SandboxGateway(PaymentGateway):
 
 
 GATEWAYS = {"sandbox": SandboxGateway}
-
-
-def money(value) -> str:
-    """An amount as text with two decimals (``"7800.50"``), whatever the database returned."""
-    return str(Decimal(str(value)).quantize(Decimal("0.01")))
 
 
 def get_gateway(settings=None) -> PaymentGateway:

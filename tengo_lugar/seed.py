@@ -8,6 +8,9 @@ session token per user for the HTTP actions. Running it twice creates nothing ne
 
 from __future__ import annotations
 
+import json
+import shlex
+
 import click
 
 from tengo_jobs import get_runtime
@@ -63,7 +66,8 @@ def seed_demo(runtime, *, now: int | None = None) -> dict:
         "passengers": [{"id": u.id, "email": u.email} for u in riders],
         "trips": [{"id": t.id, "route": f"{t.origin} → {t.destination}",
                    "departure": format_local(t.departure_at)} for t in trips],
-        "payments": [{"id": p.id, "amount": str(p.amount), "status": p.status.value} for p in payments],
+        "payments": [{"id": p.id, "userId": p.user_id, "amount": str(p.amount),
+                      "status": p.status.value} for p in payments],
         "document": document.id,
         "sessions": sessions,
     }
@@ -87,8 +91,10 @@ def print_summary(summary: dict, echo=click.echo) -> None:
     echo("sessions (Authorization: Bearer <token> for /app/actions/...):")
     for email, token in summary["sessions"].items():
         echo(f"  {email:<32} {token}")
-    echo("try: tengo-jobs send payment.submitted --data '{\"paymentId\": \"%s\"}'"
-         % summary["payments"][0]["id"])
+    first = summary["payments"][0]
+    echo("try: tengo-jobs send payment.submitted --data "
+         + shlex.quote(json.dumps({"paymentId": first["id"], "userId": first["userId"],
+                                   "amount": float(first["amount"])})))
 
 
 @click.command("seed-demo")

@@ -1,7 +1,8 @@
 """Email templates: Jinja2, an autoescaped HTML part and a plain-text part per template.
 
 ``templates/<name>.html`` extends ``base.html``; ``templates/<name>.txt`` is the text
-part. Undefined variables are errors (:class:`jinja2.StrictUndefined`), so a job that
+part. Each gets the data its sender passes (the team's ``data``) and ``app_url``, the
+web app's address, for its links. Undefined variables are errors (:class:`jinja2.StrictUndefined`), so a job that
 forgets a field fails its step with a message naming it instead of mailing a blank.
 """
 
@@ -13,10 +14,10 @@ import pathlib
 import jinja2
 
 from .errors import InvalidDataError
+from .links import APP_URL
 
 TEMPLATE_DIR = pathlib.Path(__file__).with_name("templates")
-TEMPLATES = ("document-verification", "welcome", "getting-started", "features",
-             "payment-reminder", "trip-reminder")
+TEMPLATES = ("document-verification", "welcome", "getting-started", "features")
 
 
 @functools.lru_cache(maxsize=1)
@@ -38,7 +39,7 @@ def render(template: str, data: dict, *, subject: str = "") -> tuple[str, str]:
     if not isinstance(data, dict):
         raise InvalidDataError(f"email data must be a dict, got {type(data).__name__}", field="data")
     env = _environment()
-    context = {"subject": subject, **data}
+    context = {"subject": subject, "app_url": APP_URL, **data}
     try:
         html = env.get_template(f"{template}.html").render(context)
         text = env.get_template(f"{template}.txt").render(context)

@@ -16,7 +16,7 @@ from tengo_jobs import FakeClock, set_runtime
 from tengo_jobs.testing import JobsTester, make_test_runtime
 
 from . import extension, settings as app_settings
-from .models import EmailOutbox, Notification
+from .models import EmailOutbox, ErrorLog, Notification
 
 # 2026-03-10 12:00 UTC = 09:00 in Buenos Aires: when the daily reminder fires.
 START_MS = 1_773_144_000_000
@@ -50,6 +50,11 @@ def tester(app_runtime):
     return JobsTester(app_runtime)
 
 
+def tick_cron(tester: JobsTester, function, at: int):
+    """Fire ``function``'s cron tick at ``at`` (epoch ms), run until idle, return its run."""
+    return tester.tick(function, at)
+
+
 def outbox(**where) -> list[EmailOutbox]:
     q = EmailOutbox.select().order_by(EmailOutbox.id)
     for field, value in where.items():
@@ -62,3 +67,7 @@ def notifications(user_id: str | None = None) -> list[Notification]:
     if user_id is not None:
         q = q.where(Notification.user == user_id)
     return list(q)
+
+
+def error_logs() -> list[ErrorLog]:
+    return list(ErrorLog.select().order_by(ErrorLog.id))

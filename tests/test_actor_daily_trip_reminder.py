@@ -1,12 +1,11 @@
-"""daily-trip-reminder: tomorrow is a Buenos Aires calendar day; one step per trip."""
+"""daily-trip-reminder: 09:00 in Buenos Aires; tomorrow is a Buenos Aires calendar day; one step per trip."""
 
 import actors  # noqa: F401
 from actors.daily_trip_reminder import daily_trip_reminder
 from tengo_lugar.factories import make_driver, make_trip, make_user
-from tengo_lugar.models import TripStatus
-from tengo_lugar.testing import START_MS, app_runtime, notifications, outbox, tester  # noqa: F401
-from tengo_jobs.core.cron import parse_cron
-from tengo_jobs.core.events import SCHEDULED_EVENT, Event
+from tengo_lugar.models import TripPassenger, TripStatus
+from tengo_lugar.testing import (START_MS, app_runtime, notifications, outbox, tester,  # noqa: F401
+                                 tick_cron)
 
 HOUR = 3_600_000
 # START_MS is 2026-03-10 09:00 in Buenos Aires (12:00 UTC): tomorrow there is
@@ -16,44 +15,49 @@ TOMORROW_END = TOMORROW_START + 24 * HOUR
 
 
 def _tick(tester, at=START_MS):
-    run_id = tester.runtime.store.events.start_run(daily_trip_reminder,
-                       Event(name=SCHEDULED_EVENT, data={"cron": daily_trip_reminder.cron}, ts=at),
-                       now=at, unique_key=f"cron:daily-trip-reminder:{at}")
-    tester.run_until_idle()
-    return tester.run(run_id)
+    return tick_cron(tester, daily_trip_reminder, at)
 
 
-def test_cron_fires_at_nine_in_buenos_aires():
-    spec = parse_cron(daily_trip_reminder.cron)
-    assert spec.next_fire(START_MS - 1) == START_MS
-    assert spec.next_fire(START_MS) == START_MS + 24 * HOUR
+def test_declared_as_the_teams_cron_at_nine_in_buenos_aires_with_three_retries(tester):
+    assert daily_trip_reminder.cron == "TZ=America/Argentina/Buenos_Aires 0 9 * * *"
+    assert daily_trip_reminder.retries == 3
+    assert daily_trip_reminder.describe()["triggers"] == [{"cron": daily_trip_reminder.cron}]
 
 
 def test_reminds_driver_and_passengers_of_trips_departing_tomorrow_only(tester):
     driver_user = make_user("Carlos", "carlos@example.com")
     driver = make_driver(driver_user)
     riders = [make_user(f"P{i}", f"p{i}@example.com") for i in range(3)]
-    first = make_trip(driver, TOMORROW_START, passengers=riders)             # 00:00 tomorrow
-    last = make_trip(driver, TOMORROW_END - 60_000, passengers=riders[:1])    # 23:59 tomorrow
+    first = make_trip(driver, TOMORROW_START, passengers=riders, origin="Córdoba",
+                      destination="Villa Carlos Paz")                         # 00:00 tomorrow
+    last = make_trip(driver, TOMORROW_END - 60_000, passengers=riders[:1], origin="Rosario",
+                     destination="Buenos Aires")                              # 23:59 tomorrow
     make_trip(driver, TOMORROW_START - 60_000, passengers=riders)            # 23:59 today
     make_trip(driver, TOMORROW_END, passengers=riders)                       # 00:00 the day after
     make_trip(driver, TOMORROW_START + HOUR, status=TripStatus.CANCELLED, passengers=riders)
     run = _tick(tester)
     assert run.status == "completed", run.error
     assert tester.output(run) == {"processedTrips": 2}
-    assert [s.key for s in tester.steps(run.id)] == [
+    steps = tester.steps(run.id)
+    assert [s.key for s in steps] == [
         "get-tomorrow-trips", f"send-reminder-trip-{first.id}", f"send-reminder-trip-{last.id}"]
+    trips = tester.output(steps[0])
+    assert [(t["id"], t["driverUserId"], t["passengerUserIds"]) for t in trips] == [
+        (first.id, driver_user.id, [u.id for u in riders]), (last.id, driver_user.id, [riders[0].id])]
     notes = notifications()
-    assert len(notes) == 4 + 2
-    assert sorted(n.user_id for n in notes if n.metadata_dict["tripId"] == first.id) == sorted(
-        [driver_user.id] + [u.id for u in riders])
-    assert {n.type for n in notes} == {"TRIP_REMINDER"}
-    emails = outbox()
-    assert len(emails) == 6
-    assert {e.idempotency_key for e in emails} == {
+    assert [(n.user_id, n.title, n.message, n.type, n.link) for n in notes] == [
+        (driver_user.id, "Trip Tomorrow", "You have a trip from Córdoba to Villa Carlos Paz tomorrow",
+         "trip_reminder", f"/trips/{first.id}"),
+        *[(u.id, "Trip Tomorrow", "Your trip from Córdoba to Villa Carlos Paz is tomorrow",
+           "trip_reminder", f"/trips/{first.id}") for u in riders],
+        (driver_user.id, "Trip Tomorrow", "You have a trip from Rosario to Buenos Aires tomorrow",
+         "trip_reminder", f"/trips/{last.id}"),
+        (riders[0].id, "Trip Tomorrow", "Your trip from Rosario to Buenos Aires is tomorrow",
+         "trip_reminder", f"/trips/{last.id}"),
+    ]
+    assert {n.idempotency_key for n in notes} == {
         f"{run.id}:send-reminder-trip-{first.id}", f"{run.id}:send-reminder-trip-{last.id}"}
-    driver_mail = [e for e in emails if e.to_address == "carlos@example.com"][0]
-    assert "como conductor" in driver_mail.text and "11/03/2026 00:00" in driver_mail.text
+    assert outbox() == []  # the team's reminder notifies in the app only
 
 
 def test_day_boundary_follows_buenos_aires_not_utc(tester):
@@ -67,10 +71,45 @@ def test_day_boundary_follows_buenos_aires_not_utc(tester):
     assert tester.steps(run.id)[1].key == f"send-reminder-trip-{kept.id}"
 
 
+def test_only_confirmed_passengers_are_reminded(tester):
+    driver_user = make_user()
+    confirmed, cancelled = make_user(), make_user()
+    trip = make_trip(make_driver(driver_user), TOMORROW_START + HOUR,
+                     passengers=[confirmed, cancelled])
+    (TripPassenger.update(status="CANCELLED")
+     .where(TripPassenger.passenger == cancelled.passenger.get().id).execute())
+    run = _tick(tester)
+    assert run.status == "completed"
+    assert [n.user_id for n in notifications()] == [driver_user.id, confirmed.id]
+    assert tester.output(tester.steps(run.id)[0])[0]["id"] == trip.id
+
+
 def test_no_trips_tomorrow_completes_with_zero(tester):
     run = _tick(tester)
     assert tester.output(run) == {"processedTrips": 0}
-    assert notifications() == [] and outbox() == []
+    assert [s.key for s in tester.steps(run.id)] == ["get-tomorrow-trips"]
+    assert notifications() == []
+
+
+def test_a_user_deleted_since_does_not_fail_the_step_and_the_others_are_reminded(
+        tester, monkeypatch, caplog):
+    import actors.daily_trip_reminder as mod
+
+    driver_user = make_user()
+    gone, kept = make_user(), make_user()
+    trip = make_trip(make_driver(driver_user), TOMORROW_START + HOUR, passengers=[gone, kept])
+    real = mod.tomorrow_trips
+
+    def list_then_delete(now):
+        trips = real(now)
+        gone.delete_instance(recursive=True)
+        return trips
+
+    monkeypatch.setattr(mod, "tomorrow_trips", list_then_delete)
+    run = _tick(tester)
+    assert run.status == "completed" and tester.output(run) == {"processedTrips": 1}
+    assert [n.user_id for n in notifications()] == [driver_user.id, kept.id]
+    assert f"trip {trip.id}: the reminder to user {gone.id} was not stored" in caplog.text
 
 
 def test_a_failing_trip_step_is_retried_alone_and_others_are_not_reminded_twice(tester, monkeypatch):
@@ -81,43 +120,16 @@ def test_a_failing_trip_step_is_retried_alone_and_others_are_not_reminded_twice(
     real = mod.send_trip_reminder
     calls = []
 
-    def flaky(trip_id, key, loader):
-        calls.append(trip_id)
-        if trip_id == trips[1].id and calls.count(trip_id) == 1:
+    def flaky(trip, key):
+        calls.append(trip["id"])
+        result = real(trip, key)  # the notifications are written, then the step fails
+        if trip["id"] == trips[1].id and calls.count(trip["id"]) == 1:
             raise ConnectionError("database hiccup")
-        return real(trip_id, key, loader)
+        return result
 
     monkeypatch.setattr(mod, "send_trip_reminder", flaky)
     run = _tick(tester)
     assert tester.output(run) == {"processedTrips": 3}
     assert calls == [trips[0].id, trips[1].id, trips[1].id, trips[2].id]
-    assert len(notifications()) == 6 and len(outbox()) == 6
+    assert len(notifications()) == 6  # the failed attempt's rows were rolled back with it
     assert tester.steps(run.id)[2].attempts == 2
-
-
-def test_declared_with_three_retries():
-    assert daily_trip_reminder.retries == 3
-
-
-def test_trip_cancelled_after_the_list_was_made_is_skipped(tester, monkeypatch):
-    import actors.daily_trip_reminder as mod
-    from tengo_lugar.models import Trip
-
-    driver = make_driver(make_user())
-    keep = make_trip(driver, TOMORROW_START + HOUR, passengers=[make_user()])
-    gone = make_trip(driver, TOMORROW_START + 2 * HOUR, passengers=[make_user()])
-    real = mod.tomorrow_trip_ids
-
-    def list_then_cancel(now):
-        ids = real(now)
-        Trip.update(status=TripStatus.CANCELLED).where(Trip.id == gone.id).execute()
-        return ids
-
-    monkeypatch.setattr(mod, "tomorrow_trip_ids", list_then_cancel)
-    run = _tick(tester)
-    assert tester.output(run) == {"processedTrips": 2}
-    import json
-
-    assert json.loads(tester.steps(run.id)[2].output) == {
-        "tripId": gone.id, "skipped": True, "reason": "trip is CANCELLED"}
-    assert {n.metadata_dict["tripId"] for n in notifications()} == {keep.id}

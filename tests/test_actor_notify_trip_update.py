@@ -1,8 +1,9 @@
-"""notify-trip-update: the trip's people are notified; a failed ApiResponse fails the run."""
+"""notify-trip-update: the team's {tripId, newStatus, userId} event notifies that user;
+a failed ApiResponse fails the run with the team's message."""
 
 import actors  # noqa: F401
-from tengo_lugar.factories import make_driver, make_trip, make_user
-from tengo_lugar.testing import START_MS, app_runtime, notifications, tester  # noqa: F401
+from tengo_lugar.factories import make_user
+from tengo_lugar.testing import app_runtime, notifications, tester  # noqa: F401
 
 
 def _send(tester, data):
@@ -12,40 +13,29 @@ def _send(tester, data):
     return run
 
 
-def test_cancellation_notifies_driver_and_passengers(tester):
-    driver_user = make_user("Diego")
-    riders = [make_user("Ana"), make_user("Beto")]
-    trip = make_trip(make_driver(driver_user), START_MS + 3_600_000, passengers=riders)
-    run = _send(tester, {"tripId": trip.id, "status": "CANCELLED"})
+def test_the_user_is_notified_of_the_new_status(tester):
+    user = make_user("Ana")
+    run = _send(tester, {"tripId": "trip_42", "newStatus": "CANCELLED", "userId": user.id})
     assert run.status == "completed", run.error
-    notes = notifications()
-    assert sorted(n.user_id for n in notes) == sorted([driver_user.id] + [u.id for u in riders])
-    assert {n.message for n in notes} == {"El viaje fue cancelado."}
-    assert {n.link for n in notes} == {f"https://tengolugar.com/viajes/{trip.id}"}
-    assert notes[0].metadata_dict == {"tripId": trip.id, "status": "CANCELLED"}
-
-
-def test_one_user_with_a_custom_message(tester):
-    user = make_user()
-    run = _send(tester, {"tripId": "t1", "status": "IN_PROGRESS", "userId": user.id,
-                         "message": "Tu conductor está llegando."})
-    assert run.status == "completed"
-    [note] = notifications(user.id)
-    assert note.message == "Tu conductor está llegando." and note.type == "TRIP_UPDATE"
-
-
-def test_unknown_user_makes_the_api_response_fail_and_the_run_fail_at_once(tester):
-    run = _send(tester, {"tripId": "t1", "status": "CANCELLED", "userId": "ghost"})
-    assert run.status == "failed"
+    assert tester.output(run) == {"success": True}
     [step] = tester.steps(run.id)
-    assert step.attempts == 1
-    message = tester.error(run)["message"]
-    assert "user 'ghost' not found (USER_NOT_FOUND)" in message
+    assert step.key == "send-notification"
+    [note] = notifications()
+    assert (note.user_id, note.title, note.message, note.type, note.link) == (
+        user.id, "Trip Status Updated", "Your trip status changed to CANCELLED", "trip_update",
+        "/trips/trip_42")
+    assert note.metadata_dict == {"tripId": "trip_42", "status": "CANCELLED"}
+    assert note.idempotency_key == f"{run.id}:send-notification"
+    output = tester.output(step)
+    assert output["success"] is True and output["data"]["userId"] == user.id
+
+
+def test_unknown_user_fails_the_run_with_the_teams_message(tester):
+    run = _send(tester, {"tripId": "trip_42", "newStatus": "CANCELLED", "userId": "ghost"})
+    assert run.status == "failed"
+    assert tester.error(run)["message"] == "Failed to send notification: User ghost not found"
+    [step] = tester.steps(run.id)  # the step itself completed, with the failed ApiResponse
+    assert step.status == "completed" and tester.output(step)["success"] is False
+    assert tester.output(step)["error"] == {"message": "User ghost not found",
+                                            "code": "USER_NOT_FOUND"}
     assert notifications() == []
-
-
-def test_unknown_trip_and_missing_fields_fail_clearly(tester):
-    run = _send(tester, {"tripId": "nope", "status": "CANCELLED"})
-    assert "trip 'nope' not found (TRIP_NOT_FOUND)" in tester.error(run)["message"]
-    run = _send(tester, {"status": "CANCELLED"})
-    assert "needs tripId and status (VALIDATION_ERROR)" in tester.error(run)["message"]

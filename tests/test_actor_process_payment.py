@@ -1,81 +1,109 @@
-"""process-payment: the sandbox gateway decides, the payment row and the payer's notification say so."""
+"""process-payment: the sandbox gateway decides; the payment row and the event's user's
+notification say so; the run returns the team's {success, paymentId, status}."""
 
 import actors  # noqa: F401
 from tengo_lugar.factories import make_payment, make_user
 from tengo_lugar.models import Payment
 from tengo_lugar.testing import app_runtime, make_app_runtime, notifications, tester  # noqa: F401
-from tengo_jobs.runtime import set_runtime
+from tengo_jobs import set_runtime
 from tengo_jobs.testing import JobsTester
 
+STEPS = ["validate-payment", "process-gateway", "update-status", "send-notification"]
 
-def _submit(tester, payment_id):
-    tester.send({"name": "payment.submitted", "data": {"paymentId": payment_id}})
+
+def _submit(tester, payment_id, user_id, amount):
+    # The team's event, verbatim.
+    tester.send({"name": "payment.submitted",
+                 "data": {"paymentId": payment_id, "userId": user_id, "amount": amount}})
     [run] = tester.run_until_idle()
     return run
 
 
-def test_approved_payment_is_recorded_and_the_payer_notified(tester):
+def test_approved_payment_is_recorded_and_the_user_notified(tester):
     user = make_user("Martín")
     payment = make_payment(user, "4500.00")
-    run = _submit(tester, payment.id)
+    run = _submit(tester, payment.id, user.id, 4500)
     assert run.status == "completed", run.error
-    assert [s.key for s in tester.steps(run.id)] == [
-        "validate-payment", "process-gateway", "update-status", "send-notification"]
+    steps = tester.steps(run.id)
+    assert [s.key for s in steps] == STEPS
+    gateway = tester.output(steps[1])
+    assert gateway["success"] is True and gateway["transactionId"].startswith("sbx_")
     row = Payment.get_by_id(payment.id)
-    assert row.status == "APPROVED" and row.gateway_transaction_id.startswith("sbx_")
+    assert row.status == "APPROVED" and row.gateway_transaction_id == gateway["transactionId"]
+    assert tester.output(steps[2])["status"] == "APPROVED"
     [note] = notifications(user.id)
-    assert note.title == "Pago aprobado" and note.type == "PAYMENT_APPROVED"
-    assert note.metadata_dict == {"paymentId": payment.id, "status": "APPROVED"}
-    assert tester.output(run) == {"paymentId": payment.id, "status": "APPROVED",
-                                  "transactionId": row.gateway_transaction_id}
+    assert (note.title, note.message, note.type, note.link, note.metadata) == (
+        "Payment Approved", "Your payment has been approved", "payment_update",
+        f"/payments/{payment.id}", None)
+    assert tester.output(run) == {"success": True, "paymentId": payment.id, "status": True}
 
 
-def test_declined_amount_is_rejected_with_the_reason(tester):
+def test_declined_amount_is_rejected(tester):
     user = make_user()
     payment = make_payment(user, "1200.99")  # the sandbox declines .99: insufficient funds
-    run = _submit(tester, payment.id)
+    run = _submit(tester, payment.id, user.id, 1200.99)
     assert run.status == "completed"
+    assert tester.output(run) == {"success": True, "paymentId": payment.id, "status": False}
     row = Payment.get_by_id(payment.id)
     assert row.status == "REJECTED" and row.failure_reason == "insufficient funds"
     [note] = notifications(user.id)
-    assert note.type == "PAYMENT_REJECTED" and "insufficient funds" in note.message
+    assert (note.title, note.message) == ("Payment Rejected",
+                                          "Your payment was rejected. Please try again.")
 
 
-def test_missing_payment_fails_at_validation_without_retries(tester):
-    run = _submit(tester, "missing")
-    assert run.status == "failed"
-    [step] = tester.steps(run.id)
-    assert (step.key, step.status, step.attempts) == ("validate-payment", "failed", 1)
-    assert "payment 'missing' not found" in tester.error(run)["message"]
+def test_the_notification_goes_to_the_events_user_and_the_stored_amount_is_charged(tester):
+    payer, other = make_user(), make_user()
+    payment = make_payment(payer, "1200.99")
+    run = _submit(tester, payment.id, other.id, 100)  # the event's amount is not charged
+    assert tester.output(run)["status"] is False
+    assert notifications(payer.id) == [] and len(notifications(other.id)) == 1
 
 
-def test_non_ars_payment_is_refused_and_left_pending(tester):
-    payment = make_payment(make_user(), "10.00", currency="USD")
-    run = _submit(tester, payment.id)
-    assert run.status == "failed" and "'USD' is not ARS" in tester.error(run)["message"]
-    assert Payment.get_by_id(payment.id).status == "PENDING"
+def test_a_rejected_payment_submitted_again_is_charged_again(tester):
+    user = make_user()
+    payment = make_payment(user, "1200.99")
+    first = _submit(tester, payment.id, user.id, 1200.99)
+    Payment.update(amount="1200.00").where(Payment.id == payment.id).execute()
+    tester.send({"name": "payment.submitted",
+                 "data": {"paymentId": payment.id, "userId": user.id, "amount": 1200}})
+    second = [r for r in tester.run_until_idle() if r.id != first.id][0]
+    assert tester.output(second)["status"] is True
+    row = Payment.get_by_id(payment.id)
+    assert row.status == "APPROVED"
+    assert tester.output(tester.steps(first.id)[1])["transactionId"] != row.gateway_transaction_id
+
+
+def test_unknown_user_does_not_fail_the_run_as_in_the_teams_code(tester):
+    payment = make_payment(make_user())
+    run = _submit(tester, payment.id, "ghost", 4500)
+    assert run.status == "completed"
+    response = tester.output(tester.steps(run.id)[3])
+    assert response["success"] is False and response["error"]["code"] == "USER_NOT_FOUND"
     assert notifications() == []
 
 
-def test_already_decided_payment_is_skipped(tester):
-    payment = make_payment(make_user(), status="APPROVED")
-    run = _submit(tester, payment.id)
-    assert tester.output(run) == {"skipped": True, "reason": "payment is already APPROVED",
-                                  "paymentId": payment.id}
-    assert [s.key for s in tester.steps(run.id)] == ["validate-payment"]
+def test_missing_payment_fails_validation_with_the_teams_error_after_the_retries(tester):
+    run = _submit(tester, "missing", "u1", 10)
+    assert run.status == "failed"
+    [step] = tester.steps(run.id)
+    assert (step.key, step.status, step.attempts) == ("validate-payment", "failed", 5)
+    assert tester.error(step)["message"] == "Payment not found"
+    assert "Payment not found" in tester.error(run)["message"]
 
 
 def test_gateway_outage_is_retried_until_the_retries_run_out(tmp_path):
     runtime = make_app_runtime(tmp_path, payment_sandbox_failure_rate=1.0)
     try:
         tester = JobsTester(runtime)
-        payment = make_payment(make_user(), "100.00")
-        run = _submit(tester, payment.id)
+        user = make_user()
+        payment = make_payment(user, "100.00")
+        run = _submit(tester, payment.id, user.id, 100)
         assert run.status == "failed"
         gateway = [s for s in tester.steps(run.id) if s.key == "process-gateway"][0]
         assert gateway.status == "failed" and gateway.attempts == 5  # 1 + 4 default retries
         assert "GatewayUnavailableError" in tester.error(run)["message"]
         assert Payment.get_by_id(payment.id).status == "PENDING"
+        assert notifications() == []
     finally:
         runtime.close()
         set_runtime(None)

@@ -26,17 +26,25 @@ def _auth(session):
     return {"Authorization": f"Bearer {session.token}"}
 
 
-def test_create_document_verification_stores_it_and_sends_the_email(tester):
+def test_create_document_verification_stores_it_and_sends_the_teams_event(tester):
     user = make_user("Lucía", "lucia@example.com")
     response = create_document_verification(make_session(user), DOC)
     assert response.success and response.message == DOCUMENT_UPLOADED_MESSAGE
-    doc = Document.get_by_id(response.data["documentId"])
+    doc = Document.get_by_id(response.data["id"])
+    assert response.data == doc.to_dict()  # ApiHandler.handleSuccess(document, ...)
     assert (doc.user_id, doc.status, doc.number) == (user.id, "PENDING", "30123456")
+    api = create_app(tester.runtime).test_client()
+    events = {e["name"]: e for e in api.get("/api/events").get_json()["data"]}
+    assert events["document-verification-email"]["data"] == {
+        "userId": user.id, "email": "lucia@example.com", "documentId": doc.id,
+        "type": "verification"}
+    assert events["document.uploaded"]["data"] == {"documentId": doc.id, "userId": user.id}
     runs = tester.run_until_idle()
     assert sorted(r.function_id for r in runs) == ["process-document", "send-verification-email"]
     assert all(r.status == "completed" for r in runs)
     [email] = outbox()
-    assert email.to_address == "lucia@example.com" and email.template == "document-verification"
+    assert (email.to_address, email.subject, email.template) == (
+        "lucia@example.com", "Document Verification Required", "document-verification")
     assert Document.get_by_id(doc.id).status == "VERIFIED"
 
 
@@ -63,7 +71,7 @@ def test_http_document_verification_needs_a_valid_bearer_session(client, app_run
     assert ok.status_code == 201
     body = ok.get_json()
     assert body["success"] is True and body["message"] == DOCUMENT_UPLOADED_MESSAGE
-    assert Document.get_by_id(body["data"]["documentId"]).user_id == user.id
+    assert Document.get_by_id(body["data"]["id"]).user_id == user.id
 
 
 def test_http_document_verification_names_the_bad_field(client):
@@ -92,7 +100,7 @@ def test_http_payment_reminder_is_scheduled_for_the_owner_only(client, tester):
     assert ok.status_code == 202 and ok.get_json()["data"]["dueAt"] == due
     [run] = tester.run_until_idle()
     assert run.status == "completed" and run.started_at == due
-    assert len(outbox()) == 1 and Payment.get_by_id(payment.id).due_at == due
+    assert len(notifications(owner.id)) == 1 and Payment.get_by_id(payment.id).due_at == due
 
 
 def test_system_notification_needs_no_session_but_an_existing_user(app_runtime):
@@ -104,6 +112,9 @@ def test_system_notification_needs_no_session_but_an_existing_user(app_runtime):
         "Hola", "INFO", "/x", {"a": 1}, False)
     missing = send_system_notification("ghost", "Hola", "Mensaje", "INFO", None)
     assert not missing.success and missing.error.code == "USER_NOT_FOUND"
+    assert missing.to_dict() == {"success": False, "data": None,
+                                 "error": {"message": "User ghost not found",
+                                           "code": "USER_NOT_FOUND"}}
     invalid = send_system_notification(user.id, "", "Mensaje", "INFO", None)
     assert invalid.error.code == "VALIDATION_ERROR" and "title" in invalid.error.message
     assert Notification.select().count() == 1

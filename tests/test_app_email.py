@@ -10,12 +10,12 @@ from tengo_lugar.email import EmailMessage, send_email, send_emails
 from tengo_lugar.errors import EmailDeliveryError, InvalidDataError
 from tengo_lugar.factories import make_document, make_user
 from tengo_lugar.testing import make_app_runtime, outbox
-from tengo_jobs.errors import Interrupt
+from tengo_jobs.errors import Interrupt  # the engine's interrupts: a crash must not be one
 from tengo_jobs.engine.invocation import Invocation
 from tengo_jobs.runtime import set_runtime
 from tengo_jobs.testing import JobsTester
 
-DATA = {"name": "Lucía", "link": "https://tengolugar.com/perfil"}
+DATA = {"name": "Lucía"}
 
 
 @pytest.fixture
@@ -98,12 +98,18 @@ def test_validation_error_is_not_retried_and_keeps_resends_message(resend_tester
     assert "Invalid `to` field." in str(info.value) and "422" in str(info.value)
 
 
+def _verification_event(doc):
+    return {"name": "document-verification-email",
+            "data": {"userId": doc.user_id, "email": "ana@example.com", "documentId": doc.id,
+                     "type": "verification"}}
+
+
 def test_a_step_retries_after_the_rate_limit_delay_then_sends(resend_tester, fake_resend):
     doc = make_document(make_user("Ana", "ana@example.com"))
     fake_resend.fail_next(429, name="rate_limit_exceeded", message="slow down",
                           headers={"Retry-After": "30"})
     start = resend_tester.clock.now()
-    resend_tester.send({"name": "document-verification-email", "data": {"documentId": doc.id}})
+    resend_tester.send(_verification_event(doc))
     [run] = resend_tester.run_until_idle()
     assert run.status == "completed", run.error
     step = resend_tester.steps(run.id)[1]
@@ -127,7 +133,7 @@ def test_crash_between_send_and_checkpoint_sends_once(resend_tester, fake_resend
         return real_checkpoint(self, key=key, **kwargs)
 
     monkeypatch.setattr(Invocation, "checkpoint", checkpoint)
-    resend_tester.send({"name": "document-verification-email", "data": {"documentId": doc.id}})
+    resend_tester.send(_verification_event(doc))
     with pytest.raises(SimulatedCrash):
         resend_tester.run_until_idle()
     assert not issubclass(SimulatedCrash, Interrupt)
@@ -139,7 +145,8 @@ def test_crash_between_send_and_checkpoint_sends_once(resend_tester, fake_resend
     assert keys == {f"{run.id}:send-email"}     # ... with one key, so Resend sent one email
     [row] = outbox()                            # ... and it is recorded once
     assert row.idempotency_key == f"{run.id}:send-email"
-    assert resend_tester.output(run)["emailId"] == row.provider_id
+    step = resend_tester.steps(run.id)[1]
+    assert resend_tester.output(step)["id"] == row.provider_id
 
 
 def test_without_api_key_emails_go_to_the_outbox_only(tmp_path, fake_resend):
@@ -160,7 +167,7 @@ def test_without_api_key_emails_go_to_the_outbox_only(tmp_path, fake_resend):
     ("not-an-email", "s", "welcome", DATA, "to"),
     ("a@example.com", " ", "welcome", DATA, "subject"),
     ("a@example.com", "s", "no-such-template", DATA, "template"),
-    ("a@example.com", "s", "welcome", {"name": "x"}, "data"),  # 'link' missing
+    ("a@example.com", "s", "welcome", {"nombre": "x"}, "data"),  # 'name' missing
 ])
 def test_bad_input_is_refused_naming_the_field(tmp_path, to, subject, template, data, field):
     runtime = make_app_runtime(tmp_path)

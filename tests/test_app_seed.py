@@ -8,7 +8,6 @@ import actors  # noqa: F401
 from tengo_lugar.models import Driver, DriverCar, Payment, Trip, TripPassenger, User
 from tengo_lugar.seed import seed_demo
 from tengo_lugar.testing import app_runtime, notifications, tester  # noqa: F401
-from tengo_jobs.core.events import SCHEDULED_EVENT, Event
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -51,8 +50,6 @@ def test_seeded_trips_tomorrow_get_reminded_by_the_next_tick(tester):
     summary = seed_demo(tester.runtime)
     assert summary["created"]
     now = tester.clock.now()
-    run_id = tester.runtime.store.events.start_run(daily_trip_reminder, Event(name=SCHEDULED_EVENT, ts=now),
-                       now=now)
-    tester.run_until_idle()
-    assert tester.output(tester.run(run_id)) == {"processedTrips": 2}
+    run = tester.tick(daily_trip_reminder, now)
+    assert tester.output(run) == {"processedTrips": 2}
     assert len(notifications()) == 2 + 3 + 2  # two drivers, five seats taken tomorrow

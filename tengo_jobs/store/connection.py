@@ -152,18 +152,42 @@ def migrate(db: pw.Database, extra_models=()) -> list[str]:
     ``extra_models`` (applications' tables); safe to run any number of times, and an
     older database is upgraded in place (new columns are added with their defaults)."""
     models = SYSTEM_MODELS + [m for m in extra_models if m not in SYSTEM_MODELS]
-    if isinstance(db, pw.PostgresqlDatabase):
-        # CREATE TABLE IF NOT EXISTS races when processes start together on a fresh database
-        # (honcho: web workers + worker + scheduler); DDL is transactional, so serialize it.
-        with db.atomic():
+    if not _missing(db, models):
+        # Nothing to do: no DDL at all, so a process booting while others work takes no
+        # table locks (even CREATE INDEX IF NOT EXISTS locks its table, and deadlocks).
+        return [m._meta.table_name for m in models]
+    with db.atomic():
+        if isinstance(db, pw.PostgresqlDatabase):
+            # Processes starting together on a fresh database (honcho: web workers, worker,
+            # scheduler) would race; DDL is transactional, so serialize it.
             db.execute_sql("SELECT pg_advisory_xact_lock(%s)", (_MIGRATE_LOCK_ID,))
-            _add_missing_columns(db, SYSTEM_MODELS)
-            db.create_tables(models, safe=True)
-    else:
-        with db.atomic():
-            _add_missing_columns(db, SYSTEM_MODELS)
-            db.create_tables(models, safe=True)
+        _add_missing_columns(db, SYSTEM_MODELS)
+        for model in models:
+            if model._meta.table_name not in db.get_tables():
+                model.create_table(safe=True)
+            elif _missing_indexes(db, model):
+                model._schema.create_indexes(safe=True)
     return [m._meta.table_name for m in models]
+
+
+def _missing_indexes(db: pw.Database, model) -> bool:
+    have = {i.name for i in db.get_indexes(model._meta.table_name)}
+    return any(i._name not in have for i in model._meta.fields_to_index())
+
+
+def _missing(db: pw.Database, models) -> bool:
+    """Is any table, column or index of ``models`` missing?"""
+    tables = set(db.get_tables())
+    for model in models:
+        table = model._meta.table_name
+        if table not in tables:
+            return True
+        have = {c.name for c in db.get_columns(table)}
+        if any(f.column_name not in have for f in model._meta.sorted_fields):
+            return True
+        if _missing_indexes(db, model):
+            return True
+    return False
 
 
 def _add_missing_columns(db: pw.Database, models) -> None:
