@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from .errors import NotSerializableError, OutputTooLargeError
+from .errors import NotSerializableError, OutputTooLargeError, StepError
 
 MAX_OUTPUT_BYTES = 4 * 1024 * 1024
 
@@ -30,5 +30,8 @@ def decode(text: str | None):
 
 
 def error_dict(exc: BaseException) -> dict:
-    """``{name, message}`` of an exception, as runs and steps store errors."""
+    """``{name, message}`` of an exception, as runs and steps store errors. A step that
+    failed for good is reported by its own error, as Inngest does, with the step's id."""
+    if isinstance(exc, StepError):
+        return {"name": exc.error_name, "message": exc.error_message, "step": exc.step_id}
     return {"name": type(exc).__name__, "message": str(exc)}

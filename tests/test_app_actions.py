@@ -148,4 +148,4 @@ def test_notify_user_inside_a_job_fails_the_run_clearly(tester):
     tester.send({"name": "test/wrong-notify"})
     [run] = tester.run_until_idle()
     assert run.status == "failed" and tester.steps(run.id)[0].attempts == 1
-    assert "SessionRequiredError" in tester.error(run)["message"]
+    assert tester.error(run)["name"] == "SessionRequiredError"

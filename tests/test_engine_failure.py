@@ -6,7 +6,7 @@ import pytest
 
 from tengo_jobs.engine.executor import UNKNOWN_FUNCTION_DELAY_MS
 
-from tengo_jobs import Jobs, RunStatus
+from tengo_jobs import Jobs, NonRetriableError, RunStatus
 from tengo_jobs.core.events import FUNCTION_FAILED_EVENT
 from tengo_jobs.store.schema import EventRow
 from tengo_jobs.store.schema import RunRow as Run, StepStatus
@@ -108,8 +108,9 @@ def test_an_uncaught_error_fails_the_run_and_starts_on_failure_once_as_its_own_r
     assert event.name == FUNCTION_FAILED_EVENT
     assert event.data["run_id"] == failed[0].id
     assert event.data["function_id"] == "flaky-operation"
-    assert event.data["error"]["name"] == "StepError"
-    assert "the risky part broke" in event.data["error"]["message"]
+    # the step's own error, as Inngest reports it, with the step that failed
+    assert event.data["error"] == {"name": "RuntimeError", "message": "the risky part broke",
+                                   "step": "risky"}
     assert event.data["event"]["name"] == "test.flaky-operation"
     assert event.data["event"]["data"] == {"opId": 7}
     assert event.data["event"]["id"] == "op-7"
@@ -143,7 +144,8 @@ def test_a_failing_failure_handler_does_not_start_another_one(jobs, jobs_tester)
     assert by_fn == {"double-fault": "first fault", "double-fault-failure": "the handler broke too"}
 
 
-def test_an_error_raised_outside_any_step_fails_the_run_without_retry(jobs, jobs_tester):
+def test_an_error_raised_outside_any_step_retries_the_function_then_fails(jobs, jobs_tester):
+    """As Inngest does: the whole function runs again (stored steps replay), retries times."""
     calls = []
 
     @jobs.function("plain-raise", event="go")
@@ -153,8 +155,37 @@ def test_an_error_raised_outside_any_step_fails_the_run_without_retry(jobs, jobs
 
     jobs.send({"name": "go", "data": {}})
     run = jobs_tester.run_until_idle()[0]
-    assert run.status == RunStatus.FAILED and len(calls) == 1
+    assert run.status == RunStatus.FAILED and len(calls) == 5  # 1 + the default 4 retries
     assert jobs_tester.error(run) == {"name": "KeyError", "message": "'documentId'"}
+
+
+def test_a_non_retriable_error_outside_any_step_fails_the_run_at_once(jobs, jobs_tester):
+    calls = []
+
+    @jobs.function("give-up", event="go")
+    def fn(ctx, step):
+        calls.append(1)
+        raise NonRetriableError("no point trying again")
+
+    jobs.send({"name": "go", "data": {}})
+    run = jobs_tester.run_until_idle()[0]
+    assert run.status == RunStatus.FAILED and len(calls) == 1
+
+
+def test_a_function_retried_outside_any_step_replays_its_stored_steps(jobs, jobs_tester):
+    ran = []
+
+    @jobs.function("flaky-tail", event="go")
+    def fn(ctx, step):
+        value = step.run("once", lambda: ran.append("step") or 41)
+        if ctx.attempt < 2:
+            raise RuntimeError(f"not yet (attempt {ctx.attempt})")
+        return value + 1
+
+    jobs.send({"name": "go", "data": {}})
+    [run] = jobs_tester.run_until_idle()
+    assert run.status == RunStatus.COMPLETED and jobs_tester.output(run) == 42
+    assert ran == ["step"]  # the stored step replayed on both retries
 
 
 def test_a_run_of_a_function_this_worker_does_not_know_waits_for_one_that_does(jobs, jobs_tester):

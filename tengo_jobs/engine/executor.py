@@ -34,7 +34,7 @@ from dramatiq.threading import Interrupt as DramatiqInterrupt
 
 from ..core.registry import Registry
 from ..errors import (DatabaseLost, DatabaseUnavailableError, FunctionCrashedError, Interrupt,
-                      LeaseLost, Suspend, ValidationError)
+                      LeaseLost, NonRetriableError, StepError, Suspend, ValidationError)
 from ..serde import encode_output
 from .invocation import Invocation
 from .steps import StepTools
@@ -161,11 +161,13 @@ class Executor:
             return "suspended"
         except (Interrupt, DramatiqInterrupt, KeyboardInterrupt):
             raise
-        except Exception as exc:  # noqa: BLE001 - an uncaught error fails the run
+        except (StepError, NonRetriableError) as exc:  # a step failed for good: so does the run
             log.info("run %s (%s) failed: %s: %s", inv.run_id, function.id,
                      type(exc).__name__, exc)
             inv.fail(exc)
             return "failed"
+        except Exception as exc:  # noqa: BLE001 - outside any step: retried, then failed
+            return inv.retry_or_fail(exc)
         except BaseException:  # sys.exit() between steps: as if the process had died
             inv.release(crashed=True)
             raise

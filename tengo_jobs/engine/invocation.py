@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from ..core.events import FUNCTION_INVOKED_EVENT, Event
 from ..core.functions import FunctionDef
 from ..errors import DatabaseLost, DatabaseUnavailableError, Suspend
+from ..core.retry import retry_delay_ms
 from ..serde import error_dict
 from ..store import RunRow, RunStatus, StepKind, StepRow, StepStatus, StepWrite, TimerKind
 from ..store.connection import UNAVAILABLE_ERRORS
@@ -172,6 +173,23 @@ class Invocation:
                                                attempt=s.attempts, wait=wait, child=child)
         if child_run_id:
             self.executor.enqueue([child_run_id])
+
+    def retry_or_fail(self, exc: Exception) -> str:
+        """An error outside any step: the whole function is tried again after a backoff (its
+        stored steps replay), ``retries`` times, as Inngest does; then the run fails."""
+        attempt = self.run.attempt + 1
+        if attempt > self.function.retries:
+            self.fail(exc)
+            return "failed"
+        now = self.now()
+        delay = retry_delay_ms(exc, attempt, base_ms=self.settings.retry_base_ms,
+                               max_ms=self.settings.retry_max_ms, now=now)
+        self.logger.warning("run %s failed outside any step (%s: %s); attempt %d of %d in %d ms",
+                            self.run_id, type(exc).__name__, exc, attempt + 1,
+                            self.function.retries + 1, delay)
+        self.store.runs.suspend(self.run, self.token, now, None, status=RunStatus.SLEEPING,
+                                wake_at=now + delay, timer=TimerKind.RETRY, attempt=attempt)
+        return "suspended"
 
     def complete(self, output: str) -> None:
         parent = self.store.runs.complete(self.run, self.token, self.now(), output)

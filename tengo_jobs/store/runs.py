@@ -86,7 +86,7 @@ _SELECT_EVENT = f'SELECT "name", "data", "external_id", "ts", "v", "user" FROM "
 
 _FENCE = 'WHERE "id" = ? AND "lease_owner" = ? AND "lease_expires_at" > ?'
 _RENEW = f'UPDATE "{RUNS}" SET "lease_expires_at" = ? {_FENCE}'
-_PROGRESS = f'UPDATE "{RUNS}" SET "lease_expires_at" = ?, "inflight" = 1 {_FENCE}'
+_PROGRESS = f'UPDATE "{RUNS}" SET "lease_expires_at" = ?, "inflight" = 1, "attempt" = 0 {_FENCE}'
 _UPSERT_STEP_TAIL = (
     ' ON CONFLICT ("run_id", "key") DO UPDATE SET "name" = EXCLUDED."name", '
     '"kind" = EXCLUDED."kind", "position" = EXCLUDED."position", "status" = EXCLUDED."status", '
@@ -103,6 +103,10 @@ _PARK = (f'UPDATE "{RUNS}" SET "status" = ?, "wake_at" = ?, "lease_owner" = NULL
 _UPSERT_TIMER = (f'INSERT INTO "{TIMERS}" ("run_id", "due_at", "kind") VALUES (?, ?, ?) '
                  'ON CONFLICT ("run_id") DO UPDATE SET "due_at" = EXCLUDED."due_at", '
                  '"kind" = EXCLUDED."kind"')
+_PG_PARK = (f'WITH fence AS ({_PARK}{_FENCE} RETURNING "id") '
+             f'INSERT INTO "{TIMERS}" ("run_id", "due_at", "kind") SELECT "id", ?, ? FROM fence '
+             'ON CONFLICT ("run_id") DO UPDATE SET "due_at" = EXCLUDED."due_at", '
+             '"kind" = EXCLUDED."kind"')
 _PG_SUSPEND = (
     f'WITH fence AS ({_PARK}{_FENCE} RETURNING "id"), '
     f'st AS ({_STEP_INSERT}SELECT "id", ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? FROM fence'
@@ -310,23 +314,29 @@ class RunStore:
                 raise LeaseLost(f"run {run_id}: lease lost by {token}")
             self.d.execute(_UPSERT_STEP, (run_id,) + step_params)
 
-    def suspend(self, run: RunRow, token: str, now: int, step: StepWrite, *, status: RunStatus,
+    def suspend(self, run: RunRow, token: str, now: int, step: StepWrite | None, *,
+                status: RunStatus, wake_at: int | None = None,
                 timer: TimerKind, attempt: int, wait: Callable[[], None] | None = None,
                 child: Callable[[], str | None] | None = None) -> str | None:
-        """Park the run until ``step.wake_at``: the step row, the run's status and a timer,
-        fenced and in one transaction; ``wait``/``child`` add a wait row or start an invoked
-        child in it. Returns the child's run id (to enqueue after commit)."""
-        park = (status.value, step.wake_at, attempt, run.id, token, now)
-        timer_params = (step.wake_at, timer.value)
+        """Park the run until ``step.wake_at`` (or ``wake_at`` without a step: a retry of the
+        whole function): the step row, the run's status and a timer, fenced and in one
+        transaction; ``wait``/``child`` add a wait row or start an invoked child in it.
+        Returns the child's run id (to enqueue after commit)."""
+        wake_at = step.wake_at if step is not None else wake_at
+        park = (status.value, wake_at, attempt, run.id, token, now)
+        timer_params = (wake_at, timer.value)
 
         def write():
             with self.db.atomic():
-                if self.d.postgres:
+                if self.d.postgres and step is None:
+                    fenced = self.d.execute(_PG_PARK, park + timer_params).rowcount
+                elif self.d.postgres:
                     fenced = self.d.execute(_PG_SUSPEND, park + step.params() + timer_params).rowcount
                 else:
                     fenced = self.d.execute(_PARK + _FENCE, park).rowcount
                     if fenced == 1:
-                        self.d.execute(_UPSERT_STEP, (run.id,) + step.params())
+                        if step is not None:
+                            self.d.execute(_UPSERT_STEP, (run.id,) + step.params())
                         self.d.execute(_UPSERT_TIMER, (run.id,) + timer_params)
                 if fenced != 1:
                     raise LeaseLost(f"run {run.id}: lease lost by {token}")
