@@ -36,6 +36,8 @@ class Env(str, enum.Enum):
     TENGO_QUEUE = "TENGO_QUEUE"
     TENGO_MAX_OUTPUT_BYTES = "TENGO_MAX_OUTPUT_BYTES"
     TENGO_DB_RECONNECT_WINDOW = "TENGO_DB_RECONNECT_WINDOW"
+    TENGO_GROUP_COMMIT = "TENGO_GROUP_COMMIT"
+    TENGO_GROUP_COMMIT_WINDOW = "TENGO_GROUP_COMMIT_WINDOW"
     PORT = "PORT"
 
 
@@ -52,6 +54,15 @@ def _duration_ms(environ: Mapping[str, str], name: Env, default: str) -> int:
         return to_ms(raw)
     except ValueError as exc:
         raise ConfigurationError(f"{name.value}={raw!r} is not a duration ({exc})") from None
+
+
+def _flag(environ: Mapping[str, str], name: Env) -> bool:
+    raw = (environ.get(name.value) or "").strip().lower()
+    if raw in ("", "0", "false", "no", "off"):
+        return False
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    raise ConfigurationError(f"{name.value}={raw!r} is not one of on, off (1, 0, true, false)")
 
 
 def _positive_int(environ: Mapping[str, str], name: Env, default: int) -> int:
@@ -86,6 +97,8 @@ class Settings:
     poll_interval_ms: int = 250
     sweep_interval_ms: int = 5_000
     reconnect_window_ms: int = 10_000  # how long a run waits out a lost database
+    group_commit: bool = False  # concurrent sends share statements (threaded web servers)
+    group_commit_window_ms: int = 0  # how long a group waits for more (0: only what is queued)
     queue_name: str = "tengo_jobs"
     output_limit: int = 4 * 1024 * 1024  # bytes of JSON per step or run output
     port: int = 8288
@@ -119,6 +132,8 @@ class Settings:
             poll_interval_ms=_duration_ms(e, Env.TENGO_POLL_INTERVAL, "250ms"),
             sweep_interval_ms=_duration_ms(e, Env.TENGO_SWEEP_INTERVAL, "5s"),
             reconnect_window_ms=_duration_ms(e, Env.TENGO_DB_RECONNECT_WINDOW, "10s"),
+            group_commit=_flag(e, Env.TENGO_GROUP_COMMIT),
+            group_commit_window_ms=_duration_ms(e, Env.TENGO_GROUP_COMMIT_WINDOW, "0ms"),
             queue_name=e.get(Env.TENGO_QUEUE.value) or "tengo_jobs",
             output_limit=_positive_int(e, Env.TENGO_MAX_OUTPUT_BYTES, 4 * 1024 * 1024),
             port=port,

@@ -79,7 +79,8 @@ class Runtime:
         self.actor = declare_actor(self.broker, tengo_jobs_execute, self.settings.queue_name)
         self._waker = Waker(self.actor) if isinstance(self.broker, RedisBroker) else None
         self.intake = Intake(store=self.store, registry=self.registry, clock=self.clock,
-                             enqueue=self.enqueue)
+                             enqueue=self.enqueue, group_commit=self.settings.group_commit,
+                             group_window_ms=self.settings.group_commit_window_ms)
         self.timekeeper = Timekeeper(store=self.store, registry=self.registry, clock=self.clock,
                                      settings=self.settings, enqueue=self.enqueue,
                                      broker=RedisProbe(self.broker, self.settings.queue_name))

@@ -14,7 +14,10 @@ unless its row is committed.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import queue
+import threading
 import time
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
@@ -35,14 +38,21 @@ _ATTEMPTS = 3  # a deadlock or serialization failure (nothing stored) is tried a
 
 
 class Intake:
-    """``send(events)``: the one path by which events enter (Python, HTTP, the CLI, steps)."""
+    """``send(events)``: the one path by which events enter (Python, HTTP, the CLI, steps).
+
+    With ``group_commit`` (``TENGO_GROUP_COMMIT``), sends from several threads at once share
+    statements: see :class:`GroupCommit`.
+    """
 
     def __init__(self, *, store: "Store", registry: Registry, clock: "Clock",
-                 enqueue: Callable[[Iterable[str]], object]):
+                 enqueue: Callable[[Iterable[str]], object], group_commit: bool = False,
+                 group_window_ms: int = 0):
         self.store = store
         self.registry = registry
         self.clock = clock
         self.enqueue = enqueue
+        self._group = GroupCommit(self._store_batch, window_ms=group_window_ms) \
+            if group_commit else None
 
     def send(self, payload: Any, *, now: int | None = None, internal: bool = False) -> list[str]:
         """Validate, store and start runs for one event or a list; returns one id per event.
@@ -57,6 +67,12 @@ class Intake:
         if not events:
             return []
         batch = [(event, self.registry.triggered_by(event.name)) for event in events]
+        if self._group is not None and now is None and not self.store.db.in_transaction():
+            return self._group.submit(batch)
+        return self._store_batch(batch, now)
+
+    def _store_batch(self, batch: list, now: int | None) -> list[str]:
+        """Store a validated batch (retrying a deadlock), enqueue its runs, return its ids."""
         for attempt in range(1, _ATTEMPTS + 1):
             try:
                 accepted = self.store.events.accept(batch, self.clock.now() if now is None else now)
@@ -74,3 +90,94 @@ class Intake:
                     raise
         self.enqueue(accepted.due_run_ids + accepted.woken_run_ids)
         return accepted.ids
+
+
+@dataclasses.dataclass
+class _Request:
+    batch: list
+    done: threading.Event = dataclasses.field(default_factory=threading.Event)
+    ids: list[str] | None = None
+    error: BaseException | None = None
+
+
+class GroupCommit:
+    """Sends from many threads share one statement (and one commit) per group.
+
+    One committer thread takes the first waiting request and, with it, every request
+    that arrived meanwhile (and, with ``window_ms``, those arriving within that many
+    milliseconds), up to :data:`MAX_GROUP_EVENTS` events, and stores them as one batch.
+    An idle intake adds no wait but the hand-over; under load, a group is what arrived
+    while the previous one was being committed. Each request gets its own ids; a group
+    is all or nothing, and when it fails for a reason other than a lost connection each
+    request is tried again on its own, so one request's bad data fails only that one.
+    No caller is answered before its events' rows are committed.
+    """
+
+    MAX_GROUP_EVENTS = 1_000
+
+    def __init__(self, store_batch: Callable[[list, int | None], list[str]], *,
+                 window_ms: int = 0):
+        self._store_batch = store_batch
+        self._window = window_ms / 1000
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self.groups = 0  # statements made, for measurements
+        self.requests = 0
+
+    def submit(self, batch: list) -> list[str]:
+        request = _Request(batch)
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._loop, name="tengo-group-commit",
+                                                daemon=True)
+                self._thread.start()
+        self._queue.put(request)
+        request.done.wait()
+        if request.error is not None:
+            raise request.error
+        return request.ids
+
+    def _take_group(self) -> list[_Request]:
+        group = [self._queue.get()]
+        size = len(group[0].batch)
+        deadline = time.monotonic() + self._window
+        while size < self.MAX_GROUP_EVENTS:
+            try:
+                timeout = deadline - time.monotonic()
+                request = (self._queue.get(timeout=timeout) if timeout > 0
+                           else self._queue.get_nowait())
+            except queue.Empty:
+                break
+            group.append(request)
+            size += len(request.batch)
+        return group
+
+    def _loop(self) -> None:
+        while True:
+            group = self._take_group()
+            self.groups += 1
+            self.requests += len(group)
+            try:
+                ids = self._store_batch([item for r in group for item in r.batch], None)
+            except BaseException as exc:  # noqa: BLE001 - handed to the callers
+                self._fail(group, exc)
+                continue
+            start = 0
+            for request in group:
+                request.ids = ids[start:start + len(request.batch)]
+                start += len(request.batch)
+                request.done.set()
+
+    def _fail(self, group: list[_Request], exc: BaseException) -> None:
+        if len(group) == 1 or isinstance(exc, DatabaseUnavailableError):
+            for request in group:  # nothing stored, or not known: each caller hears it
+                request.error = exc
+                request.done.set()
+            return
+        for request in group:  # the statement stored nothing: each on its own
+            try:
+                request.ids = self._store_batch(request.batch, None)
+            except BaseException as own:  # noqa: BLE001
+                request.error = own
+            request.done.set()
