@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import re
 
+from .errors import DurationError
+
 _UNITS = {"ms": 1, "s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
 
@@ -12,12 +14,12 @@ _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
 def to_ms(value) -> int:
     """Milliseconds in ``value``: a timedelta, a number of seconds, or a string like ``"1h30m"``."""
     if isinstance(value, bool):
-        raise ValueError(f"{value!r} is not a duration")
+        raise DurationError(f"{value!r} is not a duration")
     if isinstance(value, dt.timedelta):
         return int(value.total_seconds() * 1000)
     if isinstance(value, (int, float)):
         if value < 0:
-            raise ValueError(f"duration {value!r} is negative")
+            raise DurationError(f"duration {value!r} is negative")
         return int(value * 1000)
     if isinstance(value, str):
         text = value.strip().lower().replace(" ", "")
@@ -31,33 +33,33 @@ def to_ms(value) -> int:
             pos = match.end()
         if text and pos == len(text):
             return int(total)
-        raise ValueError(f"{value!r} is not a duration (examples: '45s', '1h30m', '250ms')")
-    raise ValueError(f"{value!r} is not a duration (give a timedelta, seconds or a string like '45s')")
+        raise DurationError(f"{value!r} is not a duration (examples: '45s', '1h30m', '250ms')")
+    raise DurationError(f"{value!r} is not a duration (give a timedelta, seconds or a string like '45s')")
 
 
 def datetime_to_ms(value: dt.datetime) -> int:
     """Epoch milliseconds of an aware datetime; naive datetimes are refused (ambiguous)."""
     if not isinstance(value, dt.datetime):
-        raise ValueError(f"{value!r} is not a datetime")
+        raise DurationError(f"{value!r} is not a datetime")
     if value.tzinfo is None:
-        raise ValueError(f"{value!r} is a naive datetime; give one with a time zone")
+        raise DurationError(f"{value!r} is a naive datetime; give one with a time zone")
     return int(value.timestamp() * 1000)
 
 
 def to_epoch_ms(value) -> int:
     """Epoch ms of an aware datetime, ISO 8601 text with an offset, or an int of ms."""
     if isinstance(value, bool):
-        raise ValueError(f"{value!r} is not a date")
+        raise DurationError(f"{value!r} is not a date")
     if isinstance(value, int):
         return value
     if isinstance(value, str):
         try:
             value = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
         except ValueError:
-            raise ValueError(f"{value!r} is not ISO 8601 (e.g. 2026-03-01T10:00:00-03:00)") from None
+            raise DurationError(f"{value!r} is not ISO 8601 (e.g. 2026-03-01T10:00:00-03:00)") from None
     if isinstance(value, dt.datetime):
         return datetime_to_ms(value)
-    raise ValueError(f"give an aware datetime, ISO 8601 text or epoch ms, got {value!r}")
+    raise DurationError(f"give an aware datetime, ISO 8601 text or epoch ms, got {value!r}")
 
 
 def ms_to_iso(ms: int | None) -> str | None:

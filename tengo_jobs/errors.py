@@ -46,6 +46,10 @@ class ValidationError(TengoJobsError, ValueError):
         return body
 
 
+class DurationError(ValidationError):
+    """A duration or a point in time that cannot be read ("45s", an aware datetime, epoch ms)."""
+
+
 class EventValidationError(ValidationError):
     """An event that breaks the event contract (name, data, ts, size)."""
 
