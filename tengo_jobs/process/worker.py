@@ -11,7 +11,6 @@ secrets redacted, the production check, migrations. A worker that must not start
 from __future__ import annotations
 
 import logging
-import os
 from typing import Callable
 
 from dramatiq.middleware import Middleware
@@ -32,5 +31,6 @@ class BootOnWorkerStart(Middleware):
             self._boot()
         except TengoJobsError as exc:
             log.critical("worker: %s", exc)
-            logging.shutdown()
-            os._exit(2)  # Dramatiq would log and carry on; a refused boot must stop the worker
+            # Not an Exception, so Dramatiq does not log it and carry on: this worker process
+            # exits, and Dramatiq's main process shuts down with its code.
+            raise SystemExit(2) from None
