@@ -130,10 +130,12 @@ def queue_depth(broker: dramatiq.Broker, queue_name: str) -> int | None:
 
 
 class RedisProbe(BrokerProbe):
-    """Tells the sweeper whether Redis lost its data and whether the queue is empty.
+    """Tells the sweeper whether Redis lost its data, and when the oldest message still in
+    the queue was sent.
 
     A marker key is set in Redis; when it is gone, Redis restarted without persistence
-    (or was flushed) and every message it held is lost."""
+    (or was flushed) and every message it held is lost. The oldest waiting message is the
+    head of Dramatiq's queue list; its body carries ``message_timestamp``."""
 
     def __init__(self, broker: dramatiq.Broker, queue_name: str):
         self.broker = broker
@@ -149,8 +151,21 @@ class RedisProbe(BrokerProbe):
         lost, self._seen = created and self._seen, True
         return lost
 
-    def backlog(self) -> int | None:
-        return queue_depth(self.broker, self.queue_name)
+    def oldest_pending_ms(self):
+        if self.client is None:
+            queues = getattr(self.broker, "queues", {})
+            if self.queue_name in queues:  # the in-process broker: only "empty" is known
+                return None if queues[self.queue_name].qsize() == 0 else self.UNKNOWN
+            return self.UNKNOWN
+        key = f"{self.broker.namespace}:{self.queue_name}"
+        head = self.client.lindex(key, 0)
+        if head is None:
+            return None
+        body = self.client.hget(f"{key}.msgs", head)
+        try:
+            return int(Message.decode(body).message_timestamp)
+        except Exception:  # noqa: BLE001 - gone meanwhile, or undecodable: cannot tell
+            return self.UNKNOWN
 
 
 def send_many(actor, run_ids: list[str]) -> bool:

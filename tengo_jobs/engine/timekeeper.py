@@ -16,13 +16,16 @@ so tests move time instead of waiting:
   events, wait and invoke timeouts whose time has come wake their runs.
 - **the sweeper** (:meth:`Timekeeper.sweep`): sends again the wake-ups that were lost —
   a process that died between its commit and its send, a message Redis dropped, a
-  worker that died holding one. How long a run waits for that depends on what the
-  broker says: when it lost its data (restarted empty) every due run is sent at once;
-  when its queue is empty, runs whose wake-up is older than :data:`LOST_WAKEUP_AFTER_MS`
-  are sent; while it holds a backlog, only runs whose wake-up is older than
-  ``TENGO_REDELIVER_AFTER`` (so a backlog is not multiplied). With the default sweep
-  interval (5 s) a lost wake-up is therefore sent again within about 10 s on an idle
-  system and within ``TENGO_REDELIVER_AFTER`` + 5 s under a backlog.
+  worker that died holding one. What it sends depends on what the broker says. When it
+  lost its data (restarted empty), every due run is woken at once. Otherwise, a due run
+  whose wake-up was sent before the oldest message still waiting in the queue was
+  consumed already (the queue is first in, first out), so if nobody holds the run its
+  wake-up was lost: it is sent again — as is any whose wake-up is older than
+  :data:`LOST_WAKEUP_AFTER_MS` when the queue is empty. A run whose wake-up may still be
+  in the queue is never sent twice, so a backlog is not multiplied. With the default
+  sweep interval (5 s) a lost wake-up is sent again within about 10 s of the moment it
+  would have been consumed. A broker that cannot tell (not Redis) gets the fixed
+  ``TENGO_REDELIVER_AFTER``.
 """
 
 from __future__ import annotations
@@ -64,13 +67,19 @@ def due_ticks(fn: "FunctionDef", spec: CronSpec, last: int, now: int) -> tuple[l
 
 
 class BrokerProbe:
-    """What the sweeper asks the broker: did it lose its data, and is its queue empty?"""
+    """What the sweeper asks the broker: did it lose its data, and since when do the messages
+    still in its queue wait? (This base class knows nothing: the sweeper then waits
+    ``TENGO_REDELIVER_AFTER`` before it sends a wake-up again.)"""
+
+    UNKNOWN = object()
 
     def lost_data(self) -> bool:
         return False
 
-    def backlog(self) -> int | None:
-        return None
+    def oldest_pending_ms(self):
+        """When the oldest message still in the queue was sent (epoch ms), ``None`` when the
+        queue is empty, or :attr:`UNKNOWN`."""
+        return self.UNKNOWN
 
 
 class Timekeeper:
@@ -137,13 +146,18 @@ class Timekeeper:
     def sweep(self, *, now: int | None = None, limit: int = SWEEP_LIMIT) -> list[str]:
         """Send again the wake-ups that were lost (see the module docstring); returns the runs."""
         now = self.clock.now() if now is None else now
+        grace = min(LOST_WAKEUP_AFTER_MS, self.settings.redeliver_after_ms)
         if self.broker.lost_data():
             sent_before = now + 1
             log.warning("the broker lost its messages (restarted empty?); waking every due run")
-        elif self.broker.backlog() == 0:
-            sent_before = now - min(LOST_WAKEUP_AFTER_MS, self.settings.redeliver_after_ms)
         else:
-            sent_before = now - self.settings.redeliver_after_ms
+            oldest = self.broker.oldest_pending_ms()
+            if oldest is BrokerProbe.UNKNOWN:
+                sent_before = now - self.settings.redeliver_after_ms
+            elif oldest is None:  # nothing waits in the queue
+                sent_before = now - grace
+            else:  # sent before the oldest waiting message: consumed already
+                sent_before = min(oldest, now - grace)
         run_ids = self.store.timers.unsent(now, sent_before, limit)
         if run_ids:
             self.enqueue(run_ids)
