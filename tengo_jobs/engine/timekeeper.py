@@ -18,7 +18,7 @@ so tests move time instead of waiting:
   a process that died between its commit and its send, a message Redis dropped, a
   worker that died holding one. What it sends depends on what the broker says. When it
   lost its data (restarted empty), every due run is woken at once. Otherwise, a due run
-  whose wake-up was sent before the oldest message still waiting in the queue was
+  whose wake-up was sent well before the oldest message still waiting in the queue was
   consumed already (the queue is first in, first out), so if nobody holds the run its
   wake-up was lost: it is sent again — as is any whose wake-up is older than
   :data:`LOST_WAKEUP_AFTER_MS` when the queue is empty. A run whose wake-up may still be
@@ -156,8 +156,9 @@ class Timekeeper:
                 sent_before = now - self.settings.redeliver_after_ms
             elif oldest is None:  # nothing waits in the queue
                 sent_before = now - grace
-            else:  # sent before the oldest waiting message: consumed already
-                sent_before = min(oldest, now - grace)
+            else:  # sent (well) before the oldest waiting message: consumed already. The
+                # grace covers the moments between a run's commit and its message's send.
+                sent_before = min(oldest, now) - grace
         run_ids = self.store.timers.unsent(now, sent_before, limit)
         if run_ids:
             self.enqueue(run_ids)
