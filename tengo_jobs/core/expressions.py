@@ -26,7 +26,7 @@ from lark import Token, Tree
 from ..errors import ExpressionError
 
 _WRAPPERS = {"expr", "conditionalor", "conditionaland", "relation", "addition",
-             "multiplication", "unary", "member", "primary"}
+             "multiplication", "unary", "member", "primary", "paren_expr"}
 
 
 @functools.lru_cache(maxsize=512)
@@ -97,10 +97,25 @@ def _conjuncts(node) -> list:
     return [node]
 
 
-def _equality(node) -> MatchPlan | None:
-    if not (isinstance(node, Tree) and node.data == "relation_eq" and len(node.children) == 2):
+def _operands(node) -> tuple | None:
+    """The two sides of ``a == b``. cel-python 0.4 parses it as ``relation_eq(a, b)``;
+    0.5 as ``relation(relation_eq(a), b)``."""
+    if not isinstance(node, Tree):
         return None
-    left, right = _path(node.children[0]), _path(node.children[1])
+    if node.data == "relation_eq" and len(node.children) == 2:
+        return node.children[0], node.children[1]
+    if (node.data == "relation" and len(node.children) == 2
+            and isinstance(node.children[0], Tree) and node.children[0].data == "relation_eq"
+            and len(node.children[0].children) == 1):
+        return node.children[0].children[0], node.children[1]
+    return None
+
+
+def _equality(node) -> MatchPlan | None:
+    operands = _operands(node)
+    if operands is None:
+        return None
+    left, right = _path(operands[0]), _path(operands[1])
     if not left or not right:
         return None
     sides = {left[0]: left, right[0]: right}
