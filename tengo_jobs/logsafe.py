@@ -46,7 +46,7 @@ _AUTH_HEADER = re.compile(r"(?i)(authorization[\"']?\s*[:=]\s*[\"']?)(bearer |ba
 # scheme://user:PASSWORD@host — the password runs to the last '@' before the host part
 _URL_PASSWORD = re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://[^\s:/?#@\"'<>]*:)([^\s/?#\"'<>]*)@")
 _DSN_PASSWORD = re.compile(
-    r"(?i)\b(password|passwd|pwd)(\s*=\s*)('(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|[^\s&;,'\")}]+)")
+    r"(?i)\b(\w*(?:password|passwd|pwd))(\s*=\s*)('(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|[^\s&;,'\")}]+)")
 _MAPPING_PASSWORD = re.compile(r"(?i)([\"'](?:password|passwd|pwd)[\"']\s*:\s*)([\"'])(.*?)\2")
 
 _lock = threading.Lock()
@@ -56,12 +56,9 @@ _installed = False
 
 
 def _compile(secrets: Iterable[str]) -> re.Pattern | None:
-    parts = []
-    for secret in sorted(set(secrets), key=len, reverse=True):  # a longer secret wins
-        escaped = re.escape(secret)
-        if len(secret) < SUBSTRING_MIN_LENGTH:
-            escaped = rf"(?<![A-Za-z0-9]){escaped}(?![A-Za-z0-9])"
-        parts.append(escaped)
+    """One pattern for the short secrets, each only where it stands alone."""
+    short = sorted({s for s in secrets if len(s) < SUBSTRING_MIN_LENGTH}, key=len, reverse=True)
+    parts = [rf"(?<![A-Za-z0-9]){re.escape(s)}(?![A-Za-z0-9])" for s in short]
     return re.compile("|".join(parts)) if parts else None
 
 
@@ -70,14 +67,35 @@ def redact(text: str, secrets: Iterable[str] | None = None) -> str:
     replaced by ``[REDACTED]``."""
     if not isinstance(text, str):
         text = str(text)
-    pattern = _pattern if secrets is None else _compile(s for s in secrets if s)
-    if pattern is not None:
+    if secrets is None:
+        candidates, pattern = _secrets, _pattern
+    else:
+        candidates = tuple(sorted({s for s in secrets if s}, key=len, reverse=True))
+        pattern = _compile(candidates)
+    # Cheap substring tests first: this runs on every log line, twice (the record, then
+    # the formatted text). Secrets are replaced longest first, so one containing another
+    # is replaced whole.
+    short_seen = False
+    for secret in candidates:
+        if secret in text:
+            if len(secret) >= SUBSTRING_MIN_LENGTH:
+                text = text.replace(secret, REDACTED)
+            else:
+                short_seen = True
+    if short_seen and pattern is not None:
         text = pattern.sub(REDACTED, text)
-    text = _URL_PASSWORD.sub(lambda m: m.group(1) + REDACTED + "@", text)
-    text = _DSN_PASSWORD.sub(lambda m: m.group(1) + m.group(2) + REDACTED, text)
-    text = _MAPPING_PASSWORD.sub(lambda m: m.group(1) + m.group(2) + REDACTED + m.group(2), text)
-    text = _INTAKE_PATH.sub(r"\1" + REDACTED, text)
-    return _AUTH_HEADER.sub(lambda m: m.group(1) + (m.group(2) or "") + REDACTED, text)
+    if "://" in text and "@" in text:
+        text = _URL_PASSWORD.sub(lambda m: m.group(1) + REDACTED + "@", text)
+    lower = text.lower()
+    if "pass" in lower or "pwd" in lower:
+        text = _DSN_PASSWORD.sub(lambda m: m.group(1) + m.group(2) + REDACTED, text)
+        text = _MAPPING_PASSWORD.sub(
+            lambda m: m.group(1) + m.group(2) + REDACTED + m.group(2), text)
+    if "/e/" in text:
+        text = _INTAKE_PATH.sub(r"\1" + REDACTED, text)
+    if "authorization" in lower:
+        text = _AUTH_HEADER.sub(lambda m: m.group(1) + (m.group(2) or "") + REDACTED, text)
+    return text
 
 
 def _redact_record(record: logging.LogRecord) -> logging.LogRecord:
