@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import hashlib
 import os
-from typing import Mapping
+import re
+import urllib.parse
+from typing import Iterable, Mapping
 
 from .durations import to_ms
-from .errors import ConfigurationError
+from .errors import ConfigurationError, UnsafeProductionError
 
 
 class Env(str, enum.Enum):
@@ -42,6 +45,17 @@ class Env(str, enum.Enum):
 
 
 DEFAULT_DATABASE_URL = "sqlite:///tengo_jobs.db"
+
+# Production minimums (TENGO_ENV=production): an event or signing key shorter than this,
+# or a dashboard password shorter than that, can be guessed; `.env.example`'s
+# placeholders contain PLACEHOLDER (any value containing it is refused).
+MIN_KEY_LENGTH = 16
+MIN_PASSWORD_LENGTH = 12
+PLACEHOLDER = re.compile(r"change[-_]?me", re.IGNORECASE)
+# What each process kind needs in production, beyond a PostgreSQL database and safe values.
+_NEEDS_EVENT_KEYS = frozenset({"web"})  # the kinds that accept events over HTTP (dev: refused)
+_NEEDS_BROKER = frozenset({"web", "worker", "scheduler"})  # separate processes share Redis
+_SIGNING_KEY_PREFIX = re.compile(r"^signkey-\w+-")
 
 
 def _split(value: str | None) -> tuple[str, ...]:
@@ -150,22 +164,98 @@ class Settings:
         return self.database_url.startswith("sqlite")
 
     def secrets(self) -> tuple[str, ...]:
-        """Every secret value, so log filters can redact them."""
-        values = [*self.event_keys, self.signing_key, self.dashboard_password]
-        return tuple(v for v in values if v)
+        """Every secret value, in every form it may be logged in, so logs can redact them:
+        the event keys (and their SHA-256, Inngest's hashed form), the signing key (with and
+        without its ``signkey-<env>-`` prefix, and hashed as Inngest's SDKs send it), the
+        dashboard password, and the passwords in ``DATABASE_URL`` and ``REDIS_URL``."""
+        values: list[str] = []
+        for key in self.event_keys:
+            values += [key, hashlib.sha256(key.encode()).hexdigest()]
+        if self.signing_key:
+            values += _signing_key_forms(self.signing_key)
+        values.append(self.dashboard_password)
+        for url in (self.database_url, self.redis_url):
+            values += url_password_forms(url)
+        return tuple(dict.fromkeys(v for v in values if v))
 
-    def check_production(self, *, needs_event_keys: bool = True) -> None:
-        """Refuse to start unsafe in production; ``TENGO_ALLOW_UNSAFE=1`` overrides explicitly."""
-        if not self.is_production or self.allow_unsafe:
-            return
+    def production_problems(self, kind: str = "web", *,
+                            extension_secrets: Iterable[tuple[str, str]] = ()) -> list[str]:
+        """Everything unsafe about these settings for a production process of ``kind``
+        (``web``, ``worker``, ``scheduler``, ``dev``, ``cli``): each problem names the
+        setting, never its value. ``extension_secrets`` are an application's ``(name,
+        value)`` secrets, refused when they are placeholders."""
+        if kind == "dev":
+            return ["`tengo-jobs dev` is a development server (an in-process broker, and at "
+                    "start-up it releases every lease in its database, taking runs from the "
+                    "workers of a shared one): run the Procfile's processes in production "
+                    "(honcho start), or set TENGO_ENV=development"]
         problems = []
-        if needs_event_keys and not self.event_keys:
+        if self.is_sqlite:
+            problems.append("DATABASE_URL is SQLite (use postgresql://... in production)"
+                            if self.database_url != DEFAULT_DATABASE_URL else
+                            "DATABASE_URL is not set (the default is SQLite; use postgresql://...)")
+        if kind in _NEEDS_BROKER and not self.redis_url:
+            problems.append(f"REDIS_URL is not set (the {kind} process would use an in-process "
+                            "broker that no other process shares)")
+        if kind in _NEEDS_EVENT_KEYS and not self.event_keys:
             problems.append("TENGO_EVENT_KEYS is empty (every event key would be accepted)")
         if not self.dashboard_password:
             problems.append("TENGO_DASHBOARD_PASSWORD is not set (the REST API would be open)")
-        if self.is_sqlite:
-            problems.append("DATABASE_URL is SQLite (use postgresql://... in production)")
+        for i, key in enumerate(self.event_keys, 1):
+            name = "TENGO_EVENT_KEYS" + (f" (key {i})" if len(self.event_keys) > 1 else "")
+            problems += _weak(name, key, MIN_KEY_LENGTH)
+        if self.signing_key:
+            problems += _weak("TENGO_SIGNING_KEY", self.signing_key, MIN_KEY_LENGTH)
+        if self.dashboard_password:
+            problems += _weak("TENGO_DASHBOARD_PASSWORD", self.dashboard_password,
+                              MIN_PASSWORD_LENGTH)
+        for name, url in (("DATABASE_URL", self.database_url), ("REDIS_URL", self.redis_url)):
+            if any(PLACEHOLDER.search(v) for v in url_password_forms(url)):
+                problems.append(f"{name}'s password is the .env.example placeholder")
+        for name, value in extension_secrets:
+            if value and PLACEHOLDER.search(value):
+                problems.append(f"{name} is the .env.example placeholder")
+        return problems
+
+    def check_production(self, kind: str = "web", *,
+                         extension_secrets: Iterable[tuple[str, str]] = ()) -> None:
+        """Refuse to start unsafe in production, naming every problem at once
+        (:meth:`production_problems`); ``TENGO_ALLOW_UNSAFE=1`` overrides explicitly."""
+        if not self.is_production or self.allow_unsafe:
+            return
+        problems = self.production_problems(kind, extension_secrets=extension_secrets)
         if problems:
-            raise ConfigurationError(
-                "refusing to start with TENGO_ENV=production: " + "; ".join(problems)
-                + ". Fix these or set TENGO_ALLOW_UNSAFE=1 to start anyway.")
+            raise UnsafeProductionError(problems)
+
+
+def _weak(name: str, value: str, minimum: int) -> list[str]:
+    if PLACEHOLDER.search(value):
+        return [f"{name} is the .env.example placeholder"]
+    if len(value) < minimum:
+        return [f"{name} is shorter than {minimum} characters"]
+    return []
+
+
+def _signing_key_forms(key: str) -> list[str]:
+    """The signing key as configured, without its prefix, and hashed as Inngest's SDKs
+    send it (SHA-256 of the hex body, with the prefix kept)."""
+    prefix = _SIGNING_KEY_PREFIX.match(key)
+    body = key[prefix.end():] if prefix else key
+    forms = [key, body]
+    try:
+        hashed = hashlib.sha256(bytes.fromhex(body)).hexdigest()
+    except ValueError:
+        return forms
+    return forms + [hashed, (prefix.group(0) if prefix else "") + hashed]
+
+
+def url_password_forms(url: str | None) -> list[str]:
+    """The password in a connection URL as written (percent-encoded) and decoded; ``[]``
+    when there is none."""
+    if not url:
+        return []
+    try:
+        raw = urllib.parse.urlsplit(url).netloc.rpartition("@")[0].partition(":")[2]
+    except ValueError:
+        return []
+    return [v for v in dict.fromkeys((raw, urllib.parse.unquote(raw))) if v]

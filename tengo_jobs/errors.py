@@ -21,6 +21,16 @@ class ConfigurationError(TengoJobsError, ValueError):
     """Invalid or unsafe configuration (environment, function options, cron strings)."""
 
 
+class UnsafeProductionError(ConfigurationError):
+    """``TENGO_ENV=production`` with unsafe settings; ``problems`` lists every one (no values)."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = list(problems)
+        super().__init__(
+            "refusing to start with TENGO_ENV=production: " + "; ".join(self.problems)
+            + ". Fix these or set TENGO_ALLOW_UNSAFE=1 to start anyway.")
+
+
 class DuplicateFunctionError(ConfigurationError):
     """Two different functions were registered under one id."""
 

@@ -1,45 +1,101 @@
 """Keep secrets out of logs.
 
-:func:`install` makes every log record of the process pass through :func:`redact`
-before any handler sees it (a log-record factory, so loggers and handlers set up
-later — gunicorn's access log, werkzeug's request log — are covered too):
+:func:`install` (called once per process by :func:`tengo_jobs.runtime.boot`) makes
+everything the logging system emits pass through :func:`redact`:
 
-- every configured secret value (event keys, signing key, dashboard password,
-  Resend key: :meth:`Settings.secrets`) is replaced by ``[REDACTED]``;
-- the event key in Inngest's intake path ``/e/<key>`` is replaced whatever it is
-  (in development any key is accepted, and a wrong key may be another
-  environment's right one);
-- ``Authorization`` header values are replaced.
+- every log record, when it is created (a log-record factory, so loggers and handlers
+  set up later — gunicorn's, Dramatiq's, werkzeug's, APScheduler's — are covered too):
+  its message, exception text and stack;
+- every line a logging handler formats (``logging.Handler.format``), so a formatter that
+  renders the traceback or extra fields itself is covered as well;
+- the tracebacks of uncaught exceptions (``sys.excepthook``, ``threading.excepthook``),
+  which Python prints without the logging system.
 
-Call it when a process boots (``create_app`` does for the web process).
+What :func:`redact` replaces with ``[REDACTED]``:
+
+- every configured secret value (:meth:`Settings.secrets` — event keys, the signing key
+  in its prefixed and hashed forms, the dashboard password, the database and Redis URL
+  passwords — and each extension's ``secrets``, e.g. Tengo Lugar's Resend key). A secret
+  of :data:`SUBSTRING_MIN_LENGTH` characters or more is replaced wherever it occurs; a
+  shorter one (production refuses those, development allows them) only where it stands
+  alone, not inside a longer word or number — replacing every ``x`` of a log would make
+  it unreadable, and a short secret printed as a value is still bounded by punctuation
+  or spaces (``:x@``, ``=x``, ``"x"``);
+- the password of any URL (``postgresql://user:PASS@host``, ``redis://:PASS@host``,
+  ``rediss://…``), configured or not;
+- ``password=…`` (libpq's keyword DSN form, query strings) and ``'password': '…'``;
+- the event key in Inngest's intake path ``/e/<key>``, whatever it is (in development any
+  key is accepted, and a wrong key may be another environment's right one);
+- ``Authorization`` header values.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+import sys
 import threading
+import traceback
 from typing import Iterable
 
 REDACTED = "[REDACTED]"
+SUBSTRING_MIN_LENGTH = 6  # shorter secrets are redacted only as whole words
+
 _INTAKE_PATH = re.compile(r"(/e/)[^/?#\s\"']+")
 _AUTH_HEADER = re.compile(r"(?i)(authorization[\"']?\s*[:=]\s*[\"']?)(bearer |basic )?[^\s\"',}]+")
-_MIN_SECRET_LENGTH = 4  # shorter "secrets" would redact ordinary words
+# scheme://user:PASSWORD@host — the password runs to the last '@' before the host part
+_URL_PASSWORD = re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://[^\s:/?#@\"'<>]*:)([^\s/?#\"'<>]*)@")
+_DSN_PASSWORD = re.compile(
+    r"(?i)\b(\w*(?:password|passwd|pwd))(\s*=\s*)('(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|[^\s&;,'\")}]+)")
+_MAPPING_PASSWORD = re.compile(r"(?i)([\"'](?:password|passwd|pwd)[\"']\s*:\s*)([\"'])(.*?)\2")
 
 _lock = threading.Lock()
 _secrets: tuple[str, ...] = ()
+_pattern: re.Pattern | None = None
 _installed = False
 
 
+def _compile(secrets: Iterable[str]) -> re.Pattern | None:
+    """One pattern for the short secrets, each only where it stands alone."""
+    short = sorted({s for s in secrets if len(s) < SUBSTRING_MIN_LENGTH}, key=len, reverse=True)
+    parts = [rf"(?<![A-Za-z0-9]){re.escape(s)}(?![A-Za-z0-9])" for s in short]
+    return re.compile("|".join(parts)) if parts else None
+
+
 def redact(text: str, secrets: Iterable[str] | None = None) -> str:
-    """``text`` with secrets, intake-path keys and Authorization values replaced."""
+    """``text`` with secrets, URL and DSN passwords, intake keys and Authorization values
+    replaced by ``[REDACTED]``."""
     if not isinstance(text, str):
         text = str(text)
-    for secret in (_secrets if secrets is None else secrets):
-        if secret and secret in text:
-            text = text.replace(secret, REDACTED)
-    text = _INTAKE_PATH.sub(r"\1" + REDACTED, text)
-    return _AUTH_HEADER.sub(lambda m: m.group(1) + (m.group(2) or "") + REDACTED, text)
+    if secrets is None:
+        candidates, pattern = _secrets, _pattern
+    else:
+        candidates = tuple(sorted({s for s in secrets if s}, key=len, reverse=True))
+        pattern = _compile(candidates)
+    # Cheap substring tests first: this runs on every log line, twice (the record, then
+    # the formatted text). Secrets are replaced longest first, so one containing another
+    # is replaced whole.
+    short_seen = False
+    for secret in candidates:
+        if secret in text:
+            if len(secret) >= SUBSTRING_MIN_LENGTH:
+                text = text.replace(secret, REDACTED)
+            else:
+                short_seen = True
+    if short_seen and pattern is not None:
+        text = pattern.sub(REDACTED, text)
+    if "://" in text and "@" in text:
+        text = _URL_PASSWORD.sub(lambda m: m.group(1) + REDACTED + "@", text)
+    lower = text.lower()
+    if "pass" in lower or "pwd" in lower:
+        text = _DSN_PASSWORD.sub(lambda m: m.group(1) + m.group(2) + REDACTED, text)
+        text = _MAPPING_PASSWORD.sub(
+            lambda m: m.group(1) + m.group(2) + REDACTED + m.group(2), text)
+    if "/e/" in text:
+        text = _INTAKE_PATH.sub(r"\1" + REDACTED, text)
+    if "authorization" in lower:
+        text = _AUTH_HEADER.sub(lambda m: m.group(1) + (m.group(2) or "") + REDACTED, text)
+    return text
 
 
 def _redact_record(record: logging.LogRecord) -> logging.LogRecord:
@@ -65,30 +121,68 @@ class RedactingFilter(logging.Filter):
         return True
 
 
-def install(secrets: Iterable[str] = ()) -> None:
-    """Redact ``secrets`` (and intake keys, Authorization values) in every record from now on.
+def _install_hooks() -> None:
+    previous_factory = logging.getLogRecordFactory()
 
-    Idempotent; later calls add secrets. Secrets shorter than 4 characters are
-    ignored (they would redact ordinary words); use longer keys.
-    """
-    global _secrets, _installed
-    with _lock:
-        merged = set(_secrets) | {s for s in secrets if s and len(s) >= _MIN_SECRET_LENGTH}
-        # longest first, so a secret containing another is replaced whole
-        _secrets = tuple(sorted(merged, key=len, reverse=True))
-        if _installed:
+    def factory(*args, **kwargs):
+        return _redact_record(previous_factory(*args, **kwargs))
+
+    logging.setLogRecordFactory(factory)
+
+    handler_format = logging.Handler.format
+
+    def format_redacted(self, record):
+        return redact(handler_format(self, record))
+
+    logging.Handler.format = format_redacted
+
+    def excepthook(exc_type, exc, tb):
+        text = "".join(traceback.format_exception(exc_type, exc, tb))
+        sys.stderr.write(redact(text))
+        sys.stderr.flush()
+
+    def thread_excepthook(args):
+        if args.exc_type is SystemExit:
             return
-        previous = logging.getLogRecordFactory()
+        name = args.thread.name if args.thread is not None else "?"
+        text = "".join(traceback.format_exception(args.exc_type, args.exc_value,
+                                                  args.exc_traceback))
+        sys.stderr.write(redact(f"Exception in thread {name}:\n{text}"))
+        sys.stderr.flush()
 
-        def factory(*args, **kwargs):
-            return _redact_record(previous(*args, **kwargs))
+    sys.excepthook = excepthook
+    threading.excepthook = thread_excepthook
 
-        logging.setLogRecordFactory(factory)
-        _installed = True
+
+def install(secrets: Iterable[str] = ()) -> None:
+    """Redact ``secrets`` (and URL passwords, intake keys, Authorization values) in
+    everything logged from now on; see the module docstring.
+
+    Idempotent: the hooks are installed once per process, later calls add secrets.
+    """
+    global _secrets, _pattern, _installed
+    with _lock:
+        merged = set(_secrets) | {s for s in secrets if s}
+        if merged != set(_secrets):
+            _secrets = tuple(sorted(merged, key=len, reverse=True))
+            _pattern = _compile(_secrets)
+        if not _installed:
+            _install_hooks()
+            _installed = True
 
 
 def installed_secrets() -> tuple[str, ...]:
     return _secrets
 
 
-__all__ = ["install", "redact", "RedactingFilter", "REDACTED"]
+def configure_logging(level: str = "INFO") -> None:
+    """Process logging for the processes that configure their own (scheduler, dev, web):
+    one stderr handler on the root logger, unless there is one already (pytest's, a
+    user's); APScheduler's chatter only as warnings."""
+    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for name in ("apscheduler.scheduler", "apscheduler.executors.default"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+__all__ = ["install", "redact", "configure_logging", "RedactingFilter", "REDACTED",
+           "SUBSTRING_MIN_LENGTH"]

@@ -13,11 +13,15 @@ declares a :class:`~tengo_jobs.Jobs` client, so ``dramatiq actors`` finds the ac
 ``scheduler``, ``dev``, ``cli``)::
 
     settings read once (the environment, or given)
-    → log redaction of every configured secret installed (before anything logs)
+    → log redaction of every configured secret installed (before anything logs), and the
+      process's logging configured (web, scheduler, dev; Dramatiq configures the worker's)
     → the runtime composed (no connection opened yet)
     → the function modules imported (TENGO_FUNCTIONS), their extensions' secrets redacted
-    → the production check of that kind (production refuses to start unsafe)
+    → the production check of that kind (production refuses to start unsafe, naming
+      every problem: :meth:`Settings.production_problems`)
     → the system and extension tables migrated
+
+:func:`refuse_to_start` is how an entry point that cannot boot says why and exits.
 
 The Dramatiq worker process imports the function modules itself; the runtime they bind
 to boots the rest of the way when the worker process has booted (a broker middleware,
@@ -27,8 +31,9 @@ to boots the rest of the way when the worker process has booted (a broker middle
 from __future__ import annotations
 
 import logging
+import sys
 import threading
-from typing import Iterable
+from typing import Iterable, NoReturn
 
 import dramatiq
 import peewee as pw
@@ -38,7 +43,7 @@ from . import logsafe
 from .broker import RedisProbe, Waker, declare_actor, make_broker, send_now
 from .clock import Clock
 from .config import Settings
-from .errors import ConfigurationError
+from .errors import ConfigurationError, TengoJobsError
 from .core.registry import Registry, load_modules, registry as default_registry
 from .engine.control import Control
 from .engine.executor import Executor
@@ -52,6 +57,7 @@ from .store.schema import database_proxy
 log = logging.getLogger(__name__)
 
 PROCESS_KINDS = ("web", "worker", "scheduler", "dev", "cli")
+_LOGGING_KINDS = ("web", "scheduler", "dev")  # Dramatiq sets up the worker's; the CLI prints
 
 
 class Runtime:
@@ -144,11 +150,12 @@ def set_runtime(runtime: Runtime | None) -> Runtime | None:
 
 
 def boot(kind: str, *, settings: Settings | None = None, load_functions: bool = True,
-         migrate: bool = True, **parts) -> Runtime:
+         migrate: bool = True, log_level: str | None = None, **parts) -> Runtime:
     """Boot this process as ``kind`` (see the module docstring) and return its runtime.
 
     With ``settings`` (or ``parts``: database, broker, clock…) a new runtime is composed
     and made current; otherwise the current one is used (or composed from the environment).
+    ``log_level`` (default ``INFO``) applies where this process configures logging.
     """
     if kind not in PROCESS_KINDS:
         raise ConfigurationError(f"kind must be one of {', '.join(PROCESS_KINDS)}, got {kind!r}")
@@ -160,11 +167,26 @@ def boot(kind: str, *, settings: Settings | None = None, load_functions: bool = 
             set_runtime(runtime)
         else:
             runtime = get_runtime()
+    if kind in _LOGGING_KINDS:
+        logsafe.configure_logging(log_level or "INFO")
     if load_functions:
         load_modules(runtime.settings.functions)
     logsafe.install(runtime.registry.extension_secrets())
-    runtime.settings.check_production(needs_event_keys=kind in ("web", "dev"))
+    runtime.settings.check_production(
+        kind, extension_secrets=runtime.registry.extension_named_secrets())
     if migrate:
         runtime.migrate()
     log.debug("booted as %s", kind)
     return runtime
+
+
+def refuse_to_start(kind: str, exc: BaseException, *, code: int = 2) -> NoReturn:
+    """Say on stderr why this ``kind`` of process cannot start (redacted) and exit with ``code``.
+
+    The entry points call it for a :class:`~tengo_jobs.errors.TengoJobsError` at boot;
+    gunicorn needs ``code=4`` ("App failed to load": the master stops instead of
+    starting another worker)."""
+    message = str(exc) if isinstance(exc, TengoJobsError) else f"{type(exc).__name__}: {exc}"
+    sys.stderr.write(logsafe.redact(f"{kind}: {message}") + "\n")
+    sys.stderr.flush()
+    raise SystemExit(code)

@@ -63,9 +63,11 @@ class AppSettings:
         values.update(overrides)
         return cls(**values)
 
-    def secrets(self) -> tuple[str, ...]:
-        """Values log redaction must hide."""
-        return tuple(v for v in (self.resend_api_key,) if v)
+    def secrets(self) -> dict[str, str]:
+        """The values log redaction must hide, by setting name (production refuses a
+        ``.env.example`` placeholder among them)."""
+        return {name: value for name, value in (("RESEND_API_KEY", self.resend_api_key),)
+                if value}
 
 
 _current: AppSettings | None = None

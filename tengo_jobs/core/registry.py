@@ -42,6 +42,9 @@ class Registry:
     def extension_secrets(self) -> tuple[str, ...]:
         return tuple(s for ext in self._extensions for s in ext.secret_values())
 
+    def extension_named_secrets(self) -> tuple[tuple[str, str], ...]:
+        return tuple(pair for ext in self._extensions for pair in ext.named_secrets())
+
     def add(self, fn: "FunctionDef") -> None:
         with self._lock:
             existing = self._functions.get(fn.id)

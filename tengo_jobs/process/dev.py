@@ -14,6 +14,11 @@ server, the scheduler and the worker, in that order, and exit 0.
 Development defaults (unless the environment sets them): ``TENGO_ENV=development``,
 a sweep every second and redelivery after 2 s, so events another process writes
 into the same database (``tengo-jobs send``) start within a few seconds.
+
+``TENGO_ENV=production`` (a production ``.env`` loaded by mistake) is refused: this
+process releases every lease in its database at start-up and has an in-process broker,
+so on a production database it would take runs from the real workers. With
+``TENGO_ALLOW_UNSAFE=1`` it starts anyway, enforcing production's event keys and password.
 """
 
 from __future__ import annotations
@@ -30,9 +35,9 @@ from werkzeug.serving import make_server
 
 from ..config import Env, Settings
 from ..errors import ConfigurationError, TengoJobsError
-from ..runtime import boot
+from ..runtime import boot, refuse_to_start
 from ..store.connection import describe
-from .scheduler import Scheduler, check_intervals, configure_logging
+from .scheduler import Scheduler, check_intervals
 from .web import create_app
 
 log = logging.getLogger("tengo_jobs.dev")
@@ -104,15 +109,13 @@ class DevServer:
 
 
 def run_dev(*, host: str, port: int | None, threads: int) -> int:
-    configure_logging("INFO")
     try:
         settings, had_redis = dev_settings()
         runtime = boot("dev", settings=settings)
         server = DevServer(runtime, host=host, port=port or settings.port, threads=threads)
         server.start()
     except TengoJobsError as exc:
-        click.echo(f"tengo-jobs dev: {exc}", err=True)
-        return 2
+        refuse_to_start("tengo-jobs dev", exc, code=2)
     stop = threading.Event()
 
     def on_signal(signum, frame):

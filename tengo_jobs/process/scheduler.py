@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import logging
 import signal
-import sys
 import threading
 import time
 from typing import TYPE_CHECKING
@@ -30,7 +29,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from ..core.cron import CronSpec, parse_cron
 from ..errors import ConfigurationError, TengoJobsError
-from ..runtime import Runtime, boot
+from ..runtime import Runtime, boot, refuse_to_start
 from ..store.connection import describe
 
 if TYPE_CHECKING:
@@ -125,13 +124,6 @@ class Scheduler:
             log.warning("sweep failed (%s: %s)", type(exc).__name__, exc)
 
 
-def configure_logging(level: str = "INFO") -> None:
-    """Process logging for the scheduler and dev processes; APScheduler's chatter only as warnings."""
-    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for name in ("apscheduler.scheduler", "apscheduler.executors.default"):
-        logging.getLogger(name).setLevel(logging.WARNING)
-
-
 def check_intervals(runtime: "Runtime") -> None:
     """The scheduler's own settings must make sense."""
     if runtime.settings.poll_interval_ms <= 0 or runtime.settings.sweep_interval_ms <= 0:
@@ -146,15 +138,13 @@ def main(argv: list[str] | None = None) -> int:
                         help="seconds field added to every cron schedule (test hook; default 0)")
     parser.add_argument("--log-level", default="INFO")
     args = parser.parse_args(argv)
-    configure_logging(args.log_level)
     try:
-        runtime = boot("scheduler")
+        runtime = boot("scheduler", log_level=args.log_level)
         check_intervals(runtime)
         scheduler = Scheduler(runtime, cron_second=args.cron_second)
         scheduler.start()
     except TengoJobsError as exc:
-        print(f"scheduler: {exc}", file=sys.stderr)
-        return 2
+        refuse_to_start("scheduler", exc, code=2)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda signum, frame: stop.set())
