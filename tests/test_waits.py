@@ -2,15 +2,8 @@
 
 from __future__ import annotations
 
-import pytest
-
-from tengo_jobs import Jobs, RunStatus
+from tengo_jobs import RunStatus
 from tengo_jobs.store.schema import WaitRow as Wait
-
-
-@pytest.fixture
-def jobs(tj_runtime):
-    return Jobs("waits-test", runtime=tj_runtime)
 
 
 def _declare_payment_waiter(jobs, timeout="1h"):
@@ -23,54 +16,54 @@ def _declare_payment_waiter(jobs, timeout="1h"):
     return await_payment
 
 
-def test_wait_for_event_resumes_only_on_a_matching_event(jobs, jobs_tester):
+def test_wait_for_event_resumes_only_on_a_matching_event(jobs, tester):
     _declare_payment_waiter(jobs)
-    jobs_tester.send({"name": "order.created", "data": {"orderId": "o1"}})
-    [run] = jobs_tester.run_until_idle(advance_time=False)
+    tester.send({"name": "order.created", "data": {"orderId": "o1"}})
+    [run] = tester.run_until_idle(advance_time=False)
     assert run.status == RunStatus.WAITING
     assert Wait.select().count() == 1
 
-    jobs_tester.send({"name": "payment.completed", "data": {"orderId": "other"}})
-    [run] = [r for r in jobs_tester.run_until_idle(advance_time=False)
+    tester.send({"name": "payment.completed", "data": {"orderId": "other"}})
+    [run] = [r for r in tester.run_until_idle(advance_time=False)
              if r.function_id == "await-payment"]
     assert run.status == RunStatus.WAITING
 
-    jobs_tester.send({"name": "payment.completed", "data": {"orderId": "o1", "amount": 10}})
-    [run] = [r for r in jobs_tester.run_until_idle(advance_time=False)
+    tester.send({"name": "payment.completed", "data": {"orderId": "o1", "amount": 10}})
+    [run] = [r for r in tester.run_until_idle(advance_time=False)
              if r.function_id == "await-payment"]
     assert run.status == RunStatus.COMPLETED
-    assert jobs_tester.output(run) == {"paid": {"orderId": "o1", "amount": 10}}
+    assert tester.output(run) == {"paid": {"orderId": "o1", "amount": 10}}
     assert Wait.select().count() == 0
 
 
-def test_wait_for_event_returns_none_when_the_timeout_passes_first(jobs, jobs_tester):
+def test_wait_for_event_returns_none_when_the_timeout_passes_first(jobs, tester):
     _declare_payment_waiter(jobs, timeout="30m")
-    start = jobs_tester.clock.now()
-    jobs_tester.send({"name": "order.created", "data": {"orderId": "o2"}})
-    [run] = jobs_tester.run_until_idle()
+    start = tester.clock.now()
+    tester.send({"name": "order.created", "data": {"orderId": "o2"}})
+    [run] = tester.run_until_idle()
     assert run.status == RunStatus.COMPLETED
-    assert jobs_tester.output(run) == {"paid": None}
-    assert jobs_tester.clock.now() - start == 30 * 60_000
-    [step] = jobs_tester.steps(run.id)
+    assert tester.output(run) == {"paid": None}
+    assert tester.clock.now() - start == 30 * 60_000
+    [step] = tester.steps(run.id)
     assert step.key == "wait-payment" and step.output == "null"
     # a late event finds no waiter and changes nothing
-    jobs_tester.send({"name": "payment.completed", "data": {"orderId": "o2"}})
-    assert jobs_tester.run(run.id).output == run.output
+    tester.send({"name": "payment.completed", "data": {"orderId": "o2"}})
+    assert tester.run(run.id).output == run.output
 
 
-def test_wait_for_event_with_an_invalid_condition_fails_the_run_naming_the_expression(jobs, jobs_tester):
+def test_wait_for_event_with_an_invalid_condition_fails_the_run_naming_the_expression(jobs, tester):
     @jobs.function("bad-wait", event="go")
     def bad_wait(ctx, step):
         step.wait_for_event("w", event="x", timeout="1m", if_exp="event.data.id ==")
 
-    jobs_tester.send({"name": "go", "data": {}})
-    [run] = jobs_tester.run_until_idle()
+    tester.send({"name": "go", "data": {}})
+    [run] = tester.run_until_idle()
     assert run.status == RunStatus.FAILED
-    error = jobs_tester.error(run)
+    error = tester.error(run)
     assert error["name"] == "ExpressionError" and "event.data.id ==" in error["message"]
 
 
-def test_invoke_returns_the_child_output_and_raises_its_failure(jobs, jobs_tester):
+def test_invoke_returns_the_child_output_and_raises_its_failure(jobs, tester):
     @jobs.function("double", event="double.requested")
     def double(ctx, step):
         value = step.run("compute", lambda: ctx.event.data["x"] * 2)
@@ -87,25 +80,25 @@ def test_invoke_returns_the_child_output_and_raises_its_failure(jobs, jobs_teste
             return {"ok": ok, "failed": type(exc).__name__}
         return {"ok": ok, "failed": None}
 
-    jobs_tester.send({"name": "call", "data": {}})
-    runs = jobs_tester.run_until_idle()
+    tester.send({"name": "call", "data": {}})
+    runs = tester.run_until_idle()
     by_function = {}
     for r in runs:
         by_function.setdefault(r.function_id, []).append(r)
     [parent] = by_function["caller"]
     assert parent.status == RunStatus.COMPLETED
-    assert jobs_tester.output(parent) == {"ok": {"value": 42}, "failed": "StepError"}
+    assert tester.output(parent) == {"ok": {"value": 42}, "failed": "StepError"}
     children = by_function["double"]
     assert sorted(c.status.value for c in children) == ["completed", "failed"]
     assert all(c.parent_run_id == parent.id for c in children)
 
 
-def test_cancelling_a_waiting_run_removes_its_wait(jobs, jobs_tester, tj_runtime):
+def test_cancelling_a_waiting_run_removes_its_wait(jobs, tester, backend):
     _declare_payment_waiter(jobs)
-    jobs_tester.send({"name": "order.created", "data": {"orderId": "o3"}})
-    [run] = jobs_tester.run_until_idle(advance_time=False)
-    assert tj_runtime.control.cancel(run.id)["status"] == "cancelled"
+    tester.send({"name": "order.created", "data": {"orderId": "o3"}})
+    [run] = tester.run_until_idle(advance_time=False)
+    assert backend.control.cancel(run.id)["status"] == "cancelled"
     assert Wait.select().count() == 0
-    jobs_tester.send({"name": "payment.completed", "data": {"orderId": "o3"}})
-    jobs_tester.run_until_idle()
-    assert jobs_tester.run(run.id).status == RunStatus.CANCELLED
+    tester.send({"name": "payment.completed", "data": {"orderId": "o3"}})
+    tester.run_until_idle()
+    assert tester.run(run.id).status == RunStatus.CANCELLED
