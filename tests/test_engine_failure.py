@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 
 from tengo_jobs.engine.executor import UNKNOWN_FUNCTION_DELAY_MS
@@ -195,3 +197,30 @@ def test_a_run_of_a_function_this_worker_does_not_know_waits_for_one_that_does(j
     tester.clock.advance(UNKNOWN_FUNCTION_DELAY_MS)
     [run] = tester.run_until_idle()
     assert run.status == RunStatus.COMPLETED and tester.output(run) == "done"
+
+
+@pytest.mark.parametrize("crash", [lambda: sys.exit(3), lambda: (_ for _ in ()).throw(_Fatal())],
+                         ids=["sys.exit", "BaseException"])
+def test_a_step_that_exits_or_raises_a_base_exception_is_charged_an_attempt(jobs, tester, crash):
+    """Every execution of the step counts: 1 + retries attempts, then failed, on_failure once."""
+    calls, handled = [], []
+
+    @jobs.function("exits", event="go", retries=2,
+                   on_failure=lambda ctx, step: handled.append(ctx.event.data["error"]))
+    def fn(ctx, step):
+        step.run("poison", lambda: calls.append(1) or crash())
+
+    jobs.send({"name": "go", "data": {}})
+    runs = {r.function_id: r for r in tester.run_until_idle()}
+    assert len(calls) == 3
+    assert runs["exits"].status == RunStatus.FAILED
+    assert tester.error(runs["exits"])["step"] == "poison"
+    [step] = tester.steps(runs["exits"].id)
+    assert step.status == StepStatus.FAILED and step.attempts == 3
+    assert runs["exits-failure"].status == RunStatus.COMPLETED and len(handled) == 1
+    tester.run_until_idle()
+    assert len(calls) == 3 and len(handled) == 1  # nothing runs again
+
+
+class _Fatal(BaseException):
+    """Not an Exception: what a library's fatal error or a signal handler might raise."""

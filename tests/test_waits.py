@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from tengo_jobs import RunStatus
-from tengo_jobs.store.schema import WaitRow as Wait
+from tengo_jobs import RunStatus, StepError
+from tengo_jobs.store.schema import StepStatus, WaitRow as Wait
 
 
 def _declare_payment_waiter(jobs, timeout="1h"):
@@ -102,3 +102,35 @@ def test_cancelling_a_waiting_run_removes_its_wait(jobs, tester, backend):
     tester.send({"name": "payment.completed", "data": {"orderId": "o3"}})
     tester.run_until_idle()
     assert tester.run(run.id).status == RunStatus.CANCELLED
+
+
+def test_cancelling_an_invoked_child_resumes_its_parent_with_a_run_cancelled_error(jobs, tester,
+                                                                                  backend):
+    @jobs.function("slow-child", event="child.requested")
+    def slow_child(ctx, step):
+        step.sleep("forever-ish", "30d")
+        return "too late"
+
+    @jobs.function("parent", event="go")
+    def parent(ctx, step):
+        try:
+            return step.invoke("child", function=slow_child, data={})
+        except StepError as exc:
+            return {"name": exc.error_name, "message": str(exc)}
+
+    tester.send({"name": "go", "data": {}})
+    runs = {r.function_id: r for r in tester.run_until_idle(advance_time=False)}
+    assert runs["parent"].status == RunStatus.WAITING
+    assert runs["slow-child"].status == RunStatus.SLEEPING
+    child_id = runs["slow-child"].id
+
+    assert backend.control.cancel(child_id)["status"] == "cancelled"
+    runs = {r.function_id: r for r in tester.run_until_idle(advance_time=False)}
+    assert runs["slow-child"].status == RunStatus.CANCELLED
+    parent_run = runs["parent"]
+    assert parent_run.status == RunStatus.COMPLETED  # resumed now, not at the invoke's timeout
+    out = tester.output(parent_run)
+    assert out["name"] == "RunCancelled" and f"run {child_id} was cancelled" in out["message"]
+    step = {s.key: s for s in tester.steps(parent_run.id)}["child"]
+    assert step.status == StepStatus.FAILED
+
