@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import json
+
+import pytest
+
 from tengo_jobs import RunStatus, StepError
-from tengo_jobs.store.schema import StepStatus, WaitRow as Wait
+from tengo_jobs.core.expressions import MatchPlan, match_plan
+from tengo_jobs.store import waits as store_waits
+from tengo_jobs.store.schema import EventRow, StepStatus, WaitKeyRow as WaitKey, WaitRow as Wait
 
 
 def _declare_payment_waiter(jobs, timeout="1h"):
@@ -134,3 +140,87 @@ def test_cancelling_an_invoked_child_resumes_its_parent_with_a_run_cancelled_err
     step = {s.key: s for s in tester.steps(parent_run.id)}["child"]
     assert step.status == StepStatus.FAILED
 
+
+
+@pytest.fixture
+def evaluations(monkeypatch):
+    """The wait conditions the intake evaluates one by one (the index decides the others)."""
+    seen = []
+    original = store_waits.matches
+
+    def counting(expression, event, incoming):
+        seen.append(event["data"])
+        return original(expression, event, incoming)
+
+    monkeypatch.setattr(store_waits, "matches", counting)
+    return seen
+
+
+def _waiters(jobs, tester, condition, keys):
+    @jobs.function("await-payment", event="order.created")
+    def await_payment(ctx, step):
+        paid = step.wait_for_event("wait-payment", event="payment.completed", timeout="1h",
+                                   if_exp=condition)
+        return paid["data"] if paid else None
+
+    tester.send([{"name": "order.created", "data": {"orderId": k}} for k in keys])
+    runs = tester.run_until_idle(advance_time=False)
+    assert {r.status for r in runs} == {RunStatus.WAITING}
+    return {json.loads(EventRow.get_by_id(r.event_id).data)["orderId"]: r.id for r in runs}
+
+
+def _statuses(tester, by_key):
+    return {k: tester.run(run_id).status.value for k, run_id in by_key.items()}
+
+
+def test_an_exact_condition_is_matched_through_the_index_without_evaluating_any(
+        jobs, tester, evaluations):
+    by_key = _waiters(jobs, tester, "event.data.orderId == async.data.orderId",
+                      [f"o{i}" for i in range(20)] + [7])
+    wait = Wait.get(Wait.run_id == by_key["o3"])
+    assert (wait.match_path, wait.match_key, wait.exact) == ("orderId", "string:o3", True)
+    assert [(k.event_name, k.match_path) for k in WaitKey.select()] == [
+        ("payment.completed", "orderId")]
+
+    tester.send([{"name": "payment.completed", "data": {"orderId": "o3"}},
+                 {"name": "payment.completed", "data": {"orderId": 7}},
+                 {"name": "payment.completed", "data": {"orderId": "7"}}])  # a string: not 7
+    tester.run_until_idle(advance_time=False)
+    statuses = _statuses(tester, by_key)
+    assert statuses.pop("o3") == statuses.pop(7) == "completed"
+    assert set(statuses.values()) == {"waiting"}
+    assert evaluations == []
+
+
+def test_an_inexact_condition_evaluates_only_the_waits_with_the_events_key(jobs, tester,
+                                                                           evaluations):
+    by_key = _waiters(jobs, tester,
+                      "async.data.orderId == event.data.orderId && async.data.amount >= 10",
+                      [f"o{i}" for i in range(20)])
+    wait = Wait.get(Wait.run_id == by_key["o7"])
+    assert (wait.match_path, wait.match_key, wait.exact) == ("orderId", "string:o7", False)
+
+    tester.send({"name": "payment.completed", "data": {"orderId": "o7", "amount": 5}})
+    tester.run_until_idle(advance_time=False)
+    assert set(_statuses(tester, by_key).values()) == {"waiting"}  # the key matched, not the rest
+    assert evaluations == [{"orderId": "o7"}]  # one condition evaluated, not twenty
+
+    tester.send({"name": "payment.completed", "data": {"orderId": "o7", "amount": 12}})
+    [run] = [r for r in tester.run_until_idle(advance_time=False) if r.id == by_key["o7"]]
+    assert run.status == RunStatus.COMPLETED
+    assert tester.output(run) == {"orderId": "o7", "amount": 12}
+    assert evaluations == [{"orderId": "o7"}] * 2
+    assert list(_statuses(tester, by_key).values()).count("waiting") == 19
+
+
+@pytest.mark.parametrize("condition, plan", [
+    ("event.data.orderId == async.data.orderId", MatchPlan(("orderId",), ("orderId",), True)),
+    ("async.data.user.id == event.data.userId", MatchPlan(("userId",), ("user", "id"), True)),
+    ("async.data.amount > 5 && async.data.orderId == event.data.orderId",
+     MatchPlan(("orderId",), ("orderId",), False)),
+    ("event.data.orderId == async.data.orderId || async.data.vip", None),
+    ("async.data.orderId == 'o1'", None),
+    ("event.data.a == event.data.b", None),
+])
+def test_the_index_plan_of_a_condition(condition, plan):
+    assert match_plan(condition) == plan

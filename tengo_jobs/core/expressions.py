@@ -98,9 +98,12 @@ def _conjuncts(node) -> list:
 
 
 def _equality(node) -> MatchPlan | None:
-    if not (isinstance(node, Tree) and node.data == "relation_eq" and len(node.children) == 2):
+    # cel-python parses ``a == b`` as relation(relation_eq(a), b)
+    if not (isinstance(node, Tree) and node.data == "relation" and len(node.children) == 2
+            and isinstance(node.children[0], Tree) and node.children[0].data == "relation_eq"
+            and len(node.children[0].children) == 1):
         return None
-    left, right = _path(node.children[0]), _path(node.children[1])
+    left, right = _path(node.children[0].children[0]), _path(node.children[1])
     if not left or not right:
         return None
     sides = {left[0]: left, right[0]: right}
