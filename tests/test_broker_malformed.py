@@ -21,6 +21,7 @@ pytestmark = pytest.mark.integration
 MALFORMED = {
     "json-without-fields": lambda redis_id: json.dumps({"options": {"redis_message_id": redis_id},
                                                         "args": ["half a message"]}),
+    "not-json": lambda redis_id: b"\x00\xff not a message at all",  # names no id
 }
 
 
