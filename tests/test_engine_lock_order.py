@@ -10,7 +10,7 @@ import threading
 import pytest
 
 from tengo_jobs import RunStatus
-from tengo_jobs.store.schema import RunRow as Run, TimerRow as Timer
+from tengo_jobs.store.schema import RunRow as Run, TimerRow as Timer, WaitRow as Wait
 
 pytestmark = pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
 
@@ -61,3 +61,23 @@ def test_cancel_and_fire_due_timers_concurrently_never_deadlock(backend, jobs, t
         assert {Run.get_by_id(r).status for r in run_ids} == {RunStatus.CANCELLED}
         assert Timer.select().where(Timer.run_id.in_(run_ids)).count() == 0
 
+
+def test_cancel_and_an_event_resolving_the_same_waits_never_deadlock(backend, jobs, tester):
+    @jobs.function("await-payment", event="order.created")
+    def await_payment(ctx, step):
+        return step.wait_for_event("paid", event="payment.completed", timeout="1h",
+                                   if_exp="event.data.orderId == async.data.orderId")
+
+    for round_ in range(40):  # before the fix, a deadlock within ~10 rounds
+        orders = [f"r{round_}-o{i}" for i in range(RUNS_PER_ROUND)]
+        tester.send([{"name": "order.created", "data": {"orderId": o}} for o in orders])
+        run_ids = [r.id for r in tester.run_until_idle(advance_time=False)
+                   if r.status == RunStatus.WAITING]
+        assert len(run_ids) == RUNS_PER_ROUND
+        payments = [{"name": "payment.completed", "data": {"orderId": o}} for o in orders]
+        errors = _race(backend, lambda: backend.send(payments), _cancel_all(backend, run_ids))
+        assert errors == []
+        # each run was either cancelled, or resumed by its payment first (then cancelled
+        # while queued): cancelled either way, its wait gone
+        assert {Run.get_by_id(r).status for r in run_ids} == {RunStatus.CANCELLED}
+        assert Wait.select().where(Wait.run_id.in_(run_ids)).count() == 0
