@@ -77,10 +77,23 @@ class _TolerantConsumer(_RedisConsumer):
             message_id = json.loads(data).get("options", {}).get("redis_message_id")
         except Exception:  # noqa: BLE001 - a body that is not even JSON
             pass
+        if not message_id:
+            message_id = self._acked_id_of(data)
         log.error("dropping an undecodable message on queue %r%s: %s", self.queue_name,
                   f" (id {message_id})" if message_id else "", exc)
         if message_id:
             self.broker.do_nack(self.queue_name, message_id)
+
+    def _acked_id_of(self, body) -> str | None:
+        """The id of a body that names none: the message in this consumer's ack set (the
+        few it fetched) stored with that body; without it the body would stay acked forever."""
+        client, ns = self.broker.client, self.broker.namespace
+        ids = list(client.smembers(f"{ns}:__acks__.{self.broker.broker_id}.{self.queue_name}"))
+        bodies = client.hmget(f"{ns}:{self.queue_name}.msgs", ids) if ids else []
+        for message_id, stored in zip(ids, bodies):
+            if stored == body:
+                return message_id.decode()
+        return None
 
 
 class TengoRedisBroker(RedisBroker):

@@ -15,6 +15,7 @@ retry backoffs instantly by moving a :class:`FakeClock` to the next timer.
 from __future__ import annotations
 
 import json
+import shutil
 import tempfile
 import weakref
 
@@ -31,23 +32,59 @@ from .runtime import Runtime, set_runtime
 from .store import RunRow, StepRow
 
 
+class TestRuntime(Runtime):
+    """A :class:`Runtime` for tests: ``close()`` also stops it being the current runtime and
+    removes the temporary directory of its database (when it made one); usable as
+    ``with make_test_runtime() as runtime:``."""
+
+    __test__ = False  # not a test class, whatever pytest thinks of the name
+    _tmpdir: str | None = None
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            previous = set_runtime(None)
+            if previous is not None and previous is not self:
+                set_runtime(previous)  # another runtime is current: leave it
+            if self._tmpdir is not None:
+                shutil.rmtree(self._tmpdir, ignore_errors=True)
+                self._tmpdir = None
+
+    def __enter__(self) -> "TestRuntime":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
 def make_test_runtime(database_url: str | None = None, *, clock: FakeClock | None = None,
-                      broker=None, **settings) -> Runtime:
-    """A runtime on a fresh SQLite file (in a temporary directory removed with the runtime,
-    unless ``database_url``), a StubBroker and a FakeClock, set as current."""
+                      broker=None, migrate: bool = True, **settings) -> TestRuntime:
+    """A runtime on ``database_url`` (default: a fresh SQLite file in a temporary directory,
+    removed by ``close()`` or at exit), a StubBroker and a FakeClock, migrated (unless
+    ``migrate=False``: a fixture that keeps one migrated database between tests) and set as
+    current. Millisecond backoffs; any :class:`~tengo_jobs.Settings` field can be given."""
     tmpdir = None
     if database_url is None:
-        tmpdir = tempfile.TemporaryDirectory(prefix="tengo-test-")
-        database_url = f"sqlite:///{tmpdir.name}/jobs.db"
+        tmpdir = tempfile.mkdtemp(prefix="tengo-test-")
+        database_url = f"sqlite:///{tmpdir}/jobs.db"
     defaults = dict(database_url=database_url, env="test", retry_base_ms=1, retry_max_ms=10,
                     lease_ttl_ms=30_000, redeliver_after_ms=1_000, functions=())
     defaults.update(settings)
-    runtime = Runtime(settings=Settings(**defaults), broker=broker or StubBroker(),
-                      clock=clock or FakeClock(1_767_225_600_000))  # 2026-01-01T00:00:00Z
-    runtime.migrate()
+    try:
+        runtime = TestRuntime(settings=Settings(**defaults), broker=broker or StubBroker(),
+                              clock=clock or FakeClock(1_767_225_600_000))  # 2026-01-01T00:00:00Z
+        if tmpdir is not None:
+            runtime._tmpdir = tmpdir
+            # a runtime never closed: its directory goes when it does, or at exit
+            weakref.finalize(runtime, shutil.rmtree, tmpdir, ignore_errors=True)
+        if migrate:
+            runtime.migrate()
+    except BaseException:
+        if tmpdir is not None:
+            shutil.rmtree(tmpdir, ignore_errors=True)
+        raise
     set_runtime(runtime)
-    if tmpdir is not None:
-        weakref.finalize(runtime, tmpdir.cleanup)
     return runtime
 
 
@@ -121,11 +158,8 @@ class JobsTester:
 @pytest.fixture
 def tj_runtime(tmp_path):
     """A fresh runtime: SQLite in ``tmp_path``, StubBroker, FakeClock, millisecond backoffs."""
-    runtime = make_test_runtime(f"sqlite:///{tmp_path / 'jobs.db'}")
-    yield runtime
-    runtime.broker.flush_all()
-    runtime.close()
-    set_runtime(None)
+    with make_test_runtime(f"sqlite:///{tmp_path / 'jobs.db'}") as runtime:
+        yield runtime
 
 
 @pytest.fixture
@@ -146,4 +180,4 @@ def stub_worker(stub_broker):
     worker.stop()
 
 
-__all__ = ["make_test_runtime", "JobsTester", "FakeClock"]
+__all__ = ["make_test_runtime", "TestRuntime", "JobsTester", "FakeClock"]

@@ -12,7 +12,7 @@ import dataclasses
 
 import pytest
 
-from tengo_jobs import FakeClock, set_runtime
+from tengo_jobs import FakeClock
 from tengo_jobs.testing import JobsTester, make_test_runtime
 
 from . import extension, settings as app_settings
@@ -38,10 +38,8 @@ def make_app_runtime(tmp_path, database_url: str | None = None, **settings):
 @pytest.fixture
 def app_runtime(tmp_path):
     runtime = make_app_runtime(tmp_path)
-    yield runtime
-    runtime.broker.flush_all()
-    runtime.close()
-    set_runtime(None)
+    with runtime:
+        yield runtime
     app_settings.configure(None)
 
 

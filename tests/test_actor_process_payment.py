@@ -5,7 +5,6 @@ import actors  # noqa: F401
 from tengo_lugar.factories import make_payment, make_user
 from tengo_lugar.models import Payment
 from tengo_lugar.testing import app_runtime, make_app_runtime, notifications, tester  # noqa: F401
-from tengo_jobs import set_runtime
 from tengo_jobs.testing import JobsTester
 
 STEPS = ["validate-payment", "process-gateway", "update-status", "send-notification"]
@@ -106,4 +105,3 @@ def test_gateway_outage_is_retried_until_the_retries_run_out(tmp_path):
         assert notifications() == []
     finally:
         runtime.close()
-        set_runtime(None)

@@ -10,7 +10,6 @@ from actors.unstable_operation import unstable_operation
 from tengo_lugar import settings as app_settings
 from tengo_lugar.factories import make_user
 from tengo_lugar.testing import error_logs, make_app_runtime, notifications  # noqa: F401
-from tengo_jobs import set_runtime
 from tengo_jobs.testing import JobsTester
 
 
@@ -26,7 +25,6 @@ def make_tester(tmp_path):
     yield make
     for runtime in made:
         runtime.close()
-    set_runtime(None)
 
 
 def test_declared_with_the_default_retries_and_a_failure_handler():

@@ -12,7 +12,6 @@ from tengo_lugar.factories import make_document, make_user
 from tengo_lugar.testing import make_app_runtime, outbox
 from tengo_jobs.errors import Interrupt  # the engine's interrupts: a crash must not be one
 from tengo_jobs.engine.invocation import Invocation
-from tengo_jobs.runtime import set_runtime
 from tengo_jobs.testing import JobsTester
 
 DATA = {"name": "Lucía"}
@@ -33,7 +32,6 @@ def resend_tester(tmp_path, fake_resend):
                                email_from="Tengo Lugar <hola@tengolugar.com>")
     yield JobsTester(runtime)
     runtime.close()
-    set_runtime(None)
 
 
 def test_sdk_request_carries_body_sender_and_idempotency_key(resend_tester, fake_resend):
@@ -88,7 +86,6 @@ def test_connection_error_is_retryable(tmp_path):
     finally:
         resend.api_key, resend.api_url = saved
         runtime.close()
-        set_runtime(None)
 
 
 def test_validation_error_is_not_retried_and_keeps_resends_message(resend_tester, fake_resend):
@@ -160,7 +157,6 @@ def test_without_api_key_emails_go_to_the_outbox_only(tmp_path, fake_resend):
         assert row.subject == "Hola" and "Lucía" in row.html and row.transport == "outbox"
     finally:
         runtime.close()
-        set_runtime(None)
 
 
 @pytest.mark.parametrize("to, subject, template, data, field", [
@@ -178,7 +174,6 @@ def test_bad_input_is_refused_naming_the_field(tmp_path, to, subject, template, 
         assert isinstance(info.value, NonRetriableError)
     finally:
         runtime.close()
-        set_runtime(None)
 
 
 def test_api_key_never_reaches_the_logs(resend_tester, fake_resend, caplog):

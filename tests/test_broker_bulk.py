@@ -9,7 +9,6 @@ from dramatiq import Worker
 from dramatiq.brokers.redis import RedisBroker
 
 from tengo_jobs.broker import send_many
-from tengo_jobs.runtime import set_runtime
 from tengo_jobs.testing import make_test_runtime
 from procs import wait_until
 
@@ -42,4 +41,3 @@ def test_a_bulk_send_is_consumed_by_a_dramatiq_worker_exactly_once_per_run(redis
         for key in broker.client.keys(f"{queue_name}*"):
             broker.client.delete(key)
         runtime.close()
-        set_runtime(None)

@@ -81,31 +81,28 @@ def test_on_failure_handler_is_registered_as_its_own_function(tj_runtime):
     Event(name="order.created", data={"n": 1}),
     [{"name": "order.created", "data": {"n": 1}}, Event(name="order.created", data={"n": 2})],
 ])
-def test_send_accepts_a_dict_an_event_or_a_list_and_starts_one_run_per_event(jobs_tester, payload):
-    jobs = Jobs(app_id="app", runtime=jobs_tester.runtime)
+def test_send_accepts_a_dict_an_event_or_a_list_and_starts_one_run_per_event(jobs, tester, payload):
     jobs.function("count", event="order.created")(lambda ctx, step: ctx.event.data["n"])
     ids = jobs.send(payload)
     expected = len(payload) if isinstance(payload, list) else 1
     assert len(ids) == expected and len(set(ids)) == expected
     assert EventRow.select().count() == expected
-    runs = jobs_tester.run_until_idle()
+    runs = tester.run_until_idle()
     assert len(runs) == expected
     assert all(r.status == RunStatus.COMPLETED for r in runs)
-    assert sorted(jobs_tester.output(r) for r in runs) == list(range(1, expected + 1))
+    assert sorted(tester.output(r) for r in runs) == list(range(1, expected + 1))
 
 
-def test_send_returns_ids_for_events_that_trigger_nothing(jobs_tester):
-    jobs = Jobs(app_id="app", runtime=jobs_tester.runtime)
+def test_send_returns_ids_for_events_that_trigger_nothing(jobs):
     ids = jobs.send({"name": "nobody.listens", "data": {}})
     assert len(ids) == 1
     assert EventRow.get_by_id(ids[0]).name == "nobody.listens"
     assert Run.select().count() == 0
 
 
-def test_one_event_starts_every_function_it_triggers(jobs_tester):
-    jobs = Jobs(app_id="app", runtime=jobs_tester.runtime)
+def test_one_event_starts_every_function_it_triggers(jobs, tester):
     jobs.function("a", event="shared")(lambda ctx, step: "a")
     jobs.function("b", event=["other", "shared"])(lambda ctx, step: "b")
     jobs.send({"name": "shared", "data": {}})
-    runs = jobs_tester.run_until_idle()
-    assert sorted((r.function_id, jobs_tester.output(r)) for r in runs) == [("a", "a"), ("b", "b")]
+    runs = tester.run_until_idle()
+    assert sorted((r.function_id, tester.output(r)) for r in runs) == [("a", "a"), ("b", "b")]

@@ -2,25 +2,21 @@
 
 from __future__ import annotations
 
-import pytest
+from dramatiq import Worker
 
-from tengo_jobs import Jobs, RunStatus
+from backends import second_connection
+from tengo_jobs import RunStatus
 from tengo_jobs.engine.executor import Executor
 from tengo_jobs.store.schema import EventRow
 from tengo_jobs.store.schema import RunRow as Run, StepRow as Step
-
-
-@pytest.fixture
-def jobs(jobs_tester):
-    return Jobs(app_id="app", runtime=jobs_tester.runtime)
 
 
 def _queue(runtime):
     return runtime.broker.queues[runtime.settings.queue_name]
 
 
-def test_a_second_executor_cannot_execute_a_leased_run(jobs, jobs_tester):
-    runtime = jobs_tester.runtime
+def test_a_second_executor_cannot_execute_a_leased_run(jobs, tester):
+    runtime = tester.runtime
     second = Executor(store=runtime.store, registry=runtime.registry, clock=runtime.clock, settings=runtime.settings, enqueue=runtime.enqueue, send=runtime.send)
     seen = []
 
@@ -31,14 +27,14 @@ def test_a_second_executor_cannot_execute_a_leased_run(jobs, jobs_tester):
         return "first"
 
     jobs.send({"name": "go", "data": {}})
-    run = jobs_tester.run_until_idle()[0]
+    run = tester.run_until_idle()[0]
     assert seen == ["skipped"]
-    assert run.status == RunStatus.COMPLETED and jobs_tester.output(run) == "first"
+    assert run.status == RunStatus.COMPLETED and tester.output(run) == "first"
     assert second.execute(run.id) == "skipped"  # a finished run is not executed again either
 
 
-def test_a_checkpoint_after_the_lease_expired_is_rejected_and_writes_nothing(jobs, jobs_tester):
-    runtime = jobs_tester.runtime
+def test_a_checkpoint_after_the_lease_expired_is_rejected_and_writes_nothing(jobs, tester):
+    runtime = tester.runtime
     ttl = runtime.settings.lease_ttl_ms
     takeover = Executor(store=runtime.store, registry=runtime.registry, clock=runtime.clock, settings=runtime.settings, enqueue=runtime.enqueue, send=runtime.send)
     state = {"stalled": False, "takeover": None}
@@ -46,7 +42,7 @@ def test_a_checkpoint_after_the_lease_expired_is_rejected_and_writes_nothing(job
     def slow_step(run_id):
         if not state["stalled"]:
             state["stalled"] = True
-            jobs_tester.clock.advance(ttl + 1)  # this executor stalls past its lease...
+            tester.clock.advance(ttl + 1)  # this executor stalls past its lease...
             state["takeover"] = takeover.execute(run_id)  # ...and another one takes the run over
             return "from the stalled executor"
         return "from the new owner"
@@ -60,61 +56,72 @@ def test_a_checkpoint_after_the_lease_expired_is_rejected_and_writes_nothing(job
     outcome = runtime.executor.execute(run_id)
     assert state["takeover"] == "completed"
     assert outcome == "lease-lost"
-    run = jobs_tester.run(run_id)
+    run = tester.run(run_id)
     assert run.status == RunStatus.COMPLETED
-    assert jobs_tester.output(run) == "from the new owner"
-    (step,) = jobs_tester.steps(run_id)
+    assert tester.output(run) == "from the new owner"
+    (step,) = tester.steps(run_id)
     # the stalled execution never recorded its attempt: the new owner's is the second
     assert step.output == '"from the new owner"' and step.attempts == 2
 
 
-def test_a_lost_lease_writes_no_step_row(jobs, jobs_tester):
-    runtime = jobs_tester.runtime
+def test_a_lost_lease_writes_no_step_row(jobs, tester):
+    runtime = tester.runtime
 
     @jobs.function("stalled", event="go")
     def fn(ctx, step):
-        step.run("stall", lambda: jobs_tester.clock.advance(runtime.settings.lease_ttl_ms + 1))
+        step.run("stall", lambda: tester.clock.advance(runtime.settings.lease_ttl_ms + 1))
         return "unreachable"
 
     jobs.send({"name": "go", "data": {}})
     run_id = Run.get().id
     assert runtime.executor.execute(run_id) == "lease-lost"
     assert Step.select().count() == 0
-    run = jobs_tester.run(run_id)
+    run = tester.run(run_id)
     assert run.status == RunStatus.RUNNING and run.output is None
 
 
-def test_a_run_whose_executor_died_is_taken_over_after_the_lease_expires(jobs, jobs_tester):
-    runtime = jobs_tester.runtime
+def test_a_completion_after_the_lease_was_taken_writes_nothing(jobs, tester):
+    runtime = tester.runtime
+
+    @jobs.function("stolen", event="go")
+    def stolen(ctx, step):
+        # another executor takes the lease while this one runs (simulated)
+        Run.update(lease_owner="someone-else").where(Run.id == ctx.run_id).execute()
+        return {"done": True}
+
+    jobs.send({"name": "go", "data": {}})
+    run_id = Run.get().id
+    assert runtime.executor.execute(run_id) == "lease-lost"
+    run = Run.get_by_id(run_id)
+    assert run.status == RunStatus.RUNNING and run.output is None and run.ended_at is None
+
+
+def test_a_run_whose_executor_died_is_taken_over_after_the_lease_expires(jobs, tester):
+    runtime = tester.runtime
     jobs.function("orphan", event="go")(lambda ctx, step: step.run("s", lambda: "done"))
     jobs.send({"name": "go", "data": {}})
     run_id = Run.get().id
-    now = jobs_tester.clock.now()
+    now = tester.clock.now()
     # a worker took the lease and was killed: nothing renews it
     Run.update(status=RunStatus.RUNNING, lease_owner="dead-worker",
                lease_expires_at=now + 5_000).where(Run.id == run_id).execute()
     assert runtime.executor.execute(run_id) == "skipped"
-    jobs_tester.clock.advance(5_001)
+    tester.clock.advance(5_001)
     assert runtime.executor.execute(run_id) == "completed"
 
 
-def test_event_and_runs_are_committed_before_the_broker_is_called(jobs, jobs_tester, monkeypatch):
-    import sqlite3
-
-    runtime = jobs_tester.runtime
+def test_event_and_runs_are_committed_before_the_broker_is_called(jobs, tester, monkeypatch):
+    runtime = tester.runtime
     jobs.function("outboxed", event="go")(lambda ctx, step: "ran")
     seen_at_send = []
 
     def observing_send(run_id):
         # another connection sees the rows only if they were committed
-        other = sqlite3.connect(runtime.db.database)
-        try:
+        with second_connection(runtime) as other:
             seen_at_send.append((
-                other.execute("SELECT count(*) FROM tj_events").fetchone()[0],
-                other.execute("SELECT status FROM tj_runs WHERE id = ?", (run_id,)).fetchone()[0],
+                other.scalar("SELECT count(*) FROM tj_events"),
+                other.scalar("SELECT status FROM tj_runs WHERE id = ?", (run_id,)),
                 runtime.db.in_transaction()))
-        finally:
-            other.close()
         return original(run_id)
 
     original = runtime.actor.send
@@ -123,9 +130,9 @@ def test_event_and_runs_are_committed_before_the_broker_is_called(jobs, jobs_tes
     assert seen_at_send == [(1, "queued", False)]
 
 
-def test_when_the_broker_fails_the_rows_stay_and_the_sweeper_enqueues_them(jobs, jobs_tester,
+def test_when_the_broker_fails_the_rows_stay_and_the_sweeper_enqueues_them(jobs, tester,
                                                                            monkeypatch):
-    runtime = jobs_tester.runtime
+    runtime = tester.runtime
     jobs.function("outboxed", event="go")(lambda ctx, step: "ran")
 
     def broken_send(run_id):
@@ -137,33 +144,33 @@ def test_when_the_broker_fails_the_rows_stay_and_the_sweeper_enqueues_them(jobs,
     run = Run.get()
     assert run.status == RunStatus.QUEUED and ids == [run.event_id]
     monkeypatch.undo()
-    now = jobs_tester.clock.now()
+    now = tester.clock.now()
     assert runtime.timekeeper.sweep(now=now) == []  # a wake-up may still be in flight: not yet
     later = now + runtime.settings.redeliver_after_ms + 1
     assert runtime.timekeeper.sweep(now=later) == [run.id]
     assert _queue(runtime).qsize() == 1
-    jobs_tester.clock.set(later)
-    assert jobs_tester.run_until_idle()[0].status == RunStatus.COMPLETED
+    tester.clock.set(later)
+    assert tester.run_until_idle()[0].status == RunStatus.COMPLETED
 
 
-def test_losing_every_message_loses_no_run(jobs, jobs_tester):
-    runtime = jobs_tester.runtime
+def test_losing_every_message_loses_no_run(jobs, tester):
+    runtime = tester.runtime
     jobs.function("many", event="go")(lambda ctx, step: ctx.event.data["i"])
     jobs.send([{"name": "go", "data": {"i": i}} for i in range(20)])
     assert _queue(runtime).qsize() == 20
     runtime.broker.flush_all()  # Redis restarted without persistence
-    later = jobs_tester.clock.now() + runtime.settings.redeliver_after_ms + 1
+    later = tester.clock.now() + runtime.settings.redeliver_after_ms + 1
     assert len(runtime.timekeeper.sweep(now=later)) == 20
     assert _queue(runtime).qsize() == 20
     assert runtime.timekeeper.sweep(now=later) == []  # just re-enqueued: not again until redelivery is due
 
 
-def test_sweep_ignores_runs_with_a_live_lease_and_resends_stale_ones(jobs, jobs_tester):
-    runtime = jobs_tester.runtime
+def test_sweep_ignores_runs_with_a_live_lease_and_resends_stale_ones(jobs, tester):
+    runtime = tester.runtime
     jobs.function("swept", event="go")(lambda ctx, step: 1)
     jobs.send([{"name": "go", "data": {}}, {"name": "go", "data": {}}])
     live, stale = [r.id for r in Run.select().order_by(Run.id)]
-    now = jobs_tester.clock.now()
+    now = tester.clock.now()
     long_ago = now - 10 * runtime.settings.redeliver_after_ms
     Run.update(status=RunStatus.RUNNING, lease_owner="alive", lease_expires_at=now + 20_000,
                enqueued_at=long_ago).where(Run.id == live).execute()
@@ -175,8 +182,8 @@ def test_sweep_ignores_runs_with_a_live_lease_and_resends_stale_ones(jobs, jobs_
     assert set(runtime.timekeeper.sweep(now=now + 20_001)) == {live, stale}
 
 
-def test_sweep_leaves_sleeping_and_finished_runs_alone(jobs, jobs_tester):
-    runtime = jobs_tester.runtime
+def test_sweep_leaves_sleeping_and_finished_runs_alone(jobs, tester):
+    runtime = tester.runtime
 
     @jobs.function("sleeper", event="sleep")
     def sleeper(ctx, step):
@@ -184,22 +191,22 @@ def test_sweep_leaves_sleeping_and_finished_runs_alone(jobs, jobs_tester):
 
     jobs.function("quick", event="quick")(lambda ctx, step: 1)
     jobs.send([{"name": "sleep", "data": {}}, {"name": "quick", "data": {}}])
-    jobs_tester.run_until_idle(advance_time=False)
+    tester.run_until_idle(advance_time=False)
     assert sorted(r.status.value for r in Run.select()) == ["completed", "sleeping"]
-    assert runtime.timekeeper.sweep(now=jobs_tester.clock.now() + 59 * 60_000) == []
+    assert runtime.timekeeper.sweep(now=tester.clock.now() + 59 * 60_000) == []
 
 
-def test_fire_due_timers_wakes_each_due_run_once(jobs, jobs_tester):
-    runtime = jobs_tester.runtime
+def test_fire_due_timers_wakes_each_due_run_once(jobs, tester):
+    runtime = tester.runtime
 
     @jobs.function("sleeper", event="go")
     def sleeper(ctx, step):
         step.sleep("nap", "10s")
 
     jobs.send({"name": "go", "data": {}})
-    jobs_tester.run_until_idle(advance_time=False)
+    tester.run_until_idle(advance_time=False)
     runtime.broker.flush_all()
-    now = jobs_tester.clock.now()
+    now = tester.clock.now()
     assert runtime.timekeeper.fire_timers(now=now + 9_999) == []
     woken = runtime.timekeeper.fire_timers(now=now + 10_000)
     assert woken == [Run.get().id] and Run.get().status == RunStatus.QUEUED
@@ -207,9 +214,9 @@ def test_fire_due_timers_wakes_each_due_run_once(jobs, jobs_tester):
     assert _queue(runtime).qsize() == 1
 
 
-def test_runs_execute_through_the_stub_broker_and_a_dramatiq_worker(jobs, jobs_tester,
-                                                                   stub_broker, stub_worker):
-    runtime = jobs_tester.runtime
+def test_runs_execute_through_the_stub_broker_and_a_dramatiq_worker(jobs, tester):
+    runtime = tester.runtime
+    broker, queue = runtime.broker, runtime.settings.queue_name
     calls = []
 
     @jobs.function("via-worker", event="go")
@@ -219,15 +226,20 @@ def test_runs_execute_through_the_stub_broker_and_a_dramatiq_worker(jobs, jobs_t
         b = step.run("b", lambda: calls.append("b") or a + 1)
         return b
 
-    jobs.send([{"name": "go", "data": {"n": n}} for n in range(5)])
-    stub_broker.join(runtime.settings.queue_name, fail_fast=True)
-    stub_worker.join()
-    assert {r.status for r in Run.select()} == {RunStatus.SLEEPING}
-    runtime.clock.advance(45_000)
-    assert len(runtime.timekeeper.fire_timers()) == 5
-    stub_broker.join(runtime.settings.queue_name, fail_fast=True)
-    stub_worker.join()
+    worker = Worker(broker, worker_timeout=100, worker_threads=4)
+    worker.start()
+    try:
+        jobs.send([{"name": "go", "data": {"n": n}} for n in range(5)])
+        broker.join(queue, fail_fast=True)
+        worker.join()
+        assert {r.status for r in Run.select()} == {RunStatus.SLEEPING}
+        runtime.clock.advance(45_000)
+        assert len(runtime.timekeeper.fire_timers()) == 5
+        broker.join(queue, fail_fast=True)
+        worker.join()
+    finally:
+        worker.stop()
     runs = list(Run.select())
     assert {r.status for r in runs} == {RunStatus.COMPLETED}
-    assert sorted(jobs_tester.output(r) for r in runs) == [1, 3, 5, 7, 9]
+    assert sorted(tester.output(r) for r in runs) == [1, 3, 5, 7, 9]
     assert sorted(calls) == ["a"] * 5 + ["b"] * 5

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tengo_jobs import EventValidationError, Jobs, RunStatus
+from tengo_jobs import EventValidationError, RunStatus
 from tengo_jobs.core.events import (DEDUPE_WINDOW_MS, MAX_BATCH_EVENTS, MAX_EVENT_BYTES,
                                EventTooLargeError, validate_event)
 from tengo_jobs.store.schema import EventRow
@@ -12,8 +12,8 @@ from tengo_jobs.store.schema import RunRow as Run
 
 
 @pytest.fixture
-def jobs(jobs_tester):
-    jobs = Jobs(app_id="app", runtime=jobs_tester.runtime)
+def jobs(jobs):
+    """The client, with a function that every order.created event starts."""
     jobs.function("on-order", event="order.created")(lambda ctx, step: ctx.event.data)
     return jobs
 
@@ -94,21 +94,21 @@ def test_payload_that_is_neither_event_nor_list_is_refused(jobs):
         jobs.send("order.created")
 
 
-def test_internal_senders_may_use_reserved_names(jobs_tester):
-    ids = jobs_tester.runtime.intake.send({"name": "inngest/function.failed", "data": {}},
-                                          internal=True)
+def test_internal_senders_may_use_reserved_names(tester):
+    ids = tester.runtime.intake.send({"name": "inngest/function.failed", "data": {}},
+                                     internal=True)
     assert EventRow.get_by_id(ids[0]).name == "inngest/function.failed"
 
 
-def test_repeated_event_id_returns_the_original_id_and_starts_nothing(jobs, jobs_tester):
+def test_repeated_event_id_returns_the_original_id_and_starts_nothing(jobs, tester):
     first = jobs.send({"name": "order.created", "data": {"n": 1}, "id": "order-1"})
-    jobs_tester.clock.advance(60_000)
+    tester.clock.advance(60_000)
     again = jobs.send({"name": "order.created", "data": {"n": 999}, "id": "order-1"})
     assert again == first
     assert EventRow.select().count() == 1
     assert Run.select().count() == 1
-    runs = jobs_tester.run_until_idle()
-    assert [jobs_tester.output(r) for r in runs] == [{"n": 1}]
+    runs = tester.run_until_idle()
+    assert [tester.output(r) for r in runs] == [{"n": 1}]
 
 
 def test_repeated_event_id_inside_one_batch_is_stored_once(jobs):
@@ -119,22 +119,22 @@ def test_repeated_event_id_inside_one_batch_is_stored_once(jobs):
     assert Run.select().count() == 2
 
 
-def test_event_id_starts_runs_again_after_24_hours(jobs, jobs_tester):
+def test_event_id_starts_runs_again_after_24_hours(jobs, tester):
     first = jobs.send({"name": "order.created", "data": {"n": 1}, "id": "order-1"})
-    jobs_tester.clock.advance(DEDUPE_WINDOW_MS - 1)
+    tester.clock.advance(DEDUPE_WINDOW_MS - 1)
     assert jobs.send({"name": "order.created", "data": {"n": 2}, "id": "order-1"}) == first
-    jobs_tester.clock.advance(1)
+    tester.clock.advance(1)
     later = jobs.send({"name": "order.created", "data": {"n": 3}, "id": "order-1"})
     assert later != first
     assert Run.select().count() == 2
-    assert sorted(jobs_tester.output(r)["n"] for r in jobs_tester.run_until_idle()) == [1, 3]
+    assert sorted(tester.output(r)["n"] for r in tester.run_until_idle()) == [1, 3]
 
 
-def test_future_ts_delays_the_run_until_that_time(jobs, jobs_tester):
-    now = jobs_tester.clock.now()
+def test_future_ts_delays_the_run_until_that_time(jobs, tester):
+    now = tester.clock.now()
     jobs.send({"name": "order.created", "data": {"n": 1}, "ts": now + 3_600_000})
-    runs = jobs_tester.run_until_idle(advance_time=False)
+    runs = tester.run_until_idle(advance_time=False)
     assert runs[0].status == RunStatus.QUEUED
-    runs = jobs_tester.run_until_idle()
+    runs = tester.run_until_idle()
     assert runs[0].status == RunStatus.COMPLETED
     assert runs[0].started_at >= now + 3_600_000

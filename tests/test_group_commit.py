@@ -7,19 +7,17 @@ import threading
 
 import pytest
 
-from tengo_jobs import EventValidationError, Jobs
+from tengo_jobs import EventValidationError
 from tengo_jobs.store.schema import EventRow, RunRow
-from tengo_jobs.testing import make_test_runtime
+
+pytestmark = pytest.mark.runtime_settings(group_commit=True)
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def grouped(request, tmp_path):
-    url = (f"sqlite:///{tmp_path / 'g.db'}" if request.param == "sqlite"
-           else request.getfixturevalue("postgres_url"))
-    runtime = make_test_runtime(url, group_commit=True)
-    Jobs(app_id="g", runtime=runtime).function("counted", event="g.sent")(lambda ctx, step: 1)
-    yield runtime
-    runtime.close()
+@pytest.fixture
+def grouped(backend, jobs):
+    """A runtime whose intake groups concurrent sends, with a function each event starts."""
+    jobs.function("counted", event="g.sent")(lambda ctx, step: 1)
+    return backend
 
 
 def _send_from_threads(runtime, threads: int, per_thread: int, make_event) -> dict:

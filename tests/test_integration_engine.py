@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 
-import pytest
-
 from engine_funcs import effects, harness
 from tengo_jobs.store.schema import RunRow as Run, RunStatus, StepRow as Step
 
@@ -63,23 +61,16 @@ def _check_all_flows(runtime, jobs, tmp_path, env):
     assert _effects(failed.id, "on-failure") == 1
 
 
-def test_flows_complete_through_a_worker_process_on_redis_and_postgresql(redis_url, postgres_url,
-                                                                        queue_name, tmp_path):
-    env = harness.worker_env(postgres_url, redis_url, queue_name)
-    with harness.scheduler_runtime(env) as (runtime, jobs):
-        _check_all_flows(runtime, jobs, tmp_path, env)
-
-
-def test_flows_complete_through_a_worker_process_on_redis_and_a_sqlite_file(redis_url, queue_name,
-                                                                           tmp_path):
-    env = harness.worker_env(f"sqlite:///{tmp_path / 'shared.db'}", redis_url, queue_name)
+def test_flows_complete_through_a_worker_process_on_redis(redis_url, backend_url, queue_name,
+                                                         tmp_path):
+    env = harness.worker_env(backend_url, redis_url, queue_name)
     with harness.scheduler_runtime(env) as (runtime, jobs):
         _check_all_flows(runtime, jobs, tmp_path, env)
 
 
 def test_runs_whose_messages_were_lost_complete_once_a_worker_and_the_sweeper_run(
-        redis_url, postgres_url, queue_name, tmp_path):
-    env = harness.worker_env(postgres_url, redis_url, queue_name, TENGO_REDELIVER_AFTER="1s")
+        redis_url, backend_url, queue_name, tmp_path):
+    env = harness.worker_env(backend_url, redis_url, queue_name, TENGO_REDELIVER_AFTER="1s")
     with harness.scheduler_runtime(env) as (runtime, jobs):
         jobs.send([{"name": "it.multi", "data": {"n": n}} for n in range(5)])
         runtime.flush()

@@ -12,7 +12,7 @@ import redis
 import requests
 
 from procs import ROOT, Proc, free_port, process_env, start_worker, wait_until
-from webhelpers import EVENT_KEY, api_get, live_env, start_gunicorn
+from webhelpers import EVENT_KEY, api_get, live_env, start_gunicorn, wait_for_runs
 
 pytestmark = pytest.mark.integration
 FUNCS = "sched_funcs.e2e_funcs"
@@ -62,8 +62,7 @@ def test_runs_survive_a_redis_restart_without_persistence(tmp_path, postgres_url
             return r.json()["ids"]
 
         nappers = send([{"name": "e2e/nap", "data": {"i": i}} for i in range(N_SLEEPING)])
-        wait_until(lambda: set(statuses(base, nappers)) == {"sleeping"}, timeout=30,
-                   interval=0.2, message="the nappers to sleep")
+        wait_for_runs(base, nappers, status="sleeping", timeout=30)
         worker.stop()  # nobody consumes: the next runs stay queued in Redis
         quick = send([{"name": "e2e/quick", "data": {"i": i}} for i in range(N_QUEUED)])
         assert set(statuses(base, quick)) == {"queued"}
@@ -79,8 +78,7 @@ def test_runs_survive_a_redis_restart_without_persistence(tmp_path, postgres_url
         worker = start_worker(FUNCS, tmp_path / "worker2.log", threads=4, **env)
         procs.append(worker)
         everything = nappers + quick
-        wait_until(lambda: set(statuses(base, everything)) == {"completed"}, timeout=60,
-                   interval=0.3, message="every run to complete after the Redis restart")
+        wait_for_runs(base, everything, timeout=60)  # every run, after the Redis restart
         assert "lost wake-up(s) again" in scheduler.log()
         assert scheduler.alive(), scheduler.log()
         client.close()

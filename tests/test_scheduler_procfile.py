@@ -16,6 +16,7 @@ import pytest
 import requests
 
 from procs import ROOT, Proc, free_port, process_env, wait_until
+from webhelpers import wait_for_run
 
 pytestmark = pytest.mark.integration
 EVENT_KEY = "procfile-event-key-3c9d"
@@ -70,13 +71,7 @@ def test_honcho_start_runs_the_procfile_against_redis_and_postgres(tmp_path, pos
         assert r.status_code == 200, r.text
         [event_id] = r.json()["ids"]
         auth = {"Authorization": f"Bearer {PASSWORD}"}
-
-        def completed():
-            runs = requests.get(f"{base}/api/events/{event_id}", headers=auth, timeout=5).json()["runs"]
-            return runs and runs[0]["status"] == "completed" and runs[0]
-
-        run = wait_until(completed, timeout=40, interval=0.2, message="hello-world to complete")
-        detail = requests.get(f"{base}/api/runs/{run['id']}", headers=auth, timeout=5).json()
+        detail = wait_for_run(base, event_id, timeout=40, headers=auth)
         assert detail["output"] == {"greeting": "Hello, Procfile!"}
         assert [s["key"] for s in detail["steps"]] == ["compose", "pause", "greet"]
 

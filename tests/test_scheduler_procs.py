@@ -16,7 +16,7 @@ import pytest
 import requests
 
 from procs import ROOT, Proc, process_env, start_worker, wait_until
-from webhelpers import EVENT_KEY, api_get, live_env, start_gunicorn
+from webhelpers import EVENT_KEY, api_get, live_env, start_gunicorn, wait_for_run
 
 pytestmark = pytest.mark.integration
 FUNCS = "sched_funcs.e2e_funcs"
@@ -30,16 +30,6 @@ def send(base: str, event: dict) -> str:
     r = requests.post(f"{base}/e/{EVENT_KEY}", json=event, timeout=10)
     assert r.status_code == 200, r.text
     return r.json()["ids"][0]
-
-
-def run_for(base: str, event_id: str, status: str = "completed", timeout: float = 30) -> dict:
-    def done():
-        runs = api_get(base, f"/api/events/{event_id}")["runs"]
-        if runs and runs[0]["status"] == status:
-            return api_get(base, f"/api/runs/{runs[0]['id']}")
-        return None
-
-    return wait_until(done, timeout=timeout, interval=0.1, message=f"run of {event_id} {status}")
 
 
 @pytest.fixture
@@ -73,12 +63,12 @@ def test_processes_run_future_events_sleeps_and_cron_ticks_once(stack):
     early = api_get(base, f"/api/events/{delayed_event}")["runs"]
     assert early and early[0]["status"] == "queued" and early[0]["started_at"] is None
 
-    delayed = run_for(base, delayed_event)
+    delayed = wait_for_run(base, delayed_event, timeout=30)
     step_started = delayed["output"]
     assert step_started >= due, f"started {due - step_started} ms early"
     assert step_started - due < 3_000, f"woke {step_started - due} ms late"
 
-    nap = run_for(base, nap_event)
+    nap = wait_for_run(base, nap_event, timeout=30)
     assert nap["output"]["after"] - nap["output"]["before"] >= 2_000
     assert [s["key"] for s in nap["steps"]] == ["before", "s", "after"]
 

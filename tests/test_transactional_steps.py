@@ -7,8 +7,7 @@ import pytest
 
 from tengo_jobs import Jobs, RunStatus
 from tengo_jobs.store.schema import AppModel, RunRow as Run
-from tengo_jobs.runtime import set_runtime
-from tengo_jobs.testing import JobsTester, make_test_runtime
+from tengo_jobs.testing import JobsTester
 
 
 class Ledger(AppModel):
@@ -41,17 +40,11 @@ def _declare(runtime, *, fail_first: bool = False, steal_lease: bool = False):
     return attempts
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def runtime(request, tmp_path):
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'tx.db'}"
-    else:
-        url = request.getfixturevalue("postgres_url")
-    rt = make_test_runtime(url)
-    rt.db.create_tables([Ledger])
-    yield rt
-    rt.close()
-    set_runtime(None)
+@pytest.fixture
+def runtime(backend):
+    """``backend`` with the side-effect table."""
+    backend.db.create_tables([Ledger])
+    return backend
 
 
 def test_the_steps_writes_and_its_checkpoint_commit_together(runtime):

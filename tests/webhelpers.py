@@ -101,4 +101,12 @@ def wait_for_runs(base: str, event_ids: list[str], *, status: str = "completed",
             runs.extend(event["runs"])
         return runs
 
-    return wait_until(done, timeout=timeout, interval=0.2, message=f"runs to be {status}")
+    return wait_until(done, timeout=timeout, interval=0.1, message=f"runs to be {status}")
+
+
+def wait_for_run(base: str, event_id: str, *, status: str = "completed", timeout: float = 60,
+                 headers: dict | None = None) -> dict:
+    """Wait until the event's run is in ``status``; returns its detail (``/api/runs/<id>``:
+    output, error and steps)."""
+    [run] = wait_for_runs(base, [event_id], status=status, timeout=timeout, headers=headers)
+    return api_get(base, f"/api/runs/{run['id']}", headers=headers)

@@ -440,11 +440,13 @@ class RunStore:
             if run is None or run.status.is_final:
                 return run, None
             error = json.dumps({"name": "RunCancelled", "message": f"run {run_id} was cancelled"})
+            # waits before runs (the lock order): an event resolving this wait right now
+            # holds the wait and then wants the run
+            self.d.execute(f'DELETE FROM "{WAITS}" WHERE "run_id" = ?', (run_id,))
             try:
                 woken = self._end(run, now, RunStatus.CANCELLED, None,
                                   error if Parent.of(run) else None, token=None)
             except LeaseLost:  # finished between the read and the write
                 return RunRow.get_by_id(run_id), None
             self.d.execute(f'DELETE FROM "{TIMERS}" WHERE "run_id" = ?', (run_id,))
-            self.d.execute(f'DELETE FROM "{WAITS}" WHERE "run_id" = ?', (run_id,))
         return run, woken
