@@ -12,10 +12,10 @@ from __future__ import annotations
 from flask import Flask
 
 from ... import logsafe
-from . import api, dashboard, health, intake, metrics, openapi
+from . import api, dashboard, event_api, health, metrics, openapi
 from .errors import register_error_handlers
 from .dashboard import add_nav_link
-from .intake import MAX_REQUEST_BYTES
+from .event_api import MAX_REQUEST_BYTES
 from ...runtime import boot
 
 
@@ -32,7 +32,7 @@ def create_app(runtime=None, *, max_request_bytes: int = MAX_REQUEST_BYTES) -> F
     app.config["TENGO_MAX_REQUEST_BYTES"] = max_request_bytes
     app.json.sort_keys = False
     register_error_handlers(app)
-    for module in (intake, api, health, metrics, openapi, dashboard):
+    for module in (event_api, api, health, metrics, openapi, dashboard):
         app.register_blueprint(module.bp)
     for extension in runtime.registry.extensions:  # applications' pages (Extension.blueprints)
         for blueprint in extension.blueprints:

@@ -21,7 +21,7 @@ from ...core.events import MAX_BATCH_EVENTS, MAX_EVENT_BYTES
 from .auth import bearer_token, event_key_ok
 from .errors import error_response
 
-bp = Blueprint("tengo_intake", __name__)
+bp = Blueprint("tengo_event_api", __name__)
 
 
 class EventKeyConverter(BaseConverter):
