@@ -127,8 +127,7 @@ def test_single_event_body_far_over_the_limit_is_refused_unparsed(web, monkeypat
     import tengo_jobs.process.web.event_api as web_intake
 
     parsed = []
-    monkeypatch.setattr(web_intake, "json", type("J", (), {
-        "loads": staticmethod(lambda *a, **k: parsed.append(1))}))
+    monkeypatch.setattr(web_intake, "parse_json", lambda *a, **k: parsed.append(1))
     body = b'{"name": "x", "data": {"blob": "' + b"a" * (3 * MAX_EVENT_BYTES) + b'"}}'
     r = client.post(f"/e/{EVENT_KEY}", data=body, content_type="application/json")
     assert r.status_code == 413 and r.get_json()["field"] == "event"
