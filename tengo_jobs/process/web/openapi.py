@@ -1,4 +1,7 @@
-"""``GET /openapi.json``: the HTTP API described (OpenAPI 3.0), used by the API fuzz test."""
+"""``GET /openapi.json``: the HTTP API described (OpenAPI 3.0), used by the API fuzz test.
+
+It is public, like ``/healthz``: it describes the routes, not any data.
+"""
 
 from __future__ import annotations
 
@@ -117,6 +120,10 @@ _UNAUTHORIZED = _err("missing or wrong credentials")
 _UNAVAILABLE = _err("the database is unavailable")
 _BAD = _err("bad input; `field` names it")
 _NOT_FOUND = _err("no such resource")
+_CROSS_SITE = _err("refused: the request comes from another site (Origin, Referer or "
+                   "Sec-Fetch-Site)")
+_NOT_JSON = _err("refused: a body that is not Content-Type: application/json")
+_TOO_LARGE = _err("the body is over 2 MiB")
 _DASHBOARD = [{"bearer": []}, {"basic": []}]
 
 
@@ -158,7 +165,8 @@ def _intake_op(summary: str, security: list, params: list) -> dict:
 def spec() -> dict:
     auth_get = lambda summary, ok, extra=None, params=(): {  # noqa: E731
         "summary": summary, "security": _DASHBOARD, "parameters": list(params),
-        "responses": {"200": ok, "401": _UNAUTHORIZED, "503": _UNAVAILABLE, **(extra or {})}}
+        "responses": {"200": ok, "400": _BAD, "401": _UNAUTHORIZED, "503": _UNAVAILABLE,
+                      **(extra or {})}}
     return {
         "openapi": "3.0.3",
         "info": {"title": "tengo_jobs", "version": "0.1.0",
@@ -192,10 +200,10 @@ def spec() -> dict:
             "/api/runs/{run_id}/cancel": {"post": {
                 "summary": "Cancel an unfinished run", "security": _DASHBOARD,
                 "parameters": [_path("run_id")],
-                "responses": {"200": _json(RUN_DETAIL, "the cancelled run"),
-                              "401": _UNAUTHORIZED, "404": _NOT_FOUND,
+                "responses": {"200": _json(RUN_DETAIL, "the cancelled run"), "400": _BAD,
+                              "401": _UNAUTHORIZED, "403": _CROSS_SITE, "404": _NOT_FOUND,
                               "409": _err("the run already completed or failed"),
-                              "503": _UNAVAILABLE}}},
+                              "413": _TOO_LARGE, "415": _NOT_JSON, "503": _UNAVAILABLE}}},
             "/api/runs/{run_id}/replay": {"post": {
                 "summary": "Start the run again as a new run (optionally from a step)",
                 "security": _DASHBOARD, "parameters": [_path("run_id")],
@@ -203,7 +211,8 @@ def spec() -> dict:
                     "type": "object", "additionalProperties": False,
                     "properties": {"from_step": {"type": "string", "minLength": 1}}}}}},
                 "responses": {"201": _json(RUN_DETAIL, "the new run"), "400": _BAD,
-                              "401": _UNAUTHORIZED, "404": _NOT_FOUND, "503": _UNAVAILABLE}}},
+                              "401": _UNAUTHORIZED, "403": _CROSS_SITE, "404": _NOT_FOUND,
+                              "413": _TOO_LARGE, "415": _NOT_JSON, "503": _UNAVAILABLE}}},
             "/api/functions": {"get": auth_get(
                 "Registered functions with triggers, next cron fire and statistics",
                 _json({"type": "object", "required": ["data"],
