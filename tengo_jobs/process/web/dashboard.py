@@ -5,7 +5,8 @@ timeline, ``/events`` events with a send-test-event form, ``/functions`` the
 registered functions. Pages need the dashboard password (HTTP basic auth, so a
 browser asks for it). They run no script and take their style from one stylesheet,
 as the Content-Security-Policy demands (:mod:`.headers`); a form carries
-``{{ csrf_token() }}`` in a hidden ``csrf_token`` field (:mod:`.csrf`). Applications add pages of their own (Tengo Lugar's email
+``{{ csrf_token() }}`` in a hidden ``csrf_token`` field (:mod:`.csrf`). Parameters are
+read through :mod:`.params`. Applications add pages of their own (Tengo Lugar's email
 outbox) by registering a blueprint whose templates extend ``tj/base.html`` and
 calling :func:`add_nav_link`.
 """
@@ -14,7 +15,6 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-
 from pathlib import Path
 
 from flask import (Blueprint, current_app, redirect, render_template, request, send_from_directory,

@@ -162,6 +162,39 @@ def _intake_op(summary: str, security: list, params: list) -> dict:
     }
 
 
+OPERATION_IDS = {
+    ("/e/{event_key}", "post"): "sendEventsWithKeyInPath", ("/api/events", "post"): "sendEvents",
+    ("/api/events", "get"): "listEvents", ("/api/events/{event_id}", "get"): "getEvent",
+    ("/api/runs", "get"): "listRuns", ("/api/runs/{run_id}", "get"): "getRun",
+    ("/api/runs/{run_id}/cancel", "post"): "cancelRun",
+    ("/api/runs/{run_id}/replay", "post"): "replayRun", ("/api/functions", "get"): "listFunctions",
+    ("/healthz", "get"): "health", ("/metrics", "get"): "metrics", ("/openapi.json", "get"): "openapi",
+}
+# Where one answer gives another operation its path parameter (OpenAPI links), so clients
+# and the fuzz test's stateful phase reach existing events and runs, not only 404s.
+LINKS = {
+    ("/e/{event_key}", "post", "200"): {"getEvent": ("event_id", "$response.body#/ids/0")},
+    ("/api/events", "post", "200"): {"getEvent": ("event_id", "$response.body#/ids/0")},
+    ("/api/events", "get", "200"): {"getEvent": ("event_id", "$response.body#/data/0/id")},
+    ("/api/runs", "get", "200"): {op: ("run_id", "$response.body#/data/0/id")
+                                  for op in ("getRun", "cancelRun", "replayRun")},
+    ("/api/runs/{run_id}/replay", "post", "201"): {op: ("run_id", "$response.body#/id")
+                                                   for op in ("getRun", "cancelRun")},
+}
+
+
+def _identify(paths: dict) -> dict:
+    for (path, method), operation_id in OPERATION_IDS.items():
+        paths[path][method]["operationId"] = operation_id
+    for (path, method, status), links in LINKS.items():
+        response = dict(paths[path][method]["responses"][status])
+        response["links"] = {
+            f"to_{target}": {"operationId": target, "parameters": {name: expression}}
+            for target, (name, expression) in links.items()}
+        paths[path][method]["responses"][status] = response
+    return paths
+
+
 def spec() -> dict:
     auth_get = lambda summary, ok, extra=None, params=(): {  # noqa: E731
         "summary": summary, "security": _DASHBOARD, "parameters": list(params),
@@ -175,7 +208,7 @@ def spec() -> dict:
             "bearer": {"type": "http", "scheme": "bearer"},
             "basic": {"type": "http", "scheme": "basic"},
         }},
-        "paths": {
+        "paths": _identify({
             "/e/{event_key}": {"post": _intake_op(
                 "Inngest's event API: one event or an array", [], [_path("event_key")])},
             "/api/events": {
@@ -208,7 +241,8 @@ def spec() -> dict:
                 "summary": "Start the run again as a new run (optionally from a step)",
                 "security": _DASHBOARD, "parameters": [_path("run_id")],
                 "requestBody": {"required": False, "content": {"application/json": {"schema": {
-                    "type": "object", "additionalProperties": False,
+                    "type": "object", "additionalProperties": False, "nullable": True,
+                    "description": "no body, {} and null all replay from the top",
                     "properties": {"from_step": {"type": "string", "minLength": 1}}}}}},
                 "responses": {"201": _json(RUN_DETAIL, "the new run"), "400": _BAD,
                               "401": _UNAUTHORIZED, "403": _CROSS_SITE, "404": _NOT_FOUND,
@@ -233,7 +267,7 @@ def spec() -> dict:
             "/openapi.json": {"get": {
                 "summary": "This document", "security": [],
                 "responses": {"200": _json({"type": "object"}, "OpenAPI 3.0 document")}}},
-        },
+        }),
     }
 
 
