@@ -199,7 +199,8 @@ def test_schemathesis_finds_no_server_error_and_no_schema_mismatch(
                                                   for i in range(5)], timeout=10).raise_for_status()
         document = requests.get(f"{base}/openapi.json", timeout=10).json()
         out = subprocess.run(
-            [sys.executable, "-m", "schemathesis.cli", "run", f"{base}/openapi.json",
+            [sys.executable, "-m", "schemathesis.cli", "--config-file",
+             os.path.join(os.path.dirname(__file__), "schemathesis.toml"), "run", f"{base}/openapi.json",
              "--checks", CHECKS, "--max-examples", examples,
              "--phases", "examples,coverage,fuzzing,stateful",
              "--header", f"Authorization: Bearer {PASSWORD}", "--workers", "2",

@@ -18,10 +18,13 @@ mkdir -p "$out"
 export TEST_FUZZ_EXAMPLES="$examples"
 export TEST_FUZZ_TIMEOUT="${TEST_FUZZ_TIMEOUT:-7200}"
 export TEST_FUZZ_REPORT="$out/schemathesis.txt"
+rm -f "$TEST_FUZZ_REPORT"
 started=$(date +%s)
-python -m pytest --basetemp="$out/pt" -q -p no:cacheprovider tests/test_api_fuzz.py 2>&1 | tee "$out/pytest.txt"
+python -m pytest --basetemp="$out/pt" -q -p no:cacheprovider --timeout "$((TEST_FUZZ_TIMEOUT + 120))" \
+  tests/test_api_fuzz.py 2>&1 | tee "$out/pytest.txt"
 status=${PIPESTATUS[0]}
 echo "examples per operation: $examples; elapsed: $(( $(date +%s) - started )) s; exit: $status"
 echo "schemathesis summary:"
-grep -E "operations|test cases|Test cases|passed|failed|errors|Seed|seconds" "$TEST_FUZZ_REPORT" | tail -15
+grep -E -A2 "^ *(✅|❌|⏭)? *(Coverage|Fuzzing|Stateful|Examples)|Test cases:|Seed:|^Failures" "$TEST_FUZZ_REPORT" | tail -30
+sed -n '/requests per operation/,$p' "$TEST_FUZZ_REPORT"
 exit "$status"

@@ -33,8 +33,10 @@ EVENT_IN = {
         "data": {"type": "object", "nullable": True},
         "id": {"type": "string", "maxLength": 256, "nullable": True,
                "description": "dedupe key: a repeat within 24 h starts nothing"},
-        "ts": {"type": "integer", "minimum": 0, "maximum": 253_402_300_799_999, "nullable": True,
-               "description": "ms since the epoch; in the future it delays the runs"},
+        "ts": {"type": "number", "multipleOf": 1, "minimum": 0, "maximum": 253_402_300_799_999,
+               "nullable": True, "description": "ms since the epoch, a whole number (JavaScript "
+                                                 "sends 1.7e12 as a number); in the future it "
+                                                 "delays the runs"},
         "v": {"type": "string", "maxLength": 64, "nullable": True},
         "user": {"type": "object", "nullable": True},
     },
@@ -183,9 +185,14 @@ LINKS = {
 }
 
 
+_URI_TOO_LONG = {"description": "the request line is over 4,094 bytes (gunicorn refuses it "
+                                 "before the application sees it; not JSON)"}
+
+
 def _identify(paths: dict) -> dict:
     for (path, method), operation_id in OPERATION_IDS.items():
         paths[path][method]["operationId"] = operation_id
+        paths[path][method]["responses"]["414"] = _URI_TOO_LONG
     for (path, method, status), links in LINKS.items():
         response = dict(paths[path][method]["responses"][status])
         response["links"] = {
@@ -243,7 +250,8 @@ def spec() -> dict:
                 "requestBody": {"required": False, "content": {"application/json": {"schema": {
                     "type": "object", "additionalProperties": False, "nullable": True,
                     "description": "no body, {} and null all replay from the top",
-                    "properties": {"from_step": {"type": "string", "minLength": 1}}}}}},
+                    "properties": {"from_step": {"type": "string", "minLength": 1,
+                                                 "nullable": True}}}}}},
                 "responses": {"201": _json(RUN_DETAIL, "the new run"), "400": _BAD,
                               "401": _UNAUTHORIZED, "403": _CROSS_SITE, "404": _NOT_FOUND,
                               "413": _TOO_LARGE, "415": _NOT_JSON, "503": _UNAVAILABLE}}},
