@@ -10,6 +10,7 @@ from tengo_jobs import Jobs
 from tengo_jobs.config import Settings
 from tengo_jobs.runtime import Runtime, set_runtime
 from tengo_jobs.process.web import create_app
+from webhelpers import form_token
 
 
 @pytest.fixture
@@ -55,7 +56,8 @@ def test_unknown_run_is_a_404_page(client):
 
 
 def test_send_test_event_starts_a_run_and_shows_the_event(client, jobs_tester):
-    answer = client.post("/events/send", data={"name": "dash.greet", "data": '{"name": "Bo"}'})
+    answer = client.post("/events/send", data={"name": "dash.greet", "data": '{"name": "Bo"}',
+                                               "csrf_token": form_token(client)})
     assert answer.status_code == 302
     event_page = client.get(answer.headers["Location"]).get_data(as_text=True)
     assert "dash-greet" in event_page
@@ -64,7 +66,8 @@ def test_send_test_event_starts_a_run_and_shows_the_event(client, jobs_tester):
 
 
 def test_send_test_event_with_bad_json_names_the_problem_and_stores_nothing(client, jobs_tester):
-    answer = client.post("/events/send", data={"name": "dash.greet", "data": "{not json"})
+    answer = client.post("/events/send", data={"name": "dash.greet", "data": "{not json",
+                                               "csrf_token": form_token(client)})
     assert answer.status_code == 400
     assert "Expecting property name" in answer.get_data(as_text=True)
     assert jobs_tester.runs() == []

@@ -124,11 +124,10 @@ def test_event_over_512_kib_is_413_and_nothing_is_stored(web):
 
 def test_single_event_body_far_over_the_limit_is_refused_unparsed(web, monkeypatch):
     runtime, client = web
-    import tengo_jobs.process.web.intake as web_intake
+    import tengo_jobs.process.web.event_api as web_intake
 
     parsed = []
-    monkeypatch.setattr(web_intake, "json", type("J", (), {
-        "loads": staticmethod(lambda *a, **k: parsed.append(1))}))
+    monkeypatch.setattr(web_intake, "parse_json", lambda *a, **k: parsed.append(1))
     body = b'{"name": "x", "data": {"blob": "' + b"a" * (3 * MAX_EVENT_BYTES) + b'"}}'
     r = client.post(f"/e/{EVENT_KEY}", data=body, content_type="application/json")
     assert r.status_code == 413 and r.get_json()["field"] == "event"
@@ -204,7 +203,7 @@ def test_malformed_id_seed_is_ignored(web):
 
 
 def test_seeded_ids_are_ulids_that_sort_by_the_seed_time():
-    from tengo_jobs.process.web.intake import seeded_ids
+    from tengo_jobs.process.web.event_api import seeded_ids
 
     a = seeded_ids("1767225600000,kXpJM+AsFmctWQ==", 3)
     b = seeded_ids("1767225600001,AAAAAAAAAAAAAA==", 1)

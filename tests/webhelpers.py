@@ -28,6 +28,16 @@ def basic(password: str = PASSWORD, user: str = "admin") -> dict:
     return {"Authorization": f"Basic {raw}"}
 
 
+def form_token(client, path: str = "/events", headers: dict | None = None) -> str:
+    """The CSRF token of the form on a dashboard page, read as a browser would."""
+    import re
+
+    html = client.get(path, headers=headers or {}).get_data(as_text=True)
+    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert match, f"no csrf_token field on {path}"
+    return match.group(1)
+
+
 # -- live servers (gunicorn + a dramatiq worker as real OS processes) ------------------------
 import contextlib  # noqa: E402
 import sys  # noqa: E402

@@ -7,6 +7,9 @@
   or as the password of HTTP basic auth (any user name). Without a password set,
   access is open outside production (production refuses to start without one).
 
+A state-changing request to either must also pass :mod:`.csrf` (not cross-site; JSON
+only for the API; a form token for the dashboard's forms).
+
 Every comparison is constant-time (``hmac.compare_digest``) and looks at every
 configured key, so timing says nothing about which key almost matched.
 """
@@ -20,6 +23,7 @@ import hmac
 
 from flask import current_app, request
 
+from . import csrf
 from .errors import error_response
 
 
@@ -79,14 +83,27 @@ def unauthorized(message: str):
     return response
 
 
-def require_dashboard(view):
-    """Decorator: the dashboard password (bearer or basic auth) is required."""
-
+def _protect(view, *, json_api: bool):
     @functools.wraps(view)
     def wrapper(*args, **kwargs):
         if not dashboard_ok():
             return unauthorized("the dashboard password is required (Authorization: Bearer "
                                 "<TENGO_DASHBOARD_PASSWORD> or HTTP basic auth)")
+        refused = csrf.refusal(json_api=json_api)
+        if refused is not None:
+            return refused
         return view(*args, **kwargs)
 
     return wrapper
+
+
+def require_dashboard(view):
+    """Decorator: the dashboard password (bearer or basic auth) is required, and a
+    state-changing request must come from the dashboard itself (:mod:`.csrf`)."""
+    return _protect(view, json_api=False)
+
+
+def require_api(view):
+    """Decorator for the REST API: as :func:`require_dashboard`, and a state-changing
+    request takes a JSON body only (415 otherwise) instead of a form token."""
+    return _protect(view, json_api=True)

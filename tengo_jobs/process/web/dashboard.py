@@ -3,7 +3,10 @@
 ``/`` runs (filter by status and function), ``/runs/<id>`` a run with its step
 timeline, ``/events`` events with a send-test-event form, ``/functions`` the
 registered functions. Pages need the dashboard password (HTTP basic auth, so a
-browser asks for it). Applications add pages of their own (Tengo Lugar's email
+browser asks for it). They run no script and take their style from one stylesheet,
+as the Content-Security-Policy demands (:mod:`.headers`); a form carries
+``{{ csrf_token() }}`` in a hidden ``csrf_token`` field (:mod:`.csrf`). Parameters are
+read through :mod:`.params`. Applications add pages of their own (Tengo Lugar's email
 outbox) by registering a blueprint whose templates extend ``tj/base.html`` and
 calling :func:`add_nav_link`.
 """
@@ -12,20 +15,46 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
+from pathlib import Path
 
-from flask import Blueprint, current_app, redirect, render_template, request, url_for
+from flask import (Blueprint, current_app, redirect, render_template, request, send_from_directory,
+                   url_for)
 
 from ...durations import ms_to_iso
-from ...errors import TengoJobsError
-from ...store.queries import check_status
+from ...errors import TengoJobsError, ValidationError
+from . import params
 from .auth import require_dashboard
 
 bp = Blueprint("tengo_dashboard", __name__, template_folder="templates")
+STATIC = Path(__file__).parent / "static"
 
 
 def add_nav_link(app, label: str, endpoint: str) -> None:
     """Show a link to ``endpoint`` in the dashboard's navigation bar."""
     app.config.setdefault("TENGO_DASHBOARD_LINKS", []).append((label, endpoint))
+
+
+def printable(value):
+    """Jinja's ``finalize``: text with an unpaired surrogate (stored event data, a step's
+    error) is shown with the surrogate escaped (``\\ud800``) instead of failing the page."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return type(value)(value.encode("utf-8", "backslashreplace").decode("utf-8"))
+    return value
+
+
+@bp.errorhandler(ValidationError)
+def _bad_request(exc: ValidationError):
+    return render_template("tj/message.html", title="Bad request", message=str(exc)), 400
+
+
+@bp.get("/static/tj/dashboard.css")
+@require_dashboard
+def stylesheet():
+    """The dashboard's one stylesheet (the CSP allows no inline style)."""
+    return send_from_directory(STATIC, "dashboard.css", max_age=3600)
 
 
 @bp.app_template_filter("iso")
@@ -51,10 +80,11 @@ def _runtime():
 @require_dashboard
 def runs_page():
     status = request.args.get("status") or None
-    function_id = request.args.get("function") or None
+    function_id = params.text_arg("function")
     try:
-        page = _runtime().store.queries.list_runs(status=check_status(status), function_id=function_id,
-                                 limit=50, cursor=request.args.get("cursor") or None)
+        page = _runtime().store.queries.list_runs(status=params.status_arg(blank_is_absent=True),
+                                                  function_id=function_id, limit=50,
+                                                  cursor=params.cursor_arg())
     except TengoJobsError as exc:
         return render_template("tj/runs.html", runs=[], next_cursor=None, error=str(exc),
                                status=status, function=function_id), 400
@@ -98,7 +128,7 @@ def _timeline(steps: list[dict]) -> list[dict]:
 @bp.get("/events")
 @require_dashboard
 def events_page():
-    page = _runtime().store.queries.list_events(limit=50, cursor=request.args.get("cursor") or None)
+    page = _runtime().store.queries.list_events(limit=50, cursor=params.cursor_arg())
     return render_template("tj/events.html", events=page["data"],
                            next_cursor=page.get("next_cursor"), error=None, form={})
 
@@ -109,9 +139,9 @@ def send_test_event():
     name = request.form.get("name", "")
     raw = request.form.get("data", "") or "{}"
     try:
-        data = json.loads(raw)
+        data = params.parse_json(raw, field="data", what="data")
         ids = _runtime().send({"name": name, "data": data})
-    except (ValueError, TengoJobsError) as exc:
+    except TengoJobsError as exc:
         page = _runtime().store.queries.list_events(limit=50)
         return render_template("tj/events.html", events=page["data"],
                                next_cursor=page.get("next_cursor"), error=str(exc),

@@ -1,4 +1,7 @@
-"""``GET /openapi.json``: the HTTP API described (OpenAPI 3.0), used by the API fuzz test."""
+"""``GET /openapi.json``: the HTTP API described (OpenAPI 3.0), used by the API fuzz test.
+
+It is public, like ``/healthz``: it describes the routes, not any data.
+"""
 
 from __future__ import annotations
 
@@ -30,8 +33,10 @@ EVENT_IN = {
         "data": {"type": "object", "nullable": True},
         "id": {"type": "string", "maxLength": 256, "nullable": True,
                "description": "dedupe key: a repeat within 24 h starts nothing"},
-        "ts": {"type": "integer", "minimum": 0, "maximum": 253_402_300_799_999, "nullable": True,
-               "description": "ms since the epoch; in the future it delays the runs"},
+        "ts": {"type": "number", "multipleOf": 1, "minimum": 0, "maximum": 253_402_300_799_999,
+               "nullable": True, "description": "ms since the epoch, a whole number (JavaScript "
+                                                 "sends 1.7e12 as a number); in the future it "
+                                                 "delays the runs"},
         "v": {"type": "string", "maxLength": 64, "nullable": True},
         "user": {"type": "object", "nullable": True},
     },
@@ -117,6 +122,10 @@ _UNAUTHORIZED = _err("missing or wrong credentials")
 _UNAVAILABLE = _err("the database is unavailable")
 _BAD = _err("bad input; `field` names it")
 _NOT_FOUND = _err("no such resource")
+_CROSS_SITE = _err("refused: the request comes from another site (Origin, Referer or "
+                   "Sec-Fetch-Site)")
+_NOT_JSON = _err("refused: a body that is not Content-Type: application/json")
+_TOO_LARGE = _err("the body is over 2 MiB")
 _DASHBOARD = [{"bearer": []}, {"basic": []}]
 
 
@@ -155,10 +164,49 @@ def _intake_op(summary: str, security: list, params: list) -> dict:
     }
 
 
+OPERATION_IDS = {
+    ("/e/{event_key}", "post"): "sendEventsWithKeyInPath", ("/api/events", "post"): "sendEvents",
+    ("/api/events", "get"): "listEvents", ("/api/events/{event_id}", "get"): "getEvent",
+    ("/api/runs", "get"): "listRuns", ("/api/runs/{run_id}", "get"): "getRun",
+    ("/api/runs/{run_id}/cancel", "post"): "cancelRun",
+    ("/api/runs/{run_id}/replay", "post"): "replayRun", ("/api/functions", "get"): "listFunctions",
+    ("/healthz", "get"): "health", ("/metrics", "get"): "metrics", ("/openapi.json", "get"): "openapi",
+}
+# Where one answer gives another operation its path parameter (OpenAPI links), so clients
+# and the fuzz test's stateful phase reach existing events and runs, not only 404s.
+LINKS = {
+    ("/e/{event_key}", "post", "200"): {"getEvent": ("event_id", "$response.body#/ids/0")},
+    ("/api/events", "post", "200"): {"getEvent": ("event_id", "$response.body#/ids/0")},
+    ("/api/events", "get", "200"): {"getEvent": ("event_id", "$response.body#/data/0/id")},
+    ("/api/runs", "get", "200"): {op: ("run_id", "$response.body#/data/0/id")
+                                  for op in ("getRun", "cancelRun", "replayRun")},
+    ("/api/runs/{run_id}/replay", "post", "201"): {op: ("run_id", "$response.body#/id")
+                                                   for op in ("getRun", "cancelRun")},
+}
+
+
+_URI_TOO_LONG = {"description": "the request line is over 4,094 bytes (gunicorn refuses it "
+                                 "before the application sees it; not JSON)"}
+
+
+def _identify(paths: dict) -> dict:
+    for (path, method), operation_id in OPERATION_IDS.items():
+        paths[path][method]["operationId"] = operation_id
+        paths[path][method]["responses"]["414"] = _URI_TOO_LONG
+    for (path, method, status), links in LINKS.items():
+        response = dict(paths[path][method]["responses"][status])
+        response["links"] = {
+            f"to_{target}": {"operationId": target, "parameters": {name: expression}}
+            for target, (name, expression) in links.items()}
+        paths[path][method]["responses"][status] = response
+    return paths
+
+
 def spec() -> dict:
     auth_get = lambda summary, ok, extra=None, params=(): {  # noqa: E731
         "summary": summary, "security": _DASHBOARD, "parameters": list(params),
-        "responses": {"200": ok, "401": _UNAUTHORIZED, "503": _UNAVAILABLE, **(extra or {})}}
+        "responses": {"200": ok, "400": _BAD, "401": _UNAUTHORIZED, "503": _UNAVAILABLE,
+                      **(extra or {})}}
     return {
         "openapi": "3.0.3",
         "info": {"title": "tengo_jobs", "version": "0.1.0",
@@ -167,7 +215,7 @@ def spec() -> dict:
             "bearer": {"type": "http", "scheme": "bearer"},
             "basic": {"type": "http", "scheme": "basic"},
         }},
-        "paths": {
+        "paths": _identify({
             "/e/{event_key}": {"post": _intake_op(
                 "Inngest's event API: one event or an array", [], [_path("event_key")])},
             "/api/events": {
@@ -192,18 +240,21 @@ def spec() -> dict:
             "/api/runs/{run_id}/cancel": {"post": {
                 "summary": "Cancel an unfinished run", "security": _DASHBOARD,
                 "parameters": [_path("run_id")],
-                "responses": {"200": _json(RUN_DETAIL, "the cancelled run"),
-                              "401": _UNAUTHORIZED, "404": _NOT_FOUND,
+                "responses": {"200": _json(RUN_DETAIL, "the cancelled run"), "400": _BAD,
+                              "401": _UNAUTHORIZED, "403": _CROSS_SITE, "404": _NOT_FOUND,
                               "409": _err("the run already completed or failed"),
-                              "503": _UNAVAILABLE}}},
+                              "413": _TOO_LARGE, "415": _NOT_JSON, "503": _UNAVAILABLE}}},
             "/api/runs/{run_id}/replay": {"post": {
                 "summary": "Start the run again as a new run (optionally from a step)",
                 "security": _DASHBOARD, "parameters": [_path("run_id")],
                 "requestBody": {"required": False, "content": {"application/json": {"schema": {
-                    "type": "object", "additionalProperties": False,
-                    "properties": {"from_step": {"type": "string", "minLength": 1}}}}}},
+                    "type": "object", "additionalProperties": False, "nullable": True,
+                    "description": "no body, {} and null all replay from the top",
+                    "properties": {"from_step": {"type": "string", "minLength": 1,
+                                                 "nullable": True}}}}}},
                 "responses": {"201": _json(RUN_DETAIL, "the new run"), "400": _BAD,
-                              "401": _UNAUTHORIZED, "404": _NOT_FOUND, "503": _UNAVAILABLE}}},
+                              "401": _UNAUTHORIZED, "403": _CROSS_SITE, "404": _NOT_FOUND,
+                              "413": _TOO_LARGE, "415": _NOT_JSON, "503": _UNAVAILABLE}}},
             "/api/functions": {"get": auth_get(
                 "Registered functions with triggers, next cron fire and statistics",
                 _json({"type": "object", "required": ["data"],
@@ -224,7 +275,7 @@ def spec() -> dict:
             "/openapi.json": {"get": {
                 "summary": "This document", "security": [],
                 "responses": {"200": _json({"type": "object"}, "OpenAPI 3.0 document")}}},
-        },
+        }),
     }
 
 

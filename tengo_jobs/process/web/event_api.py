@@ -3,7 +3,8 @@
 Both take one event or a JSON array and answer ``{"ids": [...], "status": 200}``,
 one id per event in order, as Inngest's event API does (its SDKs read ``ids``).
 The body is size-checked before it is parsed (413), parsed once, validated whole
-(400 naming the field and batch index; one bad event accepts none), and stored
+(400 naming the field and batch index; one bad event accepts none; JSON nested past
+:data:`~.params.MAX_JSON_DEPTH` levels is a 400 too), and stored
 with its runs in one transaction before the answer; a database outage is 503.
 """
 
@@ -11,7 +12,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 
 from flask import Blueprint, current_app, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
@@ -20,8 +20,9 @@ from werkzeug.routing import BaseConverter
 from ...core.events import MAX_BATCH_EVENTS, MAX_EVENT_BYTES
 from .auth import bearer_token, event_key_ok
 from .errors import error_response
+from .params import parse_json
 
-bp = Blueprint("tengo_intake", __name__)
+bp = Blueprint("tengo_event_api", __name__)
 
 
 class EventKeyConverter(BaseConverter):
@@ -115,10 +116,7 @@ def _intake(key: str | None):
     if not body.strip():
         return error_response(400, "the request body is empty; send an event object or a JSON "
                                    "array of events", field="body")
-    try:
-        payload = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        return error_response(400, f"the request body is not valid JSON: {exc}", field="body")
+    payload = parse_json(body)  # ValidationError: 400 naming the body (see params.py)
     _apply_id_seed(payload)
     runtime = current_app.extensions["tengo_jobs"]
     ids = runtime.send(payload)  # ValidationError / database errors: see errors.py
