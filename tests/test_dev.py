@@ -122,3 +122,29 @@ def test_dev_restart_resumes_sleeping_and_in_flight_runs(tmp_path, dev_procs):
     assert nap["output"]["slept_ms"] >= 2_000
     assert "resumed" in second.log()
     assert interrupt(second) == 0
+
+
+def test_dev_in_an_empty_folder_runs_tengo_lugars_welcome_sequence(tmp_path, dev_procs):
+    # The README's first command with nothing else: the default functions (actors), the
+    # embedded default database, the app's own tables created at boot.
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = process_env(PORT=str(port))
+    for name in ("TENGO_ENV", "REDIS_URL", "DATABASE_URL", "TENGO_FUNCTIONS"):
+        env.pop(name, None)
+    proc = Proc(_dev_command(), env, tmp_path / "dev.log", cwd=tmp_path)
+    dev_procs.append(proc)
+    wait_healthy(proc, base)
+
+    event_id = send(base, "user.registered",
+                    {"userId": "u-1", "email": "ana@example.com", "name": "Ana"})
+
+    def welcomed():
+        run = run_of(base, event_id)
+        steps = {s["key"]: s["status"] for s in (run or {}).get("steps", [])}
+        return run if steps.get("send-welcome-email") == "completed" else None
+
+    run = wait_until(welcomed, timeout=30, interval=0.2, message="the welcome email step")
+    assert run["function_id"].endswith("welcome-sequence")
+    assert run["status"] in ("running", "sleeping", "queued")  # now waiting out its delay
+    assert "no such table" not in proc.log()
