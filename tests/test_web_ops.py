@@ -87,7 +87,7 @@ def test_metrics_count_events_runs_and_step_durations_from_the_database(tmp_path
 
 def test_openapi_describes_every_route_of_the_app(tmp_path):
     runtime, app = make_app(tmp_path)
-    doc = app.test_client().get("/openapi.json").get_json()
+    doc = app.test_client().get("/openapi.json", headers=bearer()).get_json()
     assert doc["openapi"].startswith("3.")
     described = {(path, method.upper()) for path, ops in doc["paths"].items() for method in ops}
     routes = set()

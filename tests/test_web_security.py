@@ -1,7 +1,7 @@
 """R11 (issue 8): the web app walked route by route, as an attacker would.
 
-- every route of the URL map without credentials answers 401 (``/healthz`` and
-  ``/openapi.json`` are public; the event API with a bad key is a 401 as documented);
+- every route of the URL map without credentials answers 401 (``/healthz`` is public;
+  the event API with a bad key is a 401 as documented);
 - a state-changing request behind the dashboard password that a cross-site page could
   make (a form post, ``text/plain``, another ``Origin``) is refused: 403, or 415 on the API;
 - every response carries the security headers, errors and 404s included;
@@ -26,7 +26,7 @@ from tengo_jobs.process.web.headers import SECURITY_HEADERS
 from tengo_jobs.testing import JobsTester, make_test_runtime
 from webhelpers import EVENT_KEY, PASSWORD, basic, bearer, form_token
 
-PUBLIC = {"/healthz", "/openapi.json"}  # liveness and the API's description: no data
+PUBLIC = {"/healthz"}  # liveness only (issue 8, R11)
 EVENT_API = {"/e/<eventkey:event_key>", "/api/events"}  # an event key, not the password
 SESSION_API = "/app/actions/"  # Tengo Lugar's actions: a session bearer token, never a cookie
 EVIL = "https://evil.example"

@@ -8,6 +8,7 @@ from __future__ import annotations
 from flask import Blueprint, jsonify
 
 from ...store.queries import DEFAULT_LIMIT, MAX_LIMIT
+from .auth import require_dashboard
 from ...store.schema import RUN_STATUSES
 
 bp = Blueprint("tengo_openapi", __name__)
@@ -273,12 +274,13 @@ def spec() -> dict:
                             "content": {"text/plain": {"schema": {"type": "string"}}}},
                     "401": _UNAUTHORIZED, "503": _UNAVAILABLE}}},
             "/openapi.json": {"get": {
-                "summary": "This document", "security": [],
+                "summary": "This document",
                 "responses": {"200": _json({"type": "object"}, "OpenAPI 3.0 document")}}},
         }),
     }
 
 
 @bp.get("/openapi.json")
+@require_dashboard
 def openapi_json():
     return jsonify(spec())
