@@ -18,6 +18,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.routing import BaseConverter
 
 from ...core.events import MAX_BATCH_EVENTS, MAX_EVENT_BYTES
+from ...ids import ENTROPY_BITS, ulid
 from .auth import bearer_token, event_key_ok
 from .errors import error_response
 from .params import parse_json
@@ -45,7 +46,6 @@ MAX_REQUEST_BYTES = 10 * 1024 * 1024
 # after parsing; a raw body this much larger cannot hold an event under the limit
 # unless it is mostly whitespace, so it is refused unread.
 MAX_SINGLE_EVENT_BODY = 2 * MAX_EVENT_BYTES
-ALPHABET_BASE32 = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford's, as ULIDs (and tengo_jobs.ids) use
 
 
 def _read_body() -> bytes | tuple:
@@ -86,14 +86,10 @@ def seeded_ids(seed: str | None, count: int) -> list[str] | None:
         entropy = base64.b64decode(entropy_b64, validate=True)
     except (ValueError, binascii.Error):
         return None
-    if not 0 <= ms < 1 << 48 or len(entropy) != 10:
+    if not 0 <= ms < 1 << 48 or len(entropy) != ENTROPY_BITS // 8:
         return None
     base = int.from_bytes(entropy, "big")
-    ids = []
-    for index in range(count):
-        value = (ms << 80) | ((base + index) & ((1 << 80) - 1))
-        ids.append("".join(ALPHABET_BASE32[(value >> (5 * (25 - i))) & 31] for i in range(26)))
-    return ids
+    return [ulid(ms, base + index) for index in range(count)]
 
 
 def _apply_id_seed(payload):
