@@ -70,13 +70,26 @@ def _duration_ms(environ: Mapping[str, str], name: Env, default: str) -> int:
         raise ConfigurationError(f"{name.value}={raw!r} is not a duration ({exc})") from None
 
 
-def _flag(environ: Mapping[str, str], name: Env) -> bool:
-    raw = (environ.get(name.value) or "").strip().lower()
-    if raw in ("", "0", "false", "no", "off"):
-        return False
-    if raw in ("1", "true", "yes", "on"):
+TRUE_WORDS = ("1", "true", "yes", "on")
+FALSE_WORDS = ("0", "false", "no", "off", "")
+
+
+def env_flag(environ: Mapping[str, str], name: Env | str, default: bool = False) -> bool:
+    """The boolean setting ``name``: 1/true/yes/on or 0/false/no/off/empty (any case,
+    spaces around ignored); unset is ``default``. Every boolean setting is read by this,
+    an application's too, so ``on`` means the same everywhere."""
+    key = name.value if isinstance(name, Env) else name
+    raw = environ.get(key)
+    if raw is None:
+        return default
+    word = raw.strip().lower()
+    if word in TRUE_WORDS:
         return True
-    raise ConfigurationError(f"{name.value}={raw!r} is not one of on, off (1, 0, true, false)")
+    if word in FALSE_WORDS:
+        return False
+    raise ConfigurationError(
+        f"{key}={raw[:40]!r} is not a boolean: use 1, true, yes or on to turn it on, "
+        "0, false, no, off or empty to turn it off")
 
 
 def _positive_int(environ: Mapping[str, str], name: Env, default: int) -> int:
@@ -138,7 +151,7 @@ class Settings:
             signing_key=e.get(Env.TENGO_SIGNING_KEY.value) or None,
             dashboard_password=e.get(Env.TENGO_DASHBOARD_PASSWORD.value) or None,
             functions=_split(e.get(Env.TENGO_FUNCTIONS.value, "actors")),
-            allow_unsafe=e.get(Env.TENGO_ALLOW_UNSAFE.value, "").lower() in ("1", "true", "yes"),
+            allow_unsafe=env_flag(e, Env.TENGO_ALLOW_UNSAFE),
             lease_ttl_ms=_duration_ms(e, Env.TENGO_LEASE_TTL, "30s"),
             retry_base_ms=_duration_ms(e, Env.TENGO_RETRY_BASE, "1s"),
             retry_max_ms=_duration_ms(e, Env.TENGO_RETRY_MAX, "1h"),
@@ -146,7 +159,7 @@ class Settings:
             poll_interval_ms=_duration_ms(e, Env.TENGO_POLL_INTERVAL, "250ms"),
             sweep_interval_ms=_duration_ms(e, Env.TENGO_SWEEP_INTERVAL, "5s"),
             reconnect_window_ms=_duration_ms(e, Env.TENGO_DB_RECONNECT_WINDOW, "10s"),
-            group_commit=_flag(e, Env.TENGO_GROUP_COMMIT),
+            group_commit=env_flag(e, Env.TENGO_GROUP_COMMIT),
             group_commit_window_ms=_duration_ms(e, Env.TENGO_GROUP_COMMIT_WINDOW, "0ms"),
             queue_name=e.get(Env.TENGO_QUEUE.value) or "tengo_jobs",
             output_limit=_positive_int(e, Env.TENGO_MAX_OUTPUT_BYTES, 4 * 1024 * 1024),
