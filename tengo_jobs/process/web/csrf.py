@@ -15,11 +15,12 @@ So a state-changing request (POST, PUT, PATCH, DELETE) to a view behind
    never grants. A request with no body and no ``Content-Type`` (``curl -X POST``) passes.
 3. **Forms carry a token** (403): a non-JSON request to the dashboard (its
    send-test-event form, an application's pages) carries :func:`issue_token`'s value in
-   its ``csrf_token`` field or an ``X-CSRF-Token`` header. The token is stateless: its
-   issue time and an HMAC of it under a key derived from ``TENGO_SIGNING_KEY`` and
-   ``TENGO_DASHBOARD_PASSWORD``, so every web process of a deployment accepts the others'
-   tokens and a password change voids them; it is valid for :data:`TOKEN_MAX_AGE_S`. With
-   neither secret set (development), the key is random per process.
+   its ``csrf_token`` field or an ``X-CSRF-Token`` header. The token is stateless:
+   itsdangerous's timestamped signature (salt :data:`TOKEN_SALT`) under a key derived from
+   ``TENGO_SIGNING_KEY`` and ``TENGO_DASHBOARD_PASSWORD``, so every web process of a
+   deployment accepts the others' tokens and a password change voids them; it is valid for
+   :data:`TOKEN_MAX_AGE_S`. With neither secret set (development), the key is random per
+   process.
 
 The event API (``/e/<key>``, ``POST /api/events``) is not behind the dashboard password
 and is not concerned: its event key is in the URL or an ``Authorization: Bearer`` header,
@@ -36,6 +37,7 @@ import time
 from urllib.parse import urlsplit
 
 from flask import current_app, render_template, request
+from itsdangerous import BadSignature, SignatureExpired, TimestampSigner
 
 from .errors import error_response
 
@@ -43,6 +45,8 @@ SAFE_METHODS = frozenset(("GET", "HEAD", "OPTIONS", "TRACE"))
 TOKEN_FIELD = "csrf_token"
 TOKEN_HEADER = "X-CSRF-Token"
 TOKEN_MAX_AGE_S = 24 * 3600
+TOKEN_SALT = "tengo_jobs dashboard form token"
+_TOKEN_VALUE = b"form"  # what is signed; the salt and the time carry the meaning
 _CLOCK_SKEW_S = 300  # a token issued by another web host whose clock runs ahead
 _KEY = "tengo_jobs_csrf_key"
 
@@ -59,30 +63,34 @@ def install(app, settings) -> None:
     app.jinja_env.globals["csrf_token"] = issue_token
 
 
-def _sign(issued: int) -> str:
-    key = current_app.extensions[_KEY]
-    return hmac.new(key, f"csrf:{issued}".encode(), hashlib.sha256).hexdigest()
+class _FormSigner(TimestampSigner):
+    """itsdangerous's timestamped signer for form tokens, on a clock a caller may set."""
+
+    def __init__(self, now: float | None):
+        super().__init__(current_app.extensions[_KEY], salt=TOKEN_SALT,
+                         digest_method=hashlib.sha256)
+        self._now = now
+
+    def get_timestamp(self) -> int:
+        return int(time.time() if self._now is None else self._now)
 
 
 def issue_token(*, now: float | None = None) -> str:
     """A token for a form of this dashboard (``{{ csrf_token() }}`` in a template)."""
-    issued = int(time.time() if now is None else now)
-    return f"{issued:x}.{_sign(issued)}"
+    return _FormSigner(now).sign(_TOKEN_VALUE).decode("ascii")
 
 
 def token_ok(token: str | None, *, now: float | None = None) -> bool:
     if not token or len(token) > 128:
         return False
-    issued_hex, _, signature = token.partition(".")
+    signer = _FormSigner(now)
     try:
-        issued = int(issued_hex, 16)
-    except ValueError:
+        return signer.unsign(token, max_age=TOKEN_MAX_AGE_S) == _TOKEN_VALUE
+    except SignatureExpired as exc:  # signed by this deployment, but too old or ahead of us
+        ahead = exc.date_signed.timestamp() - signer.get_timestamp()
+        return 0 < ahead <= _CLOCK_SKEW_S and exc.payload == _TOKEN_VALUE
+    except (BadSignature, ValueError):  # ValueError: text that is not UTF-8
         return False
-    now = time.time() if now is None else now
-    if not now - TOKEN_MAX_AGE_S <= issued <= now + _CLOCK_SKEW_S:
-        return False
-    return hmac.compare_digest(signature.encode("utf-8", "surrogatepass"),
-                               _sign(issued).encode())
 
 
 def _cross_site() -> str | None:
