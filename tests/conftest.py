@@ -5,14 +5,18 @@ tests take ``backend`` (or ``jobs`` / ``tester``, built on it) and run once on e
 database: a fresh SQLite file, and PostgreSQL (one database for the session, migrated
 once, its rows deleted before each test). Integration fixtures give a real Redis and a
 fresh PostgreSQL database; they skip with a visible reason when the server is
-unreachable, and fail under ``CI=true``.
+unreachable, and fail under ``CI=true``. Tests that need a program (``redis-server``,
+PostgreSQL's binaries, ``node``, ``ip``) ask for it the same way: :func:`require_tool`,
+or :func:`unavailable` for whatever else the machine lacks.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import uuid
+from typing import NoReturn
 
 import pytest
 
@@ -37,14 +41,26 @@ def _reachable(host: str, port: int) -> bool:
         return False
 
 
+def unavailable(reason: str) -> NoReturn:
+    """Skip the test, saying ``reason`` (what the machine lacks), or fail it under CI=true,
+    where everything the tests need is installed and a skip would hide a missing check."""
+    if IN_CI:
+        pytest.fail(reason + " (CI=true: integration tests must not skip)")
+    pytest.skip(reason)
+
+
 def require_service(name: str, host: str, port: int) -> None:
     """Skip (or fail under CI=true) when a service the test needs does not answer."""
-    if _reachable(host, port):
-        return
-    message = f"{name} is not reachable at {host}:{port}"
-    if IN_CI:
-        pytest.fail(message + " (CI=true: integration tests must not skip)")
-    pytest.skip(message)
+    if not _reachable(host, port):
+        unavailable(f"{name} is not reachable at {host}:{port}")
+
+
+def require_tool(name: str, reason: str | None = None) -> str:
+    """The path of the program ``name``; skips (or fails under CI=true) when it is not on PATH."""
+    path = shutil.which(name)
+    if path is None:
+        unavailable(reason or f"{name} is not installed")
+    return path
 
 
 @pytest.fixture(autouse=True)

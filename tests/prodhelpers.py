@@ -51,8 +51,8 @@ def postgres_with_password(password: str):
     try:
         admin = psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True, connect_timeout=3)
     except psycopg.OperationalError as exc:
-        import pytest
-        pytest.skip(f"PostgreSQL is not reachable ({exc})")
+        from conftest import unavailable
+        unavailable(f"PostgreSQL is not reachable ({exc})")
     suffix = uuid.uuid4().hex[:10]
     role, name = f"tj_leaky_{suffix}", f"tj_leaky_{suffix}"
     admin.execute(f"CREATE ROLE {role} LOGIN PASSWORD '{password}'")

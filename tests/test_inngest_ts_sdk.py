@@ -8,30 +8,22 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 
 import pytest
 
+from conftest import require_tool, unavailable
 from procs import TESTS
 from webhelpers import EVENT_KEY, live_stack, wait_for_runs
 
 pytestmark = pytest.mark.integration
 JS = TESTS / "js"
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
 def _require_node_sdk() -> str:
-    node = shutil.which("node")
-    problem = None
-    if node is None:
-        problem = "Node.js is not installed"
-    elif not (JS / "node_modules" / "inngest" / "package.json").exists():
-        problem = "the inngest SDK is not installed: run (cd tests/js && npm ci)"
-    if problem:
-        if IN_CI:
-            pytest.fail(problem + " (CI=true: this test must not skip)")
-        pytest.skip(problem)
+    node = require_tool("node", "Node.js is not installed")
+    if not (JS / "node_modules" / "inngest" / "package.json").exists():
+        unavailable("the inngest SDK is not installed: run (cd tests/js && npm ci)")
     version = json.loads((JS / "node_modules" / "inngest" / "package.json").read_text())["version"]
     assert version == "3.32.7", f"tests/js has inngest {version}, expected 3.32.7"
     return node

@@ -4,13 +4,13 @@ sweeper re-enqueue from the database and every run completes."""
 
 from __future__ import annotations
 
-import shutil
 import sys
 
 import pytest
 import redis
 import requests
 
+from conftest import require_tool
 from procs import ROOT, Proc, free_port, process_env, start_worker, wait_until
 from webhelpers import EVENT_KEY, api_get, live_env, start_gunicorn, wait_for_runs
 
@@ -21,9 +21,7 @@ N_QUEUED = 15
 
 
 def start_redis(port: int, log_path) -> Proc:
-    server = shutil.which("redis-server")
-    if server is None:
-        pytest.skip("redis-server is not installed")
+    server = require_tool("redis-server")
     proc = Proc([server, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
                  "--appendonly", "no"], process_env(), log_path)
     client = redis.Redis(port=port)

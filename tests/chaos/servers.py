@@ -21,8 +21,7 @@ import threading
 import time
 from pathlib import Path
 
-import pytest
-
+from conftest import require_tool, unavailable
 from procs import Proc, free_port, process_env, wait_until
 
 
@@ -31,9 +30,7 @@ class PrivateRedis:
     """``redis-server --port N --save "" --appendonly no`` that a test may kill and restart empty."""
 
     def __init__(self, log_dir: Path, *, bind: tuple[str, ...] = ("127.0.0.1",)):
-        self.server = shutil.which("redis-server")
-        if self.server is None:
-            pytest.skip("redis-server is not installed")
+        self.server = require_tool("redis-server")
         self.port = free_port()
         self.bind = bind
         self.log_dir = log_dir
@@ -86,7 +83,7 @@ class PrivateRedis:
 def _pg_bin() -> str:
     found = sorted(glob.glob("/usr/lib/postgresql/*/bin"))
     if not found:
-        pytest.skip("no PostgreSQL server binaries under /usr/lib/postgresql/*/bin")
+        unavailable("no PostgreSQL server binaries under /usr/lib/postgresql/*/bin")
     return found[-1]
 
 
@@ -173,8 +170,9 @@ class Netns:
     """
 
     def __init__(self):
-        if os.geteuid() != 0 or shutil.which("ip") is None:
-            pytest.skip("the partition test needs root and iproute2 (ip netns, veth)")
+        if os.geteuid() != 0:
+            unavailable("the partition test needs root and iproute2 (ip netns, veth)")
+        require_tool("ip", "the partition test needs root and iproute2 (ip netns, veth)")
         tag = f"{os.getpid() % 10000}{random.randrange(100)}"
         self.name = f"tjchaos{tag}"
         self.host_if = f"tjh{tag}"
@@ -196,7 +194,7 @@ class Netns:
             self.exec_ip("link", "set", "lo", "up")
         except subprocess.CalledProcessError as exc:
             self.destroy()
-            pytest.skip(f"could not build a network namespace: {exc.stdout!r}")
+            unavailable(f"could not build a network namespace: {exc.stdout!r}")
 
     @staticmethod
     def _ip(*args: str) -> None:
