@@ -104,6 +104,58 @@ def test_openapi_describes_every_route_of_the_app(tmp_path):
     runtime.close()
 
 
+def test_openapi_statuses_are_the_stores_enums(tmp_path):
+    from tengo_jobs.store.schema import RunStatus, StepStatus
+
+    runtime, app = make_app(tmp_path)
+    doc = app.test_client().get("/openapi.json", headers=bearer()).get_json()
+    run_detail = doc["paths"]["/api/runs/{run_id}"]["get"]["responses"]["200"]["content"][
+        "application/json"]["schema"]
+    assert run_detail["properties"]["status"]["enum"] == [s.value for s in RunStatus]
+    step = run_detail["properties"]["steps"]["items"]
+    assert step["properties"]["status"]["enum"] == [s.value for s in StepStatus]
+    [status_param] = [p for p in doc["paths"]["/api/runs"]["get"]["parameters"]
+                      if p["name"] == "status"]
+    assert status_param["schema"]["enum"] == [s.value for s in RunStatus]
+    runtime.close()
+
+
+BAD_QUERY_VALUES = {"limit": "0", "cursor": "short", "since": "yesterday", "until": "²",
+                    "status": "asleep"}
+
+
+@pytest.mark.parametrize("path", ["/api/runs", "/api/events"])
+def test_every_documented_query_parameter_is_the_one_the_view_checks(tmp_path, path):
+    """The document and the view read one declaration: each documented parameter with a
+    value its schema refuses is a 400 naming it; one the document does not list is ignored."""
+    runtime, app = make_app(tmp_path)
+    client = app.test_client()
+    doc = client.get("/openapi.json", headers=bearer()).get_json()
+    documented = {p["name"] for p in doc["paths"][path]["get"]["parameters"]}
+    checked = documented & set(BAD_QUERY_VALUES)
+    assert {"limit", "cursor", "since", "until"} <= checked
+    for name in checked:
+        answer = client.get(path, query_string={name: BAD_QUERY_VALUES[name]}, headers=bearer())
+        assert answer.status_code == 400 and answer.get_json()["field"] == name, name
+    assert client.get(path, query_string={"undocumented": "x"}, headers=bearer()).status_code == 200
+    runtime.close()
+
+
+def test_replay_takes_only_the_documented_body_fields(tmp_path):
+    runtime, app = make_app(tmp_path)
+    client = app.test_client()
+    doc = client.get("/openapi.json", headers=bearer()).get_json()
+    body = doc["paths"]["/api/runs/{run_id}/replay"]["post"]["requestBody"]["content"][
+        "application/json"]["schema"]
+    assert set(body["properties"]) == {"from_step"} and body["additionalProperties"] is False
+    answer = client.post("/api/runs/X/replay", json={"from_step": "a", "input": 1},
+                         headers=bearer())
+    assert answer.status_code == 400
+    assert answer.get_json()["field"] == "input"
+    assert answer.get_json()["error"] == "unknown field(s) input; only from_step is accepted"
+    runtime.close()
+
+
 def test_unknown_paths_and_methods_get_json_errors(tmp_path):
     runtime, app = make_app(tmp_path)
     client = app.test_client()

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, jsonify
 
-from ...errors import ValidationError
-from . import params
+from . import params, schemas
 from .auth import require_api
 
 bp = Blueprint("tengo_api", __name__, url_prefix="/api")
@@ -30,9 +29,7 @@ def _refuse_repeated_parameters():
 @bp.get("/events")
 @require_api
 def list_events():
-    return jsonify(_runtime().store.queries.list_events(
-        name=params.text_arg("name"), since=params.time_arg("since"),
-        until=params.time_arg("until"), limit=params.limit_arg(), cursor=params.cursor_arg()))
+    return jsonify(_runtime().store.queries.list_events(**params.read_query(schemas.LIST_EVENTS)))
 
 
 @bp.get("/events/<event_id>")
@@ -44,11 +41,7 @@ def get_event(event_id: str):
 @bp.get("/runs")
 @require_api
 def list_runs():
-    return jsonify(_runtime().store.queries.list_runs(
-        status=params.status_arg(), function_id=params.text_arg("function"),
-        event_id=params.text_arg("event_id"),
-        since=params.time_arg("since"), until=params.time_arg("until"),
-        limit=params.limit_arg(), cursor=params.cursor_arg()))
+    return jsonify(_runtime().store.queries.list_runs(**params.read_query(schemas.LIST_RUNS)))
 
 
 @bp.get("/runs/<run_id>")
@@ -66,13 +59,8 @@ def cancel_run(run_id: str):
 @bp.post("/runs/<run_id>/replay")
 @require_api
 def replay_run(run_id: str):
-    body = params.json_object_body('{"from_step": "step-key"}')
-    unknown = sorted(set(body) - {"from_step"})
-    if unknown:
-        raise ValidationError(f"unknown field(s) {', '.join(unknown)}; only from_step is accepted",
-                              field=unknown[0])
-    from_step = params.check_text(body.get("from_step"), "from_step")
-    run = _runtime().control.replay(run_id, from_step=from_step)
+    body = params.object_body(schemas.REPLAY_BODY, '{"from_step": "step-key"}')
+    run = _runtime().control.replay(run_id, **body)
     return jsonify(run), 201
 
 

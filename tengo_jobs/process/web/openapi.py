@@ -1,114 +1,22 @@
 """``GET /openapi.json``: the HTTP API described (OpenAPI 3.0), used by the API fuzz test.
 
-It is public, like ``/healthz``: it describes the routes, not any data.
+The document is assembled here (paths, responses, links) from the schemas of
+:mod:`.schemas`, the same declarations the views parse their parameters and bodies
+with, so what it says a request may carry is what the server accepts. Like every route
+but ``/healthz`` and the event intake, it needs the dashboard password.
 """
 
 from __future__ import annotations
 
 from flask import Blueprint, jsonify
 
-from ...store.queries import DEFAULT_LIMIT, MAX_LIMIT
+from ...core.events import MAX_BATCH_EVENTS, MAX_EVENT_BYTES
 from .auth import require_dashboard
-from ...store.schema import RUN_STATUSES
+from .event_api import MAX_REQUEST_BYTES
+from .schemas import (ERROR, EVENT_OUT, EVENTS_IN, FUNCTION_OUT, LIST_EVENTS, LIST_RUNS,
+                      REPLAY_BODY, RUN, RUN_DETAIL, SEND_RESULT, page_of)
 
 bp = Blueprint("tengo_openapi", __name__)
-
-_TIME = {"type": "string", "format": "date-time", "nullable": True}
-_ANY = {"nullable": True}  # any JSON value (outputs)
-
-ERROR = {
-    "type": "object",
-    "required": ["error", "status"],
-    "properties": {
-        "error": {"type": "string"},
-        "status": {"type": "integer"},
-        "field": {"type": "string", "nullable": True},
-        "index": {"type": "integer"},
-    },
-}
-EVENT_IN = {
-    "type": "object",
-    "required": ["name"],
-    "properties": {
-        "name": {"type": "string", "minLength": 1, "maxLength": 256},
-        "data": {"type": "object", "nullable": True},
-        "id": {"type": "string", "maxLength": 256, "nullable": True,
-               "description": "dedupe key: a repeat within 24 h starts nothing"},
-        "ts": {"type": "number", "multipleOf": 1, "minimum": 0, "maximum": 253_402_300_799_999,
-               "nullable": True, "description": "ms since the epoch, a whole number (JavaScript "
-                                                 "sends 1.7e12 as a number); in the future it "
-                                                 "delays the runs"},
-        "v": {"type": "string", "maxLength": 64, "nullable": True},
-        "user": {"type": "object", "nullable": True},
-    },
-}
-SEND_RESULT = {
-    "type": "object",
-    "required": ["ids", "status"],
-    "properties": {"ids": {"type": "array", "items": {"type": "string"}},
-                   "status": {"type": "integer", "enum": [200]}},
-}
-STEP = {
-    "type": "object",
-    "required": ["key", "name", "status", "attempts", "output", "error", "started_at", "ended_at"],
-    "properties": {
-        "key": {"type": "string"}, "name": {"type": "string"}, "kind": {"type": "string"},
-        "status": {"type": "string", "enum": ["completed", "failed", "sleeping", "retrying"]},
-        "attempts": {"type": "integer"}, "output": _ANY, "error": _ANY,
-        "started_at": _TIME, "ended_at": _TIME,
-    },
-}
-RUN = {
-    "type": "object",
-    "required": ["id", "function_id", "event_id", "status", "output", "error", "attempt",
-                 "created_at", "started_at", "ended_at"],
-    "properties": {
-        "id": {"type": "string"}, "function_id": {"type": "string"},
-        "app_id": {"type": "string"},
-        "event_id": {"type": "string", "nullable": True},
-        "status": {"type": "string", "enum": list(RUN_STATUSES)},
-        "output": _ANY,
-        "error": {"nullable": True, "description": "{name, message}"},
-        "attempt": {"type": "integer"},
-        "created_at": {"type": "string", "format": "date-time"},
-        "started_at": _TIME, "ended_at": _TIME,
-        "steps": {"type": "array", "items": STEP},
-    },
-}
-RUN_DETAIL = {**RUN, "required": RUN["required"] + ["steps"]}
-EVENT_OUT = {
-    "type": "object",
-    "required": ["id", "name", "data", "ts", "received_at"],
-    "properties": {
-        "id": {"type": "string"}, "name": {"type": "string"}, "data": {"type": "object"},
-        "user": {"type": "object", "nullable": True},
-        "external_id": {"type": "string", "nullable": True},
-        "ts": {"type": "integer"}, "v": {"type": "string", "nullable": True},
-        "received_at": {"type": "string", "format": "date-time"},
-        "runs": {"type": "array", "items": RUN},
-    },
-}
-FUNCTION = {
-    "type": "object",
-    "required": ["id", "app_id", "triggers", "counts", "duration_ms", "next_cron_fire"],
-    "properties": {
-        "id": {"type": "string"}, "app_id": {"type": "string"}, "name": {"type": "string"},
-        "triggers": {"type": "array", "items": {"type": "object"}},
-        "retries": {"type": "integer"},
-        "next_cron_fire": _TIME,
-        "counts": {"type": "object", "additionalProperties": {"type": "integer"}},
-        "duration_ms": {"type": "object", "properties": {
-            "p50": {"type": "integer", "nullable": True},
-            "p95": {"type": "integer", "nullable": True},
-            "sample": {"type": "integer"}}},
-    },
-}
-
-
-def _page(item: dict) -> dict:
-    return {"type": "object", "required": ["data", "next_cursor"],
-            "properties": {"data": {"type": "array", "items": item},
-                           "next_cursor": {"type": "string", "nullable": True}}}
 
 
 def _json(schema: dict, description: str) -> dict:
@@ -130,18 +38,8 @@ _TOO_LARGE = _err("the body is over 2 MiB")
 _DASHBOARD = [{"bearer": []}, {"basic": []}]
 
 
-def _q(name: str, schema: dict, description: str) -> dict:
-    return {"name": name, "in": "query", "required": False, "schema": schema,
-            "description": description}
-
-
-_LIST_PARAMS = [
-    _q("limit", {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT},
-       "page size"),
-    _q("cursor", {"type": "string"}, "next_cursor of the previous page"),
-    _q("since", {"type": "string"}, "ISO 8601 time or epoch ms (inclusive)"),
-    _q("until", {"type": "string"}, "ISO 8601 time or epoch ms (exclusive)"),
-]
+def _query(declared) -> list[dict]:
+    return [param.describe() for param in declared]
 
 
 def _path(name: str) -> dict:
@@ -153,13 +51,13 @@ def _intake_op(summary: str, security: list, params: list) -> dict:
         "summary": summary,
         "security": security,
         "parameters": params,
-        "requestBody": {"required": True, "content": {"application/json": {"schema": {
-            "oneOf": [EVENT_IN, {"type": "array", "items": EVENT_IN,
-                                 "description": "at most 5,000 events (413 past that)"}]}}}},
+        "requestBody": {"required": True,
+                        "content": {"application/json": {"schema": EVENTS_IN}}},
         "responses": {
             "200": _json(SEND_RESULT, "stored; one id per event, in order"),
             "400": _BAD, "401": _UNAUTHORIZED,
-            "413": _err("over 512 KiB per event, 5,000 events or 10 MiB per request"),
+            "413": _err(f"over {MAX_EVENT_BYTES // 1024} KiB per event, {MAX_BATCH_EVENTS:,} "
+                        f"events or {MAX_REQUEST_BYTES // (1024 * 1024)} MiB per request"),
             "503": _UNAVAILABLE,
         },
     }
@@ -222,19 +120,15 @@ def spec() -> dict:
             "/api/events": {
                 "post": _intake_op("Send events (Authorization: Bearer <event key>)",
                                    [{"bearer": []}], []),
-                "get": auth_get("List events, newest first", _json(_page(EVENT_OUT), "a page"),
-                                {"400": _BAD},
-                                [_q("name", {"type": "string"}, "event name"), *_LIST_PARAMS]),
+                "get": auth_get("List events, newest first", _json(page_of(EVENT_OUT), "a page"),
+                                {"400": _BAD}, _query(LIST_EVENTS)),
             },
             "/api/events/{event_id}": {"get": auth_get(
                 "One event with the runs it started", _json(EVENT_OUT, "the event"),
                 {"404": _NOT_FOUND}, [_path("event_id")])},
             "/api/runs": {"get": auth_get(
-                "List runs, newest first", _json(_page(RUN), "a page"), {"400": _BAD},
-                [_q("status", {"type": "string", "enum": list(RUN_STATUSES)}, "run status"),
-                 _q("function", {"type": "string"}, "function id"),
-                 _q("event_id", {"type": "string"}, "the event that started the run"),
-                 *_LIST_PARAMS])},
+                "List runs, newest first", _json(page_of(RUN), "a page"), {"400": _BAD},
+                _query(LIST_RUNS))},
             "/api/runs/{run_id}": {"get": auth_get(
                 "One run with its steps", _json(RUN_DETAIL, "the run"), {"404": _NOT_FOUND},
                 [_path("run_id")])},
@@ -248,18 +142,15 @@ def spec() -> dict:
             "/api/runs/{run_id}/replay": {"post": {
                 "summary": "Start the run again as a new run (optionally from a step)",
                 "security": _DASHBOARD, "parameters": [_path("run_id")],
-                "requestBody": {"required": False, "content": {"application/json": {"schema": {
-                    "type": "object", "additionalProperties": False, "nullable": True,
-                    "description": "no body, {} and null all replay from the top",
-                    "properties": {"from_step": {"type": "string", "minLength": 1,
-                                                 "nullable": True}}}}}},
+                "requestBody": {"required": False,
+                                "content": {"application/json": {"schema": REPLAY_BODY}}},
                 "responses": {"201": _json(RUN_DETAIL, "the new run"), "400": _BAD,
                               "401": _UNAUTHORIZED, "403": _CROSS_SITE, "404": _NOT_FOUND,
                               "413": _TOO_LARGE, "415": _NOT_JSON, "503": _UNAVAILABLE}}},
             "/api/functions": {"get": auth_get(
                 "Registered functions with triggers, next cron fire and statistics",
                 _json({"type": "object", "required": ["data"],
-                       "properties": {"data": {"type": "array", "items": FUNCTION}}},
+                       "properties": {"data": {"type": "array", "items": FUNCTION_OUT}}},
                       "the functions"))},
             "/healthz": {"get": {
                 "summary": "Liveness: database and broker", "security": [],
@@ -274,8 +165,9 @@ def spec() -> dict:
                             "content": {"text/plain": {"schema": {"type": "string"}}}},
                     "401": _UNAUTHORIZED, "503": _UNAVAILABLE}}},
             "/openapi.json": {"get": {
-                "summary": "This document",
-                "responses": {"200": _json({"type": "object"}, "OpenAPI 3.0 document")}}},
+                "summary": "This document", "security": _DASHBOARD,
+                "responses": {"200": _json({"type": "object"}, "OpenAPI 3.0 document"),
+                              "401": _UNAUTHORIZED}}},
         }),
     }
 

@@ -127,7 +127,27 @@ def json_object_body(example: str = "{}") -> dict:
     return body
 
 
+def object_body(schema: dict, example: str = "{}") -> dict:
+    """The request body as the JSON object ``schema`` describes (see :mod:`.schemas`): each
+    of its properties (absent ones ``None``; text no database can hold is a 400 on the
+    field), and a 400 on the first unknown field when it allows no others."""
+    body = json_object_body(example)
+    accepted = list(schema["properties"])
+    unknown = sorted(set(body) - set(accepted))
+    if unknown and schema.get("additionalProperties") is False:
+        raise ValidationError(f"unknown field(s) {', '.join(unknown)}; only "
+                              f"{', '.join(accepted)} {'is' if len(accepted) == 1 else 'are'} "
+                              "accepted", field=unknown[0])
+    return {name: check_text(body.get(name), name) for name in accepted}
+
+
 # -- query and path parameters --------------------------------------------------------------
+def read_query(declared) -> dict[str, Any]:
+    """Every parameter of an operation (a tuple of :class:`.schemas.QueryParam`), parsed in
+    order, by the name of the argument it becomes."""
+    return {param.keyword or param.name: param.read() for param in declared}
+
+
 def check_request_text() -> None:
     """Refuse query and path parameters that no database can hold."""
     for name, value in [*request.args.items(multi=True), *(request.view_args or {}).items()]:
@@ -217,5 +237,6 @@ def time_arg(name: str) -> int | None:
 
 
 __all__ = ["BoundedJSONProvider", "MAX_JSON_DEPTH", "MIN_TIME_MS", "MAX_TIME_MS", "parse_json", "json_object_body",
+           "object_body", "read_query",
            "check_request_text", "refuse_repeated_args", "check_text", "text_arg", "status_arg", "cursor_arg", "limit_arg",
            "parse_time", "time_arg", "shown", "too_deep_message"]

@@ -1,0 +1,190 @@
+"""The HTTP API's JSON schemas, in one place: what a request may carry, what an answer holds.
+
+Request parsing and ``/openapi.json`` (:mod:`.openapi`) read the same declarations, so
+the document cannot drift from what the server accepts:
+
+- a query parameter is a :class:`QueryParam`: its schema and description for the
+  document, and the parser of :mod:`.params` that enforces them (a 400 naming the
+  parameter). An operation's parameters are one tuple (:data:`LIST_EVENTS`,
+  :data:`LIST_RUNS`) that its view reads (:func:`.params.read_query`) and the document lists;
+- a JSON body is a schema whose properties the view accepts (:data:`REPLAY_BODY`, read
+  by :func:`.params.object_body`), or the event (:data:`EVENT_IN`), built from the limits
+  :func:`tengo_jobs.core.events.validate_event` enforces;
+- statuses are the enums of :mod:`tengo_jobs.store.schema` (``RunStatus``,
+  ``StepStatus``); page sizes the limits of :mod:`tengo_jobs.store.queries`.
+
+Schemas are OpenAPI 3.0's dialect of JSON Schema (``nullable``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable
+
+from ...core.events import MAX_BATCH_EVENTS, MAX_NAME_LENGTH, MAX_TS, MAX_VERSION_LENGTH
+from ...store.queries import DEFAULT_LIMIT, MAX_LIMIT
+from ...store.schema import RunStatus, StepStatus
+from . import params
+
+RUN_STATUS_VALUES = [status.value for status in RunStatus]
+STEP_STATUS_VALUES = [status.value for status in StepStatus]
+MAX_EVENT_ID_LENGTH = 256  # validate_event's limit on an event's ``id``
+
+
+# -- query parameters -----------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class QueryParam:
+    """One query parameter: its schema (for the document) and the parser that enforces it."""
+
+    name: str
+    schema: dict
+    description: str
+    parse: Callable[[str], Any]  # called with ``name``; reads ``request.args``
+    keyword: str | None = None  # the query function's argument, when it is not ``name``
+
+    def read(self) -> Any:
+        return self.parse(self.name)
+
+    def describe(self) -> dict:
+        """This parameter as an OpenAPI parameter object."""
+        return {"name": self.name, "in": "query", "required": False, "schema": self.schema,
+                "description": self.description}
+
+
+LIMIT = QueryParam("limit", {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT,
+                             "default": DEFAULT_LIMIT}, "page size", params.limit_arg)
+CURSOR = QueryParam("cursor", {"type": "string"}, "next_cursor of the previous page",
+                    params.cursor_arg)
+SINCE = QueryParam("since", {"type": "string"}, "ISO 8601 time or epoch ms (inclusive)",
+                   params.time_arg)
+UNTIL = QueryParam("until", {"type": "string"}, "ISO 8601 time or epoch ms (exclusive)",
+                   params.time_arg)
+PAGE = (LIMIT, CURSOR, SINCE, UNTIL)
+
+EVENT_NAME = QueryParam("name", {"type": "string"}, "event name", params.text_arg)
+RUN_STATUS = QueryParam("status", {"type": "string", "enum": RUN_STATUS_VALUES}, "run status",
+                        params.status_arg)
+FUNCTION = QueryParam("function", {"type": "string"}, "function id", params.text_arg,
+                      keyword="function_id")
+EVENT_ID = QueryParam("event_id", {"type": "string"}, "the event that started the run",
+                      params.text_arg)
+
+LIST_EVENTS = (EVENT_NAME, *PAGE)
+LIST_RUNS = (RUN_STATUS, FUNCTION, EVENT_ID, *PAGE)
+
+
+# -- request bodies -------------------------------------------------------------------------
+REPLAY_BODY = {
+    "type": "object", "additionalProperties": False, "nullable": True,
+    "description": "no body, {} and null all replay from the top",
+    "properties": {"from_step": {"type": "string", "minLength": 1, "nullable": True}},
+}
+EVENT_IN = {
+    "type": "object",
+    "required": ["name"],
+    "properties": {
+        "name": {"type": "string", "minLength": 1, "maxLength": MAX_NAME_LENGTH},
+        "data": {"type": "object", "nullable": True},
+        "id": {"type": "string", "maxLength": MAX_EVENT_ID_LENGTH, "nullable": True,
+               "description": "dedupe key: a repeat within 24 h starts nothing"},
+        "ts": {"type": "number", "multipleOf": 1, "minimum": 0, "maximum": MAX_TS,
+               "nullable": True, "description": "ms since the epoch, a whole number (JavaScript "
+                                                 "sends 1.7e12 as a number); in the future it "
+                                                 "delays the runs"},
+        "v": {"type": "string", "maxLength": MAX_VERSION_LENGTH, "nullable": True},
+        "user": {"type": "object", "nullable": True},
+    },
+}
+EVENTS_IN = {"oneOf": [EVENT_IN, {"type": "array", "items": EVENT_IN,
+                                  "description": f"at most {MAX_BATCH_EVENTS:,} events "
+                                                 "(413 past that)"}]}
+
+
+# -- answers --------------------------------------------------------------------------------
+_TIME = {"type": "string", "format": "date-time", "nullable": True}
+_ANY = {"nullable": True}  # any JSON value (outputs)
+
+ERROR = {
+    "type": "object",
+    "required": ["error", "status"],
+    "properties": {
+        "error": {"type": "string"},
+        "status": {"type": "integer"},
+        "field": {"type": "string", "nullable": True},
+        "index": {"type": "integer"},
+    },
+}
+SEND_RESULT = {
+    "type": "object",
+    "required": ["ids", "status"],
+    "properties": {"ids": {"type": "array", "items": {"type": "string"}},
+                   "status": {"type": "integer", "enum": [200]}},
+}
+STEP = {
+    "type": "object",
+    "required": ["key", "name", "status", "attempts", "output", "error", "started_at", "ended_at"],
+    "properties": {
+        "key": {"type": "string"}, "name": {"type": "string"}, "kind": {"type": "string"},
+        "status": {"type": "string", "enum": STEP_STATUS_VALUES},
+        "attempts": {"type": "integer"}, "output": _ANY, "error": _ANY,
+        "started_at": _TIME, "ended_at": _TIME,
+    },
+}
+RUN = {
+    "type": "object",
+    "required": ["id", "function_id", "event_id", "status", "output", "error", "attempt",
+                 "created_at", "started_at", "ended_at"],
+    "properties": {
+        "id": {"type": "string"}, "function_id": {"type": "string"},
+        "app_id": {"type": "string"},
+        "event_id": {"type": "string", "nullable": True},
+        "status": {"type": "string", "enum": RUN_STATUS_VALUES},
+        "output": _ANY,
+        "error": {"nullable": True, "description": "{name, message}"},
+        "attempt": {"type": "integer"},
+        "created_at": {"type": "string", "format": "date-time"},
+        "started_at": _TIME, "ended_at": _TIME,
+        "steps": {"type": "array", "items": STEP},
+    },
+}
+RUN_DETAIL = {**RUN, "required": RUN["required"] + ["steps"]}
+EVENT_OUT = {
+    "type": "object",
+    "required": ["id", "name", "data", "ts", "received_at"],
+    "properties": {
+        "id": {"type": "string"}, "name": {"type": "string"}, "data": {"type": "object"},
+        "user": {"type": "object", "nullable": True},
+        "external_id": {"type": "string", "nullable": True},
+        "ts": {"type": "integer"}, "v": {"type": "string", "nullable": True},
+        "received_at": {"type": "string", "format": "date-time"},
+        "runs": {"type": "array", "items": RUN},
+    },
+}
+FUNCTION_OUT = {
+    "type": "object",
+    "required": ["id", "app_id", "triggers", "counts", "duration_ms", "next_cron_fire"],
+    "properties": {
+        "id": {"type": "string"}, "app_id": {"type": "string"}, "name": {"type": "string"},
+        "triggers": {"type": "array", "items": {"type": "object"}},
+        "retries": {"type": "integer"},
+        "next_cron_fire": _TIME,
+        "counts": {"type": "object", "additionalProperties": {"type": "integer"}},
+        "duration_ms": {"type": "object", "properties": {
+            "p50": {"type": "integer", "nullable": True},
+            "p95": {"type": "integer", "nullable": True},
+            "sample": {"type": "integer"}}},
+    },
+}
+
+
+def page_of(item: dict) -> dict:
+    """A list answer: ``data`` and the cursor of the next page."""
+    return {"type": "object", "required": ["data", "next_cursor"],
+            "properties": {"data": {"type": "array", "items": item},
+                           "next_cursor": {"type": "string", "nullable": True}}}
+
+
+__all__ = ["QueryParam", "LIMIT", "CURSOR", "SINCE", "UNTIL", "PAGE", "EVENT_NAME", "RUN_STATUS",
+           "FUNCTION", "EVENT_ID", "LIST_EVENTS", "LIST_RUNS", "REPLAY_BODY", "EVENT_IN",
+           "EVENTS_IN", "ERROR", "SEND_RESULT", "STEP", "RUN", "RUN_DETAIL", "EVENT_OUT",
+           "FUNCTION_OUT", "RUN_STATUS_VALUES", "STEP_STATUS_VALUES", "page_of"]
