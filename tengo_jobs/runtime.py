@@ -25,7 +25,11 @@ declares a :class:`~tengo_jobs.Jobs` client, so ``dramatiq actors`` finds the ac
 
 The Dramatiq worker process imports the function modules itself; the runtime they bind
 to boots the rest of the way when the worker process has booted (a broker middleware,
-:mod:`tengo_jobs.process.worker`), so importing ``actors`` opens no connection.
+:class:`tengo_jobs.broker.BootOnWorkerStart`), so importing ``actors`` opens no connection.
+
+The runtime never asks which broker it has: its :class:`~tengo_jobs.broker.BrokerAdapter`
+says whether sends go through the background :class:`~tengo_jobs.broker.Waker` and gives
+the sweeper its probe.
 """
 
 from __future__ import annotations
@@ -37,10 +41,9 @@ from typing import Iterable, NoReturn
 
 import dramatiq
 import peewee as pw
-from dramatiq.brokers.redis import RedisBroker
 
 from . import logsafe
-from .broker import RedisProbe, Waker, declare_actor, make_broker, send_now
+from .broker import BootOnWorkerStart, Waker, adapter_for, declare_actor, make_broker
 from .clock import Clock
 from .config import Settings
 from .errors import ConfigurationError, TengoJobsError
@@ -49,7 +52,6 @@ from .engine.control import Control
 from .engine.executor import Executor
 from .engine.intake import Intake
 from .engine.timekeeper import Timekeeper
-from .process.worker import BootOnWorkerStart
 from .store import Store
 from .store.connection import open_database
 from .store.schema import database_proxy
@@ -72,6 +74,7 @@ class Runtime:
         self.store = Store(self.db, lease_ttl_ms=self.settings.lease_ttl_ms,
                            reconnect_window_ms=self.settings.reconnect_window_ms)
         self.broker = broker or make_broker(self.settings)
+        self.broker_adapter = adapter_for(self.broker)
         self.clock = clock or Clock()
         self.registry = registry or default_registry
         if set_global_broker:
@@ -83,13 +86,13 @@ class Runtime:
             self.executor.execute(run_id)
 
         self.actor = declare_actor(self.broker, tengo_jobs_execute, self.settings.queue_name)
-        self._waker = Waker(self.actor) if isinstance(self.broker, RedisBroker) else None
+        self._waker = Waker(self._send_now) if self.broker_adapter.needs_waker else None
         self.intake = Intake(store=self.store, registry=self.registry, clock=self.clock,
                              enqueue=self.enqueue, group_commit=self.settings.group_commit,
                              group_window_ms=self.settings.group_commit_window_ms)
         self.timekeeper = Timekeeper(store=self.store, registry=self.registry, clock=self.clock,
                                      settings=self.settings, enqueue=self.enqueue,
-                                     broker=RedisProbe(self.broker, self.settings.queue_name))
+                                     broker=self.broker_adapter.probe(self.settings.queue_name))
         self.control = Control(store=self.store, registry=self.registry, clock=self.clock,
                                enqueue=self.enqueue)
 
@@ -107,7 +110,10 @@ class Runtime:
         if self._waker is not None:
             self._waker.wake(run_ids)
         else:
-            send_now(self.actor, run_ids)
+            self._send_now(run_ids)
+
+    def _send_now(self, run_ids: list[str]) -> int:
+        return self.broker_adapter.send_now(self.actor, run_ids)
 
     def flush(self, timeout: float = 5.0) -> bool:
         """Wait until every wake-up handed over so far has left for the broker (``False`` on

@@ -1,5 +1,5 @@
 """A malformed Dramatiq message does not strand the messages fetched with it (issue 8 item 7):
-the consumer (tengo_jobs.broker._TolerantConsumer) dead-letters it and carries on, on a real
+the consumer (tengo_jobs.broker._redis_internals.TolerantConsumer) dead-letters it and carries on, on a real
 Redis. Dramatiq's own consumer raises, the worker restarts it, and the messages it had
 prefetched stay in its ack set until the worker dies."""
 

@@ -2,35 +2,18 @@
 
 Dramatiq imports the function modules, whose :class:`~tengo_jobs.Jobs` client binds the
 process runtime and so declares the run-executing actor on its broker — opening no
-connection. When the worker process has booted, :class:`BootOnWorkerStart` finishes the
-boot the way every process kind does (:func:`tengo_jobs.runtime.boot`): extensions'
-secrets redacted, the production check, migrations. A worker that must not start
-(production with unsafe settings) exits with status 2 before it consumes anything.
+connection. When the worker process has booted, :class:`BootOnWorkerStart` (a broker
+middleware the runtime installs, :mod:`tengo_jobs.broker.middleware`) finishes the boot
+the way every process kind does (:func:`tengo_jobs.runtime.boot`): extensions' secrets
+redacted, the production check, migrations. A worker that must not start (production
+with unsafe settings) exits with status 2 before it consumes anything.
+
+There is no loop of ours here: Dramatiq's worker is the loop. This module only names the
+process kind in ``process/`` beside ``web/``, ``scheduler.py`` and ``dev.py``.
 """
 
 from __future__ import annotations
 
-import logging
-from typing import Callable
+from ..broker import BootOnWorkerStart
 
-from dramatiq.middleware import Middleware
-
-from ..errors import TengoJobsError
-
-log = logging.getLogger(__name__)
-
-
-class BootOnWorkerStart(Middleware):
-    """Calls ``boot()`` once, when a Dramatiq worker process has booted."""
-
-    def __init__(self, boot: Callable[[], object]):
-        self._boot = boot
-
-    def after_process_boot(self, broker) -> None:
-        try:
-            self._boot()
-        except TengoJobsError as exc:
-            log.critical("worker: %s", exc)
-            # Not an Exception, so Dramatiq does not log it and carry on: this worker process
-            # exits, and Dramatiq's main process shuts down with its code.
-            raise SystemExit(2) from None
+__all__ = ["BootOnWorkerStart"]

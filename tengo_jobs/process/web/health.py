@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, jsonify
 
-from ... import broker
-
 bp = Blueprint("tengo_health", __name__)
 
 
@@ -15,7 +13,7 @@ def healthz():
     checks = {}
     status = 200
     for name, check in (("database", runtime.store.ping),
-                        ("broker", lambda: broker.ping(runtime.broker))):
+                        ("broker", runtime.broker_adapter.ping)):
         try:
             check()
             checks[name] = "ok"

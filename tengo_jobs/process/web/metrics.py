@@ -25,7 +25,6 @@ from flask import Blueprint, Response, current_app
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
 
-from ... import broker
 from .auth import require_dashboard
 
 log = logging.getLogger(__name__)
@@ -75,7 +74,7 @@ class DatabaseCollector:
         due.add_metric([], queries.due_count(now=now))
         metrics = [events, started, completed, failed, by_status, due, self._step_histogram(now)]
         try:
-            depth = broker.queue_depth(self.runtime.broker, self.runtime.settings.queue_name)
+            depth = self.runtime.broker_adapter.queue_depth(self.runtime.settings.queue_name)
         except Exception as exc:  # noqa: BLE001 - the broker being down is not a scrape error
             log.warning("broker queue depth unavailable: %s", type(exc).__name__)
             depth = None
