@@ -17,8 +17,10 @@ again, as any step interrupted before its checkpoint does.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
+import threading
 from typing import TYPE_CHECKING, Any
 
 from ..core.events import Event
@@ -84,6 +86,9 @@ class Invocation:
         # The first checkpoint after a crash or a function-level retry resets the counters.
         self._progress = run.attempt != 0 or run.inflight > 1
         self._deferred: StepRecord | None = None
+        # Parallel branches share this invocation from several threads.
+        self._lock = threading.RLock()
+        self._parallel = 0
         self.output_limit = self.settings.output_limit
         self.logger = ReplayAwareLogger(log, self)
         self.context = Context(event=event, events=[event], run_id=run.id, attempt=run.attempt,
@@ -95,31 +100,46 @@ class Invocation:
         return self._unvisited > 0
 
     def memo_get(self, key: str) -> StepRow | None:
-        row = self._memo.get(key)
-        if row is not None and key not in self._visited:
-            self._visited.add(key)
-            self._unvisited -= 1
-        return row
+        with self._lock:
+            row = self._memo.get(key)
+            if row is not None and key not in self._visited:
+                self._visited.add(key)
+                self._unvisited -= 1
+            return row
 
     def executing_new_step(self) -> int:
         """New work is about to run: whatever was not replayed by now will not be. Returns
         the executions that died since the last trace (once; then 0)."""
-        self._unvisited = 0
-        unclean, self.unclean = self.unclean, 0
-        return unclean
+        with self._lock:
+            self._unvisited = 0
+            unclean, self.unclean = self.unclean, 0
+            return unclean
+
+    @contextlib.contextmanager
+    def parallel_section(self):
+        """Parallel branches run inside: their checkpoints are written at once (no row is
+        held back across threads)."""
+        with self._lock:
+            self._parallel += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._parallel -= 1
 
     def now(self) -> int:
         return self.executor.clock.now()
 
     def place(self, op: StepOp) -> StepOp:
         """``op`` with its position in the run (the stored one for a step seen before)."""
-        existing = self._memo.get(op.key)
-        if existing is not None:
-            position = existing.position
-        elif op.key:
-            position, self._next_position = self._next_position, self._next_position + 1
-        else:
-            return op
+        with self._lock:
+            existing = self._memo.get(op.key)
+            if existing is not None:
+                position = existing.position
+            elif op.key:
+                position, self._next_position = self._next_position, self._next_position + 1
+            else:
+                return op
         return dataclasses.replace(op, position=position)
 
     # -- writes -----------------------------------------------------------------------------
@@ -127,8 +147,10 @@ class Invocation:
         """Commit the step row ``op`` writes before the next step starts; with ``defer`` the
         row is held until the next write, which carries it (see the module docstring)."""
         record = self.place(op).record(self.now())
-        self._memo[record.key] = StepRow(run_id=self.run_id, **dataclasses.asdict(record))
-        self._visited.add(record.key)
+        with self._lock:
+            self._memo[record.key] = StepRow(run_id=self.run_id, **dataclasses.asdict(record))
+            self._visited.add(record.key)
+            defer = defer and not self._parallel
         self.flush()
         if defer:
             self._deferred = record
@@ -137,21 +159,24 @@ class Invocation:
 
     def flush(self) -> None:
         """Commit the step row held back, if any (before anything else runs)."""
-        if self._deferred is not None:
+        with self._lock:
             record, self._deferred = self._deferred, None
+        if record is not None:
             self._write(record)
 
     def _take_deferred(self) -> StepRecord | None:
-        record, self._deferred = self._deferred, None
+        with self._lock:
+            record, self._deferred = self._deferred, None
         return record
 
     def _write(self, record: StepRecord) -> None:
         try:
+            with self._lock:
+                progress, self._progress = self._progress, False
             self.store.runs.checkpoint(self.run_id, self.token, self.now(), record,
-                                       progress=self._progress)
+                                       progress=progress)
         except DatabaseUnavailableError as exc:  # inside user code: must not be caught there
             raise DatabaseLost(str(exc)) from exc
-        self._progress = False
 
     def clear_wait(self, step_key: str) -> None:
         """The wait of ``step_key`` timed out: forget it (a late event must not resolve it)."""

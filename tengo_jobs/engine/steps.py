@@ -21,7 +21,9 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-from typing import TYPE_CHECKING, Any, Callable
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from dramatiq.threading import Interrupt as DramatiqInterrupt
 
@@ -52,7 +54,16 @@ class Step:
     def __init__(self, invocation: "Invocation"):
         self._x = invocation
         self._counts: dict[str, int] = {}
-        self._in_step: str | None = None
+        self._counts_lock = threading.Lock()
+        self._local = threading.local()  # per thread: parallel branches run in their own
+
+    @property
+    def _in_step(self) -> str | None:
+        return getattr(self._local, "in_step", None)
+
+    @_in_step.setter
+    def _in_step(self, step_id: str | None) -> None:
+        self._local.in_step = step_id
 
     # -- keys and replay ---------------------------------------------------------------
     def _key(self, step_id: str) -> str:
@@ -63,8 +74,9 @@ class Step:
         if self._in_step is not None:
             raise StepUsageError(f"step {step_id!r} was called inside step {self._in_step!r}; "
                                  "steps cannot be nested")
-        n = self._counts.get(step_id, 0)
-        self._counts[step_id] = n + 1
+        with self._counts_lock:
+            n = self._counts.get(step_id, 0)
+            self._counts[step_id] = n + 1
         return step_id if n == 0 else f"{step_id}:{n}"
 
     def _stored(self, key: str, kind: StepKind):
@@ -258,6 +270,58 @@ class Step:
         raise Suspend([ops.Invoke(key=key, name=step_id, wake_at=expires, started_at=now,
                                   function_id=target.id, app_id=target.app_id,
                                   data=data or {})])
+
+    # -- parallel branches --------------------------------------------------------------
+    def parallel(self, branches: Sequence[Callable[[], Any]]) -> list[Any]:
+        """Run ``branches`` (callables, each usually one ``step.run``) at the same time and
+        return their results in order, like ``Promise.all`` over steps in Inngest.
+
+        Each branch runs in a thread of its own (with its own database connection); its
+        steps are checkpointed and retried on their own. When a branch reaches something
+        it must wait for (a sleep, a retry backoff, a wait, an invoke), the others still run
+        to their end or their own wait; then the run suspends on every pending operation
+        at once, keeping the branches that completed. On resume the completed branches
+        replay their stored results. A branch that fails for good raises its
+        :class:`StepError` here once every branch has stopped. Step ids must be distinct
+        across the branches of one call (their keys would otherwise depend on timing)."""
+        branches = list(branches)
+        if not all(callable(b) for b in branches):
+            raise StepUsageError("step.parallel takes a list of callables, e.g. "
+                                 "[lambda: step.run('a', fa), lambda: step.run('b', fb)]")
+        if self._in_step is not None:
+            raise StepUsageError(f"step.parallel was called inside step {self._in_step!r}; "
+                                 "steps cannot be nested")
+        if not branches:
+            return []
+        x = self._x
+        x.flush()
+        results: list[Any] = [None] * len(branches)
+        pending: list = []
+        failures: list[BaseException] = []
+
+        def branch(i: int) -> None:
+            try:
+                results[i] = branches[i]()
+            except Suspend as s:
+                pending.extend(s.ops)
+            except BaseException as exc:  # noqa: BLE001 - handed back to the handler's thread
+                failures.append(exc)
+            finally:
+                x.store.close_thread_connection()
+
+        with x.parallel_section(), ThreadPoolExecutor(
+                max_workers=min(len(branches), x.settings.parallel_max),
+                thread_name_prefix=f"tengo-parallel-{x.run_id}") as pool:
+            list(pool.map(branch, range(len(branches))))
+        interrupts = [f for f in failures if isinstance(f, (Interrupt, DramatiqInterrupt,
+                                                            KeyboardInterrupt))]
+        if interrupts:
+            raise interrupts[0]
+        if failures:
+            raise failures[0]
+        if pending:
+            raise Suspend(pending)
+        return results
 
     # -- events -------------------------------------------------------------------------
     def send_event(self, step_id: str, events) -> list[str]:

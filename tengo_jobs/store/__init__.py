@@ -75,6 +75,11 @@ class Store:
         if not self.db.is_closed():
             self.db.close()
 
+    def close_thread_connection(self) -> None:
+        """Close this thread's connection (a thread that is about to end: parallel branches)."""
+        if not self.db.is_closed() and not self.db.in_transaction():
+            self.db.close()
+
 
 __all__ = ["Store", "Accepted", "Acquired", "Parent", "Parked", "RunStart", "StepRecord",
            "invoke_unique_key", "AppModel", "EnumField", "RunRow", "StepRow", "RunStatus",
