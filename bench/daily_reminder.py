@@ -38,6 +38,7 @@ from tengo_lugar.testing import START_MS  # noqa: E402
 from tengo_jobs.clock import FakeClock  # noqa: E402
 from tengo_jobs.core.events import SCHEDULED_EVENT, Event  # noqa: E402
 from tengo_jobs.engine.invocation import Invocation  # noqa: E402
+from tengo_jobs.store import RunStart  # noqa: E402
 from tengo_jobs.store.schema import RunRow as Run, StepRow as Step  # noqa: E402
 from tengo_jobs.runtime import set_runtime  # noqa: E402
 from tengo_jobs.testing import make_test_runtime  # noqa: E402
@@ -110,8 +111,9 @@ def bench_once(database_url: str, trips: int, passengers: int) -> dict:
     runtime = make_test_runtime(database_url, clock=FakeClock(START_MS))
     try:
         load_data(runtime, trips, passengers)
-        run_id = runtime.store.events.start_run(
-            daily_trip_reminder, Event(name=SCHEDULED_EVENT, data={}, ts=START_MS), now=START_MS)
+        [run_id] = runtime.store.runs.start([RunStart(
+            function_id=daily_trip_reminder.id, app_id=daily_trip_reminder.app_id,
+            event=Event(name=SCHEDULED_EVENT, data={}, ts=START_MS))], START_MS)
         real_complete = Invocation.complete
         crashed = []
 

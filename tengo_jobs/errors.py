@@ -151,15 +151,10 @@ class DatabaseLost(Interrupt):
 
 
 class Suspend(Interrupt):
-    """The run must stop executing until ``wake_at`` (ms); raised by sleeps and retry backoff."""
+    """The run must stop executing: ``ops`` are its pending step operations
+    (:mod:`tengo_jobs.core.ops`: sleeps, retry backoffs, waits, invoked children), written
+    as its state; the run resumes when one of them is resolved."""
 
-    def __init__(self, *, step_key: str, step_name: str, wake_at: int, kind: str,
-                 attempts: int = 0, error: dict | None = None, payload: dict | None = None):
-        super().__init__(step_key)
-        self.step_key = step_key
-        self.step_name = step_name
-        self.wake_at = wake_at
-        self.kind = kind  # "sleep" | "retry" | "wait" | "invoke"
-        self.attempts = attempts
-        self.error = error
-        self.payload = payload or {}
+    def __init__(self, ops: list):
+        super().__init__(", ".join(getattr(op, "key", "?") for op in ops))
+        self.ops = list(ops)

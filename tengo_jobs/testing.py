@@ -29,7 +29,7 @@ from .core.events import SCHEDULED_EVENT, Event
 from .core.functions import FunctionDef
 from .errors import TengoJobsError
 from .runtime import Runtime, set_runtime
-from .store import RunRow, StepRow
+from .store import RunRow, RunStart, StepRow
 
 
 class TestRuntime(Runtime):
@@ -126,9 +126,10 @@ class JobsTester:
     def tick(self, function: FunctionDef, at: int) -> RunRow:
         """Fire ``function``'s cron tick at ``at`` (epoch ms) as the scheduler does (the same
         event and unique key), run everything until idle, and return that tick's run."""
-        run_id = self.runtime.store.events.start_run(
-            function, Event(name=SCHEDULED_EVENT, data={"cron": function.cron}, ts=at), now=at,
-            unique_key=f"cron:{function.id}:{at}")
+        [run_id] = self.runtime.store.runs.start([RunStart(
+            function_id=function.id, app_id=function.app_id,
+            event=Event(name=SCHEDULED_EVENT, data={"cron": function.cron}, ts=at),
+            unique_key=f"cron:{function.id}:{at}")], at)
         if run_id is None:
             raise TengoJobsError(f"the tick at {at} of {function.id!r} already has its run")
         self.runtime.enqueue([run_id])

@@ -123,11 +123,11 @@ def test_crash_between_send_and_checkpoint_sends_once(resend_tester, fake_resend
     real_checkpoint = Invocation.checkpoint
     crashed = []
 
-    def checkpoint(self, *, key, **kwargs):
-        if key == "send-email" and not crashed:
-            crashed.append(key)
+    def checkpoint(self, op, **kwargs):
+        if op.key == "send-email" and not crashed:
+            crashed.append(op.key)
             raise SimulatedCrash("killed before the checkpoint")
-        return real_checkpoint(self, key=key, **kwargs)
+        return real_checkpoint(self, op, **kwargs)
 
     monkeypatch.setattr(Invocation, "checkpoint", checkpoint)
     resend_tester.send(_verification_event(doc))

@@ -33,6 +33,8 @@ class FunctionDef:
     name: str | None = None
     is_failure_handler: bool = False
     failure_of: str | None = None
+    # Which driver executes the handler (``python``: called in the worker's thread).
+    runtime: str = "python"
 
     @property
     def qualname(self) -> str:

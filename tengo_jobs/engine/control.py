@@ -1,7 +1,8 @@
 """Acting on runs from outside an execution: cancel, replay, and the functions overview.
 
 The REST API, the dashboard and the CLI call these; the state changes themselves are
-the store's (:meth:`tengo_jobs.store.RunStore.cancel`, :meth:`tengo_jobs.store.Queries.replay`),
+the store's (:meth:`~tengo_jobs.store.RunStore.cancel`; a replay is a run started through
+:meth:`~tengo_jobs.store.RunStore.start`, like every other),
 and the runs they wake are enqueued after commit.
 """
 
@@ -11,9 +12,10 @@ from typing import TYPE_CHECKING, Callable, Iterable
 
 from ..core.cron import parse_cron
 from ..core.registry import Registry
+from ..core.ops import StepRecord
 from ..durations import ms_to_iso
-from ..errors import InvalidRunStateError, RunNotFoundError
-from ..store import RunStatus
+from ..errors import InvalidRunStateError, RunNotFoundError, ValidationError
+from ..store import RunStart, RunStatus
 
 if TYPE_CHECKING:
     from ..clock import Clock
@@ -44,10 +46,35 @@ class Control:
         return self.store.queries.get_run(run_id)
 
     def replay(self, run_id: str, *, from_step: str | None = None, now: int | None = None) -> dict:
-        """Start a new run of the same function on the same event (from ``from_step``: the
-        earlier steps' outputs are reused); returns the new run."""
-        new_run_id = self.store.queries.replay(run_id, from_step=from_step,
-                                               now=self.clock.now() if now is None else now)
+        """Start a new run of the same function on the same event; returns the new run.
+
+        With ``from_step``, the steps stored before that step (by position) are copied into
+        the new run, so they replay their stored outputs and execution resumes at
+        ``from_step``. Without it the new run starts from the top."""
+        if from_step is not None and (not isinstance(from_step, str) or not from_step):
+            raise ValidationError("from_step must be a step key (a non-empty string)",
+                                  field="from_step")
+        now = self.clock.now() if now is None else now
+        with self.store.atomic():
+            run = self.store.queries.run(run_id)
+            copies: tuple[StepRecord, ...] = ()
+            if from_step is not None:
+                steps = self.store.queries.steps(run_id)
+                target = next((s for s in steps if s.key == from_step), None)
+                if target is None:
+                    keys = [s.key for s in steps[:20]]
+                    raise ValidationError(
+                        f"run {run_id} has no step {from_step!r} (its steps: "
+                        f"{', '.join(keys) or 'none'})", field="from_step")
+                copies = tuple(StepRecord(key=s.key, name=s.name, kind=s.kind,
+                                          position=s.position, status=s.status,
+                                          attempts=s.attempts, started_at=s.started_at,
+                                          ended_at=s.ended_at, output=s.output, error=s.error,
+                                          wake_at=s.wake_at)
+                               for s in steps if s.position < target.position)
+            [new_run_id] = self.store.runs.start([RunStart(
+                function_id=run.function_id, app_id=run.app_id, event_id=run.event_id,
+                steps=copies)], now)
         self.enqueue([new_run_id])
         return self.store.queries.get_run(new_run_id)
 

@@ -1,8 +1,9 @@
 """The executor: what a worker does with the wake-up "look at run R now".
 
-It acquires the run (lease, run, event and stored steps in one round trip), calls the
-handler, which replays stored steps and runs new ones back to back, and ends the run:
-completed, failed, suspended (a sleep, a retry backoff, a wait), or released. A lease
+It acquires the run (lease, run, event and stored steps in one round trip), hands it to
+the function's *driver* (:mod:`.drivers`: the in-process Python call today), which
+replays stored steps and runs new ones back to back, and applies the driver's outcome:
+completed, failed, retried, suspended on its pending operations, or released. A lease
 keeper thread renews the leases of the runs executing in this process, so long steps
 keep them.
 
@@ -33,11 +34,12 @@ from typing import TYPE_CHECKING, Callable, Iterable
 from dramatiq.threading import Interrupt as DramatiqInterrupt
 
 from ..core.registry import Registry
-from ..errors import (DatabaseLost, DatabaseUnavailableError, FunctionCrashedError, Interrupt,
-                      LeaseLost, NonRetriableError, StepError, Suspend, ValidationError)
+from ..errors import (DatabaseLost, DatabaseUnavailableError, FunctionCrashedError, LeaseLost,
+                      ValidationError)
 from ..serde import encode_output
+from .drivers import (Completed, Crashed, Driver, Errored, Failed, Outcome, PythonDriver,
+                      Suspended)
 from .invocation import Invocation
-from .steps import StepTools
 
 if TYPE_CHECKING:
     from ..clock import Clock
@@ -54,7 +56,7 @@ class Executor:
 
     def __init__(self, *, store: "Store", registry: Registry, clock: "Clock",
                  settings: "Settings", enqueue: Callable[[Iterable[str]], object],
-                 send: Callable[[list], list[str]]):
+                 send: Callable[[list], list[str]], drivers: list[Driver] | None = None):
         self.store = store
         self.registry = registry
         self.clock = clock
@@ -65,6 +67,14 @@ class Executor:
         self._active_lock = threading.Lock()
         self._keeper: threading.Thread | None = None
         self._stopping = threading.Event()
+        self._drivers: dict[str, Driver] = {}
+        for driver in drivers or [PythonDriver()]:
+            self.add_driver(driver)
+
+    def add_driver(self, driver: Driver) -> None:
+        """Serve the functions whose ``runtime`` is one of ``driver.runtimes`` with it."""
+        for runtime in driver.runtimes:
+            self._drivers[runtime] = driver
 
     # -- the lease keeper ------------------------------------------------------------------
     def _keep_leases(self) -> None:
@@ -153,26 +163,31 @@ class Executor:
             raise
 
     def _invoke(self, inv: Invocation) -> str:
-        function = inv.function
-        try:
-            result = function.handler(inv.context, StepTools(inv))
-        except Suspend as s:
-            inv.suspend(s)
-            return "suspended"
-        except (Interrupt, DramatiqInterrupt, KeyboardInterrupt):
-            raise
-        except (StepError, NonRetriableError) as exc:  # a step failed for good: so does the run
-            log.info("run %s (%s) failed: %s: %s", inv.run_id, function.id,
-                     type(exc).__name__, exc)
-            inv.fail(exc)
+        driver = self._drivers.get(inv.function.runtime)
+        if driver is None:
+            inv.fail(ValidationError(f"function {inv.function.id!r}: no driver serves runtime "
+                                     f"{inv.function.runtime!r} in this worker"))
             return "failed"
-        except Exception as exc:  # noqa: BLE001 - outside any step: retried, then failed
-            return inv.retry_or_fail(exc)
-        except BaseException:  # sys.exit() between steps: as if the process had died
+        return self._apply(inv, driver.drive(inv))
+
+    def _apply(self, inv: Invocation, outcome: Outcome) -> str:
+        """Turn what the driver answered into the run's state."""
+        if isinstance(outcome, Suspended):
+            inv.suspend(outcome.ops)
+            return "suspended"
+        if isinstance(outcome, Failed):
+            log.info("run %s (%s) failed: %s: %s", inv.run_id, inv.function.id,
+                     type(outcome.error).__name__, outcome.error)
+            inv.fail(outcome.error)
+            return "failed"
+        if isinstance(outcome, Errored):
+            return inv.retry_or_fail(outcome.error)
+        if isinstance(outcome, Crashed):  # as if the process had died
             inv.release(crashed=True)
-            raise
+            raise outcome.error
+        assert isinstance(outcome, Completed), outcome
         try:
-            output = encode_output(result, what=f"function {function.id!r}",
+            output = encode_output(outcome.value, what=f"function {inv.function.id!r}",
                                    limit=inv.output_limit)
         except ValidationError as exc:
             inv.fail(exc)

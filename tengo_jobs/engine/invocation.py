@@ -6,23 +6,31 @@ and runs new ones back to back, checkpointing each before the next starts; it en
 suspending, completing, failing or releasing the run. Every write is fenced on the
 lease, so an invocation whose lease was lost stops at its next write
 (:class:`~tengo_jobs.errors.LeaseLost`).
+
+**One commit fewer per run.** A finished step's row is held back (:meth:`checkpoint`
+with ``defer``) until the next write, and written by it: before the next step starts
+(so each step's result is committed before the next step starts), or in the same
+transaction as the suspension, completion or failure that follows. A process that dies
+in between loses only a result that was never reported as committed: the step runs
+again, as any step interrupted before its checkpoint does.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-import json
 import logging
+import threading
 from typing import TYPE_CHECKING, Any
 
-from ..core.events import FUNCTION_INVOKED_EVENT, Event
+from ..core.events import Event
 from ..core.functions import FunctionDef
-from ..errors import DatabaseLost, DatabaseUnavailableError, Suspend
+from ..core.ops import FunctionRetry, PendingOp, StepOp, StepRecord, run_status_of
 from ..core.retry import retry_delay_ms
+from ..errors import DatabaseLost, DatabaseUnavailableError, Interrupt
 from ..serde import error_dict
-from ..store import RunRow, RunStatus, StepKind, StepRow, StepStatus, StepWrite, TimerKind
+from ..store import RunRow, StepRow
 from ..store.connection import UNAVAILABLE_ERRORS
-from ..store.runs import invoke_unique_key
 
 if TYPE_CHECKING:
     from .executor import Executor
@@ -58,15 +66,6 @@ class Context:
     logger: logging.LoggerAdapter
 
 
-# Suspend.kind -> (step kind, step status, run status, timer kind)
-_SUSPEND_AS = {
-    "sleep": (StepKind.SLEEP, StepStatus.SLEEPING, RunStatus.SLEEPING, TimerKind.SLEEP),
-    "retry": (StepKind.RUN, StepStatus.RETRYING, RunStatus.SLEEPING, TimerKind.RETRY),
-    "wait": (StepKind.WAIT, StepStatus.WAITING, RunStatus.WAITING, TimerKind.TIMEOUT),
-    "invoke": (StepKind.INVOKE, StepStatus.WAITING, RunStatus.WAITING, TimerKind.TIMEOUT),
-}
-
-
 class Invocation:
     def __init__(self, executor: "Executor", run: RunRow, function: FunctionDef, token: str,
                  event: Event, steps: list[StepRow], unclean: int):
@@ -84,6 +83,12 @@ class Invocation:
         self._next_position = max((s.position for s in steps), default=-1) + 1
         # Executions that died before this one without a trace: charged to the next new step.
         self.unclean = unclean
+        # The first checkpoint after a crash or a function-level retry resets the counters.
+        self._progress = run.attempt != 0 or run.inflight > 1
+        self._deferred: StepRecord | None = None
+        # Parallel branches share this invocation from several threads.
+        self._lock = threading.RLock()
+        self._parallel = 0
         self.output_limit = self.settings.output_limit
         self.logger = ReplayAwareLogger(log, self)
         self.context = Context(event=event, events=[event], run_id=run.id, attempt=run.attempt,
@@ -95,46 +100,83 @@ class Invocation:
         return self._unvisited > 0
 
     def memo_get(self, key: str) -> StepRow | None:
-        row = self._memo.get(key)
-        if row is not None and key not in self._visited:
-            self._visited.add(key)
-            self._unvisited -= 1
-        return row
+        with self._lock:
+            row = self._memo.get(key)
+            if row is not None and key not in self._visited:
+                self._visited.add(key)
+                self._unvisited -= 1
+            return row
 
     def executing_new_step(self) -> int:
         """New work is about to run: whatever was not replayed by now will not be. Returns
         the executions that died since the last trace (once; then 0)."""
-        self._unvisited = 0
-        unclean, self.unclean = self.unclean, 0
-        return unclean
+        with self._lock:
+            self._unvisited = 0
+            unclean, self.unclean = self.unclean, 0
+            return unclean
+
+    @contextlib.contextmanager
+    def parallel_section(self):
+        """Parallel branches run inside: their checkpoints are written at once (no row is
+        held back across threads)."""
+        with self._lock:
+            self._parallel += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._parallel -= 1
 
     def now(self) -> int:
         return self.executor.clock.now()
 
-    def _position(self, key: str) -> int:
-        existing = self._memo.get(key)
-        if existing is not None:
-            return existing.position
-        position, self._next_position = self._next_position, self._next_position + 1
-        return position
+    def place(self, op: StepOp) -> StepOp:
+        """``op`` with its position in the run (the stored one for a step seen before)."""
+        with self._lock:
+            existing = self._memo.get(op.key)
+            if existing is not None:
+                position = existing.position
+            elif op.key:
+                position, self._next_position = self._next_position, self._next_position + 1
+            else:
+                return op
+        return dataclasses.replace(op, position=position)
 
     # -- writes -----------------------------------------------------------------------------
-    def checkpoint(self, *, key: str, name: str, kind: StepKind, status: StepStatus,
-                   attempts: int, started_at: int, output: str | None = None,
-                   error: str | None = None, wake_at: int | None = None,
-                   ended: bool = True) -> None:
-        """Commit one step row (and renew the lease) before the next step starts."""
-        now = self.now()
-        step = StepWrite(key=key, name=name, kind=kind, position=self._position(key),
-                         status=status, attempts=attempts, started_at=started_at,
-                         ended_at=now if ended else None, output=output, error=error,
-                         wake_at=wake_at)
+    def checkpoint(self, op: StepOp, *, defer: bool = False) -> None:
+        """Commit the step row ``op`` writes before the next step starts; with ``defer`` the
+        row is held until the next write, which carries it (see the module docstring)."""
+        record = self.place(op).record(self.now())
+        with self._lock:
+            self._memo[record.key] = StepRow(run_id=self.run_id, **dataclasses.asdict(record))
+            self._visited.add(record.key)
+            defer = defer and not self._parallel
+        self.flush()
+        if defer:
+            self._deferred = record
+        else:
+            self._write(record)
+
+    def flush(self) -> None:
+        """Commit the step row held back, if any (before anything else runs)."""
+        with self._lock:
+            record, self._deferred = self._deferred, None
+        if record is not None:
+            self._write(record)
+
+    def _take_deferred(self) -> StepRecord | None:
+        with self._lock:
+            record, self._deferred = self._deferred, None
+        return record
+
+    def _write(self, record: StepRecord) -> None:
         try:
-            self.store.runs.checkpoint(self.run_id, self.token, now, step)
+            with self._lock:
+                progress, self._progress = self._progress, False
+            self.store.runs.checkpoint(self.run_id, self.token, self.now(), record,
+                                       progress=progress)
         except DatabaseUnavailableError as exc:  # inside user code: must not be caught there
             raise DatabaseLost(str(exc)) from exc
-        self._memo[key] = step.row(self.run_id)
-        self._visited.add(key)
 
     def clear_wait(self, step_key: str) -> None:
         """The wait of ``step_key`` timed out: forget it (a late event must not resolve it)."""
@@ -143,36 +185,18 @@ class Invocation:
         except UNAVAILABLE_ERRORS as exc:
             raise DatabaseLost(str(exc)) from exc
 
-    def suspend(self, s: Suspend) -> None:
-        """Park the run: a sleep, a retry backoff, a wait for an event or an invoked child."""
-        now = self.now()
-        step_kind, step_status, run_status, timer_kind = _SUSPEND_AS[s.kind]
-        existing = self._memo.get(s.step_key)
-        step = StepWrite(
-            key=s.step_key, name=s.step_name, kind=step_kind, position=self._position(s.step_key),
-            status=step_status, attempts=s.attempts,
-            error=json.dumps(s.error) if s.error else None,
-            started_at=existing.started_at if existing is not None and existing.started_at else now,
-            ended_at=None, wake_at=s.wake_at)
-        wait = child = None
-        if s.kind == "wait":
-            def wait():
-                self.store.waits.register(
-                    run_id=self.run_id, step_key=s.step_key, event_name=s.payload["event"],
-                    expression=s.payload.get("if_exp"), trigger=self.event.to_dict(),
-                    expires_at=s.wake_at, now=now)
-        elif s.kind == "invoke" and existing is None:
-            def child():
-                return self.store.events.start_run(
-                    s.payload["function"], Event(name=FUNCTION_INVOKED_EVENT,
-                                                 data=s.payload.get("data") or {}),
-                    now=now, unique_key=invoke_unique_key(self.run_id, s.step_key),
-                    parent_run_id=self.run_id)
-        child_run_id = self.store.runs.suspend(self.run, self.token, now, step,
-                                               status=run_status, timer=timer_kind,
-                                               attempt=s.attempts, wait=wait, child=child)
-        if child_run_id:
-            self.executor.enqueue([child_run_id])
+    def suspend(self, ops: list[PendingOp]) -> None:
+        """Park the run on its pending operations (sleeps, retry backoffs, waits for events,
+        invoked children), the step row held back written with them."""
+        pending = [self.place(op) for op in ops]
+        attempt = max([getattr(op, "attempt", 0) if isinstance(op, FunctionRetry)
+                       else getattr(op, "attempts", 0) for op in pending] or [0])
+        parked = self.store.runs.suspend(
+            self.run, self.token, self.now(), pending, status=run_status_of(pending),
+            attempt=attempt, trigger=self.event.to_dict(), record=self._take_deferred())
+        wake = parked.children + ([self.run_id] if parked.requeued else [])
+        if wake:
+            self.executor.enqueue(wake)
 
     def retry_or_fail(self, exc: Exception) -> str:
         """An error outside any step: the whole function is tried again after a backoff (its
@@ -187,12 +211,12 @@ class Invocation:
         self.logger.warning("run %s failed outside any step (%s: %s); attempt %d of %d in %d ms",
                             self.run_id, type(exc).__name__, exc, attempt + 1,
                             self.function.retries + 1, delay)
-        self.store.runs.suspend(self.run, self.token, now, None, status=RunStatus.SLEEPING,
-                                wake_at=now + delay, timer=TimerKind.RETRY, attempt=attempt)
+        self.suspend([FunctionRetry(wake_at=now + delay, attempt=attempt)])
         return "suspended"
 
     def complete(self, output: str) -> None:
-        parent = self.store.runs.complete(self.run, self.token, self.now(), output)
+        parent = self.store.runs.complete(self.run, self.token, self.now(), output,
+                                          record=self._take_deferred())
         if parent:
             self.executor.enqueue([parent])
 
@@ -203,16 +227,19 @@ class Invocation:
         failure_event = {"function_id": self.function.id, "run_id": self.run_id,
                          "error": error, "event": self.event.to_dict()}
         started = self.store.runs.fail(self.run, self.token, self.now(), error,
-                                       failure_handler=handler, failure_event=failure_event)
+                                       failure_handler=handler, failure_event=failure_event,
+                                       record=self._take_deferred())
         if started:
             self.executor.enqueue(started)
 
     def release(self, *, crashed: bool = False, delay_ms: int = 0) -> None:
-        """Give the run back so another worker takes it (best effort: else the lease expires)."""
+        """Give the run back so another worker takes it (best effort: else the lease expires);
+        a step row held back is written first, so its step does not run again."""
         try:
+            self.flush()
             self.store.runs.release(self.run_id, self.token, self.now(), crashed=crashed,
                                     delay_ms=delay_ms)
-        except Exception:  # noqa: BLE001 - the lease expires anyway
+        except (Exception, Interrupt):  # noqa: BLE001 - the lease expires anyway
             log.exception("run %s: could not release its lease", self.run_id)
 
     # -- events -----------------------------------------------------------------------------

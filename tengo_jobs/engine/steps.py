@@ -1,9 +1,11 @@
-"""The ``step`` object handed to a function: run, transaction, sleep, sleep_until,
+"""The ``step`` object handed to a Python handler: run, transaction, sleep, sleep_until,
 wait_for_event, invoke, send_event.
 
+Each call produces a step operation (:mod:`tengo_jobs.core.ops`) and hands it to the
+invocation: a finished step is checkpointed before the next one starts; an operation
+that must wait stops the handler with :class:`~tengo_jobs.errors.Suspend` carrying it.
 Each step id gets a key (``id``, then ``id:1``, ``id:2``… when repeated — Inngest's
-rule). A key with a stored result replays that result without running anything;
-a new step runs and is checkpointed before the next one starts.
+rule). A key with a stored result replays that result without running anything.
 
 Attempts: a step that raises (``sys.exit`` included) records the failed attempt and
 is retried with backoff, ``retries`` times, then fails for good (:class:`StepError` in
@@ -19,10 +21,13 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-from typing import TYPE_CHECKING, Any, Callable
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from dramatiq.threading import Interrupt as DramatiqInterrupt
 
+from ..core import ops
 from ..core.expressions import compile_expression
 from ..core.retry import retry_delay_ms
 from ..durations import to_epoch_ms, to_ms
@@ -37,13 +42,28 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-class StepTools:
+def _step_error(step_id: str, row) -> StepError:
+    err = decode(row.error) or {}
+    return StepError(step_id, err.get("message", ""), error_name=err.get("name", "Error"),
+                     attempts=row.attempts)
+
+
+class Step:
     """What a handler receives as ``step``."""
 
     def __init__(self, invocation: "Invocation"):
         self._x = invocation
         self._counts: dict[str, int] = {}
-        self._in_step: str | None = None
+        self._counts_lock = threading.Lock()
+        self._local = threading.local()  # per thread: parallel branches run in their own
+
+    @property
+    def _in_step(self) -> str | None:
+        return getattr(self._local, "in_step", None)
+
+    @_in_step.setter
+    def _in_step(self, step_id: str | None) -> None:
+        self._local.in_step = step_id
 
     # -- keys and replay ---------------------------------------------------------------
     def _key(self, step_id: str) -> str:
@@ -53,9 +73,10 @@ class StepTools:
             raise StepUsageError(f"step id {step_id[:40]!r}... is longer than 256 characters")
         if self._in_step is not None:
             raise StepUsageError(f"step {step_id!r} was called inside step {self._in_step!r}; "
-                               "steps cannot be nested")
-        n = self._counts.get(step_id, 0)
-        self._counts[step_id] = n + 1
+                                 "steps cannot be nested")
+        with self._counts_lock:
+            n = self._counts.get(step_id, 0)
+            self._counts[step_id] = n + 1
         return step_id if n == 0 else f"{step_id}:{n}"
 
     def _stored(self, key: str, kind: StepKind):
@@ -87,14 +108,12 @@ class StepTools:
             if row.status == StepStatus.COMPLETED:
                 return decode(row.output)
             if row.status == StepStatus.FAILED:
-                err = decode(row.error) or {}
-                raise StepError(step_id, err.get("message", ""), error_name=err.get("name", "Error"),
-                                attempts=row.attempts)
+                raise _step_error(step_id, row)
             recorded, started_at = row.attempts, row.started_at
         x = self._x
         died = x.executing_new_step()
-        now = x.now()
-        started_at = started_at or now
+        x.flush()  # the previous step's result is committed before this one starts
+        started_at = started_at or x.now()
         # This attempt's number: the attempts recorded so far, plus the executions that died
         # without recording theirs (a RUNNING row is one that died after recording itself).
         attempt = recorded + died + (0 if row is not None and row.status == StepStatus.RUNNING
@@ -106,8 +125,8 @@ class StepTools:
                     "record a result (a crash, SIGKILL, OOM, sys.exit in the worker, or a lost "
                     "database); not retried again"), attempt - 1, started_at)
             # Record this attempt before it runs, so dying again is counted too.
-            x.checkpoint(key=key, name=step_id, kind=StepKind.RUN, status=StepStatus.RUNNING,
-                         attempts=attempt, started_at=started_at, ended=False)
+            x.checkpoint(ops.StepStarted(key=key, name=step_id, attempts=attempt,
+                                         started_at=started_at))
         transaction = x.store.atomic() if transactional else contextlib.nullcontext()
         output = None
         self._in_step = step_id
@@ -117,9 +136,8 @@ class StepTools:
                 output = encode_output(result, what=f"step {step_id!r}", limit=x.output_limit)
                 if transactional:
                     self._in_step = None
-                    x.checkpoint(key=key, name=step_id, kind=StepKind.RUN,
-                                 status=StepStatus.COMPLETED, attempts=attempt,
-                                 output=output, started_at=started_at)
+                    x.checkpoint(ops.StepRun(key=key, name=step_id, output=output,
+                                             attempts=attempt, started_at=started_at))
         except (Interrupt, DramatiqInterrupt, KeyboardInterrupt):
             raise  # the engine's or the worker's control flow, not a failure of the step
         except (OutputTooLargeError, NotSerializableError) as exc:
@@ -133,14 +151,14 @@ class StepTools:
         finally:
             self._in_step = None
         if not transactional:
-            x.checkpoint(key=key, name=step_id, kind=StepKind.RUN, status=StepStatus.COMPLETED,
-                         attempts=attempt, output=output, started_at=started_at)
+            x.checkpoint(ops.StepRun(key=key, name=step_id, output=output, attempts=attempt,
+                                     started_at=started_at), defer=True)
         return json.loads(output)
 
-    def _fail(self, key, step_id, exc, attempts, started_at):
+    def _fail(self, key, step_id, exc, attempts, started_at, kind=StepKind.RUN):
         err = error_dict(exc)
-        self._x.checkpoint(key=key, name=step_id, kind=StepKind.RUN, status=StepStatus.FAILED,
-                           attempts=attempts, error=json.dumps(err), started_at=started_at)
+        self._x.checkpoint(ops.StepFailed(key=key, name=step_id, error=err, attempts=attempts,
+                                          started_at=started_at, kind=kind))
         raise StepError(step_id, err["message"], error_name=err["name"], attempts=attempts) from exc
 
     def _fail_or_retry(self, key, step_id, exc, attempts, started_at):
@@ -152,8 +170,9 @@ class StepTools:
                                max_ms=x.settings.retry_max_ms, now=now)
         x.logger.warning("run %s step %r attempt %d failed (%s: %s); retrying in %d ms",
                          x.run_id, step_id, attempts, type(exc).__name__, exc, delay)
-        raise Suspend(step_key=key, step_name=step_id, wake_at=now + delay, kind="retry",
-                      attempts=attempts, error=error_dict(exc)) from exc
+        raise Suspend([ops.RetryStep(key=key, name=step_id, wake_at=now + delay,
+                                     attempts=attempts, error=error_dict(exc),
+                                     started_at=started_at)]) from exc
 
     # -- sleeps -------------------------------------------------------------------------
     def sleep(self, step_id: str, duration) -> None:
@@ -185,10 +204,10 @@ class StepTools:
             x.executing_new_step()
             wake_at, started_at = wake_at_from(now), now
         if wake_at <= now:
-            x.checkpoint(key=key, name=step_id, kind=StepKind.SLEEP, status=StepStatus.COMPLETED,
-                         attempts=1, started_at=started_at, wake_at=wake_at)
+            x.checkpoint(ops.SleepDone(key=key, name=step_id, started_at=started_at,
+                                       wake_at=wake_at), defer=True)
             return
-        raise Suspend(step_key=key, step_name=step_id, wake_at=wake_at, kind="sleep")
+        raise Suspend([ops.Sleep(key=key, name=step_id, wake_at=wake_at, started_at=started_at)])
 
     # -- waiting on other things ---------------------------------------------------------
     def wait_for_event(self, step_id: str, *, event: str, timeout, if_exp: str | None = None):
@@ -204,11 +223,10 @@ class StepTools:
         if row is not None:
             if row.wake_at <= now:  # the timeout fired first
                 x.clear_wait(key)
-                x.checkpoint(key=key, name=step_id, kind=StepKind.WAIT, status=StepStatus.COMPLETED,
-                             attempts=1, output="null", started_at=row.started_at,
-                             wake_at=row.wake_at)
+                x.checkpoint(ops.WaitTimedOut(key=key, name=step_id, started_at=row.started_at,
+                                              wake_at=row.wake_at), defer=True)
                 return None
-            expires = row.wake_at
+            expires, started_at = row.wake_at, row.started_at
         else:
             if not isinstance(event, str) or not event:
                 raise StepUsageError(f"step.wait_for_event({step_id!r}): event must be an event name")
@@ -219,8 +237,9 @@ class StepTools:
             except ValueError as exc:
                 raise StepUsageError(f"step.wait_for_event({step_id!r}): timeout {exc}") from None
             x.executing_new_step()
-        raise Suspend(step_key=key, step_name=step_id, wake_at=expires, kind="wait",
-                      payload={"event": event, "if_exp": if_exp})
+            started_at = now
+        raise Suspend([ops.WaitForEvent(key=key, name=step_id, wake_at=expires,
+                                        started_at=started_at, event=event, if_exp=if_exp)])
 
     def invoke(self, step_id: str, *, function, data: dict | None = None, timeout="365d"):
         """Run another function as a child run and return its output (its failure raises
@@ -231,27 +250,78 @@ class StepTools:
         if row is not None and row.status == StepStatus.COMPLETED:
             return decode(row.output)
         if row is not None and row.status == StepStatus.FAILED:
-            err = decode(row.error) or {}
-            raise StepError(step_id, err.get("message", ""), error_name=err.get("name", "Error"),
-                            attempts=row.attempts)
+            raise _step_error(step_id, row)
         now = x.now()
         if row is not None:
             if row.wake_at <= now:
                 self._fail(key, step_id, TimeoutError("the invoked function did not finish "
-                                                      "before the timeout"), 1, row.started_at)
-            expires = row.wake_at
-            target = None
-        else:
-            target = x.executor.registry.get(function) if isinstance(function, str) else function
-            if data is not None and not isinstance(data, dict):
-                raise StepUsageError(f"step.invoke({step_id!r}): data must be a dict")
+                                                      "before the timeout"), 1, row.started_at,
+                           kind=StepKind.INVOKE)
+            raise Suspend([ops.Invoke(key=key, name=step_id, wake_at=row.wake_at,
+                                      started_at=row.started_at, start=False)])
+        target = x.executor.registry.get(function) if isinstance(function, str) else function
+        if data is not None and not isinstance(data, dict):
+            raise StepUsageError(f"step.invoke({step_id!r}): data must be a dict")
+        try:
+            expires = now + to_ms(timeout)
+        except ValueError as exc:
+            raise StepUsageError(f"step.invoke({step_id!r}): timeout {exc}") from None
+        x.executing_new_step()
+        raise Suspend([ops.Invoke(key=key, name=step_id, wake_at=expires, started_at=now,
+                                  function_id=target.id, app_id=target.app_id,
+                                  data=data or {})])
+
+    # -- parallel branches --------------------------------------------------------------
+    def parallel(self, branches: Sequence[Callable[[], Any]]) -> list[Any]:
+        """Run ``branches`` (callables, each usually one ``step.run``) at the same time and
+        return their results in order, like ``Promise.all`` over steps in Inngest.
+
+        Each branch runs in a thread of its own (with its own database connection); its
+        steps are checkpointed and retried on their own. When a branch reaches something
+        it must wait for (a sleep, a retry backoff, a wait, an invoke), the others still run
+        to their end or their own wait; then the run suspends on every pending operation
+        at once, keeping the branches that completed. On resume the completed branches
+        replay their stored results. A branch that fails for good raises its
+        :class:`StepError` here once every branch has stopped. Step ids must be distinct
+        across the branches of one call (their keys would otherwise depend on timing)."""
+        branches = list(branches)
+        if not all(callable(b) for b in branches):
+            raise StepUsageError("step.parallel takes a list of callables, e.g. "
+                                 "[lambda: step.run('a', fa), lambda: step.run('b', fb)]")
+        if self._in_step is not None:
+            raise StepUsageError(f"step.parallel was called inside step {self._in_step!r}; "
+                                 "steps cannot be nested")
+        if not branches:
+            return []
+        x = self._x
+        x.flush()
+        results: list[Any] = [None] * len(branches)
+        pending: list = []
+        failures: list[BaseException] = []
+
+        def branch(i: int) -> None:
             try:
-                expires = now + to_ms(timeout)
-            except ValueError as exc:
-                raise StepUsageError(f"step.invoke({step_id!r}): timeout {exc}") from None
-            x.executing_new_step()
-        raise Suspend(step_key=key, step_name=step_id, wake_at=expires, kind="invoke",
-                      payload={"function": target, "data": data or {}})
+                results[i] = branches[i]()
+            except Suspend as s:
+                pending.extend(s.ops)
+            except BaseException as exc:  # noqa: BLE001 - handed back to the handler's thread
+                failures.append(exc)
+            finally:
+                x.store.close_thread_connection()
+
+        with x.parallel_section(), ThreadPoolExecutor(
+                max_workers=min(len(branches), x.settings.parallel_max),
+                thread_name_prefix=f"tengo-parallel-{x.run_id}") as pool:
+            list(pool.map(branch, range(len(branches))))
+        interrupts = [f for f in failures if isinstance(f, (Interrupt, DramatiqInterrupt,
+                                                            KeyboardInterrupt))]
+        if interrupts:
+            raise interrupts[0]
+        if failures:
+            raise failures[0]
+        if pending:
+            raise Suspend(pending)
+        return results
 
     # -- events -------------------------------------------------------------------------
     def send_event(self, step_id: str, events) -> list[str]:
@@ -273,3 +343,8 @@ class StepTools:
     def _preview_key(self, step_id: str) -> str:
         n = self._counts.get(step_id, 0)
         return step_id if n == 0 else f"{step_id}:{n}"
+
+
+StepTools = Step  # the name before step operations became values
+
+__all__ = ["Step", "StepTools"]

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Callable, Iterable
 from ..core.cron import CronSpec, parse_cron
 from ..core.events import SCHEDULED_EVENT, Event
 from ..core.registry import Registry
+from ..store import RunStart
 
 if TYPE_CHECKING:
     from ..clock import Clock
@@ -104,19 +105,16 @@ class Timekeeper:
         """Start the runs for ``fn``'s ticks due at ``now``; returns the run ids started here."""
         now = self.clock.now() if now is None else now
         spec = spec or parse_cron(fn.cron, function_id=fn.id)
-        started: list[str] = []
         with self.store.atomic():
             last = self.store.cron.lock_last_tick(fn.id)
             if last is None:
                 self.store.cron.ensure([fn.id], now)
                 return []
             ticks, new_last = due_ticks(fn, spec, last, now)
-            for tick in ticks:
-                run_id = self.store.events.start_run(
-                    fn, Event(name=SCHEDULED_EVENT, data={"cron": fn.cron}, ts=tick), now=now,
-                    unique_key=f"cron:{fn.id}:{tick}")
-                if run_id is not None:
-                    started.append(run_id)
+            started = [r for r in self.store.runs.start([
+                RunStart(function_id=fn.id, app_id=fn.app_id,
+                         event=Event(name=SCHEDULED_EVENT, data={"cron": fn.cron}, ts=tick),
+                         unique_key=f"cron:{fn.id}:{tick}") for tick in ticks], now) if r]
             if new_last != last:
                 self.store.cron.set_last_tick(fn.id, new_last, now)
         if started:

@@ -1,32 +1,45 @@
 """The store: every read and write of the system tables, and every run state transition.
 
-Nothing outside this package builds SQL on the system tables. :class:`Store` gathers
-the parts, each on the same database and :class:`~.dialect.Dialect`:
+Nothing outside this package builds SQL on the system tables. The transitions are a
+contract (:mod:`.contract`) with one implementation per database (:mod:`.postgres`,
+:mod:`.sqlite`); :class:`Store` gathers the parts on one database:
 
-- :attr:`Store.runs` — the run state machine (:mod:`.runs`): acquire, fence,
-  checkpoint, suspend, complete, fail, release, wake, cancel;
-- :attr:`Store.events` — the intake's write and internal runs (:mod:`.events`);
+- :attr:`Store.runs` — the run state machine: acquire, checkpoint, suspend, complete,
+  fail, release, cancel, and :meth:`~.contract.RunStore.start`, the one way runs start
+  outside the intake (cron, failure handlers, invoked children, replays);
+- :attr:`Store.events` — the intake's write (:meth:`~.contract.EventStore.accept`);
 - :attr:`Store.waits` — ``wait_for_event`` rows and their indexed matching (:mod:`.waits`);
-- :attr:`Store.timers`, :attr:`Store.cron` — the scheduler's side (:mod:`.timers`);
-- :attr:`Store.queries` — named reads for the API, dashboard, CLI and metrics, and
-  replay (:mod:`.queries`).
+- :attr:`Store.timers`, :attr:`Store.cron` — the scheduler's side;
+- :attr:`Store.queries` — named reads for the API, dashboard, CLI and metrics
+  (:mod:`.queries`).
 
-The schema is :mod:`.schema`; connections and migrations are :mod:`.connection`.
+Both the intake and :meth:`~.contract.RunStore.start` pass every run through
+:class:`~.admission.Admission` before writing it. The schema is :mod:`.schema`;
+connections and migrations are :mod:`.connection`.
 """
 
 from __future__ import annotations
 
 import peewee as pw
 
+from ..core.ops import StepRecord
+from . import postgres, sqlite
+from .admission import Admission
 from .connection import migrate, ping
-from .dialect import Dialect, bulk_insert
-from .events import Accepted, EventStore
+from .contract import (Accepted, Acquired, EventStore, Parent, Parked, RunStart, RunStore,
+                       TimerStore, invoke_unique_key)
+from .cron import CronStore
+from .dialect import Dialect, PostgresDialect, bulk_insert
 from .queries import Queries
-from .runs import Acquired, Parent, RunStore, StepWrite, invoke_unique_key
 from .schema import (AppModel, EnumField, RunRow, RunStatus, StepKind, StepRow, StepStatus,
                      TimerKind)
-from .timers import CronStore, TimerStore
 from .waits import WaitStore
+
+# The contract's implementation for each database.
+_IMPLEMENTATIONS = {
+    "postgresql": (postgres.PgRunStore, postgres.PgEventStore, postgres.PgTimerStore),
+    "sqlite": (sqlite.SqliteRunStore, sqlite.SqliteEventStore, sqlite.SqliteTimerStore),
+}
 
 
 class Store:
@@ -36,12 +49,14 @@ class Store:
                  reconnect_window_ms: int = 10_000):
         self.db = db
         self.dialect = Dialect.of(db)
+        run_store, event_store, timer_store = _IMPLEMENTATIONS[self.dialect.name]
+        self.admission = Admission()
         self.waits = WaitStore(self.dialect)
-        self.events = EventStore(self.dialect, self.waits)
-        self.runs = RunStore(self.dialect, lease_ttl_ms=lease_ttl_ms,
-                             reconnect_window_ms=reconnect_window_ms,
-                             start_run=self.events.start_run)
-        self.timers = TimerStore(self.dialect)
+        self.events: EventStore = event_store(self.dialect, self.waits, self.admission)
+        self.runs: RunStore = run_store(self.dialect, lease_ttl_ms=lease_ttl_ms,
+                                        reconnect_window_ms=reconnect_window_ms,
+                                        waits=self.waits, admission=self.admission)
+        self.timers: TimerStore = timer_store(self.dialect)
         self.cron = CronStore(self.dialect)
         self.queries = Queries(self.dialect)
 
@@ -60,8 +75,14 @@ class Store:
         if not self.db.is_closed():
             self.db.close()
 
+    def close_thread_connection(self) -> None:
+        """Close this thread's connection (a thread that is about to end: parallel branches)."""
+        if not self.db.is_closed() and not self.db.in_transaction():
+            self.db.close()
 
-__all__ = ["Store", "Accepted", "Acquired", "Parent", "StepWrite", "invoke_unique_key",
-           "AppModel", "EnumField", "RunRow", "StepRow", "RunStatus", "StepStatus", "StepKind",
-           "TimerKind", "bulk_insert", "Dialect", "EventStore", "RunStore", "Queries",
-           "TimerStore", "CronStore", "WaitStore"]
+
+__all__ = ["Store", "Accepted", "Acquired", "Parent", "Parked", "RunStart", "StepRecord",
+           "invoke_unique_key", "AppModel", "EnumField", "RunRow", "StepRow", "RunStatus",
+           "StepStatus", "StepKind", "TimerKind", "bulk_insert", "Dialect", "PostgresDialect",
+           "EventStore", "RunStore", "TimerStore", "Queries", "CronStore", "WaitStore",
+           "Admission"]

@@ -1,4 +1,4 @@
-"""Named reads for the REST API, the dashboard, the CLI and /metrics — and replay.
+"""Named reads for the REST API, the dashboard, the CLI and /metrics.
 
 Everything returns plain dicts in the shapes DESIGN.md gives for the HTTP API (times
 as ISO 8601 UTC, JSON columns decoded). Every aggregate is bounded: lists are pages of
@@ -15,9 +15,8 @@ from typing import Any
 
 from ..durations import ms_to_iso
 from ..errors import EventNotFoundError, RunNotFoundError, ValidationError
-from ..ids import new_id
 from .dialect import Dialect
-from .runs import RUNNABLE
+from .statements import RUNNABLE
 from .schema import (EVENTS, RUN_STATUSES, RUNS, STEPS, EventRow, RunRow, RunStatus, StepRow)
 
 DEFAULT_LIMIT = 50
@@ -257,41 +256,6 @@ class Queries:
             f'JOIN "{STEPS}" s ON s."run_id" = r."id" WHERE r."created_at" >= ? '
             'AND s."ended_at" IS NOT NULL AND s."started_at" IS NOT NULL GROUP BY r."function_id"',
             (now - STATS_WINDOW_MS,)).fetchall()
-
-    # -- replay (a write: a new run) ---------------------------------------------------------
-    def replay(self, run_id: str, *, from_step: str | None, now: int) -> str:
-        """Start a new run of the same function on the same event; returns its id.
-
-        With ``from_step``, the steps stored before that step (by position) are copied
-        into the new run, so they replay their stored outputs and execution resumes at
-        ``from_step``. Without it the new run starts from the top."""
-        if from_step is not None and (not isinstance(from_step, str) or not from_step):
-            raise ValidationError("from_step must be a step key (a non-empty string)",
-                                  field="from_step")
-        with self.db.atomic():
-            run = self.run(run_id)
-            new_run_id = new_id(now)
-            copies: list[dict] = []
-            if from_step is not None:
-                target = StepRow.get_or_none((StepRow.run_id == run_id) & (StepRow.key == from_step))
-                if target is None:
-                    keys = [s.key for s in self.steps(run_id)[:20]]
-                    raise ValidationError(
-                        f"run {run_id} has no step {from_step!r} (its steps: "
-                        f"{', '.join(keys) or 'none'})", field="from_step")
-                for s in self.steps(run_id):
-                    if s.position < target.position:
-                        copies.append(dict(run_id=new_run_id, key=s.key, name=s.name,
-                                           kind=s.kind.value, position=s.position,
-                                           status=s.status.value, attempts=s.attempts,
-                                           output=s.output, error=s.error, started_at=s.started_at,
-                                           ended_at=s.ended_at, wake_at=s.wake_at))
-            RunRow.insert(id=new_run_id, app_id=run.app_id, function_id=run.function_id,
-                          event_id=run.event_id, status=RunStatus.QUEUED.value, attempt=0,
-                          created_at=now, wake_at=now, enqueued_at=now, inflight=0).execute()
-            for i in range(0, len(copies), 100):
-                StepRow.insert_many(copies[i:i + 100]).execute()
-        return new_run_id
 
 
 __all__ = ["Queries", "run_dict", "step_dict", "event_dict", "check_limit", "check_status",

@@ -10,62 +10,18 @@ package reads and writes them. All models are bound to :data:`database_proxy`, w
 :func:`tengo_jobs.store.connection.open_database` initializes; applications derive their
 own tables from :class:`AppModel` and list them in their :class:`~tengo_jobs.Extension`.
 
-The life of a run (the state machine of :mod:`tengo_jobs.store.runs`)::
-
-    queued ──acquire──▶ running ──complete──▶ completed
-      ▲                  │  │ └──fail──▶ failed
-      │ wake / timer     │  └──suspend──▶ sleeping | waiting ──wake──▶ queued
-      └── release ◀──────┘          (any unfinished run) ──cancel──▶ cancelled
+The statuses are :mod:`tengo_jobs.core.states` (re-exported here); the life of a run is
+drawn there, and its transitions are the store contract's (:mod:`.contract`).
 """
 
 from __future__ import annotations
 
-import enum
-
 import peewee as pw
 
+from ..core.states import (FINAL_RUN_STATUSES, RUN_STATUSES, RunStatus, StepKind, StepStatus,
+                           TimerKind)
+
 database_proxy = pw.DatabaseProxy()
-
-
-class RunStatus(str, enum.Enum):
-    QUEUED = "queued"
-    RUNNING = "running"
-    SLEEPING = "sleeping"
-    WAITING = "waiting"
-    COMPLETED = "completed"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-
-    @property
-    def is_final(self) -> bool:
-        return self in (RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELLED)
-
-
-class StepStatus(str, enum.Enum):
-    RUNNING = "running"  # an attempt recorded before it ran (only after a crash, see runs.py)
-    COMPLETED = "completed"
-    FAILED = "failed"
-    SLEEPING = "sleeping"
-    RETRYING = "retrying"
-    WAITING = "waiting"
-
-
-class StepKind(str, enum.Enum):
-    RUN = "run"
-    SLEEP = "sleep"
-    WAIT = "wait"
-    INVOKE = "invoke"
-
-
-class TimerKind(str, enum.Enum):
-    SLEEP = "sleep"
-    RETRY = "retry"
-    EVENT = "event"  # a future-dated event: its runs start at ``ts``
-    TIMEOUT = "timeout"  # a wait_for_event / invoke that gives up
-
-
-FINAL_RUN_STATUSES = tuple(s.value for s in RunStatus if s.is_final)
-RUN_STATUSES = tuple(s.value for s in RunStatus)
 
 
 class EnumField(pw.CharField):
@@ -138,8 +94,12 @@ class RunRow(AppModel):
     unique_key = pw.CharField(max_length=300, null=True, unique=True)
     parent_run_id = pw.CharField(max_length=32, null=True)
     # Executions begun since the run's last write that ended them or recorded progress:
-    # 1 while one executes; more means executions died without a trace (see runs.py).
+    # 1 while one executes; more means executions died without a trace (see contract.py).
     inflight = pw.IntegerField(default=0)
+    # Bumped by every change made from outside an execution to a pending operation (a
+    # timer fired, a wait resolved, a child ended): a suspension fenced on the value its
+    # acquire read cannot park a run whose pending operations moved meanwhile.
+    signal = pw.BigIntegerField(default=0, constraints=[pw.SQL("DEFAULT 0")])
 
     class Meta:
         table_name = "tj_runs"
@@ -166,15 +126,19 @@ class StepRow(AppModel):
 
 
 class TimerRow(AppModel):
-    """A wake-up the scheduler owes a run; claimed (deleted) when fired."""
+    """A wake-up the scheduler owes a run, one per pending step (``step_key``; ``''`` for
+    the run itself: a retry of the whole function, a future-dated event); claimed
+    (deleted) when fired."""
 
     id = pw.AutoField()
-    run_id = pw.CharField(max_length=32, unique=True)
+    run_id = pw.CharField(max_length=32)
+    step_key = pw.CharField(max_length=300, default="", constraints=[pw.SQL("DEFAULT ''")])
     due_at = pw.BigIntegerField(index=True)
     kind = EnumField(TimerKind)
 
     class Meta:
         table_name = "tj_timers"
+        indexes = ((("run_id", "step_key"), True),)
 
 
 class WaitRow(AppModel):

@@ -18,7 +18,8 @@ import logging
 from ..core.events import Event
 from ..core.expressions import lookup, match_key, match_plan, matches
 from .dialect import Dialect
-from .schema import RUNS, STEPS, TIMERS, WAIT_KEYS, WAITS
+from . import statements as sql
+from .schema import WAIT_KEYS, WAITS
 
 log = logging.getLogger(__name__)
 
@@ -35,11 +36,6 @@ _BY_KEY = (f'SELECT {_COLUMNS} FROM "{WAITS}" WHERE "event_name" = ? AND "match_
 _UNINDEXED = (f'SELECT {_COLUMNS} FROM "{WAITS}" WHERE "event_name" = ? '
               'AND "match_path" IS NULL AND "expires_at" > ?')
 _CLAIM = f'DELETE FROM "{WAITS}" WHERE "id" = ?'
-_WAKE = (f'UPDATE "{RUNS}" SET "status" = \'queued\', "wake_at" = ?, "enqueued_at" = ? '
-         'WHERE "id" = ? AND "status" = \'waiting\'')
-_STEP = (f'UPDATE "{STEPS}" SET "status" = \'completed\', "output" = ?, "ended_at" = ?, '
-         '"attempts" = 1 WHERE "run_id" = ? AND "key" = ? AND "status" = \'waiting\'')
-_UNTIME = f'DELETE FROM "{TIMERS}" WHERE "run_id" = ?'
 
 
 def wait_output(event: Event, event_id: str, ts: int) -> dict:
@@ -138,14 +134,20 @@ class WaitStore:
                      output=json.dumps(wait_output(*stored), separators=(",", ":")))
 
     def _resolve(self, found: list[Match], now: int) -> list[str]:
-        """Claim each wait (delete its row), then queue its run, give its step the event and
-        drop its timeout (waits, runs, steps, timers: the lock order of every transition)."""
+        """Claim each wait (delete its row), then nudge its run (its signal moves; a parked
+        run is queued), give its step the event and drop that step's timeout (waits, runs,
+        steps, timers: the lock order of every transition). Returns the queued runs."""
         woken = []
         for match in found:
             if self.d.execute(_CLAIM, (match.wait_id,)).rowcount != 1:
                 continue  # resolved by a concurrent producer
-            if self.d.execute(_WAKE, (now, now, match.run_id)).rowcount == 1:
-                self.d.execute(_STEP, (match.output, now, match.run_id, match.step_key))
-                self.d.execute(_UNTIME, (match.run_id,))
+            rows = self.d.execute(sql.NUDGE_FOR_STEP, (now, now, match.run_id, match.run_id,
+                                                       match.step_key)).fetchall()
+            if not rows:
+                continue  # the run ended, or the step no longer waits (timed out)
+            self.d.execute(sql.RESOLVE_STEP, ("completed", match.output, None, now,
+                                              match.run_id, match.step_key))
+            self.d.execute(sql.DELETE_STEP_TIMER, (match.run_id, match.step_key))
+            if rows[0][0] == "queued" and match.run_id not in woken:
                 woken.append(match.run_id)
         return woken

@@ -1,0 +1,43 @@
+"""The in-process driver of a plain Python handler ``handler(ctx, step)``.
+
+The handler is called once per execution with ``ctx`` and a
+:class:`~tengo_jobs.engine.steps.Step`: stored steps replay from the memo, new ones run
+back to back in this thread, each checkpointed before the next starts, and the first
+operation that must wait (a sleep, a backoff, a wait, an invoke) stops the call with
+:class:`~tengo_jobs.errors.Suspend` carrying it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from dramatiq.threading import Interrupt as DramatiqInterrupt
+
+from ...errors import Interrupt, NonRetriableError, StepError, Suspend
+from ..steps import Step
+from .base import Completed, Crashed, Driver, Errored, Failed, Outcome, Suspended
+
+if TYPE_CHECKING:
+    from ..invocation import Invocation
+
+
+class PythonDriver(Driver):
+    runtimes = ("python",)
+
+    def drive(self, invocation: "Invocation") -> Outcome:
+        try:
+            value = invocation.function.handler(invocation.context, Step(invocation))
+        except Suspend as s:
+            return Suspended(s.ops)
+        except (Interrupt, DramatiqInterrupt, KeyboardInterrupt):
+            raise
+        except (StepError, NonRetriableError) as exc:  # a step failed for good: so does the run
+            return Failed(exc)
+        except Exception as exc:  # noqa: BLE001 - outside any step: retried, then failed
+            return Errored(exc)
+        except BaseException as exc:  # noqa: BLE001 - sys.exit() between steps
+            return Crashed(exc)
+        return Completed(value)
+
+
+__all__ = ["PythonDriver"]

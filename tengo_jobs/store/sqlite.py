@@ -1,0 +1,109 @@
+"""The store contract on SQLite (the embedded default).
+
+SQLite runs in-process, so a round trip costs little; it has no data-modifying CTEs,
+and one writer at a time. Each transition is a few short statements inside one
+``BEGIN IMMEDIATE`` transaction (or the caller's), which is what makes it atomic and
+serializes it against every other writer: no row locks are needed.
+"""
+
+from __future__ import annotations
+
+from ..core.events import DEDUPE_WINDOW_MS
+from ..core.ops import PendingOp, StepRecord
+from . import statements as sql
+from .contract import (Accepted, Acquired, EventStore, RunStore, TimerStore, event_of,
+                       event_params, run_from_row, step_from_row, timer_rows)
+from .schema import RunRow, RunStatus
+
+_ACQUIRE = f"{sql.ACQUIRE} RETURNING {sql.RUN_LIST}"
+
+
+class SqliteRunStore(RunStore):
+    """:class:`~.contract.RunStore` as short transactions."""
+
+    def _acquire(self, run_id: str, params: tuple) -> Acquired | None:
+        with self.d.transaction():
+            rows = self.d.execute(_ACQUIRE, params).fetchall()  # ends the statement
+            if not rows:
+                return None
+            run = run_from_row(rows[0])
+            steps = [step_from_row(r) for r in self.d.execute(sql.SELECT_STEPS, (run_id,))]
+            event_row = (self.d.execute(sql.SELECT_EVENT, (run.event_id,)).fetchone()
+                         if run.event_id is not None else None)
+        return Acquired(run=run, event=event_of(run, event_row), steps=steps,
+                        unclean=max(0, run.inflight - 1))
+
+    def _checkpoint(self, run_id, token, now, step, progress) -> None:
+        fence = (run_id, token, now)
+        with self.d.transaction():
+            if progress and self.d.execute(sql.PROGRESS, fence).rowcount != 1:
+                raise self._lost(run_id, token)
+            if self.d.execute(sql.CHECKPOINT, step.params() + fence).rowcount != 1:
+                raise self._lost(run_id, token)
+
+    def _park(self, run: RunRow, token: str, now: int, pending: list[PendingOp],
+              status: RunStatus, attempt: int, record: StepRecord | None) -> bool:
+        wake_at = min(op.wake_at for op in pending)
+        park = (status.value, wake_at, attempt, run.id, token, now, run.signal)
+        if self.d.execute(sql.PARK, park).rowcount != 1:
+            return False
+        records = ([record] if record is not None else []) + [
+            op.record(now) for op in pending if op.writes_step]
+        self.d.executemany(sql.UPSERT_STEP, [(run.id,) + r.params() for r in records])
+        self.d.executemany(sql.UPSERT_TIMER, timer_rows(run.id, pending))
+        return True
+
+    def _finish(self, run_id, token, now, status, output, error, record) -> bool:
+        end = (status.value, output, error, now)
+        with self.d.transaction():
+            if token is None:
+                return self.d.execute(sql.END_UNFINISHED, end + (run_id,)).rowcount == 1
+            if self.d.execute(sql.END_FENCED, end + (run_id, token, now)).rowcount != 1:
+                return False
+            if record is not None:
+                self.d.execute(sql.UPSERT_STEP, (run_id,) + record.params())
+        return True
+
+
+class SqliteEventStore(EventStore):
+    """:class:`~.contract.EventStore` in one ``BEGIN IMMEDIATE`` transaction."""
+
+    def accept(self, batch, now: int) -> Accepted:
+        plan = self.admission.plan_batch(batch, now)
+        dups: dict[int, str] = {}
+        with self.d.transaction():
+            for i, event_id, event, _ in plan.events:
+                if event.id is None:
+                    continue
+                if self.d.execute(sql.CLAIM_DEDUPE, (event.id, event_id, now + DEDUPE_WINDOW_MS,
+                                                     now)).fetchall():
+                    continue
+                dups[i] = self.d.execute(sql.ORIGINAL_EVENT, (event.id,)).fetchone()[0]
+            kept = [(i, event_id, e, ts) for i, event_id, e, ts in plan.events if i not in dups]
+            self.d.executemany(sql.INSERT_EVENT, [event_params(event_id, e, now)
+                                                  for _, event_id, e, _ in kept])
+            kept_ids = {event_id for _, event_id, _, _ in kept}
+            runs = [a for a in plan.admitted if a.event_id in kept_ids]
+            self.d.executemany(sql.INSERT_RUN, [a.run_row() for a in runs])
+            self.d.executemany(sql.INSERT_EVENT_TIMER,
+                               [(a.run_id, a.due) for a in runs if a.enqueued_at is None])
+            woken = self.waits.resolve_events(
+                {i: (e, event_id, ts) for i, event_id, e, ts in kept}, now) if kept else []
+        return plan.accepted(dups, woken)
+
+
+class SqliteTimerStore(TimerStore):
+    def fire_due(self, now: int, limit: int = 1_000) -> list[str]:
+        queued = []
+        with self.d.transaction():
+            for run_id, step_key, kind in self.d.execute(sql.TIMERS_DUE, (now, limit)).fetchall():
+                self.d.execute(sql.DELETE_TIMER_DUE, (run_id, step_key, now))
+                if kind == "sleep":
+                    self.d.execute(sql.SLEPT, (now, run_id, step_key, now))
+                rows = self.d.execute(sql.TIMER_FIRED, (now, run_id)).fetchall()
+                if rows and rows[0][0] == "queued" and run_id not in queued:
+                    queued.append(run_id)
+        return queued
+
+
+__all__ = ["SqliteRunStore", "SqliteEventStore", "SqliteTimerStore"]
