@@ -11,16 +11,18 @@ the parts, each on the same database and :class:`~.dialect.Dialect`:
 - :attr:`Store.queries` — named reads for the API, dashboard, CLI and metrics, and
   replay (:mod:`.queries`).
 
-The schema is :mod:`.schema`; connections and migrations are :mod:`.connection`.
+The schema is :mod:`.schema`; connections are :mod:`.connection`; the schema's versioned
+migrations are :mod:`.migrations`.
 """
 
 from __future__ import annotations
 
 import peewee as pw
 
-from .connection import migrate, ping
+from .connection import ping
 from .dialect import Dialect, bulk_insert
 from .events import Accepted, EventStore
+from .migrations import migrate
 from .queries import Queries
 from .runs import Acquired, Parent, RunStore, StepWrite, invoke_unique_key
 from .schema import (AppModel, EnumField, RunRow, RunStatus, StepKind, StepRow, StepStatus,
@@ -46,7 +48,8 @@ class Store:
         self.queries = Queries(self.dialect)
 
     def migrate(self, extra_models=()) -> list[str]:
-        """Create or upgrade the system tables and ``extra_models``' tables (idempotent)."""
+        """Apply the pending migrations of the system tables, and create what ``extra_models``'
+        tables lack (idempotent; no DDL when nothing is pending)."""
         return migrate(self.db, extra_models)
 
     def ping(self) -> None:
