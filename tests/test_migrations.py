@@ -1,7 +1,11 @@
-"""An existing database upgrades in place: a database created by the schema before the store
-package (tests/fixtures/schema_493ee8c.*.sql), holding a finished run, a sleeping run and a
-waiting run, goes through ``tengo-jobs migrate`` and keeps its rows, and its unfinished runs
-complete afterwards."""
+"""Versioned migrations (tengo_jobs/store/migrations/).
+
+A fresh database gets every migration, recorded in ``tj_migrations``; a database created
+before migrations — by the schema before the store package (tests/fixtures/schema_493ee8c.*),
+or by the last schema without migrations (tests/fixtures/schema_b685dee.*) — upgrades in place
+and keeps its rows; a second run executes no DDL and takes no lock; a failing migration is
+rolled back and stays unrecorded.
+"""
 
 from __future__ import annotations
 
@@ -12,9 +16,12 @@ import sys
 import urllib.parse
 from pathlib import Path
 
+import pytest
+from conftest import POSTGRES_URL
 from procs import ROOT, process_env
 from tengo_jobs import Jobs, RunStatus
-from tengo_jobs.store.connection import _missing
+from tengo_jobs.store import migrations
+from tengo_jobs.store.connection import open_database
 from tengo_jobs.store.schema import (SYSTEM_MODELS, EventRow, RunRow, StepRow, TimerRow,
                                      WaitRow)
 from tengo_jobs.testing import FakeClock, JobsTester, make_test_runtime
@@ -66,11 +73,12 @@ ROWS = [
 ]
 
 
-def _old_database(url: str) -> None:
-    """Create the old schema at ``url`` and fill it with :data:`ROWS`, with the driver alone."""
+def _old_database(url: str, commit: str = "493ee8c") -> None:
+    """Create the schema of ``commit`` at ``url`` and fill it with :data:`ROWS`, with the driver
+    alone."""
     postgres = not url.startswith("sqlite")
     dialect = "postgresql" if postgres else "sqlite"
-    text = (FIXTURES / f"schema_493ee8c.{dialect}.sql").read_text()
+    text = (FIXTURES / f"schema_{commit}.{dialect}.sql").read_text()
     ddl = [line.rstrip(";") for line in text.splitlines() if line and not line.startswith("--")]
     if postgres:
         import psycopg
@@ -84,6 +92,9 @@ def _old_database(url: str) -> None:
         for statement in ddl:
             conn.execute(statement)
         for table, row in ROWS:
+            if commit != "493ee8c":  # columns added since, which the engine wrote
+                row = {**row, **{"tj_runs": {"inflight": 0},
+                                 "tj_waits": {"exact": False}}.get(table, {})}
             columns = ", ".join(f'"{c}"' for c in row)
             conn.execute(f'INSERT INTO "{table}" ({columns}) VALUES '
                          f'({", ".join([mark] * len(row))})', tuple(row.values()))
@@ -110,7 +121,7 @@ def test_an_old_database_upgrades_in_place_and_its_runs_complete(backend_url):
             assert model._meta.table_name in tables
             have = {c.name for c in runtime.db.get_columns(model._meta.table_name)}
             assert {f.column_name for f in model._meta.sorted_fields} <= have, model
-        assert not _missing(runtime.db, SYSTEM_MODELS)  # indexes too
+        assert _recorded(runtime.db) == ALL
 
         # the rows are kept, new columns take their defaults
         assert EventRow.get_by_id("e1").external_id == "order-1"
@@ -149,3 +160,214 @@ def _declare(runtime, calls):
                                    if_exp="event.data.orderId == async.data.orderId")
 
     return jobs
+
+
+# -- the versioned migrations ------------------------------------------------------------------
+ALL = {m.version: m.name for m in migrations.MIGRATIONS}
+
+
+def _recorded(db) -> dict[int, str]:
+    return dict(db.execute_sql('SELECT "version", "name" FROM "tj_migrations"').fetchall())
+
+
+def _schema(db) -> dict:
+    """Every system table's columns and indexes, comparable across two databases."""
+    return {table: ({(c.name, c.data_type.lower(), c.null, c.primary_key)
+                     for c in db.get_columns(table)},
+                    {(i.name, tuple(i.columns), i.unique) for i in db.get_indexes(table)})
+            for table in db.get_tables() if table != "tj_migrations"}
+
+
+def _index_names(db, table: str) -> set[str]:
+    return {i.name for i in db.get_indexes(table)}
+
+
+class _Statements:
+    """Records the SQL a database executes."""
+
+    def __init__(self, db, monkeypatch):
+        self.sql: list[str] = []
+        execute_sql = db.execute_sql
+
+        def recording(sql, params=None):
+            self.sql.append(sql)
+            return execute_sql(sql, params)
+
+        monkeypatch.setattr(db, "execute_sql", recording)
+
+    def ddl(self) -> list[str]:
+        return [s for s in self.sql
+                if s.lstrip().split(None, 1)[0].upper() in ("CREATE", "ALTER", "DROP")
+                or "advisory" in s]
+
+
+@pytest.fixture
+def fresh_db(backend_url):
+    db = open_database(backend_url)
+    yield db
+    db.close()
+
+
+def test_a_fresh_database_gets_every_migration_recorded(fresh_db):
+    db = fresh_db
+    t0 = T0
+    migrations.migrate(db, now=lambda: t0)
+    assert _recorded(db) == ALL == {1: "baseline", 2: "pending_ops", 3: "run_indexes"}
+    assert {r[0] for r in db.execute_sql('SELECT "applied_at" FROM "tj_migrations"')} == {T0}
+    assert {m._meta.table_name for m in SYSTEM_MODELS} <= set(db.get_tables())
+    # 0002: timers unique per (run, step), a signal counter on runs
+    assert "tj_timers_run_id" not in _index_names(db, "tj_timers")
+    assert {"step_key"} <= {c.name for c in db.get_columns("tj_timers")}
+    assert "signal" in {c.name for c in db.get_columns("tj_runs")}
+    # 0003: the prefixes and the (status, wake_at) index replaced
+    runs = _index_names(db, "tj_runs")
+    assert {"tj_runs_unfinished_wake", "tj_runs_status_id", "tj_runs_function_id_created_at",
+            "tj_runs_created_at"} <= runs
+    assert not runs & {"tj_runs_status", "tj_runs_function_id", "tj_runs_status_wake_at"}
+
+
+def test_timers_are_unique_per_run_and_step_after_0002(fresh_db):
+    db = fresh_db
+    migrations.migrate(db)
+    insert = ('INSERT INTO "tj_timers" ("run_id", "step_key", "due_at", "kind") VALUES '
+              f"({db.param}, {db.param}, 1, 'sleep')")
+    db.execute_sql(insert, ("r1", "a"))
+    db.execute_sql(insert, ("r1", "b"))  # a second timer of the same run: allowed now
+    with pytest.raises(Exception), db.atomic():
+        db.execute_sql(insert, ("r1", "a"))
+
+
+def test_migrate_twice_runs_no_ddl_and_takes_no_lock_the_second_time(fresh_db, monkeypatch):
+    db = fresh_db
+    migrations.migrate(db, now=lambda: T0)
+    before = db.execute_sql('SELECT * FROM "tj_migrations" ORDER BY "version"').fetchall()
+    statements = _Statements(db, monkeypatch)
+    migrations.migrate(db, now=lambda: T0 + 1)
+    assert statements.sql and statements.ddl() == []
+    assert db.execute_sql('SELECT * FROM "tj_migrations" ORDER BY "version"').fetchall() == before
+
+
+def test_the_last_schema_without_migrations_upgrades_in_place(backend_url, other_url,
+                                                              monkeypatch):
+    """A database made by the engine just before migrations (no tj_migrations) is brought to
+    the baseline, recorded as 0001, then migrated on; its rows stay."""
+    _old_database(backend_url, "b685dee")
+    db = open_database(backend_url)
+    try:
+        statements = _Statements(db, monkeypatch)
+        migrations.migrate(db)
+        # the baseline's tables were there: none created again, its indexes only if missing
+        assert not [s for s in statements.sql if s.startswith('CREATE TABLE "tj_runs"')]
+        assert _recorded(db) == ALL
+        assert RunRow.select().count() == 3 and WaitRow.select().count() == 1
+        assert {r[0] for r in db.execute_sql('SELECT "step_key" FROM "tj_timers"')} == {""}
+        assert {r[0] for r in db.execute_sql('SELECT "signal" FROM "tj_runs"')} == {0}
+        upgraded = _schema(db)
+    finally:
+        db.close()
+    fresh = open_database(other_url)
+    try:
+        migrations.migrate(fresh)
+        assert upgraded == _schema(fresh)  # exactly the schema a fresh database gets
+    finally:
+        fresh.close()
+
+
+def test_the_schema_before_the_store_package_upgrades_to_the_same_schema(backend_url, other_url):
+    _old_database(backend_url)
+    db = open_database(backend_url)
+    try:
+        migrations.migrate(db)
+        assert _recorded(db) == ALL
+        upgraded = _schema(db)
+    finally:
+        db.close()
+    fresh = open_database(other_url)
+    try:
+        migrations.migrate(fresh)
+        assert upgraded == _schema(fresh)
+    finally:
+        fresh.close()
+
+
+@pytest.fixture
+def other_url(backend_url, tmp_path):
+    """A second empty database on ``backend_url``'s server, to compare schemas with."""
+    if backend_url.startswith("sqlite"):
+        yield f"sqlite:///{tmp_path / 'other.db'}"
+        return
+    import psycopg
+
+    name = f"{backend_url.rsplit('/', 1)[1]}_other"
+    admin = psycopg.connect(POSTGRES_URL, autocommit=True)
+    admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"{POSTGRES_URL.rsplit('/', 1)[0]}/{name}"
+    finally:
+        admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                      "WHERE datname = %s", (name,))
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        admin.close()
+
+
+def _broken(version: int):
+    """A migration that creates a table, then fails."""
+    module = type(sys)("m_broken")
+    module.STATEMENTS = {d: ['CREATE TABLE "tj_half_done" ("id" INTEGER NOT NULL)',
+                             'ALTER TABLE "tj_no_such_table" ADD COLUMN "x" INTEGER']
+                         for d in ("sqlite", "postgresql")}
+    return migrations.Migration(version, "broken", module)
+
+
+def test_a_failing_migration_rolls_back_and_stays_unrecorded(fresh_db):
+    db = fresh_db
+    migrations.migrate(db)
+    broken = _broken(len(ALL) + 1)
+    with pytest.raises(Exception, match="tj_no_such_table"):
+        migrations.apply(db, [broken])
+    assert "tj_half_done" not in db.get_tables()
+    assert _recorded(db) == ALL
+    assert [m.version for m in migrations.pending(db, [*migrations.MIGRATIONS, broken])] == [
+        broken.version]
+
+
+def test_a_failing_baseline_leaves_no_migrations_table(fresh_db):
+    db = fresh_db
+    with pytest.raises(Exception, match="tj_no_such_table"):
+        migrations.apply(db, [_broken(1)])
+    assert db.get_tables() == []
+
+
+@pytest.mark.parametrize("backend_url", ["postgresql"], indirect=True)
+def test_processes_booting_together_on_a_fresh_database_migrate_it_once(backend_url):
+    import threading
+
+    databases = [open_database(backend_url) for _ in range(4)]
+    errors = []
+    start = threading.Barrier(len(databases))
+
+    def boot(db):
+        start.wait()
+        try:
+            migrations.migrate(db)
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+        finally:
+            db.close()
+
+    threads = [threading.Thread(target=boot, args=(db,)) for db in databases]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert errors == []
+    db = open_database(backend_url)
+    try:
+        assert db.execute_sql('SELECT count(*) FROM "tj_migrations"').fetchone()[0] == len(ALL)
+    finally:
+        db.close()
+
+
+def test_migrations_are_numbered_from_one_without_gaps():
+    assert [m.version for m in migrations.MIGRATIONS] == list(range(1, len(ALL) + 1))
+    assert all(m.module.__doc__ for m in migrations.MIGRATIONS)

@@ -15,7 +15,8 @@ contract (:mod:`.contract`) with one implementation per database (:mod:`.postgre
 
 Both the intake and :meth:`~.contract.RunStore.start` pass every run through
 :class:`~.admission.Admission` before writing it. The schema is :mod:`.schema`;
-connections and migrations are :mod:`.connection`.
+connections are :mod:`.connection`; the schema's versioned migrations are
+:mod:`.migrations`.
 """
 
 from __future__ import annotations
@@ -25,11 +26,12 @@ import peewee as pw
 from ..core.ops import StepRecord
 from . import postgres, sqlite
 from .admission import Admission
-from .connection import migrate, ping
+from .connection import ping
 from .contract import (Accepted, Acquired, EventStore, Parent, Parked, RunStart, RunStore,
                        TimerStore, invoke_unique_key)
 from .cron import CronStore
 from .dialect import Dialect, PostgresDialect, bulk_insert
+from .migrations import migrate
 from .queries import Queries
 from .schema import (AppModel, EnumField, RunRow, RunStatus, StepKind, StepRow, StepStatus,
                      TimerKind)
@@ -61,7 +63,8 @@ class Store:
         self.queries = Queries(self.dialect)
 
     def migrate(self, extra_models=()) -> list[str]:
-        """Create or upgrade the system tables and ``extra_models``' tables (idempotent)."""
+        """Apply the pending migrations of the system tables, and create what ``extra_models``'
+        tables lack (idempotent; no DDL when nothing is pending)."""
         return migrate(self.db, extra_models)
 
     def ping(self) -> None:

@@ -1,4 +1,5 @@
-"""Opening the database named by a URL, healing its connections, and migrations.
+"""Opening the database named by a URL, and healing its connections (migrations are
+:mod:`tengo_jobs.store.migrations`).
 
 SQLite (the embedded default) runs in WAL mode with ``BEGIN IMMEDIATE`` write
 transactions and a busy timeout, so a web process, a worker and a scheduler can
@@ -19,10 +20,9 @@ import logging
 import urllib.parse
 
 import peewee as pw
-from playhouse.migrate import PostgresqlMigrator, SqliteMigrator, migrate as apply_migrations
 
 from ..errors import ConfigurationError
-from .schema import SYSTEM_MODELS, database_proxy
+from .schema import database_proxy
 
 log = logging.getLogger(__name__)
 
@@ -142,71 +142,6 @@ def describe(database_url: str) -> str:
         return database_url  # (urlunsplit would also turn sqlite:///x into sqlite:/x)
     netloc = url.netloc.replace(":" + url.password + "@", ":***@")
     return urllib.parse.urlunsplit(url._replace(netloc=netloc))
-
-
-_MIGRATE_LOCK_ID = 0x7467_6A6F  # "tgjo": the advisory lock key of migrate()
-
-
-def migrate(db: pw.Database, extra_models=()) -> list[str]:
-    """Create every missing table, column and index of the system schema and of
-    ``extra_models`` (applications' tables); safe to run any number of times, and an
-    older database is upgraded in place (new columns are added with their defaults)."""
-    models = SYSTEM_MODELS + [m for m in extra_models if m not in SYSTEM_MODELS]
-    if not _missing(db, models):
-        # Nothing to do: no DDL at all, so a process booting while others work takes no
-        # table locks (even CREATE INDEX IF NOT EXISTS locks its table, and deadlocks).
-        return [m._meta.table_name for m in models]
-    with db.atomic():
-        if isinstance(db, pw.PostgresqlDatabase):
-            # Processes starting together on a fresh database (honcho: web workers, worker,
-            # scheduler) would race; DDL is transactional, so serialize it.
-            db.execute_sql("SELECT pg_advisory_xact_lock(%s)", (_MIGRATE_LOCK_ID,))
-        _add_missing_columns(db, SYSTEM_MODELS)
-        for model in models:
-            if model._meta.table_name not in db.get_tables():
-                model.create_table(safe=True)
-            elif _missing_indexes(db, model):
-                model._schema.create_indexes(safe=True)
-    return [m._meta.table_name for m in models]
-
-
-def _missing_indexes(db: pw.Database, model) -> bool:
-    have = {i.name for i in db.get_indexes(model._meta.table_name)}
-    return any(i._name not in have for i in model._meta.fields_to_index())
-
-
-def _missing(db: pw.Database, models) -> bool:
-    """Is any table, column or index of ``models`` missing?"""
-    tables = set(db.get_tables())
-    for model in models:
-        table = model._meta.table_name
-        if table not in tables:
-            return True
-        have = {c.name for c in db.get_columns(table)}
-        if any(f.column_name not in have for f in model._meta.sorted_fields):
-            return True
-        if _missing_indexes(db, model):
-            return True
-    return False
-
-
-def _add_missing_columns(db: pw.Database, models) -> None:
-    """Columns added to the system schema since a table was created (e.g. ``tj_runs.inflight``)."""
-    existing_tables = set(db.get_tables())
-    migrator = (PostgresqlMigrator(db) if isinstance(db, pw.PostgresqlDatabase)
-                else SqliteMigrator(db))
-    operations = []
-    for model in models:
-        table = model._meta.table_name
-        if table not in existing_tables:
-            continue
-        have = {c.name for c in db.get_columns(table)}
-        for field in model._meta.sorted_fields:
-            if field.column_name not in have:
-                log.info("migrate: adding column %s.%s", table, field.column_name)
-                operations.append(migrator.add_column(table, field.column_name, field))
-    if operations:
-        apply_migrations(*operations)
 
 
 def ping(db: pw.Database) -> None:
