@@ -265,12 +265,7 @@ def test_the_last_schema_without_migrations_upgrades_in_place(backend_url, other
         upgraded = _schema(db)
     finally:
         db.close()
-    fresh = open_database(other_url)
-    try:
-        migrations.migrate(fresh)
-        assert upgraded == _schema(fresh)  # exactly the schema a fresh database gets
-    finally:
-        fresh.close()
+    assert upgraded == _fresh_schema(other_url)  # exactly the schema a fresh database gets
 
 
 def test_the_schema_before_the_store_package_upgrades_to_the_same_schema(backend_url, other_url):
@@ -282,12 +277,16 @@ def test_the_schema_before_the_store_package_upgrades_to_the_same_schema(backend
         upgraded = _schema(db)
     finally:
         db.close()
-    fresh = open_database(other_url)
+    assert upgraded == _fresh_schema(other_url)
+
+
+def _fresh_schema(empty_url: str) -> dict:
+    db = open_database(empty_url)
     try:
-        migrations.migrate(fresh)
-        assert upgraded == _schema(fresh)
+        migrations.migrate(db)
+        return _schema(db)
     finally:
-        fresh.close()
+        db.close()
 
 
 @pytest.fixture
