@@ -126,7 +126,8 @@ BACKENDS = ("sqlite", "postgresql")
 _WIPE = """
 DO $$ DECLARE t text; BEGIN
   SET LOCAL session_replication_role = replica;  -- no foreign key order to respect
-  FOR t IN SELECT tablename FROM pg_tables WHERE schemaname = 'public' LOOP
+  FOR t IN SELECT tablename FROM pg_tables WHERE schemaname = 'public'
+             AND tablename <> 'tj_migrations' LOOP  -- the schema stays migrated
     EXECUTE format('DELETE FROM %I', t);
   END LOOP;
 END $$"""
