@@ -10,9 +10,12 @@ import click
 
 from .config import Settings
 from .core.registry import load_modules, registry
+from .core.states import FINAL_RUN_STATUSES
 from .durations import ms_to_iso
+from .engine.control import ABSENT, UNFINISHED
 from .errors import TengoJobsError
 from .process.dev import dev
+from .process.web.params import parse_time
 from .runtime import boot
 
 
@@ -132,6 +135,11 @@ def runs_show(run_id):
         click.echo(f"output {run.output}")
     if run.error is not None:
         click.echo(f"error {run.error}")
+    if run.replay_of is not None:
+        click.echo(f"replay of {run.replay_of}  {run.replay_note}")
+    replays = queries.replays_of(run_id)
+    if replays:
+        click.echo(f"replayed as {', '.join(replays)}")
     for s in queries.steps(run_id):
         click.echo(f"  {s.position:>4} {s.key:<40} {s.status.value:<9} attempts={s.attempts}")
 
@@ -145,11 +153,68 @@ def functions():
         click.echo(f"{fn.id:<32} {triggers or '(internal)'}  retries={fn.retries}")
 
 
+def _json_option(raw: str | None, option: str):
+    if raw is None:
+        return ABSENT
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise click.BadParameter(f"not JSON: {exc}", param_hint=option) from None
+
+
+def _time_option(raw: str | None, option: str) -> int | None:
+    if raw is None:
+        return None
+    try:
+        return parse_time(option, raw)
+    except TengoJobsError as exc:
+        raise click.BadParameter(str(exc), param_hint=option) from None
+
+
+def _one_or_bulk(run_id, function_id, bulk_options: dict) -> None:
+    given = [name for name, value in bulk_options.items() if value not in (None, False, ())]
+    if run_id and (function_id or given):
+        raise click.UsageError(f"give a RUN_ID or --function with filters, not both "
+                               f"({', '.join(['--function'] * bool(function_id) + given)})")
+    if not run_id and not function_id:
+        raise click.UsageError("give a RUN_ID, or --function F for many runs")
+    if not function_id and given:
+        raise click.UsageError(f"{', '.join(given)} need(s) --function")
+
+
+def _in_bulk(runtime, label: str, statuses, function_id, since, until, act) -> dict:
+    """Run a bulk action with a progress bar over the runs it reads, page by page."""
+    total = runtime.store.queries.count_bulk(function_id=function_id, statuses=statuses,
+                                             since=since, until=until)
+    try:
+        with click.progressbar(length=total, label=label, file=sys.stderr) as bar:
+            return act(bar.update)
+    except TengoJobsError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
 @main.command()
-@click.argument("run_id")
-def cancel(run_id):
-    """Cancel an unfinished run (a worker executing it stops at its next checkpoint)."""
+@click.argument("run_id", required=False)
+@click.option("--function", "function_id", default=None,
+              help="cancel this function's unfinished runs (with the filters below)")
+@click.option("--since", default=None, help="runs created at or after: ISO 8601 or epoch ms")
+@click.option("--until", default=None, help="runs created before: ISO 8601 or epoch ms")
+@click.option("--if", "if_exp", default=None, help='CEL over the event: event.data.id == "x"')
+@click.option("--all", "all_runs", is_flag=True, help="every unfinished run of --function")
+def cancel(run_id, function_id, since, until, if_exp, all_runs):
+    """Cancel an unfinished run (a worker executing it stops at its next checkpoint), or
+    with --function every unfinished run that matches, in batches."""
+    _one_or_bulk(run_id, function_id, {"--since": since, "--until": until, "--if": if_exp,
+                                       "--all": all_runs})
+    since, until = _time_option(since, "--since"), _time_option(until, "--until")
     runtime = _boot(load_functions=False)
+    if function_id:
+        done = _in_bulk(runtime, "cancelling", UNFINISHED, function_id, since, until,
+                        lambda progress: runtime.control.bulk_cancel(
+                            function_id=function_id, started_after=since, started_before=until,
+                            if_exp=if_exp, all_runs=all_runs, progress=progress))
+        click.echo(f"cancelled {done['cancelled']} run(s) of {function_id}")
+        return
     try:
         run = runtime.control.cancel(run_id)
     except TengoJobsError as exc:
@@ -158,17 +223,52 @@ def cancel(run_id):
 
 
 @main.command()
-@click.argument("run_id")
+@click.argument("run_id", required=False)
 @click.option("--from-step", default=None, help="reuse the outputs of the steps before this one")
-def replay(run_id, from_step):
-    """Start a run again as a new run, from the start or from a step."""
+@click.option("--input", "input_json", default=None,
+              help="with --from-step: new arguments for that step's function, a JSON array "
+                   "(positional) or object (keyword)")
+@click.option("--output", "output_json", default=None,
+              help="with --from-step: that step's result as JSON; the step does not run")
+@click.option("--function", "function_id", default=None,
+              help="replay this function's finished runs (with the filters below)")
+@click.option("--status", "statuses", multiple=True,
+              type=click.Choice(list(FINAL_RUN_STATUSES)),
+              help="runs in this status (repeat for several; default: every finished run)")
+@click.option("--since", default=None, help="runs created at or after: ISO 8601 or epoch ms")
+@click.option("--until", default=None, help="runs created before: ISO 8601 or epoch ms")
+@click.option("--all", "all_runs", is_flag=True, help="every finished run of --function")
+def replay(run_id, from_step, input_json, output_json, function_id, statuses, since, until,
+           all_runs):
+    """Start a run again as a new run, from the start or from a step (with new input or a
+    supplied result for it), or with --function every finished run that matches."""
+    _one_or_bulk(run_id, function_id, {"--status": statuses, "--since": since, "--until": until,
+                                       "--all": all_runs})
+    if function_id and (from_step or input_json is not None or output_json is not None):
+        raise click.UsageError("--from-step, --input and --output replay one run (RUN_ID)")
+    new_input, new_output = _json_option(input_json, "--input"), _json_option(output_json,
+                                                                              "--output")
+    since, until = _time_option(since, "--since"), _time_option(until, "--until")
     runtime = _boot(load_functions=False)
+    if function_id:
+        done = _in_bulk(runtime, "replaying", statuses or FINAL_RUN_STATUSES, function_id,
+                        since, until, lambda progress: runtime.control.bulk_replay(
+                            function_id=function_id, status=list(statuses) or None,
+                            started_after=since, started_before=until, all_runs=all_runs,
+                            progress=progress))
+        click.echo(f"replayed {done['replayed']} run(s) of {function_id}")
+        for new_id in done["run_ids"]:
+            click.echo(new_id)
+        return
     try:
-        run = runtime.control.replay(run_id, from_step=from_step)
+        run = runtime.control.replay(run_id, from_step=from_step, input=new_input,
+                                     output=new_output)
     except TengoJobsError as exc:
         raise click.ClickException(str(exc)) from None
     copied = f" ({len(run['steps'])} earlier step(s) reused)" if from_step else ""
-    click.echo(f"run {run['id']} queued, replaying {run_id}{copied}")
+    changed = run["replay_note"]["changed"]
+    click.echo(f"run {run['id']} queued, replaying {run_id}{copied}"
+               + (f", {from_step} given new {changed}" if changed else ""))
 
 
 main.add_command(dev)

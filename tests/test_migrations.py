@@ -212,7 +212,8 @@ def test_a_fresh_database_gets_every_migration_recorded(fresh_db):
     db = fresh_db
     t0 = T0
     migrations.migrate(db, now=lambda: t0)
-    assert _recorded(db) == ALL == {1: "baseline", 2: "pending_ops", 3: "run_indexes"}
+    assert _recorded(db) == ALL == {1: "baseline", 2: "pending_ops", 3: "run_indexes",
+                                    4: "replay_links"}
     assert {r[0] for r in db.execute_sql('SELECT "applied_at" FROM "tj_migrations"')} == {T0}
     assert {m._meta.table_name for m in SYSTEM_MODELS} <= set(db.get_tables())
     # 0002: timers unique per (run, step), a signal counter on runs
@@ -224,6 +225,9 @@ def test_a_fresh_database_gets_every_migration_recorded(fresh_db):
     assert {"tj_runs_unfinished_wake", "tj_runs_status_id", "tj_runs_function_id_created_at",
             "tj_runs_created_at"} <= runs
     assert not runs & {"tj_runs_status", "tj_runs_function_id", "tj_runs_status_wake_at"}
+    # 0004: a replay names its original
+    assert {"replay_of", "replay_note"} <= {c.name for c in db.get_columns("tj_runs")}
+    assert "tj_runs_replay_of" in runs
 
 
 def test_timers_are_unique_per_run_and_step_after_0002(fresh_db):

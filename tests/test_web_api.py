@@ -276,3 +276,101 @@ def test_a_repeated_query_parameter_is_400(web):
     runtime, client, _ = web
     r = client.get("/api/runs?limit=5&limit=6", headers=bearer())
     assert r.status_code == 400 and r.get_json()["field"] == "limit"
+
+
+# -- rerun from a step with new input, bulk cancel and bulk replay -----------------------------
+def test_replay_from_a_step_with_new_input_links_to_the_original(web):
+    runtime, client, tester = web
+    _send(client, {"name": "order.placed"})
+    tester.run_until_idle(advance_time=False)
+    original = _run_of("three-steps").id
+    CALLS.clear()
+    r = client.post(f"/api/runs/{original}/replay", json={"from_step": "b", "input": ["B"]},
+                    headers=bearer())
+    assert r.status_code == 201, r.get_json()
+    new = r.get_json()
+    assert new["replay_of"] == original
+    assert new["replay_note"] == {"from_step": "b", "changed": "input", "input": ["B"]}
+    tester.run_until_idle(advance_time=False)
+    assert CALLS == ["B", "c"]
+    detail = client.get(f"/api/runs/{new['id']}", headers=bearer()).get_json()
+    assert detail["output"] == ["a-done", "B-done", "c-done"] and detail["replays"] == []
+    assert client.get(f"/api/runs/{original}", headers=bearer()).get_json()["replays"] == [
+        new["id"]]
+    # a supplied result: the step does not run; null is a result
+    CALLS.clear()
+    r = client.post(f"/api/runs/{original}/replay", json={"from_step": "c", "output": None},
+                    headers=bearer())
+    assert r.status_code == 201 and r.get_json()["replay_note"]["changed"] == "output"
+    tester.run_until_idle(advance_time=False)
+    detail = client.get(f"/api/runs/{r.get_json()['id']}", headers=bearer()).get_json()
+    assert CALLS == [] and detail["output"] == ["a-done", "b-done", None]
+
+
+@pytest.mark.parametrize("body, field", [({"input": [1]}, "from_step"),
+                                         ({"from_step": "b", "input": 5}, "input"),
+                                         ({"from_step": "b", "input": [], "output": 1}, "output")])
+def test_replay_with_bad_input_or_output_is_400(web, body, field):
+    runtime, client, tester = web
+    _send(client, {"name": "order.placed"})
+    tester.run_until_idle(advance_time=False)
+    r = client.post(f"/api/runs/{_run_of('three-steps').id}/replay", json=body, headers=bearer())
+    assert r.status_code == 400 and r.get_json()["field"] == field
+
+
+def test_bulk_cancel_by_condition_and_time_answers_how_many(web):
+    runtime, client, tester = web
+    t0 = runtime.clock.now()
+    for i in range(3):
+        _send(client, {"name": "order.placed", "data": {"region": "ar" if i else "uy"}})
+    tester.run_until_idle(advance_time=False)  # the three sleepers sleep
+    r = client.post("/api/cancellations", headers=bearer(), json={
+        "function_id": "sleeper", "started_after": t0, "if": 'event.data.region == "ar"'})
+    assert r.status_code == 200 and r.get_json() == {"cancelled": 2}
+    statuses = sorted(r.status.value for r in Run.select().where(Run.function_id == "sleeper"))
+    assert statuses == ["cancelled", "cancelled", "sleeping"]
+    r = client.post("/api/cancellations", headers=basic(), json={
+        "function_id": "sleeper", "started_before": "2999-01-01T00:00:00Z"})
+    assert r.get_json() == {"cancelled": 1}
+
+
+@pytest.mark.parametrize("body, field", [
+    ({"function_id": "sleeper"}, "all"),
+    ({}, "function_id"),
+    ({"function_id": "sleeper", "if": "event.data.x =="}, "if"),
+    ({"function_id": "sleeper", "if": 3}, "if"),
+    ({"function_id": "sleeper", "started_after": "yesterday"}, "started_after"),
+    ({"function_id": "sleeper", "started_before": True}, "started_before"),
+    ({"function_id": "sleeper", "all": "yes"}, "all"),
+    ({"function_id": "sleeper", "all": True, "status": "failed"}, "status"),
+])
+def test_bulk_cancel_with_bad_input_is_400_naming_the_field(web, body, field):
+    runtime, client, tester = web
+    _send(client, {"name": "order.placed"})
+    r = client.post("/api/cancellations", json=body, headers=bearer())
+    assert r.status_code == 400 and r.get_json()["field"] == field, r.get_json()
+    assert {r.status.value for r in Run.select()} == {"queued"}
+
+
+def test_bulk_replay_of_completed_runs_links_each_to_its_original(web):
+    runtime, client, tester = web
+    _send(client, {"name": "order.placed"})
+    _send(client, {"name": "order.placed"})
+    tester.run_until_idle(advance_time=False)
+    originals = sorted(r.id for r in Run.select().where(Run.function_id == "three-steps"))
+    r = client.post("/api/replays", headers=bearer(),
+                    json={"function_id": "three-steps", "status": ["completed"]})
+    assert r.status_code == 200, r.get_json()
+    answer = r.get_json()
+    assert answer["replayed"] == 2
+    assert sorted(Run.get_by_id(i).replay_of for i in answer["run_ids"]) == originals
+    for body, field in [({"function_id": "three-steps"}, "all"),
+                        ({"function_id": "three-steps", "status": "sleeping"}, "status"),
+                        ({"function_id": "three-steps", "if": "true"}, "if")]:
+        bad = client.post("/api/replays", json=body, headers=bearer())
+        assert bad.status_code == 400 and bad.get_json()["field"] == field
+    doc = client.get("/openapi.json", headers=bearer()).get_json()
+    assert doc["paths"]["/api/replays"]["post"]["responses"]["200"]["content"][
+        "application/json"]["schema"]["required"] == ["replayed", "run_ids"]
+    assert "if" in doc["paths"]["/api/cancellations"]["post"]["requestBody"]["content"][
+        "application/json"]["schema"]["properties"]

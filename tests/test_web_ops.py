@@ -147,12 +147,14 @@ def test_replay_takes_only_the_documented_body_fields(tmp_path):
     doc = client.get("/openapi.json", headers=bearer()).get_json()
     body = doc["paths"]["/api/runs/{run_id}/replay"]["post"]["requestBody"]["content"][
         "application/json"]["schema"]
-    assert set(body["properties"]) == {"from_step"} and body["additionalProperties"] is False
-    answer = client.post("/api/runs/X/replay", json={"from_step": "a", "input": 1},
+    assert set(body["properties"]) == {"from_step", "input", "output"}
+    assert body["additionalProperties"] is False
+    answer = client.post("/api/runs/X/replay", json={"from_step": "a", "inputs": 1},
                          headers=bearer())
     assert answer.status_code == 400
-    assert answer.get_json()["field"] == "input"
-    assert answer.get_json()["error"] == "unknown field(s) input; only from_step is accepted"
+    assert answer.get_json()["field"] == "inputs"
+    assert answer.get_json()["error"] == ("unknown field(s) inputs; only from_step, input, "
+                                          "output are accepted")
     runtime.close()
 
 

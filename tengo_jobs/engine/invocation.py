@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import logging
 import threading
 from typing import TYPE_CHECKING, Any
@@ -66,6 +67,18 @@ class Context:
     logger: logging.LoggerAdapter
 
 
+def _replay_input(note: str | None) -> tuple[str, tuple[tuple, dict]] | None:
+    """The step key and its new arguments from a replay's note: a list is positional
+    arguments, an object keyword arguments."""
+    if not note:
+        return None
+    body = json.loads(note)
+    if body.get("changed") != "input":
+        return None
+    value = body["input"]
+    return body["from_step"], ((tuple(value), {}) if isinstance(value, list) else ((), value))
+
+
 class Invocation:
     def __init__(self, executor: "Executor", run: RunRow, function: FunctionDef, token: str,
                  event: Event, steps: list[StepRow], unclean: int):
@@ -91,6 +104,7 @@ class Invocation:
         self._parallel = 0
         self.output_limit = self.settings.output_limit
         self.logger = ReplayAwareLogger(log, self)
+        self._replay_input = _replay_input(run.replay_note)
         self.context = Context(event=event, events=[event], run_id=run.id, attempt=run.attempt,
                                function_id=function.id, logger=self.logger)
 
@@ -106,6 +120,13 @@ class Invocation:
                 self._visited.add(key)
                 self._unvisited -= 1
             return row
+
+    def replay_input(self, key: str) -> tuple[tuple, dict] | None:
+        """New ``(args, kwargs)`` for step ``key``'s function when this run is a replay
+        given new input for that step (``POST /api/runs/<id>/replay`` with ``input``)."""
+        if self._replay_input is None or self._replay_input[0] != key:
+            return None
+        return self._replay_input[1]
 
     def executing_new_step(self) -> int:
         """New work is about to run: whatever was not replayed by now will not be. Returns

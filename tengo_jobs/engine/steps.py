@@ -111,6 +111,9 @@ class Step:
                 raise _step_error(step_id, row)
             recorded, started_at = row.attempts, row.started_at
         x = self._x
+        replaced = x.replay_input(key)  # a replay given new input for this step
+        if replaced is not None:
+            args, kwargs = replaced
         died = x.executing_new_step()
         x.flush()  # the previous step's result is committed before this one starts
         started_at = started_at or x.now()

@@ -34,7 +34,8 @@ class Admitted:
         """The run row's values in :data:`.statements.RUN_ROW` order."""
         s = self.start
         return (self.run_id, s.app_id, s.function_id, self.event_id, RunStatus.QUEUED.value, 0,
-                self.now, self.due, self.enqueued_at, s.unique_key, s.parent_run_id, 0)
+                self.now, self.due, self.enqueued_at, s.unique_key, s.parent_run_id, 0,
+                s.replay_of, s.replay_note)
 
 
 @dataclasses.dataclass

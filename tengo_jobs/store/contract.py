@@ -87,7 +87,8 @@ class RunStart:
 
     ``event`` is stored with the run (an internal event); ``event_id`` names one already
     stored (a replay). ``unique_key`` makes the start happen once; ``steps`` are results
-    copied into the new run (a replay from a step)."""
+    copied into the new run (a replay from a step); ``replay_of`` names the run a replay
+    replays and ``replay_note`` (JSON text) says how."""
 
     function_id: str
     app_id: str
@@ -97,6 +98,8 @@ class RunStart:
     unique_key: str | None = None
     parent_run_id: str | None = None
     steps: tuple[StepRecord, ...] = ()
+    replay_of: str | None = None
+    replay_note: str | None = None
 
 
 @dataclasses.dataclass

@@ -13,14 +13,18 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import peewee as pw
+
 from ..durations import ms_to_iso
 from ..errors import EventNotFoundError, RunNotFoundError, ValidationError
+from .contract import event_of
 from .dialect import Dialect
 from .statements import RUNNABLE
 from .schema import (EVENTS, RUN_STATUSES, RUNS, STEPS, EventRow, RunRow, RunStatus, StepRow)
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
+MAX_REPLAYS_LISTED = 100  # an original's replays shown in its detail
 DURATION_SAMPLE = 1_000  # finished runs per function behind the p50/p95 durations
 STATS_WINDOW_MS = 24 * 3_600_000  # run counts cover runs created in the last 24 hours
 COUNT_CAP = 100_000  # a count stops here (reported as at least this many)
@@ -63,6 +67,8 @@ def run_dict(run: RunRow, steps: list[StepRow] | None = None) -> dict:
         "created_at": ms_to_iso(run.created_at),
         "started_at": ms_to_iso(run.started_at),
         "ended_at": ms_to_iso(run.ended_at),
+        "replay_of": run.replay_of,
+        "replay_note": _json(run.replay_note),
     }
     if steps is not None:
         body["steps"] = [step_dict(s) for s in steps]
@@ -172,8 +178,49 @@ class Queries:
         return list(StepRow.select().where(StepRow.run_id == run_id).order_by(StepRow.position))
 
     def get_run(self, run_id: str) -> dict:
-        """One run with its steps in execution order."""
-        return run_dict(self.run(run_id), self.steps(run_id))
+        """One run with its steps in execution order, and the ids of the runs that replay it
+        (oldest first, at most :data:`MAX_REPLAYS_LISTED`)."""
+        body = run_dict(self.run(run_id), self.steps(run_id))
+        body["replays"] = self.replays_of(run_id)
+        return body
+
+    def replays_of(self, run_id: str) -> list[str]:
+        return [r.id for r in RunRow.select(RunRow.id).where(RunRow.replay_of == run_id)
+                .order_by(RunRow.id).limit(MAX_REPLAYS_LISTED)]
+
+    def bulk_page(self, *, function_id: str, statuses: tuple[str, ...],
+                  since: int | None = None, until: int | None = None,
+                  after: str | None = None, limit: int = 500) -> list[tuple[RunRow, dict]]:
+        """One page of a bulk cancel or replay: the runs of ``function_id`` in one of
+        ``statuses`` created in ``[since, until)``, oldest id first after ``after`` (keyset),
+        each with its triggering event as CEL conditions see it (``{name, data, id, ts, …}``)."""
+        query = (RunRow.select(RunRow, EventRow.name, EventRow.data, EventRow.external_id,
+                               EventRow.ts, EventRow.v, EventRow.user)
+                 .join(EventRow, pw.JOIN.LEFT_OUTER, on=(EventRow.id == RunRow.event_id))
+                 .where(RunRow.function_id == function_id, RunRow.status.in_(list(statuses))))
+        if since is not None:
+            query = query.where(RunRow.created_at >= since)
+        if until is not None:
+            query = query.where(RunRow.created_at < until)
+        if after is not None:
+            query = query.where(RunRow.id > after)
+        out = []
+        for run in query.order_by(RunRow.id).limit(limit):
+            e = getattr(run, "eventrow", None)
+            row = None if e is None else (e.name, e.data, e.external_id, e.ts, e.v, e.user)
+            out.append((run, event_of(run, row).to_dict()))
+        return out
+
+    def count_bulk(self, *, function_id: str, statuses: tuple[str, ...],
+                   since: int | None = None, until: int | None = None) -> int:
+        """How many runs :meth:`bulk_page` would walk through (before any condition)."""
+        query = RunRow.select().where(RunRow.function_id == function_id,
+                                      RunRow.status.in_(list(statuses)))
+        if since is not None:
+            query = query.where(RunRow.created_at >= since)
+        if until is not None:
+            query = query.where(RunRow.created_at < until)
+        return query.count()
 
     def runs(self, function_id: str | None = None) -> list[RunRow]:
         """Every run (of a function), oldest first: for tests and small tools."""

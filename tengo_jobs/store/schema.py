@@ -100,6 +100,10 @@ class RunRow(AppModel):
     # timer fired, a wait resolved, a child ended): a suspension fenced on the value its
     # acquire read cannot park a run whose pending operations moved meanwhile.
     signal = pw.BigIntegerField(default=0, constraints=[pw.SQL("DEFAULT 0")])
+    # A replay names the run it replays and how (JSON: from_step, what it changed); see
+    # migration m0004 and ``Control.replay``.
+    replay_of = pw.CharField(max_length=32, null=True)
+    replay_note = pw.TextField(null=True)
 
     class Meta:
         table_name = "tj_runs"

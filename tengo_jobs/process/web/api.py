@@ -1,4 +1,4 @@
-"""The REST API: events, runs (list, detail, cancel, replay) and functions.
+"""The REST API: events, runs (list, detail, cancel, replay, in bulk too) and functions.
 
 Every endpoint needs the dashboard password (see :mod:`.auth`); a POST takes a JSON body
 or none (415 otherwise) and is refused cross-site (403, see :mod:`.csrf`). Lists are newest
@@ -59,9 +59,33 @@ def cancel_run(run_id: str):
 @bp.post("/runs/<run_id>/replay")
 @require_api
 def replay_run(run_id: str):
-    body = params.object_body(schemas.REPLAY_BODY, '{"from_step": "step-key"}')
+    body = params.object_body(schemas.REPLAY_BODY, '{"from_step": "step-key"}', only_given=True)
     run = _runtime().control.replay(run_id, **body)
     return jsonify(run), 201
+
+
+def _bulk_filters(body: dict) -> dict:
+    return {"function_id": body["function_id"],
+            "started_after": params.body_time("started_after", body["started_after"]),
+            "started_before": params.body_time("started_before", body["started_before"]),
+            "all_runs": params.body_flag("all", body["all"])}
+
+
+@bp.post("/cancellations")
+@require_api
+def bulk_cancel():
+    """Cancel a function's unfinished runs by creation time and a CEL condition (Inngest's
+    cancellation fields), in batches; answers how many it cancelled."""
+    body = params.object_body(schemas.CANCELLATIONS_BODY, '{"function_id": "f", "if": "..."}')
+    return jsonify(_runtime().control.bulk_cancel(if_exp=body["if"], **_bulk_filters(body)))
+
+
+@bp.post("/replays")
+@require_api
+def bulk_replay():
+    """Replay a function's finished runs by status and creation time, in batches."""
+    body = params.object_body(schemas.REPLAYS_BODY, '{"function_id": "f", "status": "failed"}')
+    return jsonify(_runtime().control.bulk_replay(status=body["status"], **_bulk_filters(body)))
 
 
 @bp.get("/functions")

@@ -13,8 +13,9 @@ from flask import Blueprint, jsonify
 from ...core.events import MAX_BATCH_EVENTS, MAX_EVENT_BYTES
 from .auth import require_dashboard
 from .event_api import MAX_REQUEST_BYTES
-from .schemas import (ERROR, EVENT_OUT, EVENTS_IN, FUNCTION_OUT, LIST_EVENTS, LIST_RUNS,
-                      REPLAY_BODY, RUN, RUN_DETAIL, SEND_RESULT, page_of)
+from .schemas import (CANCELLATIONS_BODY, CANCELLATIONS_OUT, ERROR, EVENT_OUT, EVENTS_IN,
+                      FUNCTION_OUT, LIST_EVENTS, LIST_RUNS, REPLAY_BODY, REPLAYS_BODY,
+                      REPLAYS_OUT, RUN, RUN_DETAIL, SEND_RESULT, page_of)
 
 bp = Blueprint("tengo_openapi", __name__)
 
@@ -69,6 +70,7 @@ OPERATION_IDS = {
     ("/api/runs", "get"): "listRuns", ("/api/runs/{run_id}", "get"): "getRun",
     ("/api/runs/{run_id}/cancel", "post"): "cancelRun",
     ("/api/runs/{run_id}/replay", "post"): "replayRun", ("/api/functions", "get"): "listFunctions",
+    ("/api/cancellations", "post"): "cancelRuns", ("/api/replays", "post"): "replayRuns",
     ("/healthz", "get"): "health", ("/metrics", "get"): "metrics", ("/openapi.json", "get"): "openapi",
 }
 # Where one answer gives another operation its path parameter (OpenAPI links), so clients
@@ -99,6 +101,13 @@ def _identify(paths: dict) -> dict:
             for target, (name, expression) in links.items()}
         paths[path][method]["responses"][status] = response
     return paths
+
+
+def _bulk_op(summary: str, body: dict, ok: dict) -> dict:
+    return {"summary": summary, "security": _DASHBOARD, "parameters": [],
+            "requestBody": {"required": True, "content": {"application/json": {"schema": body}}},
+            "responses": {"200": ok, "400": _BAD, "401": _UNAUTHORIZED, "403": _CROSS_SITE,
+                          "413": _TOO_LARGE, "415": _NOT_JSON, "503": _UNAVAILABLE}}
 
 
 def spec() -> dict:
@@ -147,6 +156,12 @@ def spec() -> dict:
                 "responses": {"201": _json(RUN_DETAIL, "the new run"), "400": _BAD,
                               "401": _UNAUTHORIZED, "403": _CROSS_SITE, "404": _NOT_FOUND,
                               "413": _TOO_LARGE, "415": _NOT_JSON, "503": _UNAVAILABLE}}},
+            "/api/cancellations": {"post": _bulk_op(
+                "Cancel a function's unfinished runs in bulk (batched)", CANCELLATIONS_BODY,
+                _json(CANCELLATIONS_OUT, "how many runs were cancelled"))},
+            "/api/replays": {"post": _bulk_op(
+                "Replay a function's finished runs in bulk (batched)", REPLAYS_BODY,
+                _json(REPLAYS_OUT, "how many runs were started, and the first ids"))},
             "/api/functions": {"get": auth_get(
                 "Registered functions with triggers, next cron fire and statistics",
                 _json({"type": "object", "required": ["data"],

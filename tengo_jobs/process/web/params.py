@@ -127,10 +127,11 @@ def json_object_body(example: str = "{}") -> dict:
     return body
 
 
-def object_body(schema: dict, example: str = "{}") -> dict:
+def object_body(schema: dict, example: str = "{}", *, only_given: bool = False) -> dict:
     """The request body as the JSON object ``schema`` describes (see :mod:`.schemas`): each
-    of its properties (absent ones ``None``; text no database can hold is a 400 on the
-    field), and a 400 on the first unknown field when it allows no others."""
+    of its properties (absent ones ``None``, or left out with ``only_given``, where
+    ``null`` is a value; text no database can hold is a 400 on the field), and a 400 on
+    the first unknown field when it allows no others."""
     body = json_object_body(example)
     accepted = list(schema["properties"])
     unknown = sorted(set(body) - set(accepted))
@@ -138,7 +139,29 @@ def object_body(schema: dict, example: str = "{}") -> dict:
         raise ValidationError(f"unknown field(s) {', '.join(unknown)}; only "
                               f"{', '.join(accepted)} {'is' if len(accepted) == 1 else 'are'} "
                               "accepted", field=unknown[0])
-    return {name: check_text(body.get(name), name) for name in accepted}
+    return {name: check_text(body.get(name), name) for name in accepted
+            if not only_given or name in body}
+
+
+def body_time(name: str, value: Any) -> int | None:
+    """A time in a JSON body: ISO 8601 text or epoch milliseconds (a whole number)."""
+    if value is None:
+        return None
+    if isinstance(value, int) and not isinstance(value, bool):
+        return parse_time(name, str(value))
+    if isinstance(value, str) and value:
+        return parse_time(name, value)
+    raise ValidationError(f"{name} must be an ISO 8601 time (2026-01-31T09:00:00Z) or epoch "
+                          f"milliseconds, got {value!r:.60}", field=name)
+
+
+def body_flag(name: str, value: Any) -> bool:
+    """A boolean in a JSON body; absent is false."""
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise ValidationError(f"{name} must be true or false, got {value!r:.60}", field=name)
+    return value
 
 
 # -- query and path parameters --------------------------------------------------------------
@@ -237,6 +260,6 @@ def time_arg(name: str) -> int | None:
 
 
 __all__ = ["BoundedJSONProvider", "MAX_JSON_DEPTH", "MIN_TIME_MS", "MAX_TIME_MS", "parse_json", "json_object_body",
-           "object_body", "read_query",
+           "object_body", "body_time", "body_flag", "read_query",
            "check_request_text", "refuse_repeated_args", "check_text", "text_arg", "status_arg", "cursor_arg", "limit_arg",
            "parse_time", "time_arg", "shown", "too_deep_message"]

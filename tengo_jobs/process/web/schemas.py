@@ -7,7 +7,8 @@ the document cannot drift from what the server accepts:
   document, and the parser of :mod:`.params` that enforces them (a 400 naming the
   parameter). An operation's parameters are one tuple (:data:`LIST_EVENTS`,
   :data:`LIST_RUNS`) that its view reads (:func:`.params.read_query`) and the document lists;
-- a JSON body is a schema whose properties the view accepts (:data:`REPLAY_BODY`, read
+- a JSON body is a schema whose properties the view accepts (:data:`REPLAY_BODY`,
+  :data:`CANCELLATIONS_BODY`, :data:`REPLAYS_BODY`, read
   by :func:`.params.object_body`), or the event (:data:`EVENT_IN`), built from the limits
   :func:`tengo_jobs.core.events.validate_event` enforces;
 - statuses are the enums of :mod:`tengo_jobs.store.schema` (``RunStatus``,
@@ -76,8 +77,47 @@ LIST_RUNS = (RUN_STATUS, FUNCTION, EVENT_ID, *PAGE)
 # -- request bodies -------------------------------------------------------------------------
 REPLAY_BODY = {
     "type": "object", "additionalProperties": False, "nullable": True,
-    "description": "no body, {} and null all replay from the top",
-    "properties": {"from_step": {"type": "string", "minLength": 1, "nullable": True}},
+    "description": "no body, {} and null all replay from the top; input or output need "
+                   "from_step",
+    "properties": {
+        "from_step": {"type": "string", "minLength": 1, "nullable": True,
+                      "description": "reuse the stored results of the steps before this one"},
+        "input": {"oneOf": [{"type": "array"}, {"type": "object"}],
+                  "description": "new arguments for from_step's step.run function: an array "
+                                 "of positional arguments or an object of keyword arguments"},
+        "output": {"nullable": True, "description": "from_step's result, stored without "
+                                                   "running the step (not with input)"},
+    },
+}
+_BODY_TIME = {"oneOf": [{"type": "string"}, {"type": "integer"}], "nullable": True}
+_BULK_COMMON = {
+    "function_id": {"type": "string", "minLength": 1, "description": "the function (required)"},
+    "started_after": {**_BODY_TIME, "description": "runs created at or after: ISO 8601 or "
+                                                    "epoch ms"},
+    "started_before": {**_BODY_TIME, "description": "runs created before: ISO 8601 or epoch ms"},
+    "all": {"type": "boolean", "nullable": True,
+            "description": "true to act on every run of the function when no other filter "
+                           "is given (refused otherwise)"},
+}
+CANCELLATIONS_BODY = {
+    "type": "object", "additionalProperties": False, "required": ["function_id"],
+    "description": "cancel the function's unfinished runs that match every filter given",
+    "properties": {**_BULK_COMMON,
+                   "if": {"type": "string", "nullable": True,
+                          "description": "CEL condition over `event`, the run's triggering "
+                                         "event (event.data.userId == \"u1\")"}},
+}
+_FINAL = [s for s in RUN_STATUS_VALUES if RunStatus(s).is_final]
+REPLAYS_BODY = {
+    "type": "object", "additionalProperties": False, "required": ["function_id"],
+    "description": "replay, from the top, the function's finished runs that match every "
+                   "filter given; each new run links to its original (replay_of)",
+    "properties": {**_BULK_COMMON,
+                   "status": {"oneOf": [{"type": "string", "enum": _FINAL},
+                                        {"type": "array", "minItems": 1,
+                                         "items": {"type": "string", "enum": _FINAL}}],
+                              "nullable": True,
+                              "description": "a status or a list; absent: every finished run"}},
 }
 EVENT_IN = {
     "type": "object",
@@ -144,10 +184,28 @@ RUN = {
         "attempt": {"type": "integer"},
         "created_at": {"type": "string", "format": "date-time"},
         "started_at": _TIME, "ended_at": _TIME,
+        "replay_of": {"type": "string", "nullable": True,
+                      "description": "the run this one replays"},
+        "replay_note": {"type": "object", "nullable": True,
+                        "description": "how a replay differs: from_step, changed (input or "
+                                       "output, with the value supplied), bulk"},
         "steps": {"type": "array", "items": STEP},
     },
 }
-RUN_DETAIL = {**RUN, "required": RUN["required"] + ["steps"]}
+RUN_DETAIL = {**RUN, "required": RUN["required"] + ["steps", "replays"],
+              "properties": {**RUN["properties"], "replays": {
+                  "type": "array", "items": {"type": "string"},
+                  "description": "ids of the runs that replay this one (first 100)"}}}
+CANCELLATIONS_OUT = {
+    "type": "object", "required": ["cancelled"],
+    "properties": {"cancelled": {"type": "integer", "description": "runs this request cancelled"}},
+}
+REPLAYS_OUT = {
+    "type": "object", "required": ["replayed", "run_ids"],
+    "properties": {"replayed": {"type": "integer", "description": "runs started"},
+                   "run_ids": {"type": "array", "items": {"type": "string"},
+                               "description": "the first 100 new runs"}},
+}
 EVENT_OUT = {
     "type": "object",
     "required": ["id", "name", "data", "ts", "received_at"],
@@ -185,6 +243,7 @@ def page_of(item: dict) -> dict:
 
 
 __all__ = ["QueryParam", "LIMIT", "CURSOR", "SINCE", "UNTIL", "PAGE", "EVENT_NAME", "RUN_STATUS",
-           "FUNCTION", "EVENT_ID", "LIST_EVENTS", "LIST_RUNS", "REPLAY_BODY", "EVENT_IN",
+           "FUNCTION", "EVENT_ID", "LIST_EVENTS", "LIST_RUNS", "REPLAY_BODY",
+           "CANCELLATIONS_BODY", "REPLAYS_BODY", "CANCELLATIONS_OUT", "REPLAYS_OUT", "EVENT_IN",
            "EVENTS_IN", "ERROR", "SEND_RESULT", "STEP", "RUN", "RUN_DETAIL", "EVENT_OUT",
            "FUNCTION_OUT", "RUN_STATUS_VALUES", "STEP_STATUS_VALUES", "page_of"]
