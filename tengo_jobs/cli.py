@@ -144,13 +144,43 @@ def runs_show(run_id):
         click.echo(f"  {s.position:>4} {s.key:<40} {s.status.value:<9} attempts={s.attempts}")
 
 
-@main.command()
-def functions():
-    """List the registered functions (from TENGO_FUNCTIONS)."""
+@main.group(invoke_without_command=True)
+@click.pass_context
+def functions(ctx):
+    """List the registered functions (from TENGO_FUNCTIONS), or `functions pause|resume ID`."""
+    if ctx.invoked_subcommand:
+        return
     runtime = _boot()
+    paused = runtime.store.queries.paused_functions()
     for fn in runtime.registry.all():
         triggers = ", ".join([f"event {e}" for e in fn.events] + ([f"cron {fn.cron}"] if fn.cron else []))
-        click.echo(f"{fn.id:<32} {triggers or '(internal)'}  retries={fn.retries}")
+        state = paused.get(fn.id)
+        note = f"  paused since {state['paused_at']}" if state else ""
+        click.echo(f"{fn.id:<32} {triggers or '(internal)'}  retries={fn.retries}{note}")
+
+
+def _pause_control(action: str, function_id: str) -> dict:
+    runtime = _boot()
+    try:
+        return getattr(runtime.control, action)(function_id)
+    except TengoJobsError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@functions.command("pause")
+@click.argument("function_id")
+def functions_pause(function_id):
+    """Pause a function: events still create its runs; none executes until resumed."""
+    state = _pause_control("pause", function_id)
+    click.echo(f"function {function_id} paused since {state['paused_at']}")
+
+
+@functions.command("resume")
+@click.argument("function_id")
+def functions_resume(function_id):
+    """Resume a paused function: its due runs are enqueued, oldest first."""
+    state = _pause_control("resume", function_id)
+    click.echo(f"function {function_id} resumed; {state['resumed_runs']} run(s) enqueued")
 
 
 def _json_option(raw: str | None, option: str):

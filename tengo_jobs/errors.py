@@ -128,6 +128,10 @@ class EventNotFoundError(RunNotFoundError):
     """No event with that id."""
 
 
+class FunctionNotFoundError(RunNotFoundError):
+    """No function is registered under that id (a 404 from the API)."""
+
+
 class InvalidRunStateError(TengoJobsError):
     """The run is not in a state that allows the requested operation."""
 

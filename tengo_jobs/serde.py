@@ -20,7 +20,8 @@ def encode_output(value, *, what: str, limit: int = MAX_OUTPUT_BYTES) -> str:
     size = len(text.encode())
     if size > limit:
         raise OutputTooLargeError(
-            f"{what} returned {size} bytes of JSON; the limit is {limit} bytes. "
+            f"{what} returned {size} bytes of JSON; the limit is {limit} bytes "
+            "(TENGO_MAX_OUTPUT_BYTES). "
             "Store large data elsewhere and return a reference to it", field="output")
     return text
 

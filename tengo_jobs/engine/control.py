@@ -1,5 +1,5 @@
-"""Acting on runs from outside an execution: cancel, replay (one run, or in bulk), and the
-functions overview.
+"""Acting on runs from outside an execution: cancel, replay (one run, or in bulk), pausing
+and resuming a function, and the functions overview.
 
 The REST API, the dashboard and the CLI call these; the state changes themselves are
 the store's (:meth:`~tengo_jobs.store.RunStore.cancel`; a replay is a run started through
@@ -25,7 +25,8 @@ from ..core.registry import Registry
 from ..core.ops import StepRecord
 from ..core.states import FINAL_RUN_STATUSES, RUN_STATUSES
 from ..durations import ms_to_iso
-from ..errors import ExpressionError, InvalidRunStateError, RunNotFoundError, ValidationError
+from ..errors import (ExpressionError, FunctionNotFoundError, InvalidRunStateError,
+                      RunNotFoundError, ValidationError)
 from ..store import RunStart, RunStatus, StepKind, StepStatus
 
 if TYPE_CHECKING:
@@ -249,14 +250,55 @@ class Control:
                                   "replayed", field="status")
         return tuple(dict.fromkeys(values))
 
-    def functions(self, *, now: int | None = None) -> list[dict]:
-        """The registered functions with triggers, next cron fire and recent run statistics."""
+
+    # -- pausing a function -------------------------------------------------------------------
+    def _registered(self, function_id: str) -> str:
+        if self.registry.find(function_id) is None:
+            raise FunctionNotFoundError(f"no function {function_id!r} is registered")
+        return function_id
+
+    @staticmethod
+    def _pause_fields(state: dict | None) -> dict:
+        return {"paused": state is not None,
+                **(state or {"paused_at": None, "skipped_cron_ticks": 0,
+                             "last_skipped_tick": None})}
+
+    def pause_state(self, function_id: str) -> dict:
+        """``{id, paused, paused_at, skipped_cron_ticks, last_skipped_tick}`` of a function."""
+        return {"id": function_id, **self._pause_fields(
+            self.store.queries.paused_functions().get(function_id))}
+
+    def pause(self, function_id: str, *, now: int | None = None) -> dict:
+        """Pause a function in every process: events still create its runs, but none of
+        them executes (a wake-up is consumed without executing; timers still fire, leaving
+        the run queued), the sweeper leaves them alone and cron ticks are recorded as
+        skipped. An execution already under way finishes its current invocation. Pausing a
+        paused function changes nothing."""
+        self.store.runs.pause(self._registered(function_id),
+                              self.clock.now() if now is None else now)
+        return self.pause_state(function_id)
+
+    def resume(self, function_id: str, *, now: int | None = None) -> dict:
+        """Resume a paused function: its due runs are enqueued, oldest due first; sleeping
+        and waiting runs continue when their timers or events come. Resuming a function
+        that is not paused changes nothing. The answer counts the runs enqueued."""
         now = self.clock.now() if now is None else now
+        run_ids = self.store.runs.resume(self._registered(function_id), now)
+        if run_ids:
+            self.enqueue(run_ids)
+        return {**self.pause_state(function_id), "resumed_runs": len(run_ids)}
+
+    def functions(self, *, now: int | None = None) -> list[dict]:
+        """The registered functions with triggers, next cron fire, whether each is paused,
+        and recent run statistics."""
+        now = self.clock.now() if now is None else now
+        paused = self.store.queries.paused_functions()
         out = []
         for fn in sorted(self.registry.all(), key=lambda f: f.id):
             body = fn.describe()
             next_fire = parse_cron(fn.cron, function_id=fn.id).next_fire(now) if fn.cron else None
             body["next_cron_fire"] = ms_to_iso(next_fire)
+            body.update(self._pause_fields(paused.get(fn.id)))
             body.update(self.store.queries.function_stats(fn.id, now=now))
             out.append(body)
         return out

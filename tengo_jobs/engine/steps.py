@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import re
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Callable, Sequence
@@ -40,6 +41,32 @@ if TYPE_CHECKING:
     from .invocation import Invocation
 
 log = logging.getLogger(__name__)
+
+# The longest sleep, wait or invoke timeout, as in Inngest: one year.
+MAX_PENDING_MS = 365 * 86_400_000
+# ``match=``: a dotted path of identifiers in both events ("data.paymentId").
+_MATCH_PATH = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
+
+
+def _within_a_year(call: str, ms: int) -> None:
+    """Refuse a sleep/wait/timeout longer than :data:`MAX_PENDING_MS`, naming the call."""
+    if ms > MAX_PENDING_MS:
+        raise StepUsageError(f"{call}: {ms / 86_400_000:.1f} days is longer than the limit of "
+                             "one year (365 days) for a sleep, a wait or an invoke timeout")
+
+
+def match_expression(call: str, match, if_exp: str | None) -> str | None:
+    """The condition of ``wait_for_event(match="data.x")``: Inngest's shorthand for
+    ``event.data.x == async.data.x`` (indexed like any such equality); ``if_exp`` when no
+    ``match`` is given."""
+    if match is None:
+        return if_exp
+    if if_exp is not None:
+        raise StepUsageError(f"{call}: give match or if_exp, not both")
+    if not isinstance(match, str) or not _MATCH_PATH.fullmatch(match):
+        raise StepUsageError(f"{call}: match must be a dotted field path such as "
+                             f"'data.paymentId', got {match!r}")
+    return f"event.{match} == async.{match}"
 
 
 def _step_error(step_id: str, row) -> StepError:
@@ -184,7 +211,7 @@ class Step:
             ms = to_ms(duration)
         except ValueError as exc:
             raise StepUsageError(f"step.sleep({step_id!r}): {exc}") from None
-        self._sleep(step_id, lambda now: now + ms)
+        self._sleep(step_id, lambda now: now + ms, f"step.sleep({step_id!r})")
 
     def sleep_until(self, step_id: str, when) -> None:
         """Pause the run until ``when`` (an aware datetime, epoch ms, or ISO 8601 text)."""
@@ -192,9 +219,9 @@ class Step:
             target = to_epoch_ms(when)
         except ValueError as exc:
             raise StepUsageError(f"step.sleep_until({step_id!r}): {exc}") from None
-        self._sleep(step_id, lambda now: target)
+        self._sleep(step_id, lambda now: target, f"step.sleep_until({step_id!r})")
 
-    def _sleep(self, step_id: str, wake_at_from: Callable[[int], int]) -> None:
+    def _sleep(self, step_id: str, wake_at_from: Callable[[int], int], call: str) -> None:
         key = self._key(step_id)
         row = self._stored(key, StepKind.SLEEP)
         if row is not None and row.status == StepStatus.COMPLETED:
@@ -204,8 +231,9 @@ class Step:
         if row is not None:
             wake_at, started_at = row.wake_at, row.started_at
         else:
-            x.executing_new_step()
             wake_at, started_at = wake_at_from(now), now
+            _within_a_year(call, wake_at - now)
+            x.executing_new_step()
         if wake_at <= now:
             x.checkpoint(ops.SleepDone(key=key, name=step_id, started_at=started_at,
                                        wake_at=wake_at), defer=True)
@@ -213,10 +241,14 @@ class Step:
         raise Suspend([ops.Sleep(key=key, name=step_id, wake_at=wake_at, started_at=started_at)])
 
     # -- waiting on other things ---------------------------------------------------------
-    def wait_for_event(self, step_id: str, *, event: str, timeout, if_exp: str | None = None):
+    def wait_for_event(self, step_id: str, *, event: str, timeout, if_exp: str | None = None,
+                       match: str | None = None):
         """Wait (holding no worker) for an event named ``event`` matching the CEL condition
-        ``if_exp`` (over ``event``, this run's trigger, and ``async``, the incoming event).
-        Returns the event as a dict, or ``None`` when ``timeout`` passes first."""
+        ``if_exp`` (over ``event``, this run's trigger, and ``async``, the incoming event),
+        or ``match="data.paymentId"`` (the same field equal in both). Returns the event as a
+        dict, or ``None`` when ``timeout`` (at most a year) passes first."""
+        call = f"step.wait_for_event({step_id!r})"
+        if_exp = match_expression(call, match, if_exp)
         key = self._key(step_id)
         row = self._stored(key, StepKind.WAIT)
         if row is not None and row.status == StepStatus.COMPLETED:
@@ -232,13 +264,10 @@ class Step:
             expires, started_at = row.wake_at, row.started_at
         else:
             if not isinstance(event, str) or not event:
-                raise StepUsageError(f"step.wait_for_event({step_id!r}): event must be an event name")
+                raise StepUsageError(f"{call}: event must be an event name")
             if if_exp is not None:
                 compile_expression(if_exp)
-            try:
-                expires = now + to_ms(timeout)
-            except ValueError as exc:
-                raise StepUsageError(f"step.wait_for_event({step_id!r}): timeout {exc}") from None
+            expires = now + self._timeout_ms(call, timeout)
             x.executing_new_step()
             started_at = now
         raise Suspend([ops.WaitForEvent(key=key, name=step_id, wake_at=expires,
@@ -265,14 +294,20 @@ class Step:
         target = x.executor.registry.get(function) if isinstance(function, str) else function
         if data is not None and not isinstance(data, dict):
             raise StepUsageError(f"step.invoke({step_id!r}): data must be a dict")
-        try:
-            expires = now + to_ms(timeout)
-        except ValueError as exc:
-            raise StepUsageError(f"step.invoke({step_id!r}): timeout {exc}") from None
+        expires = now + self._timeout_ms(f"step.invoke({step_id!r})", timeout)
         x.executing_new_step()
         raise Suspend([ops.Invoke(key=key, name=step_id, wake_at=expires, started_at=now,
                                   function_id=target.id, app_id=target.app_id,
                                   data=data or {})])
+
+    @staticmethod
+    def _timeout_ms(call: str, timeout) -> int:
+        try:
+            ms = to_ms(timeout)
+        except ValueError as exc:
+            raise StepUsageError(f"{call}: timeout {exc}") from None
+        _within_a_year(call, ms)
+        return ms
 
     # -- parallel branches --------------------------------------------------------------
     def parallel(self, branches: Sequence[Callable[[], Any]]) -> list[Any]:

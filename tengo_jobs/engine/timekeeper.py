@@ -11,7 +11,9 @@ so tests move time instead of waiting:
   ``coalesce`` (default) starts one run, for the latest missed tick; ``skip`` starts
   nothing for ticks older than :data:`MISFIRE_GRACE_MS`; ``all`` starts every missed tick
   (at most :data:`ALL_LIMIT` per check, the rest on the next). A function seen for the
-  first time starts from now: no backfill.
+  first time starts from now: no backfill. A paused function's due ticks are recorded as
+  skipped (``skipped_cron_ticks`` in ``GET /api/functions`` while it is paused, and a
+  warning in the log) and the last tick moves past them: resuming starts none of them.
 - **timers** (:meth:`Timekeeper.poll_timers`): sleeps, retry backoffs, future-dated
   events, wait and invoke timeouts whose time has come wake their runs.
 - **the sweeper** (:meth:`Timekeeper.sweep`): sends again the wake-ups that were lost —
@@ -111,6 +113,11 @@ class Timekeeper:
                 self.store.cron.ensure([fn.id], now)
                 return []
             ticks, new_last = due_ticks(fn, spec, last, now)
+            if self.store.runs.skip_ticks(fn.id, ticks):  # paused: recorded, not started
+                self.store.cron.set_last_tick(fn.id, new_last, now)
+                log.warning("cron %s: paused; skipped %d tick(s) up to %d", fn.id, len(ticks),
+                            ticks[-1])
+                return []
             started = [r for r in self.store.runs.start([
                 RunStart(function_id=fn.id, app_id=fn.app_id,
                          event=Event(name=SCHEDULED_EVENT, data={"cron": fn.cron}, ts=tick),

@@ -167,6 +167,14 @@ def timer_rows(run_id: str, pending: Iterable[PendingOp]) -> list[tuple]:
     return [(run_id, op.key, op.wake_at, op.timer.value) for op in pending]
 
 
+def mark_sent(d: Dialect, run_ids: list[str], now: int) -> None:
+    """Record that a wake-up for each of ``run_ids`` is sent now (``enqueued_at``)."""
+    for i in range(0, len(run_ids), 500):
+        chunk = run_ids[i:i + 500]
+        d.execute(f'UPDATE "{sql.RUNS}" SET "enqueued_at" = ? WHERE "id" IN '
+                  f'({sql.marks(len(chunk))})', (now, *chunk))
+
+
 # -- the run state machine -------------------------------------------------------------------
 class RunStore(abc.ABC):
     """The run transitions (see the module docstring), on one database."""
@@ -390,6 +398,35 @@ class RunStore(abc.ABC):
                 out.append(a.run_id)
         return out
 
+    # -- pausing a function ------------------------------------------------------------------
+    def pause(self, function_id: str, now: int) -> bool:
+        """Pause ``function_id`` from ``now``: its runs are still created, but neither the
+        acquire nor the runnable predicate takes them (``statements.NOT_PAUSED``), in every
+        process, until :meth:`resume`. An execution already under way finishes its current
+        invocation (to its next park or its end). ``False`` when it was paused already (the
+        first ``paused_at`` is kept)."""
+        return self.d.execute(sql.PAUSE, (function_id, now)).rowcount == 1
+
+    def resume(self, function_id: str, now: int) -> list[str]:
+        """Resume ``function_id``: the pause row is deleted and the function's due runs held
+        by no live lease (queued while paused, or woken by a timer meanwhile) are returned
+        oldest due first, marked as sent now, to enqueue after commit. Empty when it was
+        not paused."""
+        with self.d.transaction():
+            if self.d.execute(sql.UNPAUSE, (function_id,)).rowcount != 1:
+                return []
+            ids = [r for (r,) in self.d.execute(sql.DUE_OF_FUNCTION, (function_id, now, now))]
+            mark_sent(self.d, ids, now)
+        return ids
+
+    def skip_ticks(self, function_id: str, ticks: list[int]) -> bool:
+        """Record ``ticks`` (cron ticks due now) as skipped when ``function_id`` is paused;
+        ``False`` (nothing written) when it is not. Joins the caller's transaction."""
+        if not ticks:
+            return False
+        return self.d.execute(sql.SKIP_TICKS, (len(ticks), max(ticks),
+                                               function_id)).rowcount == 1
+
     # -- from outside an execution -------------------------------------------------------------
     def cancel(self, run_id: str, now: int) -> tuple[RunRow | None, str | None]:
         """Cancel an unfinished run: final status ``cancelled``, its lease revoked (its
@@ -458,10 +495,7 @@ class TimerStore(abc.ABC):
         (or never), oldest due first; each is marked as sent now."""
         with self.d.transaction():
             ids = [r for (r,) in self.d.execute(sql.UNSENT, (now, now, sent_before, limit))]
-            for i in range(0, len(ids), 500):
-                chunk = ids[i:i + 500]
-                self.d.execute(f'UPDATE "{sql.RUNS}" SET "enqueued_at" = ? WHERE "id" IN '
-                               f'({sql.marks(len(chunk))})', (now, *chunk))
+            mark_sent(self.d, ids, now)
         return ids
 
     def runnable(self, now: int, limit: int = 100_000) -> list[str]:
@@ -471,4 +505,4 @@ class TimerStore(abc.ABC):
 
 __all__ = ["RunStore", "EventStore", "TimerStore", "Acquired", "Parked", "RunStart", "Accepted",
            "Parent", "invoke_unique_key", "run_from_row", "step_from_row", "event_of",
-           "event_params", "timer_rows", "INVOKE_PREFIX", "FAILURE_PREFIX"]
+           "event_params", "timer_rows", "mark_sent", "INVOKE_PREFIX", "FAILURE_PREFIX"]

@@ -19,7 +19,7 @@ from ..durations import ms_to_iso
 from ..errors import EventNotFoundError, RunNotFoundError, ValidationError
 from .contract import event_of
 from .dialect import Dialect
-from .statements import RUNNABLE
+from .statements import PAUSED_ROWS, RUNNABLE
 from .schema import (EVENTS, RUN_STATUSES, RUNS, STEPS, EventRow, RunRow, RunStatus, StepRow)
 
 DEFAULT_LIMIT = 50
@@ -273,6 +273,13 @@ class Queries:
         return {"counts": counts, "window_ms": STATS_WINDOW_MS,
                 "duration_ms": {"p50": _percentile(durations, 0.50),
                                 "p95": _percentile(durations, 0.95), "sample": len(durations)}}
+
+    def paused_functions(self) -> dict[str, dict]:
+        """``{function: {paused_at, skipped_cron_ticks, last_skipped_tick}}`` for the paused
+        functions (a handful of rows)."""
+        return {fn_id: {"paused_at": ms_to_iso(paused_at), "skipped_cron_ticks": skipped,
+                        "last_skipped_tick": ms_to_iso(last)}
+                for fn_id, paused_at, skipped, last in self.d.execute(PAUSED_ROWS)}
 
     def recent_counts(self, *, now: int) -> dict[str, dict[str, int]]:
         """``{function: {status: n}}`` for the runs created in the last :data:`STATS_WINDOW_MS`

@@ -1,7 +1,7 @@
 """The system schema, written down in one module (as DBOS keeps its system schema).
 
 Tables: events, event_dedupe, runs, steps (keyed by run + step key), timers, waits,
-wait_keys and cron_state. Statuses are ``str`` Enums, times are epoch milliseconds,
+wait_keys, cron_state and paused_functions. Statuses are ``str`` Enums, times are epoch milliseconds,
 JSON is stored as text so SQLite and PostgreSQL hold the same bytes.
 
 The classes here are Peewee models named ``…Row`` (a stored event is an
@@ -195,8 +195,22 @@ class CronStateRow(AppModel):
         table_name = "tj_cron_state"
 
 
+class PausedFunctionRow(AppModel):
+    """A paused function (``POST /api/functions/<id>/pause``): its runs are created but not
+    executed until it is resumed (the row deleted)."""
+
+    function_id = pw.CharField(primary_key=True, max_length=128)
+    paused_at = pw.BigIntegerField()
+    # cron ticks the scheduler skipped while paused (not started on resume either)
+    skipped_ticks = pw.IntegerField(default=0, constraints=[pw.SQL("DEFAULT 0")])
+    last_skipped_tick = pw.BigIntegerField(null=True)
+
+    class Meta:
+        table_name = "tj_paused_functions"
+
+
 SYSTEM_MODELS: list[type[pw.Model]] = [EventRow, DedupeRow, RunRow, StepRow, TimerRow, WaitRow,
-                                       WaitKeyRow, CronStateRow]
+                                       WaitKeyRow, CronStateRow, PausedFunctionRow]
 
 # Table names for the store's hand-written SQL (never spelled anywhere else).
 EVENTS = EventRow._meta.table_name
@@ -207,6 +221,7 @@ TIMERS = TimerRow._meta.table_name
 WAITS = WaitRow._meta.table_name
 WAIT_KEYS = WaitKeyRow._meta.table_name
 CRON_STATE = CronStateRow._meta.table_name
+PAUSED = PausedFunctionRow._meta.table_name
 
 RUN_COLUMNS = tuple(f.column_name for f in RunRow._meta.sorted_fields)
 STEP_COLUMNS = tuple(f.column_name for f in StepRow._meta.sorted_fields)

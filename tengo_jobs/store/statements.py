@@ -7,16 +7,22 @@ a few statements in one ``BEGIN IMMEDIATE`` transaction on SQLite).
 
 from __future__ import annotations
 
-from .schema import (DEDUPE, EVENTS, FINAL_RUN_STATUSES, RUN_COLUMNS, RUNS, STEP_COLUMNS, STEPS,
-                     TIMERS, WAITS)
+from .schema import (DEDUPE, EVENTS, FINAL_RUN_STATUSES, PAUSED, RUN_COLUMNS, RUNS, STEP_COLUMNS,
+                     STEPS, TIMERS, WAITS)
 
 RUN_LIST = ", ".join(f'"{c}"' for c in RUN_COLUMNS)
 STEP_LIST = ", ".join(f'"{c}"' for c in STEP_COLUMNS)
 FINAL = ", ".join(f"'{s}'" for s in FINAL_RUN_STATUSES)
 
-# The runnable predicate: due, and held by no live lease (two parameters: now, now).
+# Not of a paused function: a probe of tj_paused_functions' primary key, inside the
+# statement that reads or takes the run (no extra round trip).
+NOT_PAUSED = (f'NOT EXISTS (SELECT 1 FROM "{PAUSED}" p '
+              f'WHERE p."function_id" = "{RUNS}"."function_id")')
+
+# The runnable predicate: due, held by no live lease, and not of a paused function (two
+# parameters: now, now).
 RUNNABLE = ('"status" IN (\'queued\', \'running\') AND "wake_at" <= ? '
-            'AND ("lease_expires_at" IS NULL OR "lease_expires_at" < ?)')
+            f'AND ("lease_expires_at" IS NULL OR "lease_expires_at" < ?) AND {NOT_PAUSED}')
 
 # -- acquire: (token, expiry, now, token, run id, now, now, token) ---------------------------
 ACQUIRE = (
@@ -24,7 +30,8 @@ ACQUIRE = (
     '"started_at" = COALESCE("started_at", ?), '
     '"inflight" = CASE WHEN "lease_owner" = ? THEN "inflight" ELSE "inflight" + 1 END '
     'WHERE "id" = ? AND "status" IN (\'queued\', \'running\') AND "wake_at" <= ? '
-    'AND ("lease_expires_at" IS NULL OR "lease_expires_at" < ? OR "lease_owner" = ?)')
+    'AND ("lease_expires_at" IS NULL OR "lease_expires_at" < ? OR "lease_owner" = ?) '
+    f'AND {NOT_PAUSED}')
 SELECT_STEPS = f'SELECT {STEP_LIST} FROM "{STEPS}" WHERE "run_id" = ?'
 SELECT_EVENT = (f'SELECT "name", "data", "external_id", "ts", "v", "user" FROM "{EVENTS}" '
                 'WHERE "id" = ?')
@@ -115,6 +122,21 @@ NEXT_DUE = f'SELECT MIN("due_at") FROM "{TIMERS}"'
 UNSENT = (f'SELECT "id" FROM "{RUNS}" WHERE {RUNNABLE} AND ("enqueued_at" IS NULL '
           'OR "enqueued_at" < ?) ORDER BY "wake_at" LIMIT ?')
 RUNNABLE_IDS = f'SELECT "id" FROM "{RUNS}" WHERE {RUNNABLE} ORDER BY "created_at", "id" LIMIT ?'
+
+# -- paused functions --------------------------------------------------------------------------
+PAUSE = (f'INSERT INTO "{PAUSED}" ("function_id", "paused_at", "skipped_ticks") VALUES (?, ?, 0) '
+         'ON CONFLICT ("function_id") DO NOTHING')
+UNPAUSE = f'DELETE FROM "{PAUSED}" WHERE "function_id" = ?'
+# (ticks, last tick, function id): one row updated when the function is paused.
+SKIP_TICKS = (f'UPDATE "{PAUSED}" SET "skipped_ticks" = "skipped_ticks" + ?, '
+              '"last_skipped_tick" = ? WHERE "function_id" = ?')
+PAUSED_ROWS = (f'SELECT "function_id", "paused_at", "skipped_ticks", "last_skipped_tick" '
+               f'FROM "{PAUSED}"')
+# A resumed function's due runs held by no live lease, oldest due first: (function id, now, now).
+DUE_OF_FUNCTION = (f'SELECT "id" FROM "{RUNS}" WHERE "function_id" = ? '
+                   'AND "status" IN (\'queued\', \'running\') AND "wake_at" <= ? '
+                   'AND ("lease_expires_at" IS NULL OR "lease_expires_at" < ?) '
+                   'ORDER BY "wake_at", "id"')
 
 
 def marks(n: int) -> str:

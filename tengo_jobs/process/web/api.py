@@ -1,4 +1,5 @@
-"""The REST API: events, runs (list, detail, cancel, replay, in bulk too) and functions.
+"""The REST API: events, runs (list, detail, cancel, replay, in bulk too) and functions
+(list, pause, resume).
 
 Every endpoint needs the dashboard password (see :mod:`.auth`); a POST takes a JSON body
 or none (415 otherwise) and is refused cross-site (403, see :mod:`.csrf`). Lists are newest
@@ -92,3 +93,15 @@ def bulk_replay():
 @require_api
 def list_functions():
     return jsonify({"data": _runtime().control.functions()})
+
+
+@bp.post("/functions/<function_id>/pause")
+@require_api
+def pause_function(function_id: str):
+    return jsonify(_runtime().control.pause(function_id))
+
+
+@bp.post("/functions/<function_id>/resume")
+@require_api
+def resume_function(function_id: str):
+    return jsonify(_runtime().control.resume(function_id))

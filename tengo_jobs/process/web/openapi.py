@@ -14,8 +14,8 @@ from ...core.events import MAX_BATCH_EVENTS, MAX_EVENT_BYTES
 from .auth import require_dashboard
 from .event_api import MAX_REQUEST_BYTES
 from .schemas import (CANCELLATIONS_BODY, CANCELLATIONS_OUT, ERROR, EVENT_OUT, EVENTS_IN,
-                      FUNCTION_OUT, LIST_EVENTS, LIST_RUNS, REPLAY_BODY, REPLAYS_BODY,
-                      REPLAYS_OUT, RUN, RUN_DETAIL, SEND_RESULT, page_of)
+                      FUNCTION_OUT, FUNCTION_PAUSE, LIST_EVENTS, LIST_RUNS, REPLAY_BODY,
+                      REPLAYS_BODY, REPLAYS_OUT, RUN, RUN_DETAIL, SEND_RESULT, page_of)
 
 bp = Blueprint("tengo_openapi", __name__)
 
@@ -71,6 +71,8 @@ OPERATION_IDS = {
     ("/api/runs/{run_id}/cancel", "post"): "cancelRun",
     ("/api/runs/{run_id}/replay", "post"): "replayRun", ("/api/functions", "get"): "listFunctions",
     ("/api/cancellations", "post"): "cancelRuns", ("/api/replays", "post"): "replayRuns",
+    ("/api/functions/{function_id}/pause", "post"): "pauseFunction",
+    ("/api/functions/{function_id}/resume", "post"): "resumeFunction",
     ("/healthz", "get"): "health", ("/metrics", "get"): "metrics", ("/openapi.json", "get"): "openapi",
 }
 # Where one answer gives another operation its path parameter (OpenAPI links), so clients
@@ -83,6 +85,8 @@ LINKS = {
                                   for op in ("getRun", "cancelRun", "replayRun")},
     ("/api/runs/{run_id}/replay", "post", "201"): {op: ("run_id", "$response.body#/id")
                                                    for op in ("getRun", "cancelRun")},
+    ("/api/functions", "get", "200"): {op: ("function_id", "$response.body#/data/0/id")
+                                       for op in ("pauseFunction", "resumeFunction")},
 }
 
 
@@ -107,6 +111,14 @@ def _bulk_op(summary: str, body: dict, ok: dict) -> dict:
     return {"summary": summary, "security": _DASHBOARD, "parameters": [],
             "requestBody": {"required": True, "content": {"application/json": {"schema": body}}},
             "responses": {"200": ok, "400": _BAD, "401": _UNAUTHORIZED, "403": _CROSS_SITE,
+                          "413": _TOO_LARGE, "415": _NOT_JSON, "503": _UNAVAILABLE}}
+
+
+def _function_control(summary: str, answer: str) -> dict:
+    return {"summary": summary, "security": _DASHBOARD, "parameters": [_path("function_id")],
+            "responses": {"200": _json(FUNCTION_PAUSE, answer), "400": _BAD,
+                          "401": _UNAUTHORIZED, "403": _CROSS_SITE,
+                          "404": _err("no function registered under that id"),
                           "413": _TOO_LARGE, "415": _NOT_JSON, "503": _UNAVAILABLE}}
 
 
@@ -167,6 +179,12 @@ def spec() -> dict:
                 _json({"type": "object", "required": ["data"],
                        "properties": {"data": {"type": "array", "items": FUNCTION_OUT}}},
                       "the functions"))},
+            "/api/functions/{function_id}/pause": {"post": _function_control(
+                "Pause a function: events still create its runs, none executes until resumed",
+                "the function's pause state")},
+            "/api/functions/{function_id}/resume": {"post": _function_control(
+                "Resume a paused function: its due runs are enqueued, oldest first",
+                "the function's pause state and how many runs were enqueued")},
             "/healthz": {"get": {
                 "summary": "Liveness: database and broker", "security": [],
                 "responses": {

@@ -218,9 +218,17 @@ EVENT_OUT = {
         "runs": {"type": "array", "items": RUN},
     },
 }
+_PAUSE_PROPERTIES = {
+    "paused": {"type": "boolean"},
+    "paused_at": {**_TIME, "description": "when it was paused (null when it is not)"},
+    "skipped_cron_ticks": {"type": "integer", "minimum": 0,
+                           "description": "cron ticks skipped while paused (not run on resume)"},
+    "last_skipped_tick": _TIME,
+}
 FUNCTION_OUT = {
     "type": "object",
-    "required": ["id", "app_id", "triggers", "counts", "duration_ms", "next_cron_fire"],
+    "required": ["id", "app_id", "triggers", "counts", "duration_ms", "next_cron_fire",
+                 "paused", "paused_at"],
     "properties": {
         "id": {"type": "string"}, "app_id": {"type": "string"}, "name": {"type": "string"},
         "triggers": {"type": "array", "items": {"type": "object"}},
@@ -231,7 +239,16 @@ FUNCTION_OUT = {
             "p50": {"type": "integer", "nullable": True},
             "p95": {"type": "integer", "nullable": True},
             "sample": {"type": "integer"}}},
+        **_PAUSE_PROPERTIES,
     },
+}
+
+FUNCTION_PAUSE = {
+    "type": "object",
+    "required": ["id", "paused", "paused_at", "skipped_cron_ticks", "last_skipped_tick"],
+    "properties": {"id": {"type": "string"}, **_PAUSE_PROPERTIES,
+                   "resumed_runs": {"type": "integer", "minimum": 0,
+                                    "description": "(resume) the due runs enqueued"}},
 }
 
 
@@ -246,4 +263,4 @@ __all__ = ["QueryParam", "LIMIT", "CURSOR", "SINCE", "UNTIL", "PAGE", "EVENT_NAM
            "FUNCTION", "EVENT_ID", "LIST_EVENTS", "LIST_RUNS", "REPLAY_BODY",
            "CANCELLATIONS_BODY", "REPLAYS_BODY", "CANCELLATIONS_OUT", "REPLAYS_OUT", "EVENT_IN",
            "EVENTS_IN", "ERROR", "SEND_RESULT", "STEP", "RUN", "RUN_DETAIL", "EVENT_OUT",
-           "FUNCTION_OUT", "RUN_STATUS_VALUES", "STEP_STATUS_VALUES", "page_of"]
+           "FUNCTION_OUT", "FUNCTION_PAUSE", "RUN_STATUS_VALUES", "STEP_STATUS_VALUES", "page_of"]
