@@ -212,7 +212,9 @@ def test_a_fresh_database_gets_every_migration_recorded(fresh_db):
     db = fresh_db
     t0 = T0
     migrations.migrate(db, now=lambda: t0)
-    assert _recorded(db) == ALL == {1: "baseline", 2: "pending_ops", 3: "run_indexes"}
+    assert _recorded(db) == ALL
+    assert {v: ALL[v] for v in (1, 2, 3, 6)} == {1: "baseline", 2: "pending_ops",
+                                                 3: "run_indexes", 6: "lifecycle"}
     assert {r[0] for r in db.execute_sql('SELECT "applied_at" FROM "tj_migrations"')} == {T0}
     assert {m._meta.table_name for m in SYSTEM_MODELS} <= set(db.get_tables())
     # 0002: timers unique per (run, step), a signal counter on runs
@@ -224,6 +226,9 @@ def test_a_fresh_database_gets_every_migration_recorded(fresh_db):
     assert {"tj_runs_unfinished_wake", "tj_runs_status_id", "tj_runs_function_id_created_at",
             "tj_runs_created_at"} <= runs
     assert not runs & {"tj_runs_status", "tj_runs_function_id", "tj_runs_status_wake_at"}
+    # 0006: cancel matchers among the waits, cancellations asked of a running execution
+    assert "kind" in {c.name for c in db.get_columns("tj_waits")}
+    assert "cancel_requested" in {c.name for c in db.get_columns("tj_runs")}
 
 
 def test_timers_are_unique_per_run_and_step_after_0002(fresh_db):
