@@ -162,3 +162,13 @@ class Suspend(Interrupt):
     def __init__(self, ops: list):
         super().__init__(", ".join(getattr(op, "key", "?") for op in ops))
         self.ops = list(ops)
+
+
+class CancelRequested(Interrupt):
+    """The run was cancelled (``cancel_on``, ``timeouts``) while this execution ran a step:
+    that step's result is kept, and the run stops here, before the next one. ``error`` is
+    the run's recorded error (``{"name": "RunCancelled", "message": reason}``)."""
+
+    def __init__(self, error: dict):
+        super().__init__(error.get("message", "cancelled"))
+        self.error = error

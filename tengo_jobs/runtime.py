@@ -71,12 +71,13 @@ class Runtime:
         self.settings = settings or Settings.from_env()
         self.db = database or open_database(self.settings.database_url)
         database_proxy.initialize(self.db)
+        self.registry = registry or default_registry
         self.store = Store(self.db, lease_ttl_ms=self.settings.lease_ttl_ms,
-                           reconnect_window_ms=self.settings.reconnect_window_ms)
+                           reconnect_window_ms=self.settings.reconnect_window_ms,
+                           functions=self.registry.find)
         self.broker = broker or make_broker(self.settings)
         self.broker_adapter = adapter_for(self.broker)
         self.clock = clock or Clock()
-        self.registry = registry or default_registry
         if set_global_broker:
             dramatiq.set_broker(self.broker)
         self.executor = Executor(store=self.store, registry=self.registry, clock=self.clock,

@@ -8,6 +8,7 @@ the scheduler: it calls ``fire_due_timers`` and ``sweep`` in a poll loop.
 from __future__ import annotations
 
 import json
+import time
 
 from engine_funcs import effects, harness
 from tengo_jobs.store.schema import RunRow as Run, RunStatus, StepRow as Step
@@ -84,3 +85,40 @@ def test_runs_whose_messages_were_lost_complete_once_a_worker_and_the_sweeper_ru
         finally:
             proc.stop()
         assert len(runs) == 5 and {r.status for r in runs} == {RunStatus.COMPLETED}
+
+
+def test_cancel_on_stops_a_run_in_a_worker_process_after_its_executing_step(
+        redis_url, backend_url, queue_name, tmp_path):
+    env = harness.worker_env(backend_url, redis_url, queue_name)
+    with harness.scheduler_runtime(env) as (runtime, jobs):
+        proc = harness.worker(tmp_path, env)
+        try:
+            [keep_id, cancel_id] = jobs.send([
+                {"name": "it.cancellable", "data": {"orderId": "keep"}},
+                {"name": "it.cancellable", "data": {"orderId": "stop"}}])
+            [cancelled] = Run.select().where(Run.event_id == cancel_id)
+            deadline = time.monotonic() + 30
+            while _effects(cancelled.id, "slow") == 0:  # the worker is inside step "slow"
+                assert time.monotonic() < deadline, "the worker never reached step 'slow'"
+                time.sleep(0.05)
+            [event_id] = jobs.send({"name": "it.cancel", "data": {"orderId": "stop"}})
+            assert Run.get_by_id(cancelled.id).status == RunStatus.RUNNING
+            [kept] = Run.select().where(Run.event_id == keep_id)
+            harness.drive_until_final(runtime, [cancelled.id], timeout=30, procs=[proc])
+            # the other run sleeps for an hour: it is cancelled at once, by its own event
+            deadline = time.monotonic() + 30
+            while Run.get_by_id(kept.id).status != RunStatus.SLEEPING:
+                assert time.monotonic() < deadline, "the other run never slept"
+                time.sleep(0.05)
+            jobs.send({"name": "it.cancel", "data": {"orderId": "keep"}})
+        finally:
+            proc.stop()
+    run = Run.get_by_id(cancelled.id)
+    assert run.status == RunStatus.CANCELLED
+    assert json.loads(run.error) == {"name": "RunCancelled",
+                                     "message": f"cancelled by event it.cancel {event_id}"}
+    steps = {s.key: s.output for s in Step.select().where(Step.run_id == run.id)}
+    assert steps == {"first": '"one"', "slow": '"two"'}  # the executing step's result is kept
+    assert [_effects(run.id, k) for k in ("first", "slow", "after")] == [1, 1, 0]
+    kept = Run.get_by_id(kept.id)
+    assert kept.status == RunStatus.CANCELLED and _effects(kept.id, "after") == 1

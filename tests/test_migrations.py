@@ -214,7 +214,7 @@ def test_a_fresh_database_gets_every_migration_recorded(fresh_db):
     migrations.migrate(db, now=lambda: t0)
     assert _recorded(db) == ALL
     assert {1: "baseline", 2: "pending_ops", 3: "run_indexes", 4: "replay_links",
-            5: "paused_functions"}.items() <= ALL.items()
+            5: "paused_functions", 6: "lifecycle"}.items() <= ALL.items()
     assert {r[0] for r in db.execute_sql('SELECT "applied_at" FROM "tj_migrations"')} == {T0}
     assert {m._meta.table_name for m in SYSTEM_MODELS} <= set(db.get_tables())
     # 0002: timers unique per (run, step), a signal counter on runs
@@ -229,6 +229,9 @@ def test_a_fresh_database_gets_every_migration_recorded(fresh_db):
     # 0004: a replay names its original
     assert {"replay_of", "replay_note"} <= {c.name for c in db.get_columns("tj_runs")}
     assert "tj_runs_replay_of" in runs
+    # 0006: cancel matchers among the waits, cancellations asked of a running execution
+    assert "kind" in {c.name for c in db.get_columns("tj_waits")}
+    assert "cancel_requested" in {c.name for c in db.get_columns("tj_runs")}
 
 
 def test_timers_are_unique_per_run_and_step_after_0002(fresh_db):

@@ -7,6 +7,7 @@ from typing import Callable
 
 from ..errors import ConfigurationError
 from .cron import parse_cron
+from .lifecycle import CancelOn, Timeouts, parse_cancel_on, parse_timeouts
 
 DEFAULT_RETRIES = 4
 MAX_RETRIES = 20
@@ -15,7 +16,7 @@ MISFIRE_POLICIES = ("coalesce", "skip", "all")
 # Inngest flow-control options the design names. They are refused, loudly, until they are
 # enforced: accepting and ignoring a concurrency limit would be a lie about what runs.
 UNSUPPORTED_OPTIONS = ("concurrency", "throttle", "rate_limit", "debounce", "idempotency",
-                       "priority", "batch_events", "cancel_on", "timeouts", "singleton")
+                       "priority", "batch_events", "singleton")
 
 
 @dataclasses.dataclass(eq=False)
@@ -35,6 +36,14 @@ class FunctionDef:
     failure_of: str | None = None
     # Which driver executes the handler (``python``: called in the worker's thread).
     runtime: str = "python"
+    # Lifecycle (core/lifecycle.py): events that cancel a run, and its start/finish limits.
+    cancel_on: tuple[CancelOn, ...] = ()
+    timeouts: Timeouts | None = None
+
+    @property
+    def has_lifecycle(self) -> bool:
+        """Whether its runs carry cancel matchers or deadlines (cleaned up when they end)."""
+        return bool(self.cancel_on or self.timeouts)
 
     @property
     def qualname(self) -> str:
@@ -68,7 +77,7 @@ def _check_id(fn_id, what="function id") -> str:
 
 def build_function(app_id: str, fn_id: str, handler: Callable, *, event=None, cron=None,
                    retries=DEFAULT_RETRIES, on_failure=None, misfire="coalesce", name=None,
-                   **options) -> FunctionDef:
+                   cancel_on=None, timeouts=None, **options) -> FunctionDef:
     """Validate the decorator's arguments and build the definition (and its failure handler)."""
     _check_id(fn_id)
     where = f"function {fn_id!r}"
@@ -99,7 +108,9 @@ def build_function(app_id: str, fn_id: str, handler: Callable, *, event=None, cr
     if misfire not in MISFIRE_POLICIES:
         raise ConfigurationError(f"{where}: misfire must be one of {', '.join(MISFIRE_POLICIES)}")
     fn = FunctionDef(id=fn_id, app_id=app_id, handler=handler, events=events, cron=cron,
-                     retries=retries, misfire=misfire, name=name)
+                     retries=retries, misfire=misfire, name=name,
+                     cancel_on=parse_cancel_on(cancel_on, where),
+                     timeouts=parse_timeouts(timeouts, where))
     if on_failure is not None:
         if not callable(on_failure):
             raise ConfigurationError(f"{where}: on_failure must be a callable handler(ctx, step)")

@@ -53,6 +53,7 @@ class TimerKind(str, enum.Enum):
     RETRY = "retry"
     EVENT = "event"  # a future-dated event: its runs start at ``ts``
     TIMEOUT = "timeout"  # a wait_for_event / invoke that gives up
+    DEADLINE = "deadline"  # a run's ``timeouts``: cancelled if not started / finished by then
 
 
 FINAL_RUN_STATUSES = tuple(s.value for s in RunStatus if s.is_final)

@@ -26,6 +26,7 @@ What it does when things go wrong:
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import uuid
@@ -34,7 +35,7 @@ from typing import TYPE_CHECKING, Callable, Iterable
 from dramatiq.threading import Interrupt as DramatiqInterrupt
 
 from ..core.registry import Registry
-from ..errors import (DatabaseLost, DatabaseUnavailableError, FunctionCrashedError, LeaseLost,
+from ..errors import (CancelRequested, DatabaseLost, DatabaseUnavailableError, FunctionCrashedError, LeaseLost,
                       ValidationError)
 from ..serde import encode_output
 from .drivers import (Completed, Crashed, Driver, Errored, Failed, Outcome, PythonDriver,
@@ -145,6 +146,11 @@ class Executor:
         inv = Invocation(self, run, function, token, acquired.event, acquired.steps,
                          acquired.unclean)
         try:
+            if run.cancel_requested:  # asked while an earlier execution held it
+                inv.stop_cancelled(json.loads(run.cancel_requested))
+                return "cancelled"
+            if function.timeouts is not None:
+                self.store.runs.started(run.id, run.started_at, function)
             if acquired.unclean > function.retries + 1:
                 inv.fail(FunctionCrashedError(
                     f"run {run.id}: {acquired.unclean} executions in a row died outside any "
@@ -168,7 +174,12 @@ class Executor:
             inv.fail(ValidationError(f"function {inv.function.id!r}: no driver serves runtime "
                                      f"{inv.function.runtime!r} in this worker"))
             return "failed"
-        return self._apply(inv, driver.drive(inv))
+        try:
+            outcome = driver.drive(inv)
+        except CancelRequested as cancelled:  # at a step boundary, its last step kept
+            inv.stop_cancelled(cancelled.error)
+            return "cancelled"
+        return self._apply(inv, outcome)
 
     def _apply(self, inv: Invocation, outcome: Outcome) -> str:
         """Turn what the driver answered into the run's state."""

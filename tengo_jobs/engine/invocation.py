@@ -28,7 +28,7 @@ from ..core.events import Event
 from ..core.functions import FunctionDef
 from ..core.ops import FunctionRetry, PendingOp, StepOp, StepRecord, run_status_of
 from ..core.retry import retry_delay_ms
-from ..errors import DatabaseLost, DatabaseUnavailableError, Interrupt
+from ..errors import CancelRequested, DatabaseLost, DatabaseUnavailableError, Interrupt
 from ..serde import error_dict
 from ..store import RunRow, StepRow
 from ..store.connection import UNAVAILABLE_ERRORS
@@ -99,6 +99,9 @@ class Invocation:
         # The first checkpoint after a crash or a function-level retry resets the counters.
         self._progress = run.attempt != 0 or run.inflight > 1
         self._deferred: StepRecord | None = None
+        # A cancellation requested while this execution ran (cancel_on, timeouts), as a
+        # checkpoint reported it: the execution stops at the next step boundary.
+        self._cancel: dict | None = None
         # Parallel branches share this invocation from several threads.
         self._lock = threading.RLock()
         self._parallel = 0
@@ -172,14 +175,21 @@ class Invocation:
             self._memo[record.key] = StepRow(run_id=self.run_id, **dataclasses.asdict(record))
             self._visited.add(record.key)
             defer = defer and not self._parallel
-        self.flush()
+        self._flush()
         if defer:
             self._deferred = record
         else:
             self._write(record)
 
     def flush(self) -> None:
-        """Commit the step row held back, if any (before anything else runs)."""
+        """Commit the step row held back, if any, before the next step runs; at this step
+        boundary an execution whose run was cancelled meanwhile stops
+        (:class:`~tengo_jobs.errors.CancelRequested`: the steps it finished are kept)."""
+        self._flush()
+        if self._cancel is not None:
+            raise CancelRequested(self._cancel)
+
+    def _flush(self) -> None:
         with self._lock:
             record, self._deferred = self._deferred, None
         if record is not None:
@@ -194,10 +204,12 @@ class Invocation:
         try:
             with self._lock:
                 progress, self._progress = self._progress, False
-            self.store.runs.checkpoint(self.run_id, self.token, self.now(), record,
-                                       progress=progress)
+            requested = self.store.runs.checkpoint(self.run_id, self.token, self.now(), record,
+                                                   progress=progress)
         except DatabaseUnavailableError as exc:  # inside user code: must not be caught there
             raise DatabaseLost(str(exc)) from exc
+        if requested is not None:
+            self._cancel = requested
 
     def clear_wait(self, step_key: str) -> None:
         """The wait of ``step_key`` timed out: forget it (a late event must not resolve it)."""
@@ -215,7 +227,10 @@ class Invocation:
         parked = self.store.runs.suspend(
             self.run, self.token, self.now(), pending, status=run_status_of(pending),
             attempt=attempt, trigger=self.event.to_dict(), record=self._take_deferred())
-        wake = parked.children + ([self.run_id] if parked.requeued else [])
+        if parked.cancelled:
+            self.logger.info("run %s cancelled (%s)", self.run_id,
+                             (self._cancel or {}).get("message", "requested while it ran"))
+        wake = parked.children + list(parked.woken) + ([self.run_id] if parked.requeued else [])
         if wake:
             self.executor.enqueue(wake)
 
@@ -237,7 +252,8 @@ class Invocation:
 
     def complete(self, output: str) -> None:
         parent = self.store.runs.complete(self.run, self.token, self.now(), output,
-                                          record=self._take_deferred())
+                                          record=self._take_deferred(),
+                                          cleanup=self.function.has_lifecycle)
         if parent:
             self.executor.enqueue([parent])
 
@@ -249,7 +265,8 @@ class Invocation:
                          "error": error, "event": self.event.to_dict()}
         started = self.store.runs.fail(self.run, self.token, self.now(), error,
                                        failure_handler=handler, failure_event=failure_event,
-                                       record=self._take_deferred())
+                                       record=self._take_deferred(),
+                                       cleanup=self.function.has_lifecycle)
         if started:
             self.executor.enqueue(started)
 
@@ -257,13 +274,22 @@ class Invocation:
         """Give the run back so another worker takes it (best effort: else the lease expires);
         a step row held back is written first, so its step does not run again."""
         try:
-            self.flush()
+            self._flush()
             self.store.runs.release(self.run_id, self.token, self.now(), crashed=crashed,
                                     delay_ms=delay_ms)
         except (Exception, Interrupt):  # noqa: BLE001 - the lease expires anyway
             log.exception("run %s: could not release its lease", self.run_id)
 
     # -- events -----------------------------------------------------------------------------
+    def stop_cancelled(self, error: dict) -> None:
+        """A cancellation was requested while the run executed (or before this execution
+        acquired it): the run ends ``cancelled`` with ``error``; a row held back is kept."""
+        self._flush()
+        parent = self.store.runs.stop_cancelled(self.run, self.token, self.now(), error)
+        self.logger.info("run %s cancelled: %s", self.run_id, error.get("message"))
+        if parent:
+            self.executor.enqueue([parent])
+
     def send_events(self, events: list[dict]) -> list[str]:
         return self.executor.send(events)
 

@@ -15,7 +15,8 @@ so tests move time instead of waiting:
   skipped (``skipped_cron_ticks`` in ``GET /api/functions`` while it is paused, and a
   warning in the log) and the last tick moves past them: resuming starts none of them.
 - **timers** (:meth:`Timekeeper.poll_timers`): sleeps, retry backoffs, future-dated
-  events, wait and invoke timeouts whose time has come wake their runs.
+  events, wait and invoke timeouts whose time has come wake their runs; a run's
+  ``timeouts`` deadlines cancel it (:meth:`Timekeeper.expire_deadlines`).
 - **the sweeper** (:meth:`Timekeeper.sweep`): sends again the wake-ups that were lost —
   a process that died between its commit and its send, a message Redis dropped, a
   worker that died holding one. What it sends depends on what the broker says. When it
@@ -37,8 +38,9 @@ from typing import TYPE_CHECKING, Callable, Iterable
 
 from ..core.cron import CronSpec, parse_cron
 from ..core.events import SCHEDULED_EVENT, Event
+from ..core.lifecycle import START_DEADLINE
 from ..core.registry import Registry
-from ..store import RunStart
+from ..store import RunStart, cancelled_error
 
 if TYPE_CHECKING:
     from ..clock import Clock
@@ -132,11 +134,32 @@ class Timekeeper:
 
     # -- timers -------------------------------------------------------------------------------
     def fire_timers(self, *, now: int | None = None, limit: int = TIMER_BATCH) -> list[str]:
-        """Wake the runs whose timers are due at ``now`` (one batch); returns their ids."""
-        run_ids = self.store.timers.fire_due(self.clock.now() if now is None else now, limit)
+        """Wake the runs whose timers are due at ``now`` (one batch), and cancel those whose
+        deadlines (``timeouts``) passed; returns the runs woken."""
+        now = self.clock.now() if now is None else now
+        run_ids = self.store.timers.fire_due(now, limit)
+        run_ids += [r for r in self.expire_deadlines(now=now, limit=limit) if r not in run_ids]
         if run_ids:
             self.enqueue(run_ids)
         return run_ids
+
+    def expire_deadlines(self, *, now: int, limit: int = TIMER_BATCH) -> list[str]:
+        """Cancel the runs whose ``timeouts`` passed: not started within ``start`` (only if
+        still unstarted), not finished within ``finish`` (an executing step finishes
+        first). Returns the parents to wake (invoked children cancelled)."""
+        woken = []
+        for run_id, deadline, function_id in self.store.runs.due_deadlines(now, limit):
+            fn = self.registry.find(function_id)
+            reason = (fn.timeouts.reason(deadline) if fn is not None and fn.timeouts
+                      else f"{deadline} passed")
+            done = self.store.runs.request_cancel(
+                run_id, now, cancelled_error(reason), deadline=deadline,
+                unstarted_only=deadline == START_DEADLINE)
+            if done.outcome:
+                log.info("run %s (%s): %s (%s)", run_id, function_id, reason, done.outcome)
+            if done.woken:
+                woken.append(done.woken)
+        return woken
 
     def poll_timers(self, *, now: int | None = None, batch: int = TIMER_BATCH) -> int:
         """Fire every due timer, batch after batch while batches come back full; returns how many."""

@@ -26,6 +26,7 @@ import peewee as pw
 from ..core.ops import StepRecord
 from . import postgres, sqlite
 from .admission import Admission
+from .cancellation import Cancelled, cancelled_error
 from .connection import ping
 from .contract import (Accepted, Acquired, EventStore, Parent, Parked, RunStart, RunStore,
                        TimerStore, invoke_unique_key)
@@ -48,11 +49,13 @@ class Store:
     """The system tables on one database (see the package docstring)."""
 
     def __init__(self, db: pw.Database, *, lease_ttl_ms: int = 30_000,
-                 reconnect_window_ms: int = 10_000):
+                 reconnect_window_ms: int = 10_000, functions=None):
         self.db = db
         self.dialect = Dialect.of(db)
         run_store, event_store, timer_store = _IMPLEMENTATIONS[self.dialect.name]
-        self.admission = Admission()
+        # ``functions``: a function's definition by id (the registry's ``find``), for the
+        # admission's per-function rules (cancel_on, timeouts).
+        self.admission = Admission(functions)
         self.waits = WaitStore(self.dialect)
         self.events: EventStore = event_store(self.dialect, self.waits, self.admission)
         self.runs: RunStore = run_store(self.dialect, lease_ttl_ms=lease_ttl_ms,
@@ -88,4 +91,4 @@ __all__ = ["Store", "Accepted", "Acquired", "Parent", "Parked", "RunStart", "Ste
            "invoke_unique_key", "AppModel", "EnumField", "RunRow", "StepRow", "RunStatus",
            "StepStatus", "StepKind", "TimerKind", "bulk_insert", "Dialect", "PostgresDialect",
            "EventStore", "RunStore", "TimerStore", "Queries", "CronStore", "WaitStore",
-           "Admission"]
+           "Admission", "Cancelled", "cancelled_error"]

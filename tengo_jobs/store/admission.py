@@ -12,6 +12,7 @@ admitted, due at its event's ``ts`` (later when the event is future-dated).
 from __future__ import annotations
 
 import dataclasses
+from typing import Callable
 
 from ..ids import new_id
 from .contract import Accepted, RunStart
@@ -29,6 +30,9 @@ class Admitted:
     due: int
     enqueued_at: int | None
     now: int
+    # The function, when its runs carry cancel matchers or deadlines (``cancel_on``,
+    # ``timeouts``): the store registers them with the run (store/cancellation.py).
+    lifecycle: object = None
 
     def run_row(self) -> tuple:
         """The run row's values in :data:`.statements.RUN_ROW` order."""
@@ -53,6 +57,11 @@ class BatchPlan:
     def index_of(self) -> dict[str, int]:
         return {event_id: i for i, event_id, _, _ in self.events}
 
+    @property
+    def lifecycle(self) -> bool:
+        """Whether an admitted run carries cancel matchers or deadlines."""
+        return any(a.lifecycle is not None for a in self.admitted)
+
     def accepted(self, dups: dict[int, str], woken: list[str]):
         """The :class:`~.contract.Accepted` answer once stored: ``dups`` maps a batch index
         to the original event id of a duplicate."""
@@ -67,7 +76,15 @@ class BatchPlan:
 
 
 class Admission:
-    """Turns run starts into admitted runs (see the module docstring)."""
+    """Turns run starts into admitted runs (see the module docstring). ``functions`` looks
+    a function definition up by id (the registry's ``find``)."""
+
+    def __init__(self, functions: Callable[[str], object] | None = None):
+        self.functions = functions
+
+    def _lifecycle(self, function_id: str):
+        fn = self.functions(function_id) if self.functions is not None else None
+        return fn if fn is not None and getattr(fn, "has_lifecycle", False) else None
 
     def plan_batch(self, batch, now: int) -> BatchPlan:
         """Ids for an intake batch's events and the admitted runs they start."""
@@ -95,7 +112,8 @@ class Admission:
             due = start.due if start.due is not None and start.due > now else now
             event_id = start.event_id if start.event is None else new_id(now)
             out.append(Admitted(start=start, run_id=new_id(now), event_id=event_id, due=due,
-                                enqueued_at=now if due <= now else None, now=now))
+                                enqueued_at=now if due <= now else None, now=now,
+                                lifecycle=self._lifecycle(start.function_id)))
         return out
 
 

@@ -37,6 +37,7 @@ step upsert and a fenced final write are safe to repeat.
 from __future__ import annotations
 
 import abc
+import contextlib
 import dataclasses
 import json
 import logging
@@ -77,6 +78,10 @@ class Parked:
 
     children: list[str]
     requeued: bool = False
+    # A cancellation was requested while it executed: the run ended cancelled instead
+    # (``woken``: an invoked child's parent to enqueue).
+    cancelled: bool = False
+    woken: tuple[str, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -162,6 +167,22 @@ def event_params(event_id: str, event: Event, now: int) -> tuple:
             event.ts if event.ts is not None else now, event.v, now)
 
 
+def resolve_parent(d: Dialect, parent: Parent, status: RunStatus, output: str | None,
+                   error: str | None, now: int) -> str | None:
+    """An invoked child ended: the parent's invoke step gets its result and the parent is
+    nudged (runs, then steps, then timers: the lock order). Returns the parent's id when it
+    was queued."""
+    nudged = d.execute(sql.NUDGE_FOR_STEP, (now, now, parent.run_id, parent.run_id,
+                                            parent.step_key)).fetchall()
+    if not nudged:
+        return None
+    step_status = StepStatus.COMPLETED if status == RunStatus.COMPLETED else StepStatus.FAILED
+    d.execute(sql.RESOLVE_STEP, (step_status.value, output, error, now, parent.run_id,
+                                 parent.step_key))
+    d.execute(sql.DELETE_STEP_TIMER, (parent.run_id, parent.step_key))
+    return parent.run_id if nudged[0][0] == "queued" else None
+
+
 def timer_rows(run_id: str, pending: Iterable[PendingOp]) -> list[tuple]:
     """``(run id, step key, due, kind)`` for each pending operation's timer."""
     return [(run_id, op.key, op.wake_at, op.timer.value) for op in pending]
@@ -240,17 +261,20 @@ class RunStore(abc.ABC):
 
     # -- progress ----------------------------------------------------------------------------
     def checkpoint(self, run_id: str, token: str, now: int, step: StepRecord, *,
-                   progress: bool = False) -> None:
+                   progress: bool = False) -> dict | None:
         """Commit one step row, fenced on the lease (:class:`LeaseLost` writes nothing).
         ``progress`` also resets the run's crash and retry counters (the first checkpoint
         after executions died or the function was retried). Inside a caller's transaction
-        (``step.transaction``) it joins that transaction."""
-        self._retrying(lambda: self._checkpoint(run_id, token, now, step, progress))
+        (``step.transaction``) it joins that transaction. Returns the error of a
+        cancellation requested meanwhile (:mod:`.cancellation`; the row is written all the
+        same), else ``None``."""
+        requested = self._retrying(lambda: self._checkpoint(run_id, token, now, step, progress))
+        return json.loads(requested) if requested else None
 
     @abc.abstractmethod
     def _checkpoint(self, run_id: str, token: str, now: int, step: StepRecord,
-                    progress: bool) -> None:
-        """One checkpoint attempt."""
+                    progress: bool) -> str | None:
+        """One checkpoint attempt; returns the run's ``cancel_requested``."""
 
     def suspend(self, run: RunRow, token: str, now: int, pending: list[PendingOp], *,
                 status: RunStatus, attempt: int, trigger: dict,
@@ -264,6 +288,14 @@ class RunStore(abc.ABC):
             with self.db.atomic():
                 parked = self._park(run, token, now, pending, status, attempt, record)
                 if not parked:
+                    requested = self.d.execute(sql.CANCEL_REQUESTED,
+                                               (run.id, token, now)).fetchone()
+                    if requested is not None and requested[0] is not None:
+                        if record is not None:  # the step it finished is kept
+                            self.d.execute(sql.UPSERT_STEP, (run.id,) + record.params())
+                        woken = self._stop(run, token, now, requested[0])
+                        return Parked(children=[], cancelled=True,
+                                      woken=(woken,) if woken else ())
                     if not self._requeue(run.id, token, now):
                         raise self._lost(run.id, token)
                     return Parked(children=[], requeued=True)
@@ -295,18 +327,35 @@ class RunStore(abc.ABC):
 
     # -- the end -----------------------------------------------------------------------------
     def complete(self, run: RunRow, token: str, now: int, output: str, *,
-                 record: StepRecord | None = None) -> str | None:
+                 record: StepRecord | None = None, cleanup: bool = False) -> str | None:
         """Fenced final write of a completed run, with ``record`` (its last step, not yet
         committed) in the same transaction; an invoked child's output goes to its parent's
-        step and wakes the parent. Returns the woken parent's id."""
-        return self._retrying(
-            lambda: self._end(run, now, RunStatus.COMPLETED, output, None, token=token,
-                              record=record),
-            run_id=run.id, token=token, final=True)
+        step and wakes the parent. ``cleanup`` (a function with ``cancel_on`` or
+        ``timeouts``) also deletes the run's cancel matchers and deadlines. Returns the
+        woken parent's id."""
+
+        def write():
+            with self._cleaning(run.id, cleanup):
+                return self._end(run, now, RunStatus.COMPLETED, output, None, token=token,
+                                 record=record)
+
+        return self._retrying(write, run_id=run.id, token=token, final=True)
+
+    @contextlib.contextmanager
+    def _cleaning(self, run_id: str, cleanup: bool):
+        """Around a final write: with ``cleanup``, the run's waits go first and its timers
+        last (the lock order), all in one transaction."""
+        if not cleanup:
+            yield
+            return
+        with self.db.atomic():
+            self.d.execute(sql.DELETE_WAITS, (run_id,))
+            yield
+            self.d.execute(sql.DELETE_TIMERS, (run_id,))
 
     def fail(self, run: RunRow, token: str, now: int, error: dict, *,
              failure_handler=None, failure_event: dict | None = None,
-             record: StepRecord | None = None) -> list[str]:
+             record: StepRecord | None = None, cleanup: bool = False) -> list[str]:
         """Fenced final write of a failed run, in one transaction with ``record``, the
         parent's invoke step failed and the parent woken (an invoked child), and the
         failure handler's run started (once: its unique key is ``failure:<run id>``).
@@ -314,7 +363,7 @@ class RunStore(abc.ABC):
         error_text = json.dumps(error)
 
         def write():
-            with self.db.atomic():
+            with self.db.atomic(), self._cleaning(run.id, cleanup):
                 woken = self._end(run, now, RunStatus.FAILED, None, error_text, token=token,
                                   record=record)
                 started = []
@@ -349,17 +398,41 @@ class RunStore(abc.ABC):
 
     def _resolve_parent(self, parent: Parent, status: RunStatus, output: str | None,
                         error: str | None, now: int) -> str | None:
-        """An invoked child ended: the parent's invoke step gets its result and the parent
-        is nudged (runs, then steps, then timers: the lock order)."""
-        nudged = self.d.execute(sql.NUDGE_FOR_STEP, (now, now, parent.run_id, parent.run_id,
-                                                     parent.step_key)).fetchall()
-        if not nudged:
-            return None
-        step_status = StepStatus.COMPLETED if status == RunStatus.COMPLETED else StepStatus.FAILED
-        self.d.execute(sql.RESOLVE_STEP, (step_status.value, output, error, now, parent.run_id,
-                                          parent.step_key))
-        self.d.execute(sql.DELETE_STEP_TIMER, (parent.run_id, parent.step_key))
-        return parent.run_id if nudged[0][0] == "queued" else None
+        return resolve_parent(self.d, parent, status, output, error, now)
+
+    def stop_cancelled(self, run: RunRow, token: str, now: int, error: dict) -> str | None:
+        """The execution holding ``run`` found a cancellation requested (its last step is
+        committed): the run ends ``cancelled`` with ``error``, fenced on the lease, its
+        waits and timers deleted. Returns the woken parent (an invoked child)."""
+
+        def write():
+            with self.db.atomic():
+                return self._stop(run, token, now, json.dumps(error))
+
+        return self._retrying(write, run_id=run.id, token=token, final=True)
+
+    def _stop(self, run: RunRow, token: str, now: int, error_text: str) -> str | None:
+        self.d.execute(sql.DELETE_WAITS, (run.id,))  # waits → runs → timers
+        woken = self._end(run, now, RunStatus.CANCELLED, None, error_text, token=token)
+        self.d.execute(sql.DELETE_TIMERS, (run.id,))
+        return woken
+
+    def request_cancel(self, run_id: str, now: int, error: dict, *,
+                       unstarted_only: bool = False, deadline: str | None = None):
+        """Cancel ``run_id`` from outside its execution (``cancel_on``, ``timeouts``): at
+        once, or, while a worker executes one of its steps, at that worker's next step
+        boundary (:mod:`.cancellation`). Returns a :class:`~.cancellation.Cancelled`."""
+        return self.waits.cancellation.cancel(run_id, now, error, unstarted_only=unstarted_only,
+                                              deadline=deadline)
+
+    def due_deadlines(self, now: int, limit: int) -> list[tuple[str, str, str]]:
+        """``(run id, deadline key, function id)`` of the ``timeouts`` deadlines due."""
+        return self.waits.cancellation.due_deadlines(now, limit)
+
+    def started(self, run_id: str, started_at: int, function) -> None:
+        """A run of a function with ``timeouts`` executes: its start deadline goes, its
+        finish deadline (``started_at`` + ``finish``) is set once."""
+        self.waits.cancellation.register_started(run_id, started_at, function)
 
     def release(self, run_id: str, token: str, now: int, *, crashed: bool = False,
                 delay_ms: int = 0) -> None:
@@ -395,6 +468,9 @@ class RunStore(abc.ABC):
                                        [(a.run_id,) + s.params() for s in a.start.steps])
                 if a.enqueued_at is None:
                     self.d.execute(sql.INSERT_EVENT_TIMER, (a.run_id, a.due))
+                if a.lifecycle is not None:
+                    self.waits.cancellation.register(a.run_id, a.lifecycle, self._trigger(a),
+                                                     a.due, now)
                 out.append(a.run_id)
         return out
 
@@ -426,6 +502,15 @@ class RunStore(abc.ABC):
             return False
         return self.d.execute(sql.SKIP_TICKS, (len(ticks), max(ticks),
                                                function_id)).rowcount == 1
+
+    def _trigger(self, admitted) -> dict:
+        """The triggering event of a run being started, as its cancel conditions see it."""
+        if admitted.start.event is not None:
+            return admitted.start.event.to_dict()
+        row = self.d.execute(sql.SELECT_EVENT, (admitted.event_id,)).fetchone()
+        if row is None:
+            return {"name": "", "data": {}}
+        return event_of(RunRow(event_id=admitted.event_id), row).to_dict()
 
     # -- from outside an execution -------------------------------------------------------------
     def cancel(self, run_id: str, now: int) -> tuple[RunRow | None, str | None]:
@@ -505,4 +590,5 @@ class TimerStore(abc.ABC):
 
 __all__ = ["RunStore", "EventStore", "TimerStore", "Acquired", "Parked", "RunStart", "Accepted",
            "Parent", "invoke_unique_key", "run_from_row", "step_from_row", "event_of",
-           "event_params", "timer_rows", "mark_sent", "INVOKE_PREFIX", "FAILURE_PREFIX"]
+           "event_params", "timer_rows", "mark_sent", "resolve_parent", "INVOKE_PREFIX",
+           "FAILURE_PREFIX"]

@@ -34,9 +34,15 @@ _STEP_ARRAYS = ('unnest(?::text[], ?::text[], ?::text[], ?::int[], ?::text[], ?:
                 '?::text[], ?::text[], ?::bigint[], ?::bigint[], ?::bigint[]) AS t("key", '
                 '"name", "kind", "position", "status", "attempts", "output", "error", '
                 '"started_at", "ended_at", "wake_at")')
-_CHECKPOINT_PROGRESS = (f'WITH fence AS ({sql.PROGRESS} RETURNING "id") ' + sql.STEP_INSERT
-                        + 'SELECT "id", ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? FROM fence'
-                        + sql.UPSERT_STEP_TAIL)
+# Checkpoints answer the run's ``cancel_requested`` (no row: the fence refused).
+# (run id, token, now, step values…)
+_CHECKPOINT_PROGRESS = (f'WITH fence AS ({sql.PROGRESS} RETURNING "id", "cancel_requested"), '
+                        f'w AS ({sql.STEP_INSERT}'
+                        'SELECT "id", ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? FROM fence'
+                        + sql.UPSERT_STEP_TAIL + ') SELECT "cancel_requested" FROM fence')
+_CHECKPOINT = (f'WITH fence AS (SELECT "id", "cancel_requested" FROM "{RUNS}" {sql.FENCE}), '
+               f'w AS ({sql.STEP_INSERT}SELECT "id", ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? FROM fence'
+               + sql.UPSERT_STEP_TAIL + ') SELECT "cancel_requested" FROM fence')
 # (park…, step arrays…, timer arrays…)
 _PARK = (
     f'WITH fence AS ({sql.PARK} RETURNING "id"), '
@@ -73,14 +79,13 @@ class PgRunStore(RunStore):
         steps = [step_from_row(r[n + 6:]) for r in rows if r[n + 6] is not None]
         return Acquired(run=run, event=event, steps=steps, unclean=max(0, run.inflight - 1))
 
-    def _checkpoint(self, run_id, token, now, step, progress) -> None:
+    def _checkpoint(self, run_id, token, now, step, progress) -> str | None:
         fence = (run_id, token, now)
-        if progress:
-            written = self.d.execute(_CHECKPOINT_PROGRESS, fence + step.params()).rowcount
-        else:
-            written = self.d.execute(sql.CHECKPOINT, step.params() + fence).rowcount
-        if written != 1:
+        row = self.d.execute(_CHECKPOINT_PROGRESS if progress else _CHECKPOINT,
+                             fence + step.params()).fetchone()
+        if row is None:
             raise self._lost(run_id, token)
+        return row[0]
 
     def _park(self, run: RunRow, token: str, now: int, pending: list[PendingOp],
               status: RunStatus, attempt: int, record: StepRecord | None) -> bool:
@@ -144,7 +149,7 @@ keys AS (
   SELECT kept.idx, kept.name, k.match_path, {_KEY_OF} AS match_key
   FROM kept JOIN "{WAIT_KEYS}" k ON k.event_name = kept.name),
 cand AS (
-  SELECT w.id, w.run_id, w.step_key, w.exact, keys.idx
+  SELECT w.id, w.run_id, w.step_key, w.exact AND w.kind = 'step' AS exact, keys.idx
   FROM keys JOIN "{WAITS}" w ON w.event_name = keys.name AND w.match_path = keys.match_path
     AND w.match_key = keys.match_key AND w.expires_at > ?
   UNION ALL
@@ -186,6 +191,14 @@ class PgEventStore(EventStore):
 
     def accept(self, batch, now: int) -> Accepted:
         plan = self.admission.plan_batch(batch, now)
+        if not plan.lifecycle:
+            return self._accept(plan, now)
+        # Runs with cancel matchers or deadlines: a second statement registers them, in one
+        # transaction with the first (the common path pays nothing).
+        with self.d.transaction():
+            return self._accept(plan, now)
+
+    def _accept(self, plan, now: int) -> Accepted:
         events, admitted = plan.events, plan.admitted
         columns = list(zip(*[(i, event_id, e.name, json.dumps(e.data, separators=(",", ":")),
                               json.dumps(e.user) if e.user is not None else None, e.id, ts, e.v)
@@ -211,6 +224,11 @@ class PgEventStore(EventStore):
             if original is None:  # a concurrent producer's claim committed after this
                 # statement's snapshot (the claim waited for it): it is there now
                 dups[idx] = self.d.execute(sql.ORIGINAL_EVENT, (stored[idx][0].id,)).fetchone()[0]
+        for a in admitted:
+            idx = plan.index_of[a.event_id]
+            if a.lifecycle is not None and idx not in dups:
+                self.waits.cancellation.register(a.run_id, a.lifecycle, stored[idx][0].to_dict(),
+                                                 a.due, now)
         if candidates:
             woken += self.waits.resolve_candidates(
                 {idx: stored[idx] for idx in candidates}, candidates, now)
@@ -218,11 +236,13 @@ class PgEventStore(EventStore):
 
 
 _FIRE = f"""
-WITH due AS (SELECT "run_id" FROM "{TIMERS}" WHERE "due_at" <= ? ORDER BY "due_at" LIMIT ?),
+WITH due AS (SELECT "run_id" FROM "{TIMERS}" WHERE "due_at" <= ? AND "kind" <> 'deadline'
+             ORDER BY "due_at" LIMIT ?),
 locked AS (
   SELECT r."id" FROM "{RUNS}" r WHERE r."id" IN (SELECT "run_id" FROM due)
   FOR UPDATE OF r SKIP LOCKED),
 t AS (DELETE FROM "{TIMERS}" WHERE "run_id" IN (SELECT "id" FROM locked) AND "due_at" <= ?
+        AND "kind" <> 'deadline'
       RETURNING "run_id", "step_key", "kind"),
 s AS (UPDATE "{STEPS}" st SET "status" = 'completed', "ended_at" = ?, "attempts" = 1
       FROM t WHERE st."run_id" = t."run_id" AND st."key" = t."step_key" AND t."kind" = 'sleep'

@@ -104,6 +104,9 @@ class RunRow(AppModel):
     # migration m0004 and ``Control.replay``.
     replay_of = pw.CharField(max_length=32, null=True)
     replay_note = pw.TextField(null=True)
+    # A cancellation (``cancel_on``, ``timeouts``) that reached the run while a step executed:
+    # the run's error, JSON; the execution stops at its next step boundary.
+    cancel_requested = pw.TextField(null=True)
 
     class Meta:
         table_name = "tj_runs"
@@ -148,7 +151,8 @@ class TimerRow(AppModel):
 
 
 class WaitRow(AppModel):
-    """A run waiting for an event (``step.wait_for_event``); resolved by the intake.
+    """A run waiting for an event (``step.wait_for_event``), or listening for one that
+    cancels it (``cancel_on``: ``kind`` 'cancel'); resolved by the intake.
 
     ``match_path``/``match_key`` index the condition's equality (see
     :mod:`tengo_jobs.core.expressions`): the path in the incoming event's ``data`` and the
@@ -166,6 +170,8 @@ class WaitRow(AppModel):
     match_path = pw.CharField(max_length=300, null=True)
     match_key = pw.CharField(max_length=300, null=True)
     exact = pw.BooleanField(default=False)
+    # 'step' (a step.wait_for_event) or 'cancel' (a cancel_on matcher, key ``cancel:<n>``).
+    kind = pw.CharField(max_length=16, default="step", constraints=[pw.SQL("DEFAULT 'step'")])
 
     class Meta:
         table_name = "tj_waits"

@@ -33,13 +33,14 @@ class SqliteRunStore(RunStore):
         return Acquired(run=run, event=event_of(run, event_row), steps=steps,
                         unclean=max(0, run.inflight - 1))
 
-    def _checkpoint(self, run_id, token, now, step, progress) -> None:
+    def _checkpoint(self, run_id, token, now, step, progress) -> str | None:
         fence = (run_id, token, now)
         with self.d.transaction():
             if progress and self.d.execute(sql.PROGRESS, fence).rowcount != 1:
                 raise self._lost(run_id, token)
             if self.d.execute(sql.CHECKPOINT, step.params() + fence).rowcount != 1:
                 raise self._lost(run_id, token)
+            return self.d.execute(sql.CANCEL_REQUESTED, fence).fetchone()[0]
 
     def _park(self, run: RunRow, token: str, now: int, pending: list[PendingOp],
               status: RunStatus, attempt: int, record: StepRecord | None) -> bool:
@@ -87,8 +88,15 @@ class SqliteEventStore(EventStore):
             self.d.executemany(sql.INSERT_RUN, [a.run_row() for a in runs])
             self.d.executemany(sql.INSERT_EVENT_TIMER,
                                [(a.run_id, a.due) for a in runs if a.enqueued_at is None])
-            woken = self.waits.resolve_events(
-                {i: (e, event_id, ts) for i, event_id, e, ts in kept}, now) if kept else []
+            stored = {i: (e, event_id, ts) for i, event_id, e, ts in kept}
+            woken = self.waits.resolve_events(stored, now) if kept else []
+            # after the resolution, so that a run's own trigger never cancels it
+            index_of = plan.index_of
+            for a in runs:
+                if a.lifecycle is not None:
+                    self.waits.cancellation.register(
+                        a.run_id, a.lifecycle, stored[index_of[a.event_id]][0].to_dict(),
+                        a.due, now)
         return plan.accepted(dups, woken)
 
 

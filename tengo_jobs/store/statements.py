@@ -42,6 +42,8 @@ RENEW = f'UPDATE "{RUNS}" SET "lease_expires_at" = ? {FENCE}'
 # Progress after a crash or a function-level retry: the run's counters start again.
 PROGRESS = f'UPDATE "{RUNS}" SET "inflight" = 1, "attempt" = 0 {FENCE}'
 OWNER = f'SELECT "lease_owner" FROM "{RUNS}" WHERE "id" = ?'
+# A cancellation asked of the execution holding the lease (store/cancellation.py).
+CANCEL_REQUESTED = f'SELECT "cancel_requested" FROM "{RUNS}" {FENCE}'
 
 # -- step rows -----------------------------------------------------------------------------
 UPSERT_STEP_TAIL = (
@@ -116,8 +118,9 @@ CLAIM_DEDUPE = (f'INSERT INTO "{DEDUPE}" ("key", "event_id", "expires_at") VALUE
 ORIGINAL_EVENT = f'SELECT "event_id" FROM "{DEDUPE}" WHERE "key" = ?'
 
 # -- timers and the sweeper ------------------------------------------------------------------
+# Deadlines (``timeouts``) are not woken here: they cancel (store/cancellation.py).
 TIMERS_DUE = (f'SELECT "run_id", "step_key", "kind" FROM "{TIMERS}" WHERE "due_at" <= ? '
-              'ORDER BY "due_at" LIMIT ?')
+              "AND \"kind\" <> 'deadline' ORDER BY \"due_at\" LIMIT ?")
 NEXT_DUE = f'SELECT MIN("due_at") FROM "{TIMERS}"'
 UNSENT = (f'SELECT "id" FROM "{RUNS}" WHERE {RUNNABLE} AND ("enqueued_at" IS NULL '
           'OR "enqueued_at" < ?) ORDER BY "wake_at" LIMIT ?')

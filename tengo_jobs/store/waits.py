@@ -7,6 +7,9 @@ intake finds candidates by (event name, path, key) — an index lookup, whatever
 number of waiting runs — plus the waits whose conditions have no indexable equality
 (evaluated one by one, for that event name only). A wait is resolved once: deleting
 its row is the claim, so two producers never both resolve it.
+
+A ``cancel_on`` matcher is a row of the same table (``kind = 'cancel'``, key
+``cancel:<n>``), found the same way; a match cancels its run (:mod:`.cancellation`).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import logging
 
 from ..core.events import Event
 from ..core.expressions import lookup, match_key, match_plan, matches
+from .cancellation import Cancellation, cancelled_error
 from .dialect import Dialect
 from . import statements as sql
 from .schema import WAIT_KEYS, WAITS
@@ -24,13 +28,13 @@ from .schema import WAIT_KEYS, WAITS
 log = logging.getLogger(__name__)
 
 _REGISTER = (f'INSERT INTO "{WAITS}" ("run_id", "step_key", "event_name", "expression", '
-             '"match_event", "expires_at", "created_at", "match_path", "match_key", "exact") '
-             'VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT ("run_id", "step_key") '
+             '"match_event", "expires_at", "created_at", "match_path", "match_key", "exact", '
+             '"kind") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT ("run_id", "step_key") '
              'DO UPDATE SET "expires_at" = EXCLUDED."expires_at"')
 _REGISTER_KEY = (f'INSERT INTO "{WAIT_KEYS}" ("event_name", "match_path") VALUES (?, ?) '
                  'ON CONFLICT DO NOTHING')
 _PATHS = f'SELECT "match_path" FROM "{WAIT_KEYS}" WHERE "event_name" = ?'
-_COLUMNS = '"id", "run_id", "step_key", "expression", "match_event", "exact"'
+_COLUMNS = '"id", "run_id", "step_key", "expression", "match_event", "exact", "kind"'
 _BY_KEY = (f'SELECT {_COLUMNS} FROM "{WAITS}" WHERE "event_name" = ? AND "match_path" = ? '
            'AND "match_key" = ? AND "expires_at" > ?')
 _UNINDEXED = (f'SELECT {_COLUMNS} FROM "{WAITS}" WHERE "event_name" = ? '
@@ -57,15 +61,19 @@ class Match:
     run_id: str
     step_key: str
     output: str
+    kind: str = "step"  # or "cancel": a cancel_on matcher
+    event: str = ""  # the event's name and id, for a cancellation's reason
 
 
 class WaitStore:
     def __init__(self, dialect: Dialect):
         self.d = dialect
+        self.cancellation = Cancellation(dialect, self)
 
     def register(self, *, run_id: str, step_key: str, event_name: str, expression: str | None,
-                 trigger: dict, expires_at: int, now: int) -> None:
-        """Record that ``run_id`` waits at ``step_key`` (inside the suspend transaction)."""
+                 trigger: dict, expires_at: int, now: int, kind: str = "step") -> None:
+        """Record that ``run_id`` waits at ``step_key`` (inside the suspend transaction), or
+        with ``kind='cancel'`` listens for an event that cancels it (inside the start's)."""
         plan = match_plan(expression)
         key = match_key(lookup(trigger.get("data"), plan.event_path)) if plan else None
         path = ".".join(plan.async_path) if plan and key is not None else None
@@ -74,7 +82,7 @@ class WaitStore:
             self.d.execute(_REGISTER_KEY, (event_name, path))
         self.d.execute(_REGISTER, (run_id, step_key, event_name, expression,
                                    json.dumps(trigger, separators=(",", ":")), expires_at, now,
-                                   path, key, exact))
+                                   path, key, exact, kind))
 
     def clear(self, run_id: str, step_key: str) -> None:
         self.d.execute(f'DELETE FROM "{WAITS}" WHERE "run_id" = ? AND "step_key" = ?',
@@ -123,15 +131,17 @@ class WaitStore:
 
     @staticmethod
     def _satisfied(row, event: Event, stored: tuple[Event, str, int]) -> bool:
-        _, _, _, expression, trigger, exact = row
+        _, _, _, expression, trigger, exact, _ = row
         if exact or not expression:
             return True
         return matches(expression, json.loads(trigger), wait_output(*stored))
 
     @staticmethod
     def _match(row, stored: tuple[Event, str, int]) -> Match:
+        output = wait_output(*stored)
         return Match(wait_id=row[0], run_id=row[1], step_key=row[2],
-                     output=json.dumps(wait_output(*stored), separators=(",", ":")))
+                     output=json.dumps(output, separators=(",", ":")), kind=row[6],
+                     event=f"{output['name']} {output['id']}")
 
     def _resolve(self, found: list[Match], now: int) -> list[str]:
         """Claim each wait (delete its row), then nudge its run (its signal moves; a parked
@@ -139,6 +149,12 @@ class WaitStore:
         steps, timers: the lock order of every transition). Returns the queued runs."""
         woken = []
         for match in found:
+            if match.kind == "cancel":  # a cancel_on matcher: the run is cancelled
+                done = self.cancellation.cancel(
+                    match.run_id, now, cancelled_error(f"cancelled by event {match.event}"))
+                if done.woken and done.woken not in woken:
+                    woken.append(done.woken)
+                continue
             if self.d.execute(_CLAIM, (match.wait_id,)).rowcount != 1:
                 continue  # resolved by a concurrent producer
             rows = self.d.execute(sql.NUDGE_FOR_STEP, (now, now, match.run_id, match.run_id,

@@ -2,8 +2,9 @@
 
 from tengo_jobs import Jobs
 
-from . import crash, flows
+from . import cancellable, crash, flows
 
 jobs = Jobs(app_id=flows.APP_ID)
 flows.register(jobs)
 crash.register(jobs)
+cancellable.register(jobs)
