@@ -213,7 +213,11 @@ class Step:
     def wait_for_event(self, step_id: str, *, event: str, timeout, if_exp: str | None = None):
         """Wait (holding no worker) for an event named ``event`` matching the CEL condition
         ``if_exp`` (over ``event``, this run's trigger, and ``async``, the incoming event).
-        Returns the event as a dict, or ``None`` when ``timeout`` passes first."""
+        Returns the event as a dict, or ``None`` when ``timeout`` passes first.
+
+        Events received before the step is reached count too: any received at or after the
+        run's previous step (or its trigger, for a first step), except the trigger and
+        events earlier waits of this run returned (``docs/semantics.md``)."""
         key = self._key(step_id)
         row = self._stored(key, StepKind.WAIT)
         if row is not None and row.status == StepStatus.COMPLETED:
@@ -238,8 +242,15 @@ class Step:
                 raise StepUsageError(f"step.wait_for_event({step_id!r}): timeout {exc}") from None
             x.executing_new_step()
             started_at = now
-        raise Suspend([ops.WaitForEvent(key=key, name=step_id, wake_at=expires,
-                                        started_at=started_at, event=event, if_exp=if_exp)])
+        wait = ops.WaitForEvent(key=key, name=step_id, wake_at=expires, started_at=started_at,
+                                event=event, if_exp=if_exp)
+        if row is None:  # an event received before this step was reached satisfies it?
+            found = x.received_event(wait)
+            if found is not None:
+                x.checkpoint(ops.WaitMatched(key=key, name=step_id, output=found,
+                                             started_at=started_at), defer=True)
+                return decode(found)
+        raise Suspend([wait])
 
     def invoke(self, step_id: str, *, function, data: dict | None = None, timeout="365d"):
         """Run another function as a child run and return its output (its failure raises

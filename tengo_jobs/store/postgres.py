@@ -82,6 +82,20 @@ class PgRunStore(RunStore):
         if written != 1:
             raise self._lost(run_id, token)
 
+    def _hold_event_arrivals(self, *, starts_runs: bool) -> None:
+        """``LOCK TABLE tj_events IN SHARE MODE``: waits for every transaction inserting
+        events (ROW EXCLUSIVE) to commit, and makes the next ones wait for this one. Under
+        READ COMMITTED a statement takes its snapshot after its table locks, so an intake
+        statement that waited here sees the wait row, and the look-back (a statement after
+        the lock) sees every event stored before. SHARE mode does not conflict with
+        itself, so suspensions do not wait on each other — except one that also stores
+        events (an invoked child's): it takes SHARE ROW EXCLUSIVE, which conflicts with
+        itself, since two SHARE holders that both wanted ROW EXCLUSIVE would deadlock.
+        Taken before the run row, so the order is events → runs → steps → timers → waits
+        here, and events → waits → runs → steps → timers in the intake: never a cycle."""
+        mode = "SHARE ROW EXCLUSIVE" if starts_runs else "SHARE"
+        self.d.execute(f'LOCK TABLE "{EVENTS}" IN {mode} MODE')
+
     def _park(self, run: RunRow, token: str, now: int, pending: list[PendingOp],
               status: RunStatus, attempt: int, record: StepRecord | None) -> bool:
         records = ([record] if record is not None else []) + [

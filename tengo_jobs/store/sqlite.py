@@ -41,6 +41,10 @@ class SqliteRunStore(RunStore):
             if self.d.execute(sql.CHECKPOINT, step.params() + fence).rowcount != 1:
                 raise self._lost(run_id, token)
 
+    def _hold_event_arrivals(self, *, starts_runs: bool) -> None:
+        """Nothing to do: the suspension's ``BEGIN IMMEDIATE`` transaction is the only
+        writer until it commits, so every event is committed before it or stored after it."""
+
     def _park(self, run: RunRow, token: str, now: int, pending: list[PendingOp],
               status: RunStatus, attempt: int, record: StepRecord | None) -> bool:
         wake_at = min(op.wake_at for op in pending)
