@@ -163,3 +163,23 @@ def test_a_replay_does_not_see_events_from_before_it_started(backend, jobs, test
     replayed = backend.control.replay(original.id)
     tester.run_until_idle(advance_time=False)
     assert Run.get_by_id(replayed["id"]).status == RunStatus.WAITING
+
+
+def test_looking_back_narrows_by_the_conditions_key_of_any_type(jobs, tester):
+    """The look-back reads only events holding the run's key (a number here) and still
+    evaluates the rest of the condition on them."""
+    @jobs.function("await-refund", event="refund.requested")
+    def await_refund(ctx, step):
+        got = step.wait_for_event(
+            "refunded", event="refund.done", timeout="1h",
+            if_exp="event.data.ticket == async.data.ticket && async.data.ok == true")
+        return got["data"]
+
+    tester.send([{"name": "refund.requested", "data": {"ticket": 7}},
+                 {"name": "refund.done", "data": {"ticket": 8, "ok": True}},
+                 {"name": "refund.done", "data": {"ticket": "7", "ok": True}},
+                 {"name": "refund.done", "data": {"ticket": 7, "ok": False}},
+                 {"name": "refund.done", "data": {"ticket": 7, "ok": True, "n": 4}}])
+    [run] = tester.run_until_idle(advance_time=False)
+    assert run.status == RunStatus.COMPLETED
+    assert tester.output(run) == {"ticket": 7, "ok": True, "n": 4}

@@ -19,6 +19,7 @@ from ..core.ops import PendingOp, StepRecord
 from . import statements as sql
 from .contract import (Accepted, Acquired, EventStore, RunStore, TimerStore, event_of,
                        run_from_row, step_from_row)
+from .waits import KeyedLookback
 from .schema import (DEDUPE, EVENTS, RUN_COLUMNS, RUNS, STEP_COLUMNS, STEPS, TIMERS, WAIT_KEYS,
                      WAITS, RunRow, RunStatus)
 
@@ -58,6 +59,14 @@ _FINISH_WITH_STEP = (
 def _step_arrays(records: list[StepRecord]) -> list[list]:
     columns = list(zip(*[r.params() for r in records])) or [()] * 11
     return [list(c) for c in columns]
+
+
+# An event's index key at a data path (the text match_key gives): (path, path, key).
+KEYED_LOOKBACK = KeyedLookback(
+    sql=("(CASE jsonb_typeof(\"data\"::jsonb #> ?::text[]) "
+         "WHEN 'string' THEN 'string:' WHEN 'number' THEN 'number:' END "
+         "|| (\"data\"::jsonb #>> ?::text[])) = ?"),
+    params=lambda path: (list(path), list(path)))
 
 
 class PgRunStore(RunStore):

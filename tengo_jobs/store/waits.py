@@ -21,7 +21,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-from typing import Iterable
+from typing import Callable, Iterable
 
 from ..core.events import Event
 from ..core.expressions import lookup, match_key, match_plan, matches
@@ -51,7 +51,18 @@ _RUN_FLOOR = (f'SELECT r."created_at", r."event_id", e."received_at" FROM "{RUNS
 # (name, received at, received at, after id, limit).
 _RECEIVED_SINCE = (f'SELECT "id", "data", "external_id", "ts", "v", "user", "received_at" '
                    f'FROM "{EVENTS}" WHERE "name" = ? AND ("received_at" > ? OR '
-                   '("received_at" = ? AND "id" > ?)) ORDER BY "received_at", "id" LIMIT ?')
+                   '("received_at" = ? AND "id" > ?)){} ORDER BY "received_at", "id" LIMIT ?')
+
+
+@dataclasses.dataclass(frozen=True)
+class KeyedLookback:
+    """How one database reads an event's index key (:func:`match_key`'s text) at a ``data``
+    path in SQL, so a look-back evaluates the condition only on events with the waiting
+    run's key: ``sql`` is a condition ending in ``= ?``; ``params(path)`` its parameters
+    before the key."""
+
+    sql: str
+    params: Callable[[tuple[str, ...]], tuple]
 LOOKBACK_PAGE = 500
 
 
@@ -77,8 +88,11 @@ class Match:
 
 
 class WaitStore:
-    def __init__(self, dialect: Dialect):
+    def __init__(self, dialect: Dialect, keyed: KeyedLookback):
         self.d = dialect
+        self._since = _RECEIVED_SINCE.format("")
+        self._since_keyed = _RECEIVED_SINCE.format(" AND " + keyed.sql)
+        self._key_params = keyed.params
 
     def register(self, *, run_id: str, step_key: str, event_name: str, expression: str | None,
                  trigger: dict, expires_at: int, now: int) -> int:
@@ -115,17 +129,23 @@ class WaitStore:
         start = since if since is not None else received_at
         start = created_at if start is None else max(start, created_at)
         seen = set(seen)
+        # the condition's indexable equality narrows the events read to the run's key
+        plan = match_plan(expression)
+        key = match_key(lookup(trigger.get("data"), plan.event_path)) if plan else None
+        statement, keyed = ((self._since_keyed, self._key_params(plan.async_path) + (key,))
+                            if key is not None else (self._since, ()))
         at, after = start, ""
         while True:
-            rows = self.d.execute(_RECEIVED_SINCE, (event_name, at, at, after,
-                                                    LOOKBACK_PAGE)).fetchall()
+            rows = self.d.execute(statement, (event_name, at, at, after, *keyed,
+                                              LOOKBACK_PAGE)).fetchall()
             for event_id, data, external_id, ts, v, user, received in rows:
                 if event_id == trigger_id:
                     continue
                 event = Event(name=event_name, data=json.loads(data), id=external_id, ts=ts,
                               v=v, user=json.loads(user) if user else None)
                 output = wait_output(event, event_id, ts)
-                if output["id"] not in seen and matches(expression, trigger, output):
+                if output["id"] not in seen and (plan is not None and plan.exact and key is not None
+                                                 or matches(expression, trigger, output)):
                     return json.dumps(output, separators=(",", ":"))
             if len(rows) < LOOKBACK_PAGE:
                 return None
