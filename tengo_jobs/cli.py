@@ -13,6 +13,7 @@ from .core.registry import load_modules, registry
 from .core.states import FINAL_RUN_STATUSES
 from .durations import ms_to_iso
 from .engine.control import ABSENT, UNFINISHED
+from .engine.replaycheck import ReplayChecker
 from .errors import TengoJobsError
 from .process.dev import dev
 from .process.web.params import parse_time
@@ -299,6 +300,24 @@ def replay(run_id, from_step, input_json, output_json, function_id, statuses, si
     changed = run["replay_note"]["changed"]
     click.echo(f"run {run['id']} queued, replaying {run_id}{copied}"
                + (f", {from_step} given new {changed}" if changed else ""))
+
+
+@main.command("check-replay")
+@click.option("--function", "function_id", default=None,
+              help="check only the runs of this function")
+def check_replay(function_id):
+    """Replay the stored steps of every unfinished run against the code now deployed (no
+    step is executed); exit status 1 if any run could not resume."""
+    runtime = _boot()
+    checker = ReplayChecker(store=runtime.store, registry=runtime.registry)
+    checked = incompatible = 0
+    for verdict in checker.check_all(function_id):
+        checked += 1
+        incompatible += not verdict.compatible
+        click.echo(verdict.line())
+    click.echo(f"{checked} unfinished run(s) with stored steps checked, "
+               f"{incompatible} incompatible")
+    sys.exit(1 if incompatible else 0)
 
 
 main.add_command(dev)

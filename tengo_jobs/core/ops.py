@@ -41,6 +41,7 @@ class Opcode(str, enum.Enum):
     STEP_FAILED = "StepFailed"
     SLEEP_DONE = "SleepDone"
     WAIT_TIMED_OUT = "WaitTimedOut"
+    WAIT_MATCHED = "WaitMatched"
     SLEEP = "Sleep"
     RETRY_STEP = "StepError"
     WAIT_FOR_EVENT = "WaitForEvent"
@@ -174,6 +175,22 @@ class WaitTimedOut(StepOp):
         return "null"
 
 
+@dataclasses.dataclass(frozen=True)
+class WaitMatched(StepOp):
+    """A wait for an event that an event already received satisfied when the step was
+    reached (the look-back of :class:`WaitForEvent`): the step returns that event at once."""
+
+    output: str = "null"
+    started_at: int | None = None
+
+    opcode = Opcode.WAIT_MATCHED
+    step_kind = StepKind.WAIT
+    status = StepStatus.COMPLETED
+
+    def _output(self) -> str | None:
+        return self.output
+
+
 # -- pending operations ----------------------------------------------------------------------
 @dataclasses.dataclass(frozen=True)
 class PendingOp(StepOp):
@@ -216,10 +233,17 @@ class RetryStep(PendingOp):
 
 @dataclasses.dataclass(frozen=True)
 class WaitForEvent(PendingOp):
-    """``step.wait_for_event``: an indexed wait row and a timeout timer (``wake_at``)."""
+    """``step.wait_for_event``: an indexed wait row and a timeout timer (``wake_at``).
+
+    The wait also matches events received before its row was written: every event named
+    ``event`` received at or after ``since`` (the run's previous durable point; ``None``:
+    its trigger's arrival) except the trigger and the events whose ids are in ``seen``
+    (consumed by earlier waits of the run) — see ``docs/semantics.md``."""
 
     event: str = ""
     if_exp: str | None = None
+    since: int | None = None
+    seen: tuple[str, ...] = ()
 
     opcode = Opcode.WAIT_FOR_EVENT
     step_kind = StepKind.WAIT
@@ -283,5 +307,5 @@ def run_status_of(pending: list[PendingOp]) -> RunStatus:
 
 
 __all__ = ["Opcode", "StepRecord", "StepOp", "StepRun", "StepStarted", "StepFailed", "SleepDone",
-           "WaitTimedOut", "PendingOp", "Sleep", "RetryStep", "WaitForEvent", "Invoke",
+           "WaitTimedOut", "WaitMatched", "PendingOp", "Sleep", "RetryStep", "WaitForEvent", "Invoke",
            "FunctionRetry", "StepPlanned", "run_status_of"]

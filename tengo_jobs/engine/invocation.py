@@ -26,11 +26,12 @@ from typing import TYPE_CHECKING, Any
 
 from ..core.events import Event
 from ..core.functions import FunctionDef
-from ..core.ops import FunctionRetry, PendingOp, StepOp, StepRecord, run_status_of
+from ..core.ops import (FunctionRetry, PendingOp, StepOp, StepRecord, WaitForEvent,
+                        run_status_of)
 from ..core.retry import retry_delay_ms
 from ..errors import CancelRequested, DatabaseLost, DatabaseUnavailableError, Interrupt
 from ..serde import error_dict
-from ..store import RunRow, StepRow
+from ..store import RunRow, StepKind, StepRow, StepStatus
 from ..store.connection import UNAVAILABLE_ERRORS
 
 if TYPE_CHECKING:
@@ -211,6 +212,37 @@ class Invocation:
         if requested is not None:
             self._cancel = requested
 
+    # -- waits that look back ----------------------------------------------------------------
+    def with_lookback(self, op: WaitForEvent) -> WaitForEvent:
+        """``op`` placed, with where its look-back starts: the latest end of the run's
+        completed steps recorded before it (its previous durable point; ``None`` when it is
+        the first: then the trigger's arrival), and the events earlier waits consumed."""
+        op = self.place(op)
+        with self._lock:
+            before = [s for s in self._memo.values()
+                      if s.key != op.key and s.position < op.position
+                      and s.status == StepStatus.COMPLETED]
+        since = max((s.ended_at for s in before if s.ended_at is not None), default=None)
+        seen = []
+        for s in before:
+            if s.kind == StepKind.WAIT and s.output not in (None, "null"):
+                got = json.loads(s.output)
+                if isinstance(got, dict) and got.get("id") is not None:
+                    seen.append(str(got["id"]))
+        return dataclasses.replace(op, since=since, seen=tuple(seen))
+
+    def received_event(self, op: WaitForEvent) -> str | None:
+        """An event already received that satisfies the wait ``op`` (JSON, as the step
+        returns it), or ``None`` (see :meth:`tengo_jobs.store.WaitStore.lookback`)."""
+        op = self.with_lookback(op)
+        try:
+            return self.store.waits.lookback(self.run_id, event_name=op.event,
+                                             expression=op.if_exp,
+                                             trigger=self.event.to_dict(), since=op.since,
+                                             seen=op.seen)
+        except UNAVAILABLE_ERRORS as exc:
+            raise DatabaseLost(str(exc)) from exc
+
     def clear_wait(self, step_key: str) -> None:
         """The wait of ``step_key`` timed out: forget it (a late event must not resolve it)."""
         try:
@@ -221,7 +253,8 @@ class Invocation:
     def suspend(self, ops: list[PendingOp]) -> None:
         """Park the run on its pending operations (sleeps, retry backoffs, waits for events,
         invoked children), the step row held back written with them."""
-        pending = [self.place(op) for op in ops]
+        pending = [self.with_lookback(op) if isinstance(op, WaitForEvent) else self.place(op)
+                   for op in ops]
         attempt = max([getattr(op, "attempt", 0) if isinstance(op, FunctionRetry)
                        else getattr(op, "attempts", 0) for op in pending] or [0])
         parked = self.store.runs.suspend(

@@ -246,7 +246,11 @@ class Step:
         """Wait (holding no worker) for an event named ``event`` matching the CEL condition
         ``if_exp`` (over ``event``, this run's trigger, and ``async``, the incoming event),
         or ``match="data.paymentId"`` (the same field equal in both). Returns the event as a
-        dict, or ``None`` when ``timeout`` (at most a year) passes first."""
+        dict, or ``None`` when ``timeout`` (at most a year) passes first.
+
+        Events received before the step is reached count too: any received at or after the
+        run's previous step (or its trigger, for a first step), except the trigger and
+        events earlier waits of this run returned (``docs/semantics.md``)."""
         call = f"step.wait_for_event({step_id!r})"
         if_exp = match_expression(call, match, if_exp)
         key = self._key(step_id)
@@ -270,8 +274,15 @@ class Step:
             expires = now + self._timeout_ms(call, timeout)
             x.executing_new_step()
             started_at = now
-        raise Suspend([ops.WaitForEvent(key=key, name=step_id, wake_at=expires,
-                                        started_at=started_at, event=event, if_exp=if_exp)])
+        wait = ops.WaitForEvent(key=key, name=step_id, wake_at=expires, started_at=started_at,
+                                event=event, if_exp=if_exp)
+        if row is None:  # an event received before this step was reached satisfies it?
+            found = x.received_event(wait)
+            if found is not None:
+                x.checkpoint(ops.WaitMatched(key=key, name=step_id, output=found,
+                                             started_at=started_at), defer=True)
+                return decode(found)
+        raise Suspend([wait])
 
     def invoke(self, step_id: str, *, function, data: dict | None = None, timeout="365d"):
         """Run another function as a child run and return its output (its failure raises

@@ -40,8 +40,10 @@ from .waits import WaitStore
 
 # The contract's implementation for each database.
 _IMPLEMENTATIONS = {
-    "postgresql": (postgres.PgRunStore, postgres.PgEventStore, postgres.PgTimerStore),
-    "sqlite": (sqlite.SqliteRunStore, sqlite.SqliteEventStore, sqlite.SqliteTimerStore),
+    "postgresql": (postgres.PgRunStore, postgres.PgEventStore, postgres.PgTimerStore,
+                   postgres.KEYED_LOOKBACK),
+    "sqlite": (sqlite.SqliteRunStore, sqlite.SqliteEventStore, sqlite.SqliteTimerStore,
+               sqlite.KEYED_LOOKBACK),
 }
 
 
@@ -52,11 +54,11 @@ class Store:
                  reconnect_window_ms: int = 10_000, functions=None):
         self.db = db
         self.dialect = Dialect.of(db)
-        run_store, event_store, timer_store = _IMPLEMENTATIONS[self.dialect.name]
+        run_store, event_store, timer_store, keyed = _IMPLEMENTATIONS[self.dialect.name]
         # ``functions``: a function's definition by id (the registry's ``find``), for the
         # admission's per-function rules (cancel_on, timeouts).
         self.admission = Admission(functions)
-        self.waits = WaitStore(self.dialect)
+        self.waits = WaitStore(self.dialect, keyed)
         self.events: EventStore = event_store(self.dialect, self.waits, self.admission)
         self.runs: RunStore = run_store(self.dialect, lease_ttl_ms=lease_ttl_ms,
                                         reconnect_window_ms=reconnect_window_ms,

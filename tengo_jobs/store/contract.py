@@ -282,10 +282,21 @@ class RunStore(abc.ABC):
         """Park the run on ``pending`` (each with its step row and timer; waits registered,
         invoked children started), with ``record`` (a finished step not yet committed)
         first — fenced on the lease and on the signal its acquire read, in one
-        transaction. When only the signal moved, the run is queued again instead."""
+        transaction. When only the signal moved, the run is queued again instead.
+
+        Each wait registered looks back, in the same transaction and with event arrivals
+        held (:meth:`_hold_event_arrivals`), for an event already received that it matches
+        (:meth:`.waits.WaitStore.lookback`); one found resolves it at once, and the run is
+        queued again (``requeued``) instead of staying parked. No event can arrive unseen
+        between the look-back and the wait row."""
+
+        waits = [op for op in pending if isinstance(op, WaitForEvent)]
+        starts = any(isinstance(op, Invoke) and op.start for op in pending)
 
         def write():
             with self.db.atomic():
+                if waits:
+                    self._hold_event_arrivals(starts_runs=starts)
                 parked = self._park(run, token, now, pending, status, attempt, record)
                 if not parked:
                     requested = self.d.execute(sql.CANCEL_REQUESTED,
@@ -299,12 +310,19 @@ class RunStore(abc.ABC):
                     if not self._requeue(run.id, token, now):
                         raise self._lost(run.id, token)
                     return Parked(children=[], requeued=True)
-                children = []
+                children, matched = [], False
                 for op in pending:
                     if isinstance(op, WaitForEvent):
-                        self.waits.register(run_id=run.id, step_key=op.key,
-                                            event_name=op.event, expression=op.if_exp,
-                                            trigger=trigger, expires_at=op.wake_at, now=now)
+                        wait_id = self.waits.register(
+                            run_id=run.id, step_key=op.key, event_name=op.event,
+                            expression=op.if_exp, trigger=trigger, expires_at=op.wake_at,
+                            now=now)
+                        found = self.waits.lookback(run.id, event_name=op.event,
+                                                    expression=op.if_exp, trigger=trigger,
+                                                    since=op.since, seen=op.seen)
+                        if found is not None:
+                            matched |= bool(self.waits.resolve_registered(
+                                wait_id, run.id, op.key, found, now))
                     elif isinstance(op, Invoke) and op.start:
                         started = self.start([RunStart(
                             function_id=op.function_id, app_id=op.app_id,
@@ -312,9 +330,17 @@ class RunStore(abc.ABC):
                             unique_key=invoke_unique_key(run.id, op.key),
                             parent_run_id=run.id)], now)
                         children += [r for r in started if r]
-                return Parked(children=children)
+                return Parked(children=children, requeued=matched)
 
         return self._retrying(write, run_id=run.id, token=token, final=True) or Parked([])
+
+    @abc.abstractmethod
+    def _hold_event_arrivals(self, *, starts_runs: bool) -> None:
+        """First thing in a suspension that registers waits: from here to its commit, no
+        event is being stored concurrently — every event whose write began earlier is
+        committed (the look-back sees it) and every later one waits for this commit (its
+        matching sees the wait row). ``starts_runs``: the same transaction will store
+        events itself (invoked children)."""
 
     @abc.abstractmethod
     def _park(self, run: RunRow, token: str, now: int, pending: list[PendingOp],

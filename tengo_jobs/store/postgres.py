@@ -19,6 +19,7 @@ from ..core.ops import PendingOp, StepRecord
 from . import statements as sql
 from .contract import (Accepted, Acquired, EventStore, RunStore, TimerStore, event_of,
                        run_from_row, step_from_row)
+from .waits import KeyedLookback
 from .schema import (DEDUPE, EVENTS, RUN_COLUMNS, RUNS, STEP_COLUMNS, STEPS, TIMERS, WAIT_KEYS,
                      WAITS, RunRow, RunStatus)
 
@@ -66,6 +67,14 @@ def _step_arrays(records: list[StepRecord]) -> list[list]:
     return [list(c) for c in columns]
 
 
+# An event's index key at a data path (the text match_key gives): (path, path, key).
+KEYED_LOOKBACK = KeyedLookback(
+    sql=("(CASE jsonb_typeof(\"data\"::jsonb #> ?::text[]) "
+         "WHEN 'string' THEN 'string:' WHEN 'number' THEN 'number:' END "
+         "|| (\"data\"::jsonb #>> ?::text[])) = ?"),
+    params=lambda path: (list(path), list(path)))
+
+
 class PgRunStore(RunStore):
     """:class:`~.contract.RunStore` in single statements."""
 
@@ -86,6 +95,20 @@ class PgRunStore(RunStore):
         if row is None:
             raise self._lost(run_id, token)
         return row[0]
+
+    def _hold_event_arrivals(self, *, starts_runs: bool) -> None:
+        """``LOCK TABLE tj_events IN SHARE MODE``: waits for every transaction inserting
+        events (ROW EXCLUSIVE) to commit, and makes the next ones wait for this one. Under
+        READ COMMITTED a statement takes its snapshot after its table locks, so an intake
+        statement that waited here sees the wait row, and the look-back (a statement after
+        the lock) sees every event stored before. SHARE mode does not conflict with
+        itself, so suspensions do not wait on each other — except one that also stores
+        events (an invoked child's): it takes SHARE ROW EXCLUSIVE, which conflicts with
+        itself, since two SHARE holders that both wanted ROW EXCLUSIVE would deadlock.
+        Taken before the run row, so the order is events → runs → steps → timers → waits
+        here, and events → waits → runs → steps → timers in the intake: never a cycle."""
+        mode = "SHARE ROW EXCLUSIVE" if starts_runs else "SHARE"
+        self.d.execute(f'LOCK TABLE "{EVENTS}" IN {mode} MODE')
 
     def _park(self, run: RunRow, token: str, now: int, pending: list[PendingOp],
               status: RunStatus, attempt: int, record: StepRecord | None) -> bool:

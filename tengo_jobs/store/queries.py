@@ -11,7 +11,9 @@ million runs in the table as with ten thousand.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Iterator
+
+import peewee as pw
 
 import peewee as pw
 
@@ -19,7 +21,9 @@ from ..durations import ms_to_iso
 from ..errors import EventNotFoundError, RunNotFoundError, ValidationError
 from .contract import event_of
 from .dialect import Dialect
-from .statements import PAUSED_ROWS, RUNNABLE
+from ..core.events import Event
+from .contract import event_of
+from .statements import PAUSED_ROWS, RUNNABLE, SELECT_EVENT
 from .schema import (EVENTS, RUN_STATUSES, RUNS, STEPS, EventRow, RunRow, RunStatus, StepRow)
 
 DEFAULT_LIMIT = 50
@@ -228,6 +232,30 @@ class Queries:
         if function_id:
             query = query.where(RunRow.function_id == function_id)
         return list(query)
+
+    def unfinished_histories(self, function_id: str | None = None, *, page: int = 200
+                             ) -> Iterator[tuple[RunRow, Event, list[StepRow]]]:
+        """Every unfinished run (queued, running, sleeping, waiting) that has stored steps,
+        of ``function_id`` or all, oldest first (ids sort by creation), with its triggering event and its steps in
+        execution order — read a page at a time (``tengo-jobs check-replay``)."""
+        unfinished = [s.value for s in RunStatus if not s.is_final]
+        after = ""
+        while True:
+            query = (RunRow.select()
+                     .where(RunRow.status.in_(unfinished), RunRow.id > after,
+                            pw.fn.EXISTS(StepRow.select(pw.SQL("1"))
+                                         .where(StepRow.run_id == RunRow.id)))
+                     .order_by(RunRow.id).limit(page))
+            if function_id:
+                query = query.where(RunRow.function_id == function_id)
+            runs = list(query)
+            for run in runs:
+                row = (self.d.execute(SELECT_EVENT, (run.event_id,)).fetchone()
+                       if run.event_id is not None else None)
+                yield run, event_of(run, row), self.steps(run.id)
+            if len(runs) < page:
+                return
+            after = runs[-1].id
 
     # -- events -------------------------------------------------------------------------------
     def list_events(self, *, name: str | None = None, since: int | None = None,

@@ -14,8 +14,21 @@ from . import statements as sql
 from .contract import (Accepted, Acquired, EventStore, RunStore, TimerStore, event_of,
                        event_params, run_from_row, step_from_row, timer_rows)
 from .schema import RunRow, RunStatus
+from .waits import KeyedLookback
 
 _ACQUIRE = f"{sql.ACQUIRE} RETURNING {sql.RUN_LIST}"
+
+
+# An event's index key at a data path (the text match_key gives): (path, path, key).
+KEYED_LOOKBACK = KeyedLookback(
+    sql=("(CASE json_type(\"data\", ?) WHEN 'text' THEN 'string:' "
+         "WHEN 'integer' THEN 'number:' END || json_extract(\"data\", ?)) = ?"),
+    params=lambda path: (_json_path(path),) * 2)
+
+
+def _json_path(path: tuple[str, ...]) -> str:
+    """``$."a"."b"``: a JSON path SQLite reads whatever the keys hold."""
+    return "$" + "".join('."' + p.replace('"', '""') + '"' for p in path)
 
 
 class SqliteRunStore(RunStore):
@@ -41,6 +54,10 @@ class SqliteRunStore(RunStore):
             if self.d.execute(sql.CHECKPOINT, step.params() + fence).rowcount != 1:
                 raise self._lost(run_id, token)
             return self.d.execute(sql.CANCEL_REQUESTED, fence).fetchone()[0]
+
+    def _hold_event_arrivals(self, *, starts_runs: bool) -> None:
+        """Nothing to do: the suspension's ``BEGIN IMMEDIATE`` transaction is the only
+        writer until it commits, so every event is committed before it or stored after it."""
 
     def _park(self, run: RunRow, token: str, now: int, pending: list[PendingOp],
               status: RunStatus, attempt: int, record: StepRecord | None) -> bool:

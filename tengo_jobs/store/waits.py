@@ -10,6 +10,13 @@ its row is the claim, so two producers never both resolve it.
 
 A ``cancel_on`` matcher is a row of the same table (``kind = 'cancel'``, key
 ``cancel:<n>``), found the same way; a match cancels its run (:mod:`.cancellation`).
+
+**Looking back.** A wait also matches the events received *before* its row was written:
+every event of its name received at or after the run's previous durable point (see
+:meth:`WaitStore.lookback`), except the run's trigger and the events earlier waits of the
+run consumed. The engine looks back when the step is reached (a match completes the step
+at once) and again inside the suspension that writes the wait row, where no event can
+slip between the two (the store contract's ``suspend``; ``docs/semantics.md``).
 """
 
 from __future__ import annotations
@@ -17,20 +24,21 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+from typing import Callable, Iterable
 
 from ..core.events import Event
 from ..core.expressions import lookup, match_key, match_plan, matches
 from .cancellation import Cancellation, cancelled_error
 from .dialect import Dialect
 from . import statements as sql
-from .schema import WAIT_KEYS, WAITS
+from .schema import EVENTS, RUNS, WAIT_KEYS, WAITS
 
 log = logging.getLogger(__name__)
 
 _REGISTER = (f'INSERT INTO "{WAITS}" ("run_id", "step_key", "event_name", "expression", '
              '"match_event", "expires_at", "created_at", "match_path", "match_key", "exact", '
              '"kind") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT ("run_id", "step_key") '
-             'DO UPDATE SET "expires_at" = EXCLUDED."expires_at"')
+             'DO UPDATE SET "expires_at" = EXCLUDED."expires_at" RETURNING "id"')
 _REGISTER_KEY = (f'INSERT INTO "{WAIT_KEYS}" ("event_name", "match_path") VALUES (?, ?) '
                  'ON CONFLICT DO NOTHING')
 _PATHS = f'SELECT "match_path" FROM "{WAIT_KEYS}" WHERE "event_name" = ?'
@@ -40,6 +48,26 @@ _BY_KEY = (f'SELECT {_COLUMNS} FROM "{WAITS}" WHERE "event_name" = ? AND "match_
 _UNINDEXED = (f'SELECT {_COLUMNS} FROM "{WAITS}" WHERE "event_name" = ? '
               'AND "match_path" IS NULL AND "expires_at" > ?')
 _CLAIM = f'DELETE FROM "{WAITS}" WHERE "id" = ?'
+# Where a run's look-back may start: when it was created, and when its trigger arrived.
+_RUN_FLOOR = (f'SELECT r."created_at", r."event_id", e."received_at" FROM "{RUNS}" r '
+              f'LEFT JOIN "{EVENTS}" e ON e."id" = r."event_id" WHERE r."id" = ?')
+# Events of a name received since a point, a page at a time in arrival order:
+# (name, received at, received at, after id, limit).
+_RECEIVED_SINCE = (f'SELECT "id", "data", "external_id", "ts", "v", "user", "received_at" '
+                   f'FROM "{EVENTS}" WHERE "name" = ? AND ("received_at" > ? OR '
+                   '("received_at" = ? AND "id" > ?)){} ORDER BY "received_at", "id" LIMIT ?')
+
+
+@dataclasses.dataclass(frozen=True)
+class KeyedLookback:
+    """How one database reads an event's index key (:func:`match_key`'s text) at a ``data``
+    path in SQL, so a look-back evaluates the condition only on events with the waiting
+    run's key: ``sql`` is a condition ending in ``= ?``; ``params(path)`` its parameters
+    before the key."""
+
+    sql: str
+    params: Callable[[tuple[str, ...]], tuple]
+LOOKBACK_PAGE = 500
 
 
 def wait_output(event: Event, event_id: str, ts: int) -> dict:
@@ -66,27 +94,77 @@ class Match:
 
 
 class WaitStore:
-    def __init__(self, dialect: Dialect):
+    def __init__(self, dialect: Dialect, keyed: KeyedLookback):
         self.d = dialect
         self.cancellation = Cancellation(dialect, self)
+        self._since = _RECEIVED_SINCE.format("")
+        self._since_keyed = _RECEIVED_SINCE.format(" AND " + keyed.sql)
+        self._key_params = keyed.params
 
     def register(self, *, run_id: str, step_key: str, event_name: str, expression: str | None,
-                 trigger: dict, expires_at: int, now: int, kind: str = "step") -> None:
+                 trigger: dict, expires_at: int, now: int, kind: str = "step") -> int:
         """Record that ``run_id`` waits at ``step_key`` (inside the suspend transaction), or
-        with ``kind='cancel'`` listens for an event that cancels it (inside the start's)."""
+        with ``kind='cancel'`` listens for an event that cancels it (inside the start's);
+        returns the wait row's id."""
         plan = match_plan(expression)
         key = match_key(lookup(trigger.get("data"), plan.event_path)) if plan else None
         path = ".".join(plan.async_path) if plan and key is not None else None
         exact = bool(plan and plan.exact and key is not None)
         if path is not None:
             self.d.execute(_REGISTER_KEY, (event_name, path))
-        self.d.execute(_REGISTER, (run_id, step_key, event_name, expression,
-                                   json.dumps(trigger, separators=(",", ":")), expires_at, now,
-                                   path, key, exact, kind))
+        return self.d.execute(_REGISTER, (run_id, step_key, event_name, expression,
+                                          json.dumps(trigger, separators=(",", ":")),
+                                          expires_at, now, path, key, exact, kind)).fetchone()[0]
 
     def clear(self, run_id: str, step_key: str) -> None:
         self.d.execute(f'DELETE FROM "{WAITS}" WHERE "run_id" = ? AND "step_key" = ?',
                        (run_id, step_key))
+
+    # -- looking back ------------------------------------------------------------------------
+    def lookback(self, run_id: str, *, event_name: str, expression: str | None, trigger: dict,
+                 since: int | None, seen: Iterable[str] = ()) -> str | None:
+        """The first event (in arrival order) named ``event_name`` that satisfies
+        ``expression`` among those received at or after the run's previous durable point —
+        ``since`` (its latest step checkpoint), or its trigger's arrival when ``None``, and
+        never before the run was created (a replay or a delayed start does not see what
+        came before it) — except the run's trigger and the events whose ids are in ``seen``
+        (consumed by earlier waits of the run). Returns the event as the step returns it
+        (JSON), or ``None``."""
+        floor = self.d.execute(_RUN_FLOOR, (run_id,)).fetchone()
+        if floor is None:
+            return None
+        created_at, trigger_id, received_at = floor
+        start = since if since is not None else received_at
+        start = created_at if start is None else max(start, created_at)
+        seen = set(seen)
+        # the condition's indexable equality narrows the events read to the run's key
+        plan = match_plan(expression)
+        key = match_key(lookup(trigger.get("data"), plan.event_path)) if plan else None
+        statement, keyed = ((self._since_keyed, self._key_params(plan.async_path) + (key,))
+                            if key is not None else (self._since, ()))
+        at, after = start, ""
+        while True:
+            rows = self.d.execute(statement, (event_name, at, at, after, *keyed,
+                                              LOOKBACK_PAGE)).fetchall()
+            for event_id, data, external_id, ts, v, user, received in rows:
+                if event_id == trigger_id:
+                    continue
+                event = Event(name=event_name, data=json.loads(data), id=external_id, ts=ts,
+                              v=v, user=json.loads(user) if user else None)
+                output = wait_output(event, event_id, ts)
+                if output["id"] not in seen and (plan is not None and plan.exact and key is not None
+                                                 or matches(expression, trigger, output)):
+                    return json.dumps(output, separators=(",", ":"))
+            if len(rows) < LOOKBACK_PAGE:
+                return None
+            at, after = rows[-1][6], rows[-1][0]
+
+    def resolve_registered(self, wait_id: int, run_id: str, step_key: str, output: str,
+                           now: int) -> list[str]:
+        """Resolve the wait row ``wait_id`` with ``output`` (an event the look-back found),
+        claiming it as the intake does; returns the queued run."""
+        return self._resolve([Match(wait_id=wait_id, run_id=run_id, step_key=step_key,
+                                    output=output)], now)
 
     # -- matching -----------------------------------------------------------------------------
     def resolve_events(self, events: dict[int, tuple[Event, str, int]], now: int) -> list[str]:
