@@ -68,7 +68,8 @@ class Context:
 
 class Invocation:
     def __init__(self, executor: "Executor", run: RunRow, function: FunctionDef, token: str,
-                 event: Event, steps: list[StepRow], unclean: int):
+                 event: Event, steps: list[StepRow], unclean: int, *,
+                 events: list[Event] | None = None):
         self.executor = executor
         self.store = executor.store
         self.settings = executor.settings
@@ -91,7 +92,8 @@ class Invocation:
         self._parallel = 0
         self.output_limit = self.settings.output_limit
         self.logger = ReplayAwareLogger(log, self)
-        self.context = Context(event=event, events=[event], run_id=run.id, attempt=run.attempt,
+        # ``events``: a batch's events (``batch_events``); otherwise the one trigger.
+        self.context = Context(event=event, events=events or [event], run_id=run.id, attempt=run.attempt,
                                function_id=function.id, logger=self.logger)
 
     # -- replay bookkeeping ----------------------------------------------------------------

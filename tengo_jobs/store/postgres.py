@@ -186,6 +186,14 @@ class PgEventStore(EventStore):
 
     def accept(self, batch, now: int) -> Accepted:
         plan = self.admission.plan_batch(batch, now)
+        if not plan.flow:
+            return self._accept(plan, now)
+        # Functions with admission rules: the same statement, then the rules on locked key
+        # rows, in one transaction (the plain batches keep the one autocommitted statement).
+        with self.db.atomic():
+            return self._accept(plan, now)
+
+    def _accept(self, plan, now: int) -> Accepted:
         events, admitted = plan.events, plan.admitted
         columns = list(zip(*[(i, event_id, e.name, json.dumps(e.data, separators=(",", ":")),
                               json.dumps(e.user) if e.user is not None else None, e.id, ts, e.v)
@@ -214,7 +222,8 @@ class PgEventStore(EventStore):
         if candidates:
             woken += self.waits.resolve_candidates(
                 {idx: stored[idx] for idx in candidates}, candidates, now)
-        return plan.accepted(dups, woken)
+        flow_due = self.admission.admit_flow(plan, dups, now) if plan.flow else []
+        return plan.accepted(dups, woken, flow_due)
 
 
 _FIRE = f"""

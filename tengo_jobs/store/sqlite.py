@@ -89,7 +89,8 @@ class SqliteEventStore(EventStore):
                                [(a.run_id, a.due) for a in runs if a.enqueued_at is None])
             woken = self.waits.resolve_events(
                 {i: (e, event_id, ts) for i, event_id, e, ts in kept}, now) if kept else []
-        return plan.accepted(dups, woken)
+            flow_due = self.admission.admit_flow(plan, dups, now)
+        return plan.accepted(dups, woken, flow_due)
 
 
 class SqliteTimerStore(TimerStore):
