@@ -103,9 +103,10 @@ def condition_holds(expression: str | None, event: dict) -> bool:
     if not expression:
         return True
     try:
-        return compile_expression(expression).evaluate({"event": celpy.json_to_cel(event)}) is True
+        result = compile_expression(expression).evaluate({"event": celpy.json_to_cel(event)})
     except Exception:  # noqa: BLE001 - a missing field is "no"
         return False
+    return isinstance(result, (bool, celpy.celtypes.BoolType)) and bool(result)
 
 
 # -- validation at declaration ----------------------------------------------------------------
