@@ -213,3 +213,42 @@ def test_functions_overview_shows_the_settings(jobs):
     assert fn.describe()["flow_control"] == {
         "idempotency": "event.data.id",
         "rate_limit": {"limit": 3, "period_ms": 3_600_000, "key": None}}
+
+
+# -- concurrent intakes ---------------------------------------------------------------------------
+def test_concurrent_intakes_hold_the_limits_on_the_database(jobs, backend):
+    """Eight threads (eight connections) send at once: the key rows' locks decide, not a
+    process's memory."""
+    import threading
+
+    @jobs.function("unique", event="hit", idempotency="event.data.k")
+    def unique(ctx, step):
+        return None
+
+    @jobs.function("limited", event="hit", rate_limit={"limit": 5, "period": "1h"})
+    def limited(ctx, step):
+        return None
+
+    barrier = threading.Barrier(8)
+    errors = []
+
+    def producer():
+        try:
+            barrier.wait()
+            for _ in range(5):
+                backend.send({"name": "hit", "data": {"k": "same"}})
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+        finally:
+            backend.store.close_thread_connection()
+
+    threads = [threading.Thread(target=producer) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert len(_runs("unique")) == 1
+    assert len(_runs("limited")) == 5
+    counts = backend.store.queries.skipped_counts(now=backend.now())
+    assert counts == {("unique", "idempotency"): 39, ("limited", "rate_limit"): 35}
