@@ -145,6 +145,31 @@ def runs_show(run_id):
         click.echo(f"  {s.position:>4} {s.key:<40} {s.status.value:<9} attempts={s.attempts}")
 
 
+@main.group()
+def events():
+    """Stored events (`events show ID`)."""
+
+
+@events.command("show")
+@click.argument("event_id")
+def events_show(event_id):
+    """Show one event: the runs it started and, per function, why it started none
+    (skipped, with the reason) or which run it was folded into (debounced, batched)."""
+    queries = _boot(load_functions=False).store.queries
+    try:
+        event = queries.get_event(event_id)
+    except TengoJobsError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"event {event['id']}  name {event['name']}  received {event['received_at']}")
+    for r in event["runs"]:
+        click.echo(f"  run {r['id']}  {r['function_id']:<30}  {r['status']}")
+    for f in event["flow_control"]:
+        why = (f"skipped ({f['reason']})" if f["status"] == "skipped"
+               else f"{f['status']} into run {f['run_id']}")
+        held = f"  held by run {f['run_id']}" if f["status"] == "skipped" and f["run_id"] else ""
+        click.echo(f"  {f['function_id']:<30}  {why}{held}")
+
+
 @main.group(invoke_without_command=True)
 @click.pass_context
 def functions(ctx):

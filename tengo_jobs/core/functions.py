@@ -8,6 +8,7 @@ from typing import Callable
 from ..errors import ConfigurationError
 from .cron import parse_cron
 from .lifecycle import CancelOn, Timeouts, parse_cancel_on, parse_timeouts
+from .flow import FLOW_OPTIONS, FlowControl, parse_flow
 
 DEFAULT_RETRIES = 4
 MAX_RETRIES = 20
@@ -15,8 +16,9 @@ MISFIRE_POLICIES = ("coalesce", "skip", "all")
 
 # Inngest flow-control options the design names. They are refused, loudly, until they are
 # enforced: accepting and ignoring a concurrency limit would be a lie about what runs.
-UNSUPPORTED_OPTIONS = ("concurrency", "throttle", "rate_limit", "debounce", "idempotency",
-                       "priority", "batch_events", "singleton")
+# (``idempotency``, ``rate_limit``, ``singleton``, ``debounce`` and ``batch_events`` are
+# enforced at admission: :mod:`.flow`; ``cancel_on`` and ``timeouts``: :mod:`.lifecycle`.)
+UNSUPPORTED_OPTIONS = ("concurrency", "throttle", "priority")
 
 
 @dataclasses.dataclass(eq=False)
@@ -36,6 +38,8 @@ class FunctionDef:
     failure_of: str | None = None
     # Which driver executes the handler (``python``: called in the worker's thread).
     runtime: str = "python"
+    # Admission-time flow control (:mod:`.flow`).
+    flow: FlowControl = dataclasses.field(default_factory=FlowControl)
     # Lifecycle (core/lifecycle.py): events that cancel a run, and its start/finish limits.
     cancel_on: tuple[CancelOn, ...] = ()
     timeouts: Timeouts | None = None
@@ -64,6 +68,7 @@ class FunctionDef:
             "retries": self.retries,
             "on_failure": self.on_failure.id if self.on_failure else None,
             "failure_handler_of": self.failure_of,
+            "flow_control": self.flow.describe(),
         }
 
 
@@ -82,6 +87,8 @@ def build_function(app_id: str, fn_id: str, handler: Callable, *, event=None, cr
     _check_id(fn_id)
     where = f"function {fn_id!r}"
     for key in options:
+        if key in FLOW_OPTIONS:
+            continue
         if key in UNSUPPORTED_OPTIONS:
             raise ConfigurationError(f"{where}: option {key!r} is not supported by this version of "
                                      "tengo_jobs (it would be silently ignored, so it is refused)")
@@ -107,8 +114,12 @@ def build_function(app_id: str, fn_id: str, handler: Callable, *, event=None, cr
                                  f"got {retries!r}")
     if misfire not in MISFIRE_POLICIES:
         raise ConfigurationError(f"{where}: misfire must be one of {', '.join(MISFIRE_POLICIES)}")
+    flow = parse_flow(where, {k: v for k, v in options.items() if k in FLOW_OPTIONS})
+    if flow.any and not events:
+        raise ConfigurationError(f"{where}: {', '.join(sorted(flow.describe()))} apply to event "
+                                 "triggers; give event='name' (cron ticks are not flow-controlled)")
     fn = FunctionDef(id=fn_id, app_id=app_id, handler=handler, events=events, cron=cron,
-                     retries=retries, misfire=misfire, name=name,
+                     retries=retries, misfire=misfire, name=name, flow=flow,
                      cancel_on=parse_cancel_on(cancel_on, where),
                      timeouts=parse_timeouts(timeouts, where))
     if on_failure is not None:

@@ -143,8 +143,10 @@ class Executor:
             self.store.runs.release(run.id, token, self.clock.now(),
                                     delay_ms=UNKNOWN_FUNCTION_DELAY_MS)
             return "released"
+        events = (self.store.runs.batch_events(run) or None
+                  if function.flow.batch_events is not None else None)
         inv = Invocation(self, run, function, token, acquired.event, acquired.steps,
-                         acquired.unclean)
+                         acquired.unclean, events=events)
         try:
             if run.cancel_requested:  # asked while an earlier execution held it
                 inv.stop_cancelled(json.loads(run.cancel_requested))

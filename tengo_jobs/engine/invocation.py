@@ -82,7 +82,8 @@ def _replay_input(note: str | None) -> tuple[str, tuple[tuple, dict]] | None:
 
 class Invocation:
     def __init__(self, executor: "Executor", run: RunRow, function: FunctionDef, token: str,
-                 event: Event, steps: list[StepRow], unclean: int):
+                 event: Event, steps: list[StepRow], unclean: int, *,
+                 events: list[Event] | None = None):
         self.executor = executor
         self.store = executor.store
         self.settings = executor.settings
@@ -109,7 +110,8 @@ class Invocation:
         self.output_limit = self.settings.output_limit
         self.logger = ReplayAwareLogger(log, self)
         self._replay_input = _replay_input(run.replay_note)
-        self.context = Context(event=event, events=[event], run_id=run.id, attempt=run.attempt,
+        # ``events``: a batch's events (``batch_events``); otherwise the one trigger.
+        self.context = Context(event=event, events=events or [event], run_id=run.id, attempt=run.attempt,
                                function_id=function.id, logger=self.logger)
 
     # -- replay bookkeeping ----------------------------------------------------------------

@@ -32,6 +32,7 @@ from .contract import (Accepted, Acquired, EventStore, Parent, Parked, RunStart,
                        TimerStore, invoke_unique_key)
 from .cron import CronStore
 from .dialect import Dialect, PostgresDialect, bulk_insert
+from .flow import FlowAdmission
 from .migrations import migrate
 from .queries import Queries
 from .schema import (AppModel, EnumField, RunRow, RunStatus, StepKind, StepRow, StepStatus,
@@ -63,6 +64,7 @@ class Store:
         self.runs: RunStore = run_store(self.dialect, lease_ttl_ms=lease_ttl_ms,
                                         reconnect_window_ms=reconnect_window_ms,
                                         waits=self.waits, admission=self.admission)
+        self.admission.flow = FlowAdmission(self.dialect, cancel=self.runs.cancel)
         self.timers: TimerStore = timer_store(self.dialect)
         self.cron = CronStore(self.dialect)
         self.queries = Queries(self.dialect)

@@ -5,8 +5,15 @@ ticks, failure handlers, invoked children, replays — describes each run as a
 :class:`~tengo_jobs.store.contract.RunStart` and passes it through :meth:`Admission.admit`
 before any row is written, on either database. Flow control (concurrency, throttle,
 rate limit, debounce, idempotency, priority, batching, singleton) hangs here: a rule
-may delay a run, skip it with a reason, or fold it into another. Today every run is
-admitted, due at its event's ``ts`` (later when the event is future-dated).
+may delay a run, skip it with a reason, or fold it into another. A run is admitted due
+at its event's ``ts`` (later when the event is future-dated).
+
+The rules decided on stored state — ``idempotency``, ``rate_limit``, ``singleton``,
+``debounce`` and ``batch_events`` — apply to the intake's events: :meth:`plan_batch` sets
+the pairs (event, function with such rules) apart (:attr:`BatchPlan.flow`), and the event
+store hands them to :meth:`Admission.admit_flow` inside its transaction, once the events
+are stored and their duplicates known (:mod:`.flow`). Runs started by :meth:`admit` alone
+(cron ticks, failure handlers, invoked children, replays) are not subject to them.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ from typing import Callable
 
 from ..ids import new_id
 from .contract import Accepted, RunStart
+from .flow import FlowAdmission, FlowItem
 from .schema import RunStatus
 
 
@@ -46,12 +54,19 @@ class Admitted:
 class BatchPlan:
     """An intake batch made ready to store: each kept event with its new id (``events``:
     ``(index, event id, event, ts)``; a repeated ``id`` inside the batch keeps the first),
-    and the admitted runs of every event."""
+    and the admitted runs of every event; ``flow``: ``(index, event id, event, ts, function)``
+    for each function with admission rules, decided in the store's transaction."""
 
     size: int
     events: list[tuple]
     admitted: list[Admitted]
     same_as: dict[int, int]
+    flow: list[tuple] = dataclasses.field(default_factory=list)
+
+    def flow_items(self, dups) -> list[FlowItem]:
+        """The flow pairs of the events that were stored (not duplicates)."""
+        return [FlowItem(event_id, event, ts, fn) for i, event_id, event, ts, fn in self.flow
+                if i not in dups]
 
     @property
     def index_of(self) -> dict[str, int]:
@@ -62,9 +77,10 @@ class BatchPlan:
         """Whether an admitted run carries cancel matchers or deadlines."""
         return any(a.lifecycle is not None for a in self.admitted)
 
-    def accepted(self, dups: dict[int, str], woken: list[str]):
+    def accepted(self, dups: dict[int, str], woken: list[str], flow_due: list[str] = ()):
         """The :class:`~.contract.Accepted` answer once stored: ``dups`` maps a batch index
-        to the original event id of a duplicate."""
+        to the original event id of a duplicate; ``flow_due``: runs the flow rules made due
+        now."""
         from_index = {i: event_id for i, event_id, _, _ in self.events}
         from_index.update(dups)
         ids = [from_index.get(i) or from_index.get(self.same_as.get(i, -1))
@@ -72,12 +88,15 @@ class BatchPlan:
         index_of = self.index_of
         due = [a.run_id for a in self.admitted
                if a.enqueued_at is not None and index_of[a.event_id] not in dups]
-        return Accepted(ids=ids, due_run_ids=due, woken_run_ids=woken)
+        return Accepted(ids=ids, due_run_ids=due + list(flow_due), woken_run_ids=woken)
 
 
 class Admission:
     """Turns run starts into admitted runs (see the module docstring). ``functions`` looks
-    a function definition up by id (the registry's ``find``)."""
+    a function definition up by id (the registry's ``find``); ``flow`` is set by the
+    :class:`~tengo_jobs.store.Store` that composes it (it needs the run store's cancel)."""
+
+    flow: FlowAdmission | None = None
 
     def __init__(self, functions: Callable[[str], object] | None = None):
         self.functions = functions
@@ -86,12 +105,18 @@ class Admission:
         fn = self.functions(function_id) if self.functions is not None else None
         return fn if fn is not None and getattr(fn, "has_lifecycle", False) else None
 
+    def admit_flow(self, plan: BatchPlan, dups, now: int) -> list[str]:
+        """Decide the plan's flow pairs inside the caller's transaction (see
+        :mod:`.flow`); the runs due now."""
+        items = plan.flow_items(dups)
+        return self.flow.admit(items, now) if items else []
+
     def plan_batch(self, batch, now: int) -> BatchPlan:
         """Ids for an intake batch's events and the admitted runs they start."""
         batch = list(batch)
         first_of: dict[str, int] = {}
         same_as: dict[int, int] = {}
-        events, starts = [], []
+        events, starts, flow = [], [], []
         for i, (event, functions) in enumerate(batch):
             if event.id is not None:
                 if event.id in first_of:
@@ -101,10 +126,14 @@ class Admission:
             event_id = new_id(now)
             ts = event.ts if event.ts is not None else now
             events.append((i, event_id, event, ts))
-            starts += [RunStart(function_id=fn.id, app_id=fn.app_id, event_id=event_id, due=ts)
-                       for fn in functions]
+            for fn in functions:
+                if fn.flow.any:
+                    flow.append((i, event_id, event, ts, fn))
+                else:
+                    starts.append(RunStart(function_id=fn.id, app_id=fn.app_id,
+                                           event_id=event_id, due=ts))
         return BatchPlan(size=len(batch), events=events, admitted=self.admit(starts, now),
-                         same_as=same_as)
+                         same_as=same_as, flow=flow)
 
     def admit(self, starts, now: int) -> list[Admitted]:
         out = []

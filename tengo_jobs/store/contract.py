@@ -254,6 +254,16 @@ class RunStore(abc.ABC):
     def _acquire(self, run_id: str, params: tuple) -> Acquired | None:
         """One acquire attempt (``params`` in :data:`.statements.ACQUIRE` order)."""
 
+    def batch_events(self, run: RunRow) -> list[Event]:
+        """The events of a ``batch_events`` run in the order they joined (``ctx.events``);
+        read after the acquire, in a statement of its own, so it sees every event that
+        joined before the lease was taken."""
+        return [Event(name=name, data=json.loads(data), id=external_id or event_id, ts=ts, v=v,
+                      user=json.loads(user) if user else None)
+                for event_id, name, data, external_id, ts, v, user
+                in self.d.execute(sql.SELECT_BATCH_EVENTS, (run.id,)).fetchall()
+                if name is not None]
+
     def renew(self, run_id: str, token: str, now: int) -> bool:
         """Extend a held lease (the lease keeper); ``False`` if it is no longer held."""
         cursor = self.d.execute(sql.RENEW, (now + self.lease_ttl_ms, run_id, token, now))

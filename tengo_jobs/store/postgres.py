@@ -214,11 +214,11 @@ class PgEventStore(EventStore):
 
     def accept(self, batch, now: int) -> Accepted:
         plan = self.admission.plan_batch(batch, now)
-        if not plan.lifecycle:
+        if not plan.lifecycle and not plan.flow:
             return self._accept(plan, now)
-        # Runs with cancel matchers or deadlines: a second statement registers them, in one
-        # transaction with the first (the common path pays nothing).
-        with self.d.transaction():
+        # Runs with cancel matchers or deadlines, or functions with admission rules: more
+        # statements in one transaction with the first (the common path pays nothing).
+        with self.db.atomic():
             return self._accept(plan, now)
 
     def _accept(self, plan, now: int) -> Accepted:
@@ -255,7 +255,8 @@ class PgEventStore(EventStore):
         if candidates:
             woken += self.waits.resolve_candidates(
                 {idx: stored[idx] for idx in candidates}, candidates, now)
-        return plan.accepted(dups, woken)
+        flow_due = self.admission.admit_flow(plan, dups, now) if plan.flow else []
+        return plan.accepted(dups, woken, flow_due)
 
 
 _FIRE = f"""

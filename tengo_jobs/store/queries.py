@@ -24,7 +24,8 @@ from .dialect import Dialect
 from ..core.events import Event
 from .contract import event_of
 from .statements import PAUSED_ROWS, RUNNABLE, SELECT_EVENT
-from .schema import (EVENTS, RUN_STATUSES, RUNS, STEPS, EventRow, RunRow, RunStatus, StepRow)
+from .schema import (EVENTS, RUN_STATUSES, RUNS, SKIPS, STEPS, EventRow, RunRow, RunStatus,
+                     SkipRow, StepRow)
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
@@ -93,6 +94,16 @@ def event_dict(row: EventRow, runs: list[RunRow] | None = None) -> dict:
     if runs is not None:
         body["runs"] = [run_dict(r) for r in runs]
     return body
+
+
+FOLDED = {"debounced", "batched"}
+
+
+def _skip_dict(row) -> dict:
+    folded = row.reason in FOLDED
+    return {"function_id": row.function_id, "status": row.reason if folded else "skipped",
+            "reason": None if folded else row.reason, "run_id": row.run_id,
+            "at": ms_to_iso(row.at)}
 
 
 # -- argument checks ----------------------------------------------------------------------
@@ -272,13 +283,25 @@ class Queries:
         return {"data": [event_dict(r) for r in rows], "next_cursor": next_cursor}
 
     def get_event(self, event_id: str) -> dict:
-        """One event with the runs it started (oldest first)."""
+        """One event with the runs it started (oldest first), and ``flow_control``: per
+        function, why it started no run (``skipped`` with its ``reason``) or the run it was
+        folded into (``debounced`` / ``batched`` into ``run_id``)."""
         row = EventRow.get_or_none(EventRow.id == event_id)
         if row is None:
             raise EventNotFoundError(f"no event {event_id!r}")
         runs = list(RunRow.select().where(RunRow.event_id == event_id).order_by(RunRow.id)
                     .limit(MAX_LIMIT))
-        return event_dict(row, runs)
+        body = event_dict(row, runs)
+        body["flow_control"] = [_skip_dict(s) for s in SkipRow.select().where(
+            SkipRow.event_id == event_id).order_by(SkipRow.id).limit(MAX_LIMIT)]
+        return body
+
+    def skipped_counts(self, *, now: int) -> dict[tuple[str, str], int]:
+        """``{(function, reason): n}``: events of the last :data:`STATS_WINDOW_MS` that
+        started no run (skipped) or were folded into another run, by reason."""
+        return {(fn_id, reason): n for fn_id, reason, n in self.d.execute(
+            f'SELECT "function_id", "reason", count(*) FROM "{SKIPS}" WHERE "at" >= ? '
+            'GROUP BY "function_id", "reason"', (now - STATS_WINDOW_MS,))}
 
     # -- aggregates ---------------------------------------------------------------------------
     def _capped_count(self, where: str, params: tuple) -> int:

@@ -215,8 +215,57 @@ class PausedFunctionRow(AppModel):
         table_name = "tj_paused_functions"
 
 
+class FlowKeyRow(AppModel):
+    """The state of one admission rule for one key value of a function (migration 0007):
+    an idempotency claim, a rate limit's GCRA arrival time (``value``), the singleton's
+    holder, the debounce's pending run or the open batch (``run_id``; ``value`` its size,
+    ``first_at`` its first event)."""
+
+    function_id = pw.CharField(max_length=128)
+    kind = pw.CharField(max_length=16)
+    key = pw.CharField(max_length=300)
+    run_id = pw.CharField(max_length=32, null=True)
+    value = pw.BigIntegerField(default=0, constraints=[pw.SQL("DEFAULT 0")])
+    first_at = pw.BigIntegerField(null=True)
+    expires_at = pw.BigIntegerField(null=True)
+
+    class Meta:
+        table_name = "tj_flow_keys"
+        primary_key = pw.CompositeKey("function_id", "kind", "key")
+
+
+class SkipRow(AppModel):
+    """Why an event started no run of a function (``reason``: ``rate_limit``,
+    ``idempotency``, ``singleton``), or the run it was folded into (``debounced``,
+    ``batched``; ``run_id``)."""
+
+    id = pw.AutoField()
+    event_id = pw.CharField(max_length=32, index=True)
+    function_id = pw.CharField(max_length=128)
+    reason = pw.CharField(max_length=16)
+    run_id = pw.CharField(max_length=32, null=True)
+    at = pw.BigIntegerField()
+
+    class Meta:
+        table_name = "tj_skips"
+        indexes = ((("function_id", "at"), False),)
+
+
+class BatchEventRow(AppModel):
+    """The events of a ``batch_events`` run, in order (``ctx.events``)."""
+
+    run_id = pw.CharField(max_length=32)
+    position = pw.IntegerField()
+    event_id = pw.CharField(max_length=32)
+
+    class Meta:
+        table_name = "tj_batch_events"
+        primary_key = pw.CompositeKey("run_id", "position")
+
+
 SYSTEM_MODELS: list[type[pw.Model]] = [EventRow, DedupeRow, RunRow, StepRow, TimerRow, WaitRow,
-                                       WaitKeyRow, CronStateRow, PausedFunctionRow]
+                                       WaitKeyRow, CronStateRow, PausedFunctionRow, FlowKeyRow,
+                                       SkipRow, BatchEventRow]
 
 # Table names for the store's hand-written SQL (never spelled anywhere else).
 EVENTS = EventRow._meta.table_name
@@ -228,6 +277,9 @@ WAITS = WaitRow._meta.table_name
 WAIT_KEYS = WaitKeyRow._meta.table_name
 CRON_STATE = CronStateRow._meta.table_name
 PAUSED = PausedFunctionRow._meta.table_name
+FLOW_KEYS = FlowKeyRow._meta.table_name
+SKIPS = SkipRow._meta.table_name
+BATCH_EVENTS = BatchEventRow._meta.table_name
 
 RUN_COLUMNS = tuple(f.column_name for f in RunRow._meta.sorted_fields)
 STEP_COLUMNS = tuple(f.column_name for f in StepRow._meta.sorted_fields)

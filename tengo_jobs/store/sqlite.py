@@ -114,7 +114,8 @@ class SqliteEventStore(EventStore):
                     self.waits.cancellation.register(
                         a.run_id, a.lifecycle, stored[index_of[a.event_id]][0].to_dict(),
                         a.due, now)
-        return plan.accepted(dups, woken)
+            flow_due = self.admission.admit_flow(plan, dups, now)
+        return plan.accepted(dups, woken, flow_due)
 
 
 class SqliteTimerStore(TimerStore):

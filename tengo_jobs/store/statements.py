@@ -7,8 +7,8 @@ a few statements in one ``BEGIN IMMEDIATE`` transaction on SQLite).
 
 from __future__ import annotations
 
-from .schema import (DEDUPE, EVENTS, FINAL_RUN_STATUSES, PAUSED, RUN_COLUMNS, RUNS, STEP_COLUMNS,
-                     STEPS, TIMERS, WAITS)
+from .schema import (BATCH_EVENTS, DEDUPE, EVENTS, FINAL_RUN_STATUSES, PAUSED, RUN_COLUMNS, RUNS,
+                     STEP_COLUMNS, STEPS, TIMERS, WAITS)
 
 RUN_LIST = ", ".join(f'"{c}"' for c in RUN_COLUMNS)
 STEP_LIST = ", ".join(f'"{c}"' for c in STEP_COLUMNS)
@@ -35,6 +35,9 @@ ACQUIRE = (
 SELECT_STEPS = f'SELECT {STEP_LIST} FROM "{STEPS}" WHERE "run_id" = ?'
 SELECT_EVENT = (f'SELECT "name", "data", "external_id", "ts", "v", "user" FROM "{EVENTS}" '
                 'WHERE "id" = ?')
+SELECT_BATCH_EVENTS = (f'SELECT b."event_id", e."name", e."data", e."external_id", e."ts", '
+                       f'e."v", e."user" FROM "{BATCH_EVENTS}" b LEFT JOIN "{EVENTS}" e '
+                       'ON e."id" = b."event_id" WHERE b."run_id" = ? ORDER BY b."position"')
 
 # -- the fence: (run id, token, now) -------------------------------------------------------
 FENCE = 'WHERE "id" = ? AND "lease_owner" = ? AND "lease_expires_at" > ?'

@@ -11,6 +11,9 @@ at 100,000:
 - ``tengo_runs_started_24h`` / ``tengo_runs_completed_24h`` / ``tengo_runs_failed_24h`` by
   function, and ``tengo_runs`` by function and status;
 - ``tengo_step_duration_seconds``: histogram of finished step durations by function;
+- ``tengo_runs_skipped_24h`` by function and reason: events that started no run
+  (``rate_limit``, ``idempotency``, ``singleton``) or were folded into another run
+  (``debounced``, ``batched``);
 - ``tengo_runs_due``: runs due now that no worker holds (the real backlog), and
   ``tengo_broker_queue_depth``: messages waiting in the broker queue.
 """
@@ -72,7 +75,14 @@ class DatabaseCollector:
                 by_status.add_metric([fn_id, status], n)
         due = GaugeMetricFamily("tengo_runs_due", "Runs due now that no worker holds.")
         due.add_metric([], queries.due_count(now=now))
-        metrics = [events, started, completed, failed, by_status, due, self._step_histogram(now)]
+        skipped = GaugeMetricFamily(
+            "tengo_runs_skipped_24h", "Events of the last 24 hours that started no run of a "
+            "function (reason rate_limit, idempotency, singleton) or were folded into another "
+            "run (debounced, batched), by function and reason.", labels=["function", "reason"])
+        for (fn_id, reason), n in sorted(queries.skipped_counts(now=now).items()):
+            skipped.add_metric([fn_id, reason], n)
+        metrics = [events, started, completed, failed, by_status, due, skipped,
+                   self._step_histogram(now)]
         try:
             depth = self.runtime.broker_adapter.queue_depth(self.runtime.settings.queue_name)
         except Exception as exc:  # noqa: BLE001 - the broker being down is not a scrape error

@@ -216,6 +216,16 @@ EVENT_OUT = {
         "ts": {"type": "integer"}, "v": {"type": "string", "nullable": True},
         "received_at": {"type": "string", "format": "date-time"},
         "runs": {"type": "array", "items": RUN},
+        # per function: why the event started no run, or the run it was folded into
+        "flow_control": {"type": "array", "items": {
+            "type": "object", "required": ["function_id", "status", "reason", "run_id", "at"],
+            "properties": {
+                "function_id": {"type": "string"},
+                "status": {"type": "string", "enum": ["skipped", "debounced", "batched"]},
+                "reason": {"type": "string", "nullable": True,
+                           "enum": ["rate_limit", "idempotency", "singleton", None]},
+                "run_id": {"type": "string", "nullable": True},
+                "at": {"type": "string", "format": "date-time"}}}},
     },
 }
 _PAUSE_PROPERTIES = {
@@ -233,6 +243,7 @@ FUNCTION_OUT = {
         "id": {"type": "string"}, "app_id": {"type": "string"}, "name": {"type": "string"},
         "triggers": {"type": "array", "items": {"type": "object"}},
         "retries": {"type": "integer"},
+        "flow_control": {"type": "object"},  # the admission settings (durations in ms)
         "next_cron_fire": _TIME,
         "counts": {"type": "object", "additionalProperties": {"type": "integer"}},
         "duration_ms": {"type": "object", "properties": {
