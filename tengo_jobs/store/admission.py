@@ -22,32 +22,8 @@ import dataclasses
 from typing import Callable
 
 from ..ids import new_id
-from .contract import Accepted, RunStart
+from .contract import Accepted, Admitted, RunStart, admit_one
 from .flow import FlowAdmission, FlowItem
-from .schema import RunStatus
-
-
-@dataclasses.dataclass(frozen=True)
-class Admitted:
-    """A run that will start: its id, its event's id, when it is due, and whether it is
-    due now (``enqueued_at`` set: the caller wakes it after commit) or later (a timer)."""
-
-    start: object  # the RunStart
-    run_id: str
-    event_id: str | None
-    due: int
-    enqueued_at: int | None
-    now: int
-    # The function, when its runs carry cancel matchers or deadlines (``cancel_on``,
-    # ``timeouts``): the store registers them with the run (store/cancellation.py).
-    lifecycle: object = None
-
-    def run_row(self) -> tuple:
-        """The run row's values in :data:`.statements.RUN_ROW` order."""
-        s = self.start
-        return (self.run_id, s.app_id, s.function_id, self.event_id, RunStatus.QUEUED.value, 0,
-                self.now, self.due, self.enqueued_at, s.unique_key, s.parent_run_id, 0,
-                s.replay_of, s.replay_note)
 
 
 @dataclasses.dataclass
@@ -136,14 +112,8 @@ class Admission:
                          same_as=same_as, flow=flow)
 
     def admit(self, starts, now: int) -> list[Admitted]:
-        out = []
-        for start in starts:
-            due = start.due if start.due is not None and start.due > now else now
-            event_id = start.event_id if start.event is None else new_id(now)
-            out.append(Admitted(start=start, run_id=new_id(now), event_id=event_id, due=due,
-                                enqueued_at=now if due <= now else None, now=now,
-                                lifecycle=self._lifecycle(start.function_id)))
-        return out
+        return [admit_one(start, now, lifecycle=self._lifecycle(start.function_id))
+                for start in starts]
 
 
 __all__ = ["Admission", "Admitted"]

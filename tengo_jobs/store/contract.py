@@ -46,6 +46,7 @@ from typing import Any, Callable, Iterable
 
 from ..core.events import FUNCTION_FAILED_EVENT, FUNCTION_INVOKED_EVENT, Event
 from ..core.ops import Invoke, PendingOp, StepRecord, WaitForEvent
+from ..ids import new_id
 from ..errors import DatabaseUnavailableError, LeaseLost
 from .connection import UNAVAILABLE_ERRORS
 from .dialect import Dialect
@@ -105,6 +106,38 @@ class RunStart:
     steps: tuple[StepRecord, ...] = ()
     replay_of: str | None = None
     replay_note: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Admitted:
+    """A run that will start: its id, its event's id, when it is due, and whether it is
+    due now (``enqueued_at`` set: the caller wakes it after commit) or later (a timer)."""
+
+    start: RunStart
+    run_id: str
+    event_id: str | None
+    due: int
+    enqueued_at: int | None
+    now: int
+    # The function, when its runs carry cancel matchers or deadlines (``cancel_on``,
+    # ``timeouts``): the store registers them with the run (store/cancellation.py).
+    lifecycle: object = None
+
+    def run_row(self) -> tuple:
+        """The run row's values in :data:`.statements.RUN_ROW` order: the one row shape
+        every path that starts a run writes."""
+        s = self.start
+        return (self.run_id, s.app_id, s.function_id, self.event_id, RunStatus.QUEUED.value, 0,
+                self.now, self.due, self.enqueued_at, s.unique_key, s.parent_run_id, 0,
+                s.replay_of, s.replay_note)
+
+
+def admit_one(start: RunStart, now: int, *, lifecycle=None) -> Admitted:
+    """``start`` as an admitted run: new ids, due at its ``due`` (now at the earliest)."""
+    due = start.due if start.due is not None and start.due > now else now
+    event_id = start.event_id if start.event is None else new_id(now)
+    return Admitted(start=start, run_id=new_id(now), event_id=event_id, due=due,
+                    enqueued_at=now if due <= now else None, now=now, lifecycle=lifecycle)
 
 
 @dataclasses.dataclass

@@ -22,8 +22,8 @@ import dataclasses
 from typing import Callable
 
 from ..core.flow import IDEMPOTENCY_WINDOW_MS, condition_holds, key_of
-from ..ids import new_id
 from . import statements as sql
+from .contract import RunStart, admit_one
 from .dialect import Dialect
 from .schema import BATCH_EVENTS, FINAL_RUN_STATUSES, FLOW_KEYS, RUNS, SKIPS
 
@@ -98,14 +98,13 @@ class FlowAdmission:
     def _start(self, item: FlowItem, due: int, now: int) -> tuple[str, str | None]:
         """A run row for ``item`` due at ``due`` (with a timer when later): its id, and its
         id again when it is due now (to wake)."""
-        run_id = new_id(now)
         fn = item.function
-        enqueued = now if due <= now else None
-        self.d.execute(sql.INSERT_RUN, (run_id, fn.app_id, fn.id, item.event_id, "queued", 0,
-                                        now, max(due, now), enqueued, None, None, 0))
-        if enqueued is None:
-            self.d.execute(sql.INSERT_EVENT_TIMER, (run_id, due))
-        return run_id, (run_id if enqueued is not None else None)
+        admitted = admit_one(RunStart(function_id=fn.id, app_id=fn.app_id,
+                                      event_id=item.event_id, due=due), now)
+        self.d.execute(sql.INSERT_RUN, admitted.run_row())  # the row every start writes
+        if admitted.enqueued_at is None:
+            self.d.execute(sql.INSERT_EVENT_TIMER, (admitted.run_id, admitted.due))
+        return admitted.run_id, (admitted.run_id if admitted.enqueued_at is not None else None)
 
     def _skipped(self, item: FlowItem, reason: str, run_id: str | None, now: int) -> None:
         self.d.execute(_SKIP, (item.event_id, item.function.id, reason, run_id, now))

@@ -15,14 +15,11 @@ from typing import Any, Iterator
 
 import peewee as pw
 
-import peewee as pw
-
+from ..core.events import Event
 from ..durations import ms_to_iso
 from ..errors import EventNotFoundError, RunNotFoundError, ValidationError
 from .contract import event_of
 from .dialect import Dialect
-from ..core.events import Event
-from .contract import event_of
 from .statements import PAUSED_ROWS, RUNNABLE, SELECT_EVENT
 from .schema import (EVENTS, RUN_STATUSES, RUNS, SKIPS, STEPS, EventRow, RunRow, RunStatus,
                      SkipRow, StepRow)
