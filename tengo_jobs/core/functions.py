@@ -7,6 +7,7 @@ from typing import Callable
 
 from ..errors import ConfigurationError
 from .cron import parse_cron
+from .flow_capacity import Capacity, parse_capacity
 
 DEFAULT_RETRIES = 4
 MAX_RETRIES = 20
@@ -14,8 +15,10 @@ MISFIRE_POLICIES = ("coalesce", "skip", "all")
 
 # Inngest flow-control options the design names. They are refused, loudly, until they are
 # enforced: accepting and ignoring a concurrency limit would be a lie about what runs.
-UNSUPPORTED_OPTIONS = ("concurrency", "throttle", "rate_limit", "debounce", "idempotency",
-                       "priority", "batch_events", "cancel_on", "timeouts", "singleton")
+UNSUPPORTED_OPTIONS = ("rate_limit", "debounce", "idempotency", "batch_events", "cancel_on",
+                       "timeouts", "singleton")
+# Enforced: see core/flow_capacity.py.
+CAPACITY_OPTIONS = ("concurrency", "throttle", "priority")
 
 
 @dataclasses.dataclass(eq=False)
@@ -35,6 +38,8 @@ class FunctionDef:
     failure_of: str | None = None
     # Which driver executes the handler (``python``: called in the worker's thread).
     runtime: str = "python"
+    # concurrency / throttle / priority (``None``: none of them, today's path, no extra cost)
+    capacity: Capacity | None = None
 
     @property
     def qualname(self) -> str:
@@ -55,6 +60,7 @@ class FunctionDef:
             "retries": self.retries,
             "on_failure": self.on_failure.id if self.on_failure else None,
             "failure_handler_of": self.failure_of,
+            "flow_control": self.capacity.describe() if self.capacity else None,
         }
 
 
@@ -72,6 +78,7 @@ def build_function(app_id: str, fn_id: str, handler: Callable, *, event=None, cr
     """Validate the decorator's arguments and build the definition (and its failure handler)."""
     _check_id(fn_id)
     where = f"function {fn_id!r}"
+    capacity_options = {k: options.pop(k) for k in CAPACITY_OPTIONS if k in options}
     for key in options:
         if key in UNSUPPORTED_OPTIONS:
             raise ConfigurationError(f"{where}: option {key!r} is not supported by this version of "
@@ -99,7 +106,8 @@ def build_function(app_id: str, fn_id: str, handler: Callable, *, event=None, cr
     if misfire not in MISFIRE_POLICIES:
         raise ConfigurationError(f"{where}: misfire must be one of {', '.join(MISFIRE_POLICIES)}")
     fn = FunctionDef(id=fn_id, app_id=app_id, handler=handler, events=events, cron=cron,
-                     retries=retries, misfire=misfire, name=name)
+                     retries=retries, misfire=misfire, name=name,
+                     capacity=parse_capacity(fn_id, **capacity_options))
     if on_failure is not None:
         if not callable(on_failure):
             raise ConfigurationError(f"{where}: on_failure must be a callable handler(ctx, step)")
