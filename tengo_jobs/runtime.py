@@ -77,6 +77,7 @@ class Runtime:
         self.broker_adapter = adapter_for(self.broker)
         self.clock = clock or Clock()
         self.registry = registry or default_registry
+        self.store.admission.use_functions(self.registry.find)  # throttles
         if set_global_broker:
             dramatiq.set_broker(self.broker)
         self.executor = Executor(store=self.store, registry=self.registry, clock=self.clock,

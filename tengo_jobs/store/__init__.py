@@ -10,6 +10,7 @@ contract (:mod:`.contract`) with one implementation per database (:mod:`.postgre
 - :attr:`Store.events` — the intake's write (:meth:`~.contract.EventStore.accept`);
 - :attr:`Store.waits` — ``wait_for_event`` rows and their indexed matching (:mod:`.waits`);
 - :attr:`Store.timers`, :attr:`Store.cron` — the scheduler's side;
+- :attr:`Store.slots` — concurrency slots held across processes (:mod:`.slots`);
 - :attr:`Store.queries` — named reads for the API, dashboard, CLI and metrics
   (:mod:`.queries`).
 
@@ -33,6 +34,7 @@ from .cron import CronStore
 from .dialect import Dialect, PostgresDialect, bulk_insert
 from .migrations import migrate
 from .queries import Queries
+from .slots import NEVER, SlotStore, ThrottleStore
 from .schema import (AppModel, EnumField, RunRow, RunStatus, StepKind, StepRow, StepStatus,
                      TimerKind)
 from .waits import WaitStore
@@ -52,7 +54,8 @@ class Store:
         self.db = db
         self.dialect = Dialect.of(db)
         run_store, event_store, timer_store = _IMPLEMENTATIONS[self.dialect.name]
-        self.admission = Admission()
+        self.admission = Admission(ThrottleStore(self.dialect))
+        self.slots = SlotStore(self.dialect)
         self.waits = WaitStore(self.dialect)
         self.events: EventStore = event_store(self.dialect, self.waits, self.admission)
         self.runs: RunStore = run_store(self.dialect, lease_ttl_ms=lease_ttl_ms,
@@ -88,4 +91,4 @@ __all__ = ["Store", "Accepted", "Acquired", "Parent", "Parked", "RunStart", "Ste
            "invoke_unique_key", "AppModel", "EnumField", "RunRow", "StepRow", "RunStatus",
            "StepStatus", "StepKind", "TimerKind", "bulk_insert", "Dialect", "PostgresDialect",
            "EventStore", "RunStore", "TimerStore", "Queries", "CronStore", "WaitStore",
-           "Admission"]
+           "Admission", "SlotStore", "NEVER"]

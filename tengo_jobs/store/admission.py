@@ -5,17 +5,22 @@ ticks, failure handlers, invoked children, replays — describes each run as a
 :class:`~tengo_jobs.store.contract.RunStart` and passes it through :meth:`Admission.admit`
 before any row is written, on either database. Flow control (concurrency, throttle,
 rate limit, debounce, idempotency, priority, batching, singleton) hangs here: a rule
-may delay a run, skip it with a reason, or fold it into another. Today every run is
-admitted, due at its event's ``ts`` (later when the event is future-dated).
+may delay a run, skip it with a reason, or fold it into another. A run is due at its
+event's ``ts`` (later when the event is future-dated), and a function's ``throttle``
+delays it further: GCRA per throttle key (:class:`~.slots.ThrottleStore`), first come,
+first started, none dropped; a delayed run gets a timer like a future-dated event.
+Concurrency is not decided here but when a run executes (:mod:`.slots`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+from typing import Callable
 
 from ..ids import new_id
 from .contract import Accepted, RunStart
 from .schema import RunStatus
+from .slots import ThrottleStore
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,12 +73,20 @@ class BatchPlan:
 class Admission:
     """Turns run starts into admitted runs (see the module docstring)."""
 
+    def __init__(self, throttles: ThrottleStore | None = None):
+        self.throttles = throttles
+        self._functions: Callable[[str], object] = lambda function_id: None
+
+    def use_functions(self, lookup: Callable[[str], object]) -> None:
+        """Where the admission finds a function's declaration (its throttle) by id."""
+        self._functions = lookup
+
     def plan_batch(self, batch, now: int) -> BatchPlan:
         """Ids for an intake batch's events and the admitted runs they start."""
         batch = list(batch)
         first_of: dict[str, int] = {}
         same_as: dict[int, int] = {}
-        events, starts = [], []
+        events, starts, by_id = [], [], {}
         for i, (event, functions) in enumerate(batch):
             if event.id is not None:
                 if event.id in first_of:
@@ -83,19 +96,45 @@ class Admission:
             event_id = new_id(now)
             ts = event.ts if event.ts is not None else now
             events.append((i, event_id, event, ts))
+            by_id[event_id] = event
             starts += [RunStart(function_id=fn.id, app_id=fn.app_id, event_id=event_id, due=ts)
                        for fn in functions]
-        return BatchPlan(size=len(batch), events=events, admitted=self.admit(starts, now),
+        return BatchPlan(size=len(batch), events=events, admitted=self.admit(starts, now, events=by_id),
                          same_as=same_as)
 
-    def admit(self, starts, now: int) -> list[Admitted]:
+    def admit(self, starts, now: int, *, events: dict | None = None) -> list[Admitted]:
+        """Each start admitted: its ids and when it is due (``events``: the intake's events
+        by id, for throttle keys)."""
+        starts = list(starts)
+        dues = [start.due if start.due is not None and start.due > now else now
+                for start in starts]
+        self._throttle(starts, dues, events or {})
         out = []
-        for start in starts:
-            due = start.due if start.due is not None and start.due > now else now
+        for start, due in zip(starts, dues):
             event_id = start.event_id if start.event is None else new_id(now)
             out.append(Admitted(start=start, run_id=new_id(now), event_id=event_id, due=due,
                                 enqueued_at=now if due <= now else None, now=now))
         return out
+
+    def _throttle(self, starts: list, dues: list[int], events: dict) -> None:
+        """Delay the starts of throttled functions to when GCRA lets them start."""
+        groups: dict[str, tuple[object, list[int]]] = {}
+        for i, start in enumerate(starts):
+            fn = self._functions(start.function_id)
+            capacity = getattr(fn, "capacity", None)
+            if capacity is None or capacity.throttle is None:
+                continue
+            event = start.event or events.get(start.event_id)
+            key = capacity.throttle_key(event.to_dict() if event is not None else {})
+            groups.setdefault(key, (capacity.throttle, []))[1].append(i)
+        for key in sorted(groups):  # one lock order for every batch
+            throttle, indexes = groups[key]
+            indexes.sort(key=lambda i: dues[i])  # first come, first started
+            planned = self.throttles.schedule(
+                key, [dues[i] for i in indexes], interval_ms=throttle.interval_ms,
+                tolerance_ms=(throttle.limit + throttle.burst - 1) * throttle.interval_ms)
+            for i, start_at in zip(indexes, planned):
+                dues[i] = start_at
 
 
 __all__ = ["Admission", "Admitted"]
