@@ -183,6 +183,27 @@ def functions(ctx):
         state = paused.get(fn.id)
         note = f"  paused since {state['paused_at']}" if state else ""
         click.echo(f"{fn.id:<32} {triggers or '(internal)'}  retries={fn.retries}{note}")
+        if fn.capacity is not None:
+            _echo_capacity(runtime, fn)
+
+
+def _echo_capacity(runtime, fn) -> None:
+    """A function's capacity options and, per concurrency limit, its live usage."""
+    cap = fn.capacity
+    if cap.throttle is not None:
+        t = cap.throttle
+        click.echo(f"    throttle {t.limit}/{t.period_ms // 1000}s burst={t.burst}"
+                   + (f" key={t.key}" if t.key else ""))
+    if cap.priority:
+        click.echo(f"    priority {cap.priority}")
+    for limit in runtime.control.live_limits(fn) if cap.concurrency else []:
+        what = f"key={limit['key']} scope={limit['scope']}" if limit["key"] else "function-wide"
+        click.echo(f"    concurrency {limit['limit']} ({what}): {limit['slots_in_use']} in use, "
+                   f"{limit['waiting']} waiting")
+        for k in limit["keys"]:
+            name = k["key"] if k["key"] is not None else "(all)"
+            click.echo(f"      {name:<30} {k['in_use']}/{k['limit']}"
+                       f"{' at capacity' if k['at_capacity'] else ''}, {k['waiting']} waiting")
 
 
 def _pause_control(action: str, function_id: str) -> dict:

@@ -9,6 +9,7 @@ from ..errors import ConfigurationError
 from .cron import parse_cron
 from .lifecycle import CancelOn, Timeouts, parse_cancel_on, parse_timeouts
 from .flow import FLOW_OPTIONS, FlowControl, parse_flow
+from .flow_capacity import Capacity, parse_capacity
 
 DEFAULT_RETRIES = 4
 MAX_RETRIES = 20
@@ -17,8 +18,10 @@ MISFIRE_POLICIES = ("coalesce", "skip", "all")
 # Inngest flow-control options the design names. They are refused, loudly, until they are
 # enforced: accepting and ignoring a concurrency limit would be a lie about what runs.
 # (``idempotency``, ``rate_limit``, ``singleton``, ``debounce`` and ``batch_events`` are
-# enforced at admission: :mod:`.flow`; ``cancel_on`` and ``timeouts``: :mod:`.lifecycle`.)
-UNSUPPORTED_OPTIONS = ("concurrency", "throttle", "priority")
+# enforced at admission: :mod:`.flow`; ``cancel_on`` and ``timeouts``: :mod:`.lifecycle`;
+# ``concurrency``, ``throttle`` and ``priority``: :mod:`.flow_capacity`.)
+UNSUPPORTED_OPTIONS: tuple[str, ...] = ()
+CAPACITY_OPTIONS = ("concurrency", "throttle", "priority")
 
 
 @dataclasses.dataclass(eq=False)
@@ -38,6 +41,8 @@ class FunctionDef:
     failure_of: str | None = None
     # Which driver executes the handler (``python``: called in the worker's thread).
     runtime: str = "python"
+    # concurrency / throttle / priority (``None``: none of them, today's path, no extra cost)
+    capacity: Capacity | None = None
     # Admission-time flow control (:mod:`.flow`).
     flow: FlowControl = dataclasses.field(default_factory=FlowControl)
     # Lifecycle (core/lifecycle.py): events that cancel a run, and its start/finish limits.
@@ -68,7 +73,8 @@ class FunctionDef:
             "retries": self.retries,
             "on_failure": self.on_failure.id if self.on_failure else None,
             "failure_handler_of": self.failure_of,
-            "flow_control": self.flow.describe(),
+            "flow_control": {**self.flow.describe(),
+                             **(self.capacity.describe() if self.capacity else {})},
         }
 
 
@@ -86,6 +92,7 @@ def build_function(app_id: str, fn_id: str, handler: Callable, *, event=None, cr
     """Validate the decorator's arguments and build the definition (and its failure handler)."""
     _check_id(fn_id)
     where = f"function {fn_id!r}"
+    capacity_options = {k: options.pop(k) for k in CAPACITY_OPTIONS if k in options}
     for key in options:
         if key in FLOW_OPTIONS:
             continue
@@ -121,7 +128,8 @@ def build_function(app_id: str, fn_id: str, handler: Callable, *, event=None, cr
     fn = FunctionDef(id=fn_id, app_id=app_id, handler=handler, events=events, cron=cron,
                      retries=retries, misfire=misfire, name=name, flow=flow,
                      cancel_on=parse_cancel_on(cancel_on, where),
-                     timeouts=parse_timeouts(timeouts, where))
+                     timeouts=parse_timeouts(timeouts, where),
+                     capacity=parse_capacity(fn_id, **capacity_options))
     if on_failure is not None:
         if not callable(on_failure):
             raise ConfigurationError(f"{where}: on_failure must be a callable handler(ctx, step)")

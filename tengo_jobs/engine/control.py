@@ -300,5 +300,33 @@ class Control:
             body["next_cron_fire"] = ms_to_iso(next_fire)
             body.update(self._pause_fields(paused.get(fn.id)))
             body.update(self.store.queries.function_stats(fn.id, now=now))
+            if fn.capacity is not None and fn.capacity.concurrency:
+                body["limits"] = self.live_limits(fn, now=now)
             out.append(body)
+        return out
+
+    def live_limits(self, fn, *, now: int | None = None, top: int = 20) -> list[dict]:
+        """Per concurrency limit of ``fn``: slots in use, runs waiting, and the key values
+        at capacity or with a backlog (the ``top`` largest backlogs)."""
+        now = self.clock.now() if now is None else now
+        out = []
+        for limit in fn.capacity.concurrency:
+            if limit.key is None:
+                prefix = f"c:fn:{fn.id}"
+            elif limit.scope == "env":
+                prefix = f"c:env:{limit.key}="
+            else:
+                prefix = f"c:fn:{fn.id}:{limit.key}="
+            rows = [r for r in self.store.slots.usage(prefix, now)
+                    if limit.key is not None or r[0] == prefix]
+            busy = [r for r in rows if r[2] >= r[1] or r[3] > 0]
+            busy.sort(key=lambda r: (-r[3], -r[2], r[0]))
+            out.append({
+                **limit.describe(),
+                "slots_in_use": sum(r[2] for r in rows),
+                "waiting": sum(r[3] for r in rows),
+                "keys": [{"key": r[0][len(prefix):] if limit.key is not None else None,
+                          "limit": r[1], "in_use": r[2], "waiting": r[3],
+                          "at_capacity": r[2] >= r[1]} for r in busy[:top]],
+            })
         return out

@@ -22,6 +22,12 @@ What it does when things go wrong:
 - the worker shuts down or a Dramatiq time limit fires: the run is released;
 - the handler raises ``SystemExit`` (or another ``BaseException``) outside any step: the
   run is released as if its process had died, so the execution counts as one that died.
+
+A function with a ``concurrency`` limit takes its slots (:mod:`tengo_jobs.store.slots`)
+right after the acquire, and gives them back when the execution ends, whatever the
+outcome; the runs this wakes are enqueued. A run refused a slot is parked waiting for one
+(``"waiting"``). The lease keeper renews the slots with the lease. Functions without a
+limit pay nothing for this.
 """
 
 from __future__ import annotations
@@ -65,6 +71,7 @@ class Executor:
         self.enqueue = enqueue
         self.send = send
         self._active: dict[str, str] = {}  # lease token -> run id
+        self._slotted: set[str] = set()  # lease tokens of runs holding concurrency slots
         self._active_lock = threading.Lock()
         self._keeper: threading.Thread | None = None
         self._stopping = threading.Event()
@@ -84,10 +91,12 @@ class Executor:
         while not self._stopping.wait(interval):
             with self._active_lock:
                 active = list(self._active.items())
+                slotted = set(self._slotted)
             now = self.clock.now()
             for token, run_id in active:
                 try:
-                    self.store.runs.renew(run_id, token, now)
+                    if self.store.runs.renew(run_id, token, now) and token in slotted:
+                        self.store.slots.renew(run_id, now + self.settings.lease_ttl_ms)
                 except Exception as exc:  # noqa: BLE001 - retried next round; the fence protects us
                     log.warning("could not renew the lease of run %s (%s)", run_id, exc)
 
@@ -95,6 +104,7 @@ class Executor:
         with self._active_lock:
             if run_id is None:
                 self._active.pop(token, None)
+                self._slotted.discard(token)
                 return
             self._active[token] = run_id
             if self._keeper is None:
@@ -143,6 +153,52 @@ class Executor:
             self.store.runs.release(run.id, token, self.clock.now(),
                                     delay_ms=UNKNOWN_FUNCTION_DELAY_MS)
             return "released"
+        limits: list[tuple[str, int]] = []
+        if function.capacity is not None and function.capacity.concurrency:
+            limits = function.capacity.slot_keys(acquired.event.to_dict())
+            if not self._take_slots(token, acquired, function, limits):
+                return "waiting"
+        try:
+            return self._execute_held(token, acquired, function)
+        finally:
+            if limits:
+                self._release_slots(token, run.id, limits)
+
+    # -- concurrency slots -------------------------------------------------------------------
+    def _take_slots(self, token: str, acquired: "Acquired", function, limits) -> bool:
+        """Take the run's slots; ``False`` when it was parked waiting for one."""
+        run, capacity = acquired.run, function.capacity
+        event = acquired.event.to_dict()
+        now = self.clock.now()
+        full, woken = self.store.slots.take(
+            run.id, token, limits, now=now, expires_at=now + self.settings.lease_ttl_ms,
+            queue_at=run.created_at - capacity.priority_of(event) * 1000,
+            fair_key=capacity.fair_key(event),
+            fresh=not acquired.steps and run.started_at == now)
+        if woken:
+            self.enqueue(woken)
+        if full is None:
+            with self._active_lock:
+                self._slotted.add(token)
+            return True
+        if full:
+            log.debug("run %s waits for a concurrency slot of %s", run.id, full)
+        return False
+
+    def _release_slots(self, token: str, run_id: str, limits) -> None:
+        with self._active_lock:
+            self._slotted.discard(token)
+        try:
+            woken = self.store.slots.release(run_id, limits, self.clock.now())
+        except Exception as exc:  # noqa: BLE001 - the slots expire with the lease
+            log.warning("run %s: could not give back its concurrency slots (%s); they expire "
+                        "with its lease", run_id, exc)
+            return
+        if woken:
+            self.enqueue(woken)
+
+    def _execute_held(self, token: str, acquired: "Acquired", function) -> str:
+        run = acquired.run
         events = (self.store.runs.batch_events(run) or None
                   if function.flow.batch_events is not None else None)
         inv = Invocation(self, run, function, token, acquired.event, acquired.steps,

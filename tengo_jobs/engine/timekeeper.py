@@ -188,6 +188,11 @@ class Timekeeper:
                 # grace covers the moments between a run's commit and its message's send.
                 sent_before = min(oldest, now) - grace
         run_ids = self.store.timers.unsent(now, sent_before, limit)
+        freed = self.store.slots.wake_free(now)  # slots of killed workers, raised limits
+        if freed:
+            self.enqueue(freed)
+            log.info("sweeper woke %d run(s) waiting for concurrency slots that are free",
+                     len(freed))
         if run_ids:
             self.enqueue(run_ids)
             log.info("sweeper sent %d lost wake-up(s) again", len(run_ids))

@@ -10,6 +10,7 @@ contract (:mod:`.contract`) with one implementation per database (:mod:`.postgre
 - :attr:`Store.events` — the intake's write (:meth:`~.contract.EventStore.accept`);
 - :attr:`Store.waits` — ``wait_for_event`` rows and their indexed matching (:mod:`.waits`);
 - :attr:`Store.timers`, :attr:`Store.cron` — the scheduler's side;
+- :attr:`Store.slots` — concurrency slots held across processes (:mod:`.slots`);
 - :attr:`Store.queries` — named reads for the API, dashboard, CLI and metrics
   (:mod:`.queries`).
 
@@ -35,6 +36,7 @@ from .dialect import Dialect, PostgresDialect, bulk_insert
 from .flow import FlowAdmission
 from .migrations import migrate
 from .queries import Queries
+from .slots import NEVER, SlotStore, ThrottleStore
 from .schema import (AppModel, EnumField, RunRow, RunStatus, StepKind, StepRow, StepStatus,
                      TimerKind)
 from .waits import WaitStore
@@ -57,8 +59,9 @@ class Store:
         self.dialect = Dialect.of(db)
         run_store, event_store, timer_store, keyed = _IMPLEMENTATIONS[self.dialect.name]
         # ``functions``: a function's definition by id (the registry's ``find``), for the
-        # admission's per-function rules (cancel_on, timeouts).
-        self.admission = Admission(functions)
+        # admission's per-function rules (cancel_on, timeouts, throttle).
+        self.admission = Admission(functions, ThrottleStore(self.dialect))
+        self.slots = SlotStore(self.dialect)
         self.waits = WaitStore(self.dialect, keyed)
         self.events: EventStore = event_store(self.dialect, self.waits, self.admission)
         self.runs: RunStore = run_store(self.dialect, lease_ttl_ms=lease_ttl_ms,
@@ -95,4 +98,4 @@ __all__ = ["Store", "Accepted", "Acquired", "Parent", "Parked", "RunStart", "Ste
            "invoke_unique_key", "AppModel", "EnumField", "RunRow", "StepRow", "RunStatus",
            "StepStatus", "StepKind", "TimerKind", "bulk_insert", "Dialect", "PostgresDialect",
            "EventStore", "RunStore", "TimerStore", "Queries", "CronStore", "WaitStore",
-           "Admission", "Cancelled", "cancelled_error"]
+           "Admission", "Cancelled", "cancelled_error", "SlotStore", "NEVER"]

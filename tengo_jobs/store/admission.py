@@ -14,6 +14,11 @@ the pairs (event, function with such rules) apart (:attr:`BatchPlan.flow`), and 
 store hands them to :meth:`Admission.admit_flow` inside its transaction, once the events
 are stored and their duplicates known (:mod:`.flow`). Runs started by :meth:`admit` alone
 (cron ticks, failure handlers, invoked children, replays) are not subject to them.
+
+A function's ``throttle`` delays a run further: GCRA per throttle key
+(:class:`~.slots.ThrottleStore`), first come, first started, none dropped; a delayed run
+gets a timer like a future-dated event. Concurrency is not decided here but when a run
+executes (:mod:`.slots`).
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from typing import Callable
 from ..ids import new_id
 from .contract import Accepted, Admitted, RunStart, admit_one
 from .flow import FlowAdmission, FlowItem
+from .slots import ThrottleStore
 
 
 @dataclasses.dataclass
@@ -69,16 +75,26 @@ class BatchPlan:
 
 class Admission:
     """Turns run starts into admitted runs (see the module docstring). ``functions`` looks
-    a function definition up by id (the registry's ``find``); ``flow`` is set by the
-    :class:`~tengo_jobs.store.Store` that composes it (it needs the run store's cancel)."""
+    a function definition up by id (the registry's ``find``): its throttle, its cancel
+    matchers and deadlines; ``flow`` is set by the :class:`~tengo_jobs.store.Store` that
+    composes it (it needs the run store's cancel)."""
 
     flow: FlowAdmission | None = None
 
-    def __init__(self, functions: Callable[[str], object] | None = None):
+    def __init__(self, functions: Callable[[str], object] | None = None,
+                 throttles: ThrottleStore | None = None):
         self.functions = functions
+        self.throttles = throttles
+
+    def use_functions(self, lookup: Callable[[str], object]) -> None:
+        """Where the admission finds a function's declaration by id."""
+        self.functions = lookup
+
+    def _function(self, function_id: str):
+        return self.functions(function_id) if self.functions is not None else None
 
     def _lifecycle(self, function_id: str):
-        fn = self.functions(function_id) if self.functions is not None else None
+        fn = self._function(function_id)
         return fn if fn is not None and getattr(fn, "has_lifecycle", False) else None
 
     def admit_flow(self, plan: BatchPlan, dups, now: int) -> list[str]:
@@ -92,7 +108,7 @@ class Admission:
         batch = list(batch)
         first_of: dict[str, int] = {}
         same_as: dict[int, int] = {}
-        events, starts, flow = [], [], []
+        events, starts, flow, by_id = [], [], [], {}
         for i, (event, functions) in enumerate(batch):
             if event.id is not None:
                 if event.id in first_of:
@@ -102,18 +118,46 @@ class Admission:
             event_id = new_id(now)
             ts = event.ts if event.ts is not None else now
             events.append((i, event_id, event, ts))
+            by_id[event_id] = event
             for fn in functions:
                 if fn.flow.any:
                     flow.append((i, event_id, event, ts, fn))
                 else:
                     starts.append(RunStart(function_id=fn.id, app_id=fn.app_id,
                                            event_id=event_id, due=ts))
-        return BatchPlan(size=len(batch), events=events, admitted=self.admit(starts, now),
-                         same_as=same_as, flow=flow)
+        return BatchPlan(size=len(batch), events=events,
+                         admitted=self.admit(starts, now, events=by_id), same_as=same_as,
+                         flow=flow)
 
-    def admit(self, starts, now: int) -> list[Admitted]:
-        return [admit_one(start, now, lifecycle=self._lifecycle(start.function_id))
+    def admit(self, starts, now: int, *, events: dict | None = None) -> list[Admitted]:
+        """Each start admitted: its ids and when it is due (``events``: the intake's events
+        by id, for throttle keys)."""
+        starts = list(starts)
+        dues = [start.due if start.due is not None and start.due > now else now
                 for start in starts]
+        if self.throttles is not None:
+            self._throttle(starts, dues, events or {})
+        return [admit_one(start, now, due=due, lifecycle=self._lifecycle(start.function_id))
+                for start, due in zip(starts, dues)]
+
+    def _throttle(self, starts: list, dues: list[int], events: dict) -> None:
+        """Delay the starts of throttled functions to when GCRA lets them start."""
+        groups: dict[str, tuple[object, list[int]]] = {}
+        for i, start in enumerate(starts):
+            capacity = getattr(self._function(start.function_id), "capacity", None)
+            if capacity is None or capacity.throttle is None:
+                continue
+            event = start.event or events.get(start.event_id)
+            key = capacity.throttle_key(event.to_dict() if event is not None else {})
+            groups.setdefault(key, (capacity.throttle, []))[1].append(i)
+        for key in sorted(groups):  # one lock order for every batch
+            throttle, indexes = groups[key]
+            indexes.sort(key=lambda i: dues[i])  # first come, first started
+            planned = self.throttles.schedule(
+                key, [dues[i] for i in indexes], interval_ms=throttle.interval_ms,
+                tolerance_ms=(throttle.limit + throttle.burst - 1) * throttle.interval_ms)
+            for i, start_at in zip(indexes, planned):
+                dues[i] = start_at
 
 
 __all__ = ["Admission", "Admitted"]

@@ -132,9 +132,12 @@ class Admitted:
                 s.replay_of, s.replay_note)
 
 
-def admit_one(start: RunStart, now: int, *, lifecycle=None) -> Admitted:
-    """``start`` as an admitted run: new ids, due at its ``due`` (now at the earliest)."""
-    due = start.due if start.due is not None and start.due > now else now
+def admit_one(start: RunStart, now: int, *, due: int | None = None,
+              lifecycle=None) -> Admitted:
+    """``start`` as an admitted run: new ids, due at ``due`` (default its own ``due``; now
+    at the earliest)."""
+    if due is None:
+        due = start.due if start.due is not None and start.due > now else now
     event_id = start.event_id if start.event is None else new_id(now)
     return Admitted(start=start, run_id=new_id(now), event_id=event_id, due=due,
                     enqueued_at=now if due <= now else None, now=now, lifecycle=lifecycle)

@@ -263,9 +263,58 @@ class BatchEventRow(AppModel):
         primary_key = pw.CompositeKey("run_id", "position")
 
 
+class SlotKeyRow(AppModel):
+    """A concurrency scope key: its current limit and its round-robin turn (fair keys).
+    See ``migrations/m0008_capacity.py``."""
+
+    scope_key = pw.CharField(primary_key=True, max_length=300)
+    capacity = pw.IntegerField()
+    served = pw.BigIntegerField(default=0, constraints=[pw.SQL("DEFAULT 0")])
+
+    class Meta:
+        table_name = "tj_slot_keys"
+
+
+class SlotRow(AppModel):
+    """A concurrency slot held by an executing run; a lease like the run's."""
+
+    scope_key = pw.CharField(max_length=300)
+    run_id = pw.CharField(max_length=32, index=True)
+    lease_expires_at = pw.BigIntegerField()
+
+    class Meta:
+        table_name = "tj_slots"
+        primary_key = pw.CompositeKey("scope_key", "run_id")
+
+
+class SlotWaiterRow(AppModel):
+    """A queued run refused a slot, waiting on one scope key in ``queue_at`` order."""
+
+    run_id = pw.CharField(primary_key=True, max_length=32)
+    scope_key = pw.CharField(max_length=300)
+    queue_at = pw.BigIntegerField()
+    fair_key = pw.CharField(max_length=300, null=True)
+    since = pw.BigIntegerField()
+
+    class Meta:
+        table_name = "tj_slot_waiters"
+        indexes = ((("scope_key", "queue_at"), False),)
+
+
+class ThrottleRow(AppModel):
+    """GCRA state of one throttle key: its theoretical arrival time (epoch ms)."""
+
+    key = pw.CharField(primary_key=True, max_length=300)
+    tat = pw.BigIntegerField()
+
+    class Meta:
+        table_name = "tj_throttles"
+
+
 SYSTEM_MODELS: list[type[pw.Model]] = [EventRow, DedupeRow, RunRow, StepRow, TimerRow, WaitRow,
                                        WaitKeyRow, CronStateRow, PausedFunctionRow, FlowKeyRow,
-                                       SkipRow, BatchEventRow]
+                                       SkipRow, BatchEventRow, SlotKeyRow, SlotRow, SlotWaiterRow,
+                                       ThrottleRow]
 
 # Table names for the store's hand-written SQL (never spelled anywhere else).
 EVENTS = EventRow._meta.table_name
@@ -280,6 +329,10 @@ PAUSED = PausedFunctionRow._meta.table_name
 FLOW_KEYS = FlowKeyRow._meta.table_name
 SKIPS = SkipRow._meta.table_name
 BATCH_EVENTS = BatchEventRow._meta.table_name
+SLOT_KEYS = SlotKeyRow._meta.table_name
+SLOTS = SlotRow._meta.table_name
+SLOT_WAITERS = SlotWaiterRow._meta.table_name
+THROTTLES = ThrottleRow._meta.table_name
 
 RUN_COLUMNS = tuple(f.column_name for f in RunRow._meta.sorted_fields)
 STEP_COLUMNS = tuple(f.column_name for f in StepRow._meta.sorted_fields)

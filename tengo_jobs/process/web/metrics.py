@@ -15,7 +15,9 @@ at 100,000:
   (``rate_limit``, ``idempotency``, ``singleton``) or were folded into another run
   (``debounced``, ``batched``);
 - ``tengo_runs_due``: runs due now that no worker holds (the real backlog), and
-  ``tengo_broker_queue_depth``: messages waiting in the broker queue.
+  ``tengo_broker_queue_depth``: messages waiting in the broker queue;
+- ``tengo_runs_waiting_for_capacity`` by function and ``tengo_concurrency_slots_in_use`` by
+  function and limit (functions with a ``concurrency`` limit).
 """
 
 from __future__ import annotations
@@ -82,7 +84,7 @@ class DatabaseCollector:
         for (fn_id, reason), n in sorted(queries.skipped_counts(now=now).items()):
             skipped.add_metric([fn_id, reason], n)
         metrics = [events, started, completed, failed, by_status, due, skipped,
-                   self._step_histogram(now)]
+                   self._step_histogram(now), *self._capacity(now)]
         try:
             depth = self.runtime.broker_adapter.queue_depth(self.runtime.settings.queue_name)
         except Exception as exc:  # noqa: BLE001 - the broker being down is not a scrape error
@@ -94,6 +96,23 @@ class DatabaseCollector:
             queue.add_metric([self.runtime.settings.queue_name], depth)
             metrics.append(queue)
         return metrics
+
+    def _capacity(self, now: int) -> list:
+        """Per function with a concurrency limit: runs waiting for a slot, slots in use."""
+        waiting = GaugeMetricFamily("tengo_runs_waiting_for_capacity",
+                                    "Runs waiting for a concurrency slot.", labels=["function"])
+        in_use = GaugeMetricFamily("tengo_concurrency_slots_in_use",
+                                   "Concurrency slots held by executing runs, per limit.",
+                                   labels=["function", "limit"])
+        for fn in sorted(self.runtime.registry.all(), key=lambda f: f.id):
+            if fn.capacity is None or not fn.capacity.concurrency:
+                continue
+            limits = self.runtime.control.live_limits(fn, now=now, top=0)
+            # a run waits on one limit at a time: the sum counts each waiting run once
+            waiting.add_metric([fn.id], sum(limit["waiting"] for limit in limits))
+            for limit in limits:
+                in_use.add_metric([fn.id, limit["key"] or "function"], limit["slots_in_use"])
+        return [waiting, in_use]
 
     def _step_histogram(self, now: int) -> HistogramMetricFamily:
         hist = HistogramMetricFamily("tengo_step_duration_seconds",

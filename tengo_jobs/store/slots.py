@@ -1,0 +1,220 @@
+"""Concurrency slots and throttle state: capacity held across every worker process.
+
+The database is the only counter. A run of a function with a concurrency limit takes one
+slot per limit (:meth:`SlotStore.take`) right after its acquire, and gives them back when
+its execution ends (:meth:`SlotStore.release`) — completed, failed, suspended on a sleep,
+a wait or a retry backoff, released, or lost. A slot is a lease (``tj_slots``): the
+executor's lease keeper renews it with the run's lease (:meth:`SlotStore.renew`), so the
+slots of a worker killed mid-step expire with its run lease and count no more.
+
+A run refused a slot is parked *waiting* on the scope key that was full: still
+``queued``, no wake-up due (``wake_at`` is :data:`NEVER`), one row in ``tj_slot_waiters``
+in ``queue_at`` order (``created_at - priority * 1000``). Nothing polls it: the transition
+that gives a slot back wakes the next waiter of that key (returned, for the caller to
+enqueue after commit). The sweeper (:meth:`SlotStore.wake_free`) wakes waiters of keys
+with free slots that no release announced: expired slots of a killed worker, a limit
+raised by a deploy.
+
+**Fair keys.** Waiters of a function-wide key that also have a keyed limit carry that
+key (``fair_key``); the next waiter is taken from the key value served least recently
+(``tj_slot_keys.served``, a round-robin counter), skipping key values at capacity, so a
+key with thousands of queued runs does not hold back another key's single run.
+
+**Locks.** Every transition here locks the scope-key rows it counts, in sorted order
+(an upsert, or ``SELECT … FOR UPDATE`` on PostgreSQL; SQLite's write lock serializes
+them anyway), before it touches ``tj_runs``: slot keys → runs. Taking, waiting and waking
+are thereby serialized per key, so a release never misses a run that is about to wait.
+"""
+
+from __future__ import annotations
+
+from .dialect import Dialect
+from .schema import RUNS, SLOT_KEYS, SLOT_WAITERS, SLOTS, THROTTLES
+
+NEVER = 9_000_000_000_000_000  # the wake_at of a run waiting for a slot: no timer, no sweep
+
+_UPSERT_KEY = (f'INSERT INTO "{SLOT_KEYS}" ("scope_key", "capacity", "served") VALUES (?, ?, 0) '
+               'ON CONFLICT ("scope_key") DO UPDATE SET "capacity" = EXCLUDED."capacity"')
+_LIVE = (f'SELECT count(*) FROM "{SLOTS}" WHERE "scope_key" = ? AND "lease_expires_at" > ? '
+         'AND "run_id" <> ?')
+_TAKE = (f'INSERT INTO "{SLOTS}" ("scope_key", "run_id", "lease_expires_at") VALUES (?, ?, ?) '
+         'ON CONFLICT ("scope_key", "run_id") DO UPDATE SET '
+         '"lease_expires_at" = EXCLUDED."lease_expires_at"')
+_UNWAIT = f'DELETE FROM "{SLOT_WAITERS}" WHERE "run_id" = ?'
+# (fresh, never, run id, token): the acquire is undone, the run stays queued and waits.
+_PARK_WAITING = (f'UPDATE "{RUNS}" SET "status" = \'queued\', "lease_owner" = NULL, '
+                 '"lease_expires_at" = NULL, "enqueued_at" = NULL, '
+                 '"started_at" = CASE WHEN ? THEN NULL ELSE "started_at" END, "wake_at" = ?, '
+                 '"inflight" = CASE WHEN "inflight" > 0 THEN "inflight" - 1 ELSE 0 END '
+                 'WHERE "id" = ? AND "lease_owner" = ?')
+_WAIT = (f'INSERT INTO "{SLOT_WAITERS}" ("run_id", "scope_key", "queue_at", "fair_key", "since") '
+         'VALUES (?, ?, ?, ?, ?) ON CONFLICT ("run_id") DO UPDATE SET '
+         '"scope_key" = EXCLUDED."scope_key", "queue_at" = EXCLUDED."queue_at", '
+         '"fair_key" = EXCLUDED."fair_key"')
+_DROP_SLOTS = f'DELETE FROM "{SLOTS}" WHERE "run_id" = ?'
+_HELD = f'SELECT "scope_key" FROM "{SLOTS}" WHERE "run_id" = ? ORDER BY "scope_key"'
+_RENEW = f'UPDATE "{SLOTS}" SET "lease_expires_at" = ? WHERE "run_id" = ?'
+# The next waiters of a key (key, now, n): the least recently served fair key first, then
+# queue order; a waiter whose fair key is at capacity is skipped (it would only wait again).
+_NEXT = (f'SELECT w."run_id", w."fair_key" FROM "{SLOT_WAITERS}" w '
+         f'LEFT JOIN "{SLOT_KEYS}" f ON f."scope_key" = w."fair_key" '
+         'WHERE w."scope_key" = ? AND (w."fair_key" IS NULL OR f."capacity" IS NULL OR '
+         f'f."capacity" > (SELECT count(*) FROM "{SLOTS}" s WHERE s."scope_key" = w."fair_key" '
+         'AND s."lease_expires_at" > ?)) '
+         'ORDER BY COALESCE(f."served", 0), w."queue_at", w."run_id" LIMIT ?')
+_WAKE = (f'UPDATE "{RUNS}" SET "wake_at" = ?, "enqueued_at" = ? WHERE "id" = ? '
+         'AND "status" = \'queued\' AND "lease_owner" IS NULL')
+_SERVED = (f'UPDATE "{SLOT_KEYS}" SET "served" = (SELECT COALESCE(MAX("served"), 0) + 1 '
+           f'FROM "{SLOT_KEYS}") WHERE "scope_key" = ?')
+_FREE_WITH_WAITERS = (
+    f'SELECT k."scope_key" FROM "{SLOT_KEYS}" k WHERE k."scope_key" IN '
+    f'(SELECT DISTINCT "scope_key" FROM "{SLOT_WAITERS}") AND k."capacity" > '
+    f'(SELECT count(*) FROM "{SLOTS}" s WHERE s."scope_key" = k."scope_key" '
+    'AND s."lease_expires_at" > ?)')
+_EXPIRED = f'DELETE FROM "{SLOTS}" WHERE "lease_expires_at" <= ?'
+_USAGE = (
+    f'SELECT k."scope_key", k."capacity", '
+    f'(SELECT count(*) FROM "{SLOTS}" s WHERE s."scope_key" = k."scope_key" '
+    'AND s."lease_expires_at" > ?), '
+    f'(SELECT count(*) FROM "{SLOT_WAITERS}" w WHERE w."scope_key" = k."scope_key") '
+    f'FROM "{SLOT_KEYS}" k WHERE substr(k."scope_key", 1, ?) = ?')
+_WAITING_ON = (f'SELECT "scope_key", "since" FROM "{SLOT_WAITERS}" WHERE "run_id" = ?')
+_TAT_ROW = (f'INSERT INTO "{THROTTLES}" ("key", "tat") VALUES (?, 0) '
+            'ON CONFLICT ("key") DO NOTHING')
+_SET_TAT = f'UPDATE "{THROTTLES}" SET "tat" = ? WHERE "key" = ?'
+
+
+class SlotStore:
+    """Concurrency slots on one database (see the module docstring)."""
+
+    def __init__(self, dialect: Dialect):
+        self.d = dialect
+        self.db = dialect.db
+
+    def _lock(self, scope_key: str, capacity: int | None) -> int:
+        """Lock a scope key's row (creating it, or updating its limit to ``capacity``);
+        its limit."""
+        if capacity is not None:
+            self.d.execute(_UPSERT_KEY, (scope_key, capacity))
+            return capacity
+        row = self.d.execute(f'SELECT "capacity" FROM "{SLOT_KEYS}" WHERE "scope_key" = ?'
+                             f'{self.d.for_update}', (scope_key,)).fetchone()
+        return row[0] if row else 0
+
+    def _live(self, scope_key: str, now: int, run_id: str = "") -> int:
+        return self.d.execute(_LIVE, (scope_key, now, run_id)).fetchone()[0]
+
+    def take(self, run_id: str, token: str, keys: list[tuple[str, int]], *, now: int,
+             expires_at: int, queue_at: int, fair_key: str | None = None,
+             fresh: bool = False) -> tuple[str | None, list[str]]:
+        """One slot per ``(scope key, limit)`` for the run ``token`` holds, all or none.
+
+        Returns ``(None, [])`` when taken. Otherwise the run is parked waiting on the first
+        full key (its lease given back, ``started_at`` cleared when ``fresh``: it never
+        started) and ``(that key, woken)`` is returned: ``woken`` are waiters of the run's
+        other keys that have room (the run is not going to use it; they are to enqueue).
+        A lost lease parks nothing (``("", [])``)."""
+        keys = sorted(keys)
+        with self.d.transaction():
+            limits = {key: self._lock(key, cap) for key, cap in keys}
+            full = next((key for key, cap in keys if self._live(key, now, run_id) >= cap), None)
+            if full is None:
+                self.d.executemany(_TAKE, [(key, run_id, expires_at) for key, _ in keys])
+                self.d.execute(_UNWAIT, (run_id,))
+                return None, []
+            if self.d.execute(_PARK_WAITING, (fresh, NEVER, run_id, token)).rowcount != 1:
+                return "", []
+            self.d.execute(_DROP_SLOTS, (run_id,))
+            self.d.execute(_WAIT, (run_id, full, queue_at, fair_key if full != fair_key else None,
+                                   now))
+            woken = []
+            for key, cap in keys:
+                if key != full and self._live(key, now) < limits[key]:
+                    woken += self._wake_next(key, now, 1)
+            return full, woken
+
+    def _wake_next(self, scope_key: str, now: int, n: int) -> list[str]:
+        """Wake up to ``n`` waiters of ``scope_key`` (the caller holds its lock)."""
+        woken: list[str] = []
+        while len(woken) < n:
+            rows = self.d.execute(_NEXT, (scope_key, now, n - len(woken))).fetchall()
+            if not rows:
+                break
+            for run_id, fair_key in rows:
+                self.d.execute(_UNWAIT, (run_id,))
+                if self.d.execute(_WAKE, (now, now, run_id)).rowcount == 1:
+                    woken.append(run_id)
+                if fair_key is not None:
+                    self.d.execute(_SERVED, (fair_key,))
+        return woken
+
+    def release(self, run_id: str, keys: list[tuple[str, int]], now: int) -> list[str]:
+        """Give back the run's slots and wake the next waiter of each key that has room
+        (``keys``: the limits the deployed code declares, written to the key rows).
+        Returns the woken runs (to enqueue after commit)."""
+        limits = dict(keys)
+        with self.d.transaction():
+            held = [k for (k,) in self.d.execute(_HELD, (run_id,))]
+            if not held:
+                return []
+            caps = {key: self._lock(key, limits.get(key)) for key in held}
+            self.d.execute(_DROP_SLOTS, (run_id,))
+            woken = []
+            for key in held:
+                if self._live(key, now) < caps[key]:
+                    woken += self._wake_next(key, now, 1)
+            return woken
+
+    def renew(self, run_id: str, expires_at: int) -> None:
+        """Extend the slots of an executing run with its lease (the lease keeper)."""
+        self.d.execute(_RENEW, (expires_at, run_id))
+
+    def wake_free(self, now: int) -> list[str]:
+        """The sweeper: drop expired slots, and wake the waiters of keys that have room
+        (slots of a killed worker expired, a limit was raised). Returns the woken runs."""
+        self.d.execute(_EXPIRED, (now,))
+        woken: list[str] = []
+        for (key,) in self.d.execute(_FREE_WITH_WAITERS, (now,)).fetchall():
+            with self.d.transaction():
+                free = self._lock(key, None) - self._live(key, now)
+                if free > 0:
+                    woken += self._wake_next(key, now, free)
+        return woken
+
+    def usage(self, prefix: str, now: int) -> list[tuple[str, int, int, int]]:
+        """``(scope key, limit, slots in use, runs waiting)`` of the keys starting with
+        ``prefix``."""
+        return [tuple(r) for r in self.d.execute(_USAGE, (now, len(prefix), prefix))]
+
+    def waiting_on(self, run_id: str) -> tuple[str, int] | None:
+        """The scope key a queued run waits on and since when, or ``None``."""
+        row = self.d.execute(_WAITING_ON, (run_id,)).fetchone()
+        return (row[0], row[1]) if row else None
+
+
+class ThrottleStore:
+    """GCRA state per throttle key (``tj_throttles``)."""
+
+    def __init__(self, dialect: Dialect):
+        self.d = dialect
+
+    def schedule(self, key: str, arrivals: list[int], *, interval_ms: float,
+                 tolerance_ms: float) -> list[int]:
+        """Start times for runs arriving at ``arrivals`` (in order) under one throttle key:
+        each starts at its arrival or, when the key is over its rate, when GCRA lets it —
+        first come, first started; none is dropped. The key's theoretical arrival time is
+        read and written under its row lock."""
+        with self.d.transaction():
+            self.d.execute(_TAT_ROW, (key,))
+            tat = float(self.d.execute(f'SELECT "tat" FROM "{THROTTLES}" WHERE "key" = ?'
+                                       f'{self.d.for_update}', (key,)).fetchone()[0])
+            starts = []
+            for arrival in arrivals:
+                start = max(float(arrival), tat - tolerance_ms)
+                tat = max(tat, start) + interval_ms
+                starts.append(int(-(-start // 1)))  # ceil: never before GCRA allows
+            self.d.execute(_SET_TAT, (int(-(-tat // 1)), key))
+        return starts
+
+
+__all__ = ["SlotStore", "ThrottleStore", "NEVER"]
