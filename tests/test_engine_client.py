@@ -31,7 +31,7 @@ def test_jobs_refuses_an_empty_or_non_string_app_id(tj_runtime, app_id):
     ({"event": "e", "retries": True}, "retries must be an integer"),
     ({"event": "e", "misfire": "sometimes"}, "misfire"),
     ({"event": "e", "on_failure": "not callable"}, "on_failure"),
-    ({"event": "e", "concurrency": 5}, "'concurrency' is not supported"),
+    ({"event": "e", "concurrency": 0}, "concurrency"),
     ({"event": "e", "colour": "blue"}, "unknown option 'colour'"),
     ({"cron": "61 * * * *"}, "cron"),
 ])

@@ -201,10 +201,10 @@ def test_bad_options_are_refused_at_declaration_naming_function_and_option(jobs,
         assert word in message
 
 
-def test_the_flow_options_of_another_part_stay_refused(jobs):
-    for option in ("concurrency", "throttle", "priority"):
-        with pytest.raises(ConfigurationError, match="not supported"):
-            jobs.function("fn", event="x", **{option: 1})(lambda ctx, step: None)
+def test_a_batch_function_refuses_the_other_admission_rules(jobs):
+    with pytest.raises(ConfigurationError, match="batch_events"):
+        jobs.function("fn", event="x", batch_events={"max_size": 2, "timeout": "10s"},
+                      idempotency="event.data.id")(lambda ctx, step: None)
 
 
 def test_functions_overview_shows_the_settings(jobs):

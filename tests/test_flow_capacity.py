@@ -59,9 +59,9 @@ def test_bad_capacity_options_are_refused_at_declaration_naming_function_and_opt
         assert word in str(err.value)
 
 
-def test_options_of_the_other_half_are_still_refused(jobs):
-    with pytest.raises(ConfigurationError, match="rate_limit.*not supported"):
-        jobs.function("f", event="e", rate_limit={"limit": 1, "period": "1h"})(lambda c, s: None)
+def test_an_unknown_option_is_refused_by_name(jobs):
+    with pytest.raises(ConfigurationError, match="unknown option 'concurency'"):
+        jobs.function("f", event="e", concurency=1)(lambda c, s: None)
 
 
 # -- concurrency -----------------------------------------------------------------------------------

@@ -154,7 +154,7 @@ def test_pause_and_resume_over_http(web):
     r = client.post("/api/functions/held/pause", headers=bearer())
     assert r.status_code == 200, r.get_json()
     assert r.get_json()["paused"] is True and r.get_json()["id"] == "held"
-    [listed] = client.get("/api/functions", headers=bearer()).get_json()["data"]
+    listed = {f["id"]: f for f in client.get("/api/functions", headers=bearer()).get_json()["data"]}["held"]
     assert listed["paused"] is True and listed["paused_at"] == r.get_json()["paused_at"]
 
     assert client.post(f"/e/{EVENT_KEY}", json={"name": "order.placed"}).status_code == 200
