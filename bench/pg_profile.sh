@@ -29,7 +29,7 @@ $PSQL -d postgres -c "SELECT pg_stat_statements_reset(); SELECT pg_stat_reset_sh
 RUNS=$($PY -c "import json,sys; d=json.load(open('$WORK/profile-run.json')); print(d['throughput']['repeats_done']*d['throughput'].get('n', 2000))" 2>/dev/null || echo 6000)
 echo "# $(date -u +%FT%TZ) runs measured: $RUNS"
 $PY -c "import json; d=json.load(open('$WORK/profile-run.json')); t=d['throughput']; print('# runs/s', t.get('median_runs_per_s', t), '| cpu', d.get('cpu_ms_per_run'))" || true
-$PSQL -d bench_tengo -P pager=off <<SQL
+$PSQL -d postgres -P pager=off <<SQL
 \echo '## per statement (top 12 by total time)'
 SELECT round(calls::numeric / $RUNS, 2) AS calls_per_run,
        round((total_exec_time / calls)::numeric, 3) AS exec_ms_per_call,
@@ -40,6 +40,7 @@ SELECT round(calls::numeric / $RUNS, 2) AS calls_per_run,
 FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE datname = 'bench_tengo')
 ORDER BY total_exec_time + total_plan_time DESC LIMIT 12;
 \echo '## per run'
+\\c bench_tengo
 SELECT round(xact_commit::numeric / $RUNS, 2) AS commits_per_run,
        round(tup_inserted::numeric / $RUNS, 2) AS rows_inserted_per_run,
        round(tup_updated::numeric / $RUNS, 2) AS rows_updated_per_run
