@@ -38,6 +38,7 @@ class Env(str, enum.Enum):
     TENGO_SWEEP_INTERVAL = "TENGO_SWEEP_INTERVAL"
     TENGO_QUEUE = "TENGO_QUEUE"
     TENGO_MAX_OUTPUT_BYTES = "TENGO_MAX_OUTPUT_BYTES"
+    TENGO_MAX_RUN_STATE_BYTES = "TENGO_MAX_RUN_STATE_BYTES"
     TENGO_PARALLEL_MAX = "TENGO_PARALLEL_MAX"
     TENGO_DB_RECONNECT_WINDOW = "TENGO_DB_RECONNECT_WINDOW"
     TENGO_GROUP_COMMIT = "TENGO_GROUP_COMMIT"
@@ -129,6 +130,7 @@ class Settings:
     group_commit_window_ms: int = 0  # how long a group waits for more (0: only what is queued)
     queue_name: str = "tengo_jobs"
     output_limit: int = 4 * 1024 * 1024  # bytes of JSON per step or run output
+    run_state_limit: int = 32 * 1024 * 1024  # bytes of JSON of all a run's step outputs
     parallel_max: int = 32  # threads one step.parallel call runs its branches on
     port: int = 8288
 
@@ -165,6 +167,7 @@ class Settings:
             group_commit_window_ms=_duration_ms(e, Env.TENGO_GROUP_COMMIT_WINDOW, "0ms"),
             queue_name=e.get(Env.TENGO_QUEUE.value) or "tengo_jobs",
             output_limit=_positive_int(e, Env.TENGO_MAX_OUTPUT_BYTES, 4 * 1024 * 1024),
+            run_state_limit=_positive_int(e, Env.TENGO_MAX_RUN_STATE_BYTES, 32 * 1024 * 1024),
             parallel_max=_positive_int(e, Env.TENGO_PARALLEL_MAX, 32),
             port=port,
         )

@@ -76,6 +76,10 @@ class OutputTooLargeError(ValidationError):
     """A step or run output whose JSON encoding exceeds the configured limit."""
 
 
+class RunStateTooLargeError(OutputTooLargeError):
+    """A step output that would bring a run's stored outputs past ``TENGO_MAX_RUN_STATE_BYTES``."""
+
+
 class NotSerializableError(ValidationError):
     """A step or run output that cannot be encoded as JSON."""
 

@@ -27,7 +27,8 @@ A function with a ``concurrency`` limit takes its slots (:mod:`tengo_jobs.store.
 right after the acquire, and gives them back when the execution ends, whatever the
 outcome; the runs this wakes are enqueued. A run refused a slot is parked waiting for one
 (``"waiting"``). The lease keeper renews the slots with the lease. Functions without a
-limit pay nothing for this.
+limit pay nothing for this. Inside ``step.parallel`` each branch executing a step beyond
+the first takes a slot of its own (:meth:`Invocation.branch_slot`).
 """
 
 from __future__ import annotations
@@ -159,7 +160,7 @@ class Executor:
             if not self._take_slots(token, acquired, function, limits):
                 return "waiting"
         try:
-            return self._execute_held(token, acquired, function)
+            return self._execute_held(token, acquired, function, limits)
         finally:
             if limits:
                 self._release_slots(token, run.id, limits)
@@ -197,12 +198,12 @@ class Executor:
         if woken:
             self.enqueue(woken)
 
-    def _execute_held(self, token: str, acquired: "Acquired", function) -> str:
+    def _execute_held(self, token: str, acquired: "Acquired", function, limits) -> str:
         run = acquired.run
         events = (self.store.runs.batch_events(run) or None
                   if function.flow.batch_events is not None else None)
         inv = Invocation(self, run, function, token, acquired.event, acquired.steps,
-                         acquired.unclean, events=events)
+                         acquired.unclean, events=events, slot_limits=limits)
         try:
             if run.cancel_requested:  # asked while an earlier execution held it
                 inv.stop_cancelled(json.loads(run.cancel_requested))

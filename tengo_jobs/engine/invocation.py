@@ -29,10 +29,12 @@ from ..core.functions import FunctionDef
 from ..core.ops import (FunctionRetry, PendingOp, StepOp, StepRecord, WaitForEvent,
                         run_status_of)
 from ..core.retry import retry_delay_ms
-from ..errors import CancelRequested, DatabaseLost, DatabaseUnavailableError, Interrupt
+from ..errors import (CancelRequested, DatabaseLost, DatabaseUnavailableError, Interrupt,
+                      RunStateTooLargeError)
 from ..serde import error_dict
 from ..store import RunRow, StepKind, StepRow, StepStatus
 from ..store.connection import UNAVAILABLE_ERRORS
+from ..store.slots import BRANCH_SEP
 
 if TYPE_CHECKING:
     from .executor import Executor
@@ -83,7 +85,8 @@ def _replay_input(note: str | None) -> tuple[str, tuple[tuple, dict]] | None:
 class Invocation:
     def __init__(self, executor: "Executor", run: RunRow, function: FunctionDef, token: str,
                  event: Event, steps: list[StepRow], unclean: int, *,
-                 events: list[Event] | None = None):
+                 events: list[Event] | None = None,
+                 slot_limits: list[tuple[str, int]] | None = None):
         self.executor = executor
         self.store = executor.store
         self.settings = executor.settings
@@ -108,6 +111,14 @@ class Invocation:
         self._lock = threading.RLock()
         self._parallel = 0
         self.output_limit = self.settings.output_limit
+        # The run's state: the bytes of its stored outputs, from the memo, then kept running.
+        self._state_bytes = sum(len(s.output.encode()) for s in steps if s.output is not None)
+        # Concurrency: the run holds one slot per limit (taken by the executor); inside
+        # step.parallel, branches beyond the first executing a step take their own.
+        self._slot_limits = slot_limits or []
+        self._slot_cond = threading.Condition(threading.Lock())
+        self._run_slot_lent = False
+        self._branch_holders: set[int] = set()
         self.logger = ReplayAwareLogger(log, self)
         self._replay_input = _replay_input(run.replay_note)
         # ``events``: a batch's events (``batch_events``); otherwise the one trigger.
@@ -156,6 +167,96 @@ class Invocation:
 
     def now(self) -> int:
         return self.executor.clock.now()
+
+    # -- the run's state ---------------------------------------------------------------------
+    def account_output(self, step_id: str, output: str, *, check: bool = True) -> str:
+        """Add a new step ``output`` (JSON text) to the run's state and return it; with
+        ``check``, a :class:`~tengo_jobs.errors.RunStateTooLargeError` naming the run, the
+        step and the setting when the state would pass ``TENGO_MAX_RUN_STATE_BYTES``."""
+        size = len(output.encode())
+        limit = self.settings.run_state_limit
+        with self._lock:
+            total = self._state_bytes + size
+            if check and total > limit:
+                raise RunStateTooLargeError(
+                    f"run {self.run_id}: step {step_id!r} returned {size} bytes of JSON, which "
+                    f"would bring the run's stored step outputs to {total} bytes; the limit is "
+                    f"{limit} bytes (TENGO_MAX_RUN_STATE_BYTES). Store large data elsewhere and "
+                    "return a reference to it", field="output")
+            self._state_bytes = total
+        return output
+
+    # -- concurrency slots of parallel branches -----------------------------------------------
+    @contextlib.contextmanager
+    def branch_slot(self):
+        """Around the code of a step of a parallel branch, for a function with a
+        ``concurrency`` limit: the first branch executing a step uses the run's slot; each
+        other one takes a slot of its own first (waiting, re-checking, while none is free)
+        and gives it back after. Outside ``step.parallel``, or without a limit: nothing."""
+        if not self._slot_limits or not self._parallel:
+            yield
+            return
+        holder = self._take_branch_slot()
+        try:
+            yield
+        finally:
+            self._give_back_branch_slot(holder)
+
+    def _take_branch_slot(self) -> int:
+        """0 for the run's own slot, else the number ``n`` of the holder ``<run>#<n>``.
+
+        The wait is bounded: this run's own slot comes back as soon as the sibling branch
+        using it ends its step, and every other wait is re-checked each poll interval."""
+        interval = max(0.01, min(self.settings.poll_interval_ms, 250) / 1000)
+        while True:
+            with self._slot_cond:
+                if not self._run_slot_lent:
+                    self._run_slot_lent = True
+                    return 0
+                n = 1
+                while n in self._branch_holders:
+                    n += 1
+                self._branch_holders.add(n)
+            now = self.now()
+            try:
+                taken = self.store.slots.take_branch(
+                    f"{self.run_id}{BRANCH_SEP}{n}", self._slot_limits, now=now,
+                    expires_at=now + self.settings.lease_ttl_ms)
+            except UNAVAILABLE_ERRORS as exc:
+                self._forget_holder(n)
+                raise DatabaseLost(str(exc)) from exc
+            except BaseException:
+                self._forget_holder(n)
+                raise
+            if taken:
+                return n
+            with self._slot_cond:
+                self._branch_holders.discard(n)
+                if self._run_slot_lent:  # checked under the lock its release notifies on
+                    self._slot_cond.wait(interval)
+
+    def _forget_holder(self, n: int) -> None:
+        with self._slot_cond:
+            self._branch_holders.discard(n)
+            self._slot_cond.notify_all()
+
+    def _give_back_branch_slot(self, n: int) -> None:
+        if n == 0:
+            with self._slot_cond:
+                self._run_slot_lent = False
+                self._slot_cond.notify_all()
+            return
+        try:
+            woken = self.store.slots.release(f"{self.run_id}{BRANCH_SEP}{n}",
+                                             self._slot_limits, self.now())
+        except Exception as exc:  # noqa: BLE001 - the slot expires with the run's lease
+            log.warning("run %s: could not give back a parallel branch's concurrency slot (%s); "
+                        "it expires with the lease", self.run_id, exc)
+            woken = []
+        finally:
+            self._forget_holder(n)
+        if woken:
+            self.executor.enqueue(woken)
 
     def place(self, op: StepOp) -> StepOp:
         """``op`` with its position in the run (the stored one for a step seen before)."""

@@ -161,9 +161,12 @@ class Step:
         output = None
         self._in_step = step_id
         try:
-            with transaction:
+            # A parallel branch of a concurrency-limited function holds a slot while its step
+            # executes (taken before the transaction opens: waiting holds no database lock).
+            with x.branch_slot(), transaction:
                 result = fn(*args, **kwargs)
-                output = encode_output(result, what=f"step {step_id!r}", limit=x.output_limit)
+                output = x.account_output(step_id, encode_output(
+                    result, what=f"step {step_id!r}", limit=x.output_limit))
                 if transactional:
                     self._in_step = None
                     x.checkpoint(ops.StepRun(key=key, name=step_id, output=output,
@@ -279,6 +282,7 @@ class Step:
         if row is None:  # an event received before this step was reached satisfies it?
             found = x.received_event(wait)
             if found is not None:
+                x.account_output(step_id, found, check=False)  # an event: counted, not refused
                 x.checkpoint(ops.WaitMatched(key=key, name=step_id, output=found,
                                              started_at=started_at), defer=True)
                 return decode(found)

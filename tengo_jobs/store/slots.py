@@ -7,6 +7,12 @@ a wait or a retry backoff, released, or lost. A slot is a lease (``tj_slots``): 
 executor's lease keeper renews it with the run's lease (:meth:`SlotStore.renew`), so the
 slots of a worker killed mid-step expire with its run lease and count no more.
 
+**Parallel branches.** A run's slot covers one executing step. Inside ``step.parallel``,
+the first branch executing a step uses the run's slot; each other branch executing a step
+at the same time holds a slot of its own (:meth:`SlotStore.take_branch`, holder
+``<run id>#<n>``), given back when its step ends and renewed with the run's lease, so the
+slots in use are never fewer than the steps executing.
+
 A run refused a slot is parked *waiting* on the scope key that was full: still
 ``queued``, no wake-up due (``wake_at`` is :data:`NEVER`), one row in ``tj_slot_waiters``
 in ``queue_at`` order (``created_at - priority * 1000``). Nothing polls it: the transition
@@ -53,7 +59,9 @@ _WAIT = (f'INSERT INTO "{SLOT_WAITERS}" ("run_id", "scope_key", "queue_at", "fai
          '"fair_key" = EXCLUDED."fair_key"')
 _DROP_SLOTS = f'DELETE FROM "{SLOTS}" WHERE "run_id" = ?'
 _HELD = f'SELECT "scope_key" FROM "{SLOTS}" WHERE "run_id" = ? ORDER BY "scope_key"'
-_RENEW = f'UPDATE "{SLOTS}" SET "lease_expires_at" = ? WHERE "run_id" = ?'
+# (expires, run id, run id + "$"): the run's slots and its branches' (``<run id>#<n>``).
+_RENEW = (f'UPDATE "{SLOTS}" SET "lease_expires_at" = ? WHERE "run_id" >= ? AND "run_id" < ?')
+BRANCH_SEP = "#"  # a parallel branch's slot holder: "<run id>#<n>" ("#" sorts before "$")
 # The next waiters of a key (key, now, n): the least recently served fair key first, then
 # queue order; a waiter whose fair key is at capacity is skipped (it would only wait again).
 _NEXT = (f'SELECT w."run_id", w."fair_key" FROM "{SLOT_WAITERS}" w '
@@ -165,9 +173,26 @@ class SlotStore:
                     woken += self._wake_next(key, now, 1)
             return woken
 
+    def take_branch(self, holder: str, keys: list[tuple[str, int]], *, now: int,
+                    expires_at: int) -> bool:
+        """One slot per ``(scope key, limit)`` for ``holder`` (a parallel branch of an
+        executing run, ``<run id>#<n>``), all or none; ``False`` when a key is full. Nothing
+        is parked: the branch's thread waits and asks again (see
+        :meth:`tengo_jobs.engine.invocation.Invocation.branch_slot`). Given back with
+        :meth:`release` (``holder`` as the run id)."""
+        keys = sorted(keys)
+        with self.d.transaction():
+            for key, cap in keys:
+                self._lock(key, cap)
+            if any(self._live(key, now, holder) >= cap for key, cap in keys):
+                return False
+            self.d.executemany(_TAKE, [(key, holder, expires_at) for key, _ in keys])
+            return True
+
     def renew(self, run_id: str, expires_at: int) -> None:
-        """Extend the slots of an executing run with its lease (the lease keeper)."""
-        self.d.execute(_RENEW, (expires_at, run_id))
+        """Extend the slots of an executing run, and of its parallel branches, with its
+        lease (the lease keeper)."""
+        self.d.execute(_RENEW, (expires_at, run_id, run_id + "$"))
 
     def wake_free(self, now: int) -> list[str]:
         """The sweeper: drop expired slots, and wake the waiters of keys that have room
@@ -217,4 +242,4 @@ class ThrottleStore:
         return starts
 
 
-__all__ = ["SlotStore", "ThrottleStore", "NEVER"]
+__all__ = ["SlotStore", "ThrottleStore", "NEVER", "BRANCH_SEP"]

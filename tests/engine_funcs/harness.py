@@ -12,7 +12,7 @@ from tengo_jobs.store.schema import RunRow as Run, RunStatus
 from tengo_jobs.core.registry import Registry
 from tengo_jobs.runtime import Runtime, set_runtime
 
-from . import cancellable, crash, effects, flows
+from . import cancellable, crash, effects, flows, parallel
 from procs import start_worker
 
 FINAL = (RunStatus.COMPLETED.value, RunStatus.FAILED.value, RunStatus.CANCELLED.value)
@@ -40,6 +40,7 @@ def scheduler_runtime(env: dict[str, str]):
         flows.register(jobs)
         crash.register(jobs)
         cancellable.register(jobs)
+        parallel.register(jobs)
         yield runtime, jobs
     finally:
         runtime.close()

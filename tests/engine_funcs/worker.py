@@ -2,9 +2,10 @@
 
 from tengo_jobs import Jobs
 
-from . import cancellable, crash, flows
+from . import cancellable, crash, flows, parallel
 
 jobs = Jobs(app_id=flows.APP_ID)
 flows.register(jobs)
 crash.register(jobs)
 cancellable.register(jobs)
+parallel.register(jobs)
