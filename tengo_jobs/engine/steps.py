@@ -116,6 +116,19 @@ def finish_attempt(attempt: StepAttempt, *, result: Any = None,
     raise AssertionError("a step attempt yields once")  # pragma: no cover
 
 
+def settle_branches(results: list[Any], pending: list, failures: list[BaseException]) -> list:
+    """Parallel branches have all stopped: an interrupt wins, then a failure, then the
+    operations they wait for (one suspension), else their results in order."""
+    interrupts = [f for f in failures if isinstance(f, ENGINE_INTERRUPTS)]
+    if interrupts:
+        raise interrupts[0]
+    if failures:
+        raise failures[0]
+    if pending:
+        raise Suspend(pending)
+    return results
+
+
 def _step_error(step_id: str, row) -> StepError:
     err = decode(row.error) or {}
     return StepError(step_id, err.get("message", ""), error_name=err.get("name", "Error"),
@@ -407,13 +420,10 @@ class Step:
         if not all(callable(b) for b in branches):
             raise StepUsageError("step.parallel takes a list of callables, e.g. "
                                  "[lambda: step.run('a', fa), lambda: step.run('b', fb)]")
-        if self._in_step is not None:
-            raise StepUsageError(f"step.parallel was called inside step {self._in_step!r}; "
-                                 "steps cannot be nested")
         if not branches:
             return []
+        self._parallel_section_start()
         x = self._x
-        x.flush()
         results: list[Any] = [None] * len(branches)
         pending: list = []
         failures: list[BaseException] = []
@@ -432,15 +442,14 @@ class Step:
                 max_workers=min(len(branches), x.settings.parallel_max),
                 thread_name_prefix=f"tengo-parallel-{x.run_id}") as pool:
             list(pool.map(branch, range(len(branches))))
-        interrupts = [f for f in failures if isinstance(f, (Interrupt, DramatiqInterrupt,
-                                                            KeyboardInterrupt))]
-        if interrupts:
-            raise interrupts[0]
-        if failures:
-            raise failures[0]
-        if pending:
-            raise Suspend(pending)
-        return results
+        return settle_branches(results, pending, failures)
+
+    def _parallel_section_start(self) -> None:
+        """What every ``parallel`` checks and does before its branches start."""
+        if self._in_step is not None:
+            raise StepUsageError(f"step.parallel was called inside step {self._in_step!r}; "
+                                 "steps cannot be nested")
+        self._x.flush()
 
     # -- events -------------------------------------------------------------------------
     def send_event(self, step_id: str, events) -> list[str]:
