@@ -6,7 +6,7 @@ Applications add their own tables, web pages and CLI commands with an
 :class:`Extension`.
 """
 
-from .client import Jobs
+from .client import Jobs, RunResult
 from .clock import Clock, FakeClock
 from .config import Settings
 from .durations import ms_to_iso, to_epoch_ms, to_ms
@@ -16,6 +16,9 @@ from .errors import (ConfigurationError, EventValidationError, NonRetriableError
 from .core.events import Event
 from .core.extensions import Extension
 from .core.functions import FunctionDef
+from .engine.invocation import Context
+from .engine.steps import Step
+from .engine.steps_async import AsyncStep
 from .ids import new_id
 from .process.web.auth import require_dashboard
 from .runtime import Runtime, boot, get_runtime, set_runtime
@@ -24,6 +27,10 @@ from .store import AppModel, EnumField, RunStatus, StepStatus, bulk_insert
 __all__ = [
     # declaring functions and sending events
     "Jobs", "Event", "FunctionDef",
+    # what a handler receives: handler(ctx: Context, step: Step) or, async, step: AsyncStep
+    "Context", "Step", "AsyncStep",
+    # a run's result from Python (Jobs.get_run / wait_for_run)
+    "RunResult",
     # errors
     "TengoJobsError", "ConfigurationError", "ValidationError", "EventValidationError",
     "OutputTooLargeError", "NonRetriableError", "RetryAfterError", "StepError",

@@ -2,12 +2,77 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+import asyncio
+import dataclasses
+import time
+from typing import Any, Callable, ParamSpec, TypeVar
 
 from .core.functions import DEFAULT_RETRIES, FunctionDef, build_function
+from .core.states import RunStatus
 from .core.registry import Registry, registry as default_registry
 from .errors import ConfigurationError
 from .runtime import get_runtime
+from .store.queries import run_dict
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+# wait_for_run polls the database: first after this many seconds, then each wait twice the
+# last, up to the ceiling (a run finishing in 30 ms is seen in about 30 ms; a long one costs
+# two reads a second).
+WAIT_FIRST_POLL_S = 0.01
+WAIT_MAX_POLL_S = 0.5
+
+
+class _Polling:
+    """The waits between reads of :meth:`Jobs.wait_for_run`, and its deadline."""
+
+    def __init__(self, run_id: str, timeout: float | None):
+        self.run_id, self.timeout = run_id, timeout
+        self.deadline = None if timeout is None else time.monotonic() + timeout
+        self.delay = WAIT_FIRST_POLL_S
+
+    def next_delay(self, run: "RunResult") -> float:
+        """Seconds to wait before the next read; ``TimeoutError`` once the time is up."""
+        delay, self.delay = self.delay, min(self.delay * 2, WAIT_MAX_POLL_S)
+        if self.deadline is None:
+            return delay
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError(f"run {self.run_id!r} did not end within {self.timeout} s "
+                               f"(it is {run.status.value})")
+        return min(delay, left)
+
+
+@dataclasses.dataclass(frozen=True)
+class RunResult:
+    """A run as :meth:`Jobs.get_run` reads it: its status and, once it ended, its output
+    (what the handler returned, decoded from JSON) or its error (``{"name", "message",
+    ...}``). Times are ISO 8601 text (UTC), as the REST API gives them."""
+
+    id: str
+    function_id: str
+    status: RunStatus
+    output: Any
+    error: dict | None
+    attempt: int
+    event_id: str | None
+    created_at: str | None
+    started_at: str | None
+    ended_at: str | None
+
+    @property
+    def done(self) -> bool:
+        """Whether the run ended (completed, failed or cancelled)."""
+        return self.status.is_final
+
+    @classmethod
+    def from_row(cls, row) -> "RunResult":
+        body = run_dict(row)
+        return cls(id=body["id"], function_id=body["function_id"], status=row.status,
+                   output=body["output"], error=body["error"], attempt=body["attempt"],
+                   event_id=body["event_id"], created_at=body["created_at"],
+                   started_at=body["started_at"], ended_at=body["ended_at"])
 
 
 class Jobs:
@@ -44,10 +109,11 @@ class Jobs:
     def function(self, id: str, *, event: str | list[str] | None = None, cron: str | None = None,
                  retries: int = DEFAULT_RETRIES, on_failure: Callable | None = None,
                  misfire: str = "coalesce", name: str | None = None,
-                 **options: Any) -> Callable[[Callable], FunctionDef]:
-        """Declare a durable function ``handler(ctx, step)`` triggered by ``event`` or ``cron``."""
+                 **options: Any) -> Callable[[Callable[P, R]], FunctionDef[P, R]]:
+        """Declare a durable function ``handler(ctx, step)`` triggered by ``event`` or ``cron``
+        (an ``async def`` handler gets an :class:`~tengo_jobs.AsyncStep`)."""
 
-        def decorate(handler: Callable) -> FunctionDef:
+        def decorate(handler: Callable[P, R]) -> FunctionDef[P, R]:
             fn = build_function(self.app_id, id, handler, event=event, cron=cron, retries=retries,
                                 on_failure=on_failure, misfire=misfire, name=name, **options)
             self.registry.add(fn)
@@ -61,3 +127,39 @@ class Jobs:
     def send(self, events, *, now: int | None = None) -> list[str]:
         """Send one event (a dict or ``Event``) or a list; returns one event id per event."""
         return self.runtime.send(events, now=now)
+
+    async def send_async(self, events, *, now: int | None = None) -> list[str]:
+        """:meth:`send` from asyncio code, with the same contract (validation, ids, runs
+        started in the same transaction). The intake runs in a thread
+        (``asyncio.to_thread``): the event loop is not blocked on the database round trip,
+        though one thread is used per call in flight (an async database driver would not
+        need it: not done yet)."""
+        return await asyncio.to_thread(self.runtime.send, events, now=now)
+
+    # -- a run's result ----------------------------------------------------------------------
+    def get_run(self, run_id: str) -> RunResult:
+        """The run ``run_id`` now (:class:`RunResult`); ``RunNotFoundError`` if there is none."""
+        return RunResult.from_row(self.runtime.store.queries.run(run_id))
+
+    def wait_for_run(self, run_id: str, *, timeout: float | None = None) -> RunResult:
+        """Wait until run ``run_id`` ends (completed, failed or cancelled) and return it.
+
+        Polls the database (from :data:`WAIT_FIRST_POLL_S`, doubling up to
+        :data:`WAIT_MAX_POLL_S`) in wall-clock seconds; raises ``TimeoutError`` after
+        ``timeout`` seconds (``None``: no limit). It does not drive the run: a worker must."""
+        poll = _Polling(run_id, timeout)
+        while not (run := self.get_run(run_id)).done:
+            time.sleep(poll.next_delay(run))
+        return run
+
+    async def get_run_async(self, run_id: str) -> RunResult:
+        """:meth:`get_run` from asyncio code (the read runs in a thread)."""
+        return await asyncio.to_thread(self.get_run, run_id)
+
+    async def wait_for_run_async(self, run_id: str, *, timeout: float | None = None) -> RunResult:
+        """:meth:`wait_for_run` from asyncio code: the same polling with ``asyncio.sleep``
+        between reads (each read in a thread), so the loop is never blocked."""
+        poll = _Polling(run_id, timeout)
+        while not (run := await self.get_run_async(run_id)).done:
+            await asyncio.sleep(poll.next_delay(run))
+        return run

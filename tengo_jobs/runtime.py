@@ -84,7 +84,8 @@ class Runtime:
                                  settings=self.settings, enqueue=self.enqueue, send=self.send)
 
         def tengo_jobs_execute(run_id: str) -> None:
-            self.executor.execute(run_id)
+            # an async handler continues on the event loop: this worker thread is free
+            self.executor.execute(run_id, detach=True)
 
         self.actor = declare_actor(self.broker, tengo_jobs_execute, self.settings.queue_name)
         self._waker = Waker(self._send_now) if self.broker_adapter.needs_waker else None

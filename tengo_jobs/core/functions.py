@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable
+import inspect
+from typing import Any, Callable, Generic, ParamSpec, TypeVar
 
 from ..errors import ConfigurationError
 from .cron import parse_cron
@@ -24,13 +25,25 @@ UNSUPPORTED_OPTIONS: tuple[str, ...] = ()
 CAPACITY_OPTIONS = ("concurrency", "throttle", "priority")
 
 
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def runtime_of(handler: Callable[..., Any]) -> str:
+    """The driver a handler needs: ``python-async`` for an ``async def`` one."""
+    return "python-async" if inspect.iscoroutinefunction(handler) else "python"
+
+
 @dataclasses.dataclass(eq=False)
-class FunctionDef:
-    """A durable function: its id, triggers, retry policy and handler ``handler(ctx, step)``."""
+class FunctionDef(Generic[P, R]):
+    """A durable function: its id, triggers, retry policy and handler ``handler(ctx, step)``.
+
+    Generic in the handler's signature: calling the definition calls the handler (with
+    its parameters and return type, for type checkers too)."""
 
     id: str
     app_id: str
-    handler: Callable
+    handler: Callable[P, R]
     events: tuple[str, ...] = ()
     cron: str | None = None
     retries: int = DEFAULT_RETRIES
@@ -39,7 +52,8 @@ class FunctionDef:
     name: str | None = None
     is_failure_handler: bool = False
     failure_of: str | None = None
-    # Which driver executes the handler (``python``: called in the worker's thread).
+    # Which driver executes the handler (``python``: called in the worker's thread;
+    # ``python-async``: an ``async def`` handler, on the worker's event loop).
     runtime: str = "python"
     # concurrency / throttle / priority (``None``: none of them, today's path, no extra cost)
     capacity: Capacity | None = None
@@ -59,9 +73,9 @@ class FunctionDef:
         h = self.handler
         return f"{getattr(h, '__module__', '?')}.{getattr(h, '__qualname__', repr(h))}"
 
-    def __call__(self, ctx, step):
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         """Call the handler directly (no durability); handy in plain unit tests."""
-        return self.handler(ctx, step)
+        return self.handler(*args, **kwargs)
 
     def describe(self) -> dict:
         return {
@@ -86,9 +100,9 @@ def _check_id(fn_id, what="function id") -> str:
     return fn_id
 
 
-def build_function(app_id: str, fn_id: str, handler: Callable, *, event=None, cron=None,
+def build_function(app_id: str, fn_id: str, handler: Callable[P, R], *, event=None, cron=None,
                    retries=DEFAULT_RETRIES, on_failure=None, misfire="coalesce", name=None,
-                   cancel_on=None, timeouts=None, **options) -> FunctionDef:
+                   cancel_on=None, timeouts=None, **options) -> FunctionDef[P, R]:
     """Validate the decorator's arguments and build the definition (and its failure handler)."""
     _check_id(fn_id)
     where = f"function {fn_id!r}"
@@ -125,7 +139,8 @@ def build_function(app_id: str, fn_id: str, handler: Callable, *, event=None, cr
     if flow.any and not events:
         raise ConfigurationError(f"{where}: {', '.join(sorted(flow.describe()))} apply to event "
                                  "triggers; give event='name' (cron ticks are not flow-controlled)")
-    fn = FunctionDef(id=fn_id, app_id=app_id, handler=handler, events=events, cron=cron,
+    fn = FunctionDef(id=fn_id, app_id=app_id, handler=handler, runtime=runtime_of(handler),
+                     events=events, cron=cron,
                      retries=retries, misfire=misfire, name=name, flow=flow,
                      cancel_on=parse_cancel_on(cancel_on, where),
                      timeouts=parse_timeouts(timeouts, where),
@@ -134,6 +149,7 @@ def build_function(app_id: str, fn_id: str, handler: Callable, *, event=None, cr
         if not callable(on_failure):
             raise ConfigurationError(f"{where}: on_failure must be a callable handler(ctx, step)")
         fn.on_failure = FunctionDef(id=f"{fn_id}-failure", app_id=app_id, handler=on_failure,
+                                    runtime=runtime_of(on_failure),
                                     retries=retries, is_failure_handler=True, failure_of=fn_id,
                                     name=f"{name or fn_id} (on failure)")
     return fn

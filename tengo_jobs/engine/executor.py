@@ -33,10 +33,12 @@ the first takes a slot of its own (:meth:`Invocation.branch_slot`).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import threading
 import uuid
+from concurrent.futures import Future
 from typing import TYPE_CHECKING, Callable, Iterable
 
 from dramatiq.threading import Interrupt as DramatiqInterrupt
@@ -45,8 +47,8 @@ from ..core.registry import Registry
 from ..errors import (CancelRequested, DatabaseLost, DatabaseUnavailableError, FunctionCrashedError, LeaseLost,
                       ValidationError)
 from ..serde import encode_output
-from .drivers import (Completed, Crashed, Driver, Errored, Failed, Outcome, PythonDriver,
-                      Suspended)
+from .drivers import (AsyncPythonDriver, Completed, Crashed, Driver, Errored, Failed, Outcome,
+                      PythonDriver, Suspended)
 from .invocation import Invocation
 
 if TYPE_CHECKING:
@@ -57,6 +59,14 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 UNKNOWN_FUNCTION_DELAY_MS = 30_000
+
+
+def _run_ends(ends: list[Callable[[], None]]) -> None:
+    for end in ends:
+        try:
+            end()
+        except Exception:  # noqa: BLE001 - the next ones still run; leases and slots expire
+            log.exception("could not finish an execution's bookkeeping")
 
 
 class Executor:
@@ -77,7 +87,7 @@ class Executor:
         self._keeper: threading.Thread | None = None
         self._stopping = threading.Event()
         self._drivers: dict[str, Driver] = {}
-        for driver in drivers or [PythonDriver()]:
+        for driver in drivers or [PythonDriver(), AsyncPythonDriver()]:
             self.add_driver(driver)
 
     def add_driver(self, driver: Driver) -> None:
@@ -129,8 +139,12 @@ class Executor:
         return len(active)
 
     # -- execution --------------------------------------------------------------------------
-    def execute(self, run_id: str) -> str:
+    def execute(self, run_id: str, *, detach: bool = False) -> str:
         """Execute ``run_id`` if it is due and free; returns what happened (for tests and logs).
+
+        With ``detach`` (the worker's actor), a handler whose driver can run detached (an
+        ``async def`` one: :class:`~.drivers.AsyncPythonDriver`) continues on the event loop
+        after this returns ``"detached"``: the lease is kept and renewed until it ends.
 
         Raises :class:`DatabaseUnavailableError` when the run cannot even be acquired (the
         worker's message is then retried later)."""
@@ -139,12 +153,21 @@ class Executor:
         if acquired is None:
             return "skipped"
         self._track(token, run_id)
+        # What ends this execution (its lease tracking, its concurrency slots), in order:
+        # run here, or by the event loop when the execution was detached there.
+        ends: list[Callable[[], None]] = [lambda: self._track(token, None)]
         try:
-            return self._execute(token, acquired)
-        finally:
-            self._track(token, None)
+            result = self._execute(token, acquired, ends, detach)
+        except BaseException:
+            _run_ends(ends)
+            raise
+        if isinstance(result, Future):
+            result.add_done_callback(lambda _: _run_ends(ends))
+            return "detached"
+        _run_ends(ends)
+        return result
 
-    def _execute(self, token: str, acquired: "Acquired") -> str:
+    def _execute(self, token: str, acquired: "Acquired", ends: list, detach: bool) -> "str | Future":
         run = acquired.run
         function = self.registry.find(run.function_id)
         if function is None:
@@ -159,11 +182,8 @@ class Executor:
             limits = function.capacity.slot_keys(acquired.event.to_dict())
             if not self._take_slots(token, acquired, function, limits):
                 return "waiting"
-        try:
-            return self._execute_held(token, acquired, function, limits)
-        finally:
-            if limits:
-                self._release_slots(token, run.id, limits)
+            ends.insert(0, lambda: self._release_slots(token, run.id, limits))
+        return self._execute_held(token, acquired, function, limits, detach)
 
     # -- concurrency slots -------------------------------------------------------------------
     def _take_slots(self, token: str, acquired: "Acquired", function, limits) -> bool:
@@ -198,13 +218,15 @@ class Executor:
         if woken:
             self.enqueue(woken)
 
-    def _execute_held(self, token: str, acquired: "Acquired", function, limits) -> str:
+    def _execute_held(self, token: str, acquired: "Acquired", function, limits,
+                      detach: bool) -> "str | Future":
         run = acquired.run
         events = (self.store.runs.batch_events(run) or None
                   if function.flow.batch_events is not None else None)
         inv = Invocation(self, run, function, token, acquired.event, acquired.steps,
                          acquired.unclean, events=events, slot_limits=limits)
-        try:
+
+        def start() -> "str | Future":
             if run.cancel_requested:  # asked while an earlier execution held it
                 inv.stop_cancelled(json.loads(run.cancel_requested))
                 return "cancelled"
@@ -215,26 +237,42 @@ class Executor:
                     f"run {run.id}: {acquired.unclean} executions in a row died outside any "
                     "step (a crash, SIGKILL, OOM or a lost database); not retried again"))
                 return "failed"
-            return self._invoke(inv)
+            return self._invoke(inv, detach)
+
+        return self._guarded(inv, start)
+
+    @staticmethod
+    def _guarded(inv: Invocation, body: Callable[[], "str | Future"]) -> "str | Future":
+        """``body`` with what the engine's interrupts mean for the execution."""
+        try:
+            return body()
         except LeaseLost:
-            log.warning("run %s: lease lost; another executor owns it now, stopping here", run.id)
+            log.warning("run %s: lease lost; another executor owns it now, stopping here",
+                        inv.run_id)
             return "lease-lost"
         except (DatabaseLost, DatabaseUnavailableError) as exc:
             log.error("run %s: abandoned, the database is unavailable (%s); its lease expires "
-                      "and the run is sent again", run.id, exc)
+                      "and the run is sent again", inv.run_id, exc)
             return "abandoned"
-        except (DramatiqInterrupt, KeyboardInterrupt):
+        except (DramatiqInterrupt, KeyboardInterrupt, asyncio.CancelledError):
             inv.release()
             raise
 
-    def _invoke(self, inv: Invocation) -> str:
+    def _invoke(self, inv: Invocation, detach: bool = False) -> "str | Future":
         driver = self._drivers.get(inv.function.runtime)
         if driver is None:
             inv.fail(ValidationError(f"function {inv.function.id!r}: no driver serves runtime "
                                      f"{inv.function.runtime!r} in this worker"))
             return "failed"
+        if detach and hasattr(driver, "detach"):  # the loop finishes it; this thread is free
+            return driver.detach(inv, lambda outcome: self._guarded(
+                inv, lambda: self._conclude(inv, outcome)))
+        return self._conclude(inv, lambda: driver.drive(inv))
+
+    def _conclude(self, inv: Invocation, drive: Callable[[], Outcome]) -> str:
+        """Drive the handler (or take the outcome it came to) and apply it."""
         try:
-            outcome = driver.drive(inv)
+            outcome = drive()
         except CancelRequested as cancelled:  # at a step boundary, its last step kept
             inv.stop_cancelled(cancelled.error)
             return "cancelled"

@@ -18,13 +18,16 @@ that keeps killing its process runs ``1 + retries`` times, then fails.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import contextvars
+import inspect
 import json
 import logging
 import re
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Generator, ParamSpec, Sequence, TypeVar
 
 from dramatiq.threading import Interrupt as DramatiqInterrupt
 
@@ -69,6 +72,63 @@ def match_expression(call: str, match, if_exp: str | None) -> str | None:
     return f"event.{match} == async.{match}"
 
 
+# The engine's and the worker's control flow: never a failure of the step that was running.
+ENGINE_INTERRUPTS = (Interrupt, DramatiqInterrupt, KeyboardInterrupt, asyncio.CancelledError)
+
+# The step a piece of code runs inside, per thread *and* per asyncio task (a context
+# variable: parallel branches, threads or tasks, each see their own): ``(step, step id)``.
+_IN_STEP: contextvars.ContextVar[tuple[Any, str] | None] = contextvars.ContextVar(
+    "tengo_jobs_in_step", default=None)
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+#: What :meth:`Step._attempt` yields: the user function to call and its arguments; the
+#: caller sends back its result or throws its exception in (see :func:`drive_sync`).
+StepCall = tuple[Callable[..., Any], tuple, dict]
+StepAttempt = Generator[StepCall, Any, Any]
+
+
+def drive_sync(attempt: StepAttempt) -> Any:
+    """Run a step attempt in this thread: call its function and hand the result back."""
+    try:
+        fn, args, kwargs = next(attempt)
+    except StopIteration as done:  # replayed: nothing to run
+        return done.value
+    try:
+        result = fn(*args, **kwargs)
+    except BaseException as exc:  # noqa: BLE001 - the attempt decides (fail, retry, re-raise)
+        return finish_attempt(attempt, error=exc)
+    return finish_attempt(attempt, result=result)
+
+
+def finish_attempt(attempt: StepAttempt, *, result: Any = None,
+                   error: BaseException | None = None) -> Any:
+    """Hand a step function's result (or its exception) back to its attempt; returns the
+    step's value or raises what the attempt raises (StepError, Suspend, an interrupt)."""
+    try:
+        if error is not None:
+            attempt.throw(error)
+        else:
+            attempt.send(result)
+    except StopIteration as done:
+        return done.value
+    raise AssertionError("a step attempt yields once")  # pragma: no cover
+
+
+def settle_branches(results: list[Any], pending: list, failures: list[BaseException]) -> list:
+    """Parallel branches have all stopped: an interrupt wins, then a failure, then the
+    operations they wait for (one suspension), else their results in order."""
+    interrupts = [f for f in failures if isinstance(f, ENGINE_INTERRUPTS)]
+    if interrupts:
+        raise interrupts[0]
+    if failures:
+        raise failures[0]
+    if pending:
+        raise Suspend(pending)
+    return results
+
+
 def _step_error(step_id: str, row) -> StepError:
     err = decode(row.error) or {}
     return StepError(step_id, err.get("message", ""), error_name=err.get("name", "Error"),
@@ -82,15 +142,15 @@ class Step:
         self._x = invocation
         self._counts: dict[str, int] = {}
         self._counts_lock = threading.Lock()
-        self._local = threading.local()  # per thread: parallel branches run in their own
 
     @property
     def _in_step(self) -> str | None:
-        return getattr(self._local, "in_step", None)
+        current = _IN_STEP.get()
+        return current[1] if current is not None and current[0] is self else None
 
     @_in_step.setter
     def _in_step(self, step_id: str | None) -> None:
-        self._local.in_step = step_id
+        _IN_STEP.set(None if step_id is None else (self, step_id))
 
     # -- keys and replay ---------------------------------------------------------------
     def _key(self, step_id: str) -> str:
@@ -116,11 +176,12 @@ class Step:
         return row
 
     # -- step.run ------------------------------------------------------------------------
-    def run(self, step_id: str, fn: Callable[..., Any], *args, **kwargs) -> Any:
+    def run(self, step_id: str, fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
         """Run ``fn(*args, **kwargs)`` once; its JSON result is stored and replayed after."""
         return self._run(step_id, fn, args, kwargs, transactional=False)
 
-    def transaction(self, step_id: str, fn: Callable[..., Any], *args, **kwargs) -> Any:
+    def transaction(self, step_id: str, fn: Callable[P, R], *args: P.args,
+                    **kwargs: P.kwargs) -> R:
         """Like :meth:`run`, but ``fn`` runs inside a database transaction that also writes
         the step's checkpoint: its writes to the jobs database commit exactly once, together
         with the checkpoint, or not at all (an error, a crash or a lost lease rolls them
@@ -128,6 +189,19 @@ class Step:
         return self._run(step_id, fn, args, kwargs, transactional=True)
 
     def _run(self, step_id: str, fn: Callable[..., Any], args, kwargs, *, transactional: bool):
+        if inspect.iscoroutinefunction(fn):
+            raise StepUsageError(
+                f"function {self._x.function.id!r}, step {step_id!r}: {_name(fn)} is an async "
+                "function, and this handler is a plain (sync) one: declare the handler with "
+                "'async def' and 'await step.run(...)', or make the step function plain")
+        return drive_sync(self._attempt(step_id, fn, args, kwargs, transactional=transactional))
+
+    def _attempt(self, step_id: str, fn: Callable[..., Any], args, kwargs, *,
+                 transactional: bool) -> StepAttempt:
+        """One attempt of a ``run`` step, as a generator the sync and the async step drive
+        alike: it replays a stored result, or records what must be recorded before the
+        function runs, *yields* the call to make, and takes back its result (or its
+        exception, thrown in) to checkpoint it, retry it or fail it."""
         key = self._key(step_id)
         row = self._stored(key, StepKind.RUN)
         recorded, started_at = 0, None
@@ -164,15 +238,24 @@ class Step:
             # A parallel branch of a concurrency-limited function holds a slot while its step
             # executes (taken before the transaction opens: waiting holds no database lock).
             with x.branch_slot(), transaction:
-                result = fn(*args, **kwargs)
+                result = yield (fn, args, kwargs)
+                if inspect.isawaitable(result):
+                    if inspect.iscoroutine(result):
+                        result.close()  # never awaited: no "was never awaited" warning
+                    raise StepUsageError(
+                        f"function {x.function.id!r}, step {step_id!r}: the step function "
+                        "returned an awaitable (a coroutine?) instead of a value; await it "
+                        "in an 'async def' handler, or return a value")
                 output = x.account_output(step_id, encode_output(
                     result, what=f"step {step_id!r}", limit=x.output_limit))
                 if transactional:
                     self._in_step = None
                     x.checkpoint(ops.StepRun(key=key, name=step_id, output=output,
                                              attempts=attempt, started_at=started_at))
-        except (Interrupt, DramatiqInterrupt, KeyboardInterrupt):
+        except ENGINE_INTERRUPTS:
             raise  # the engine's or the worker's control flow, not a failure of the step
+        except StepUsageError:
+            raise
         except (OutputTooLargeError, NotSerializableError) as exc:
             self._in_step = None
             if output is None:
@@ -341,13 +424,10 @@ class Step:
         if not all(callable(b) for b in branches):
             raise StepUsageError("step.parallel takes a list of callables, e.g. "
                                  "[lambda: step.run('a', fa), lambda: step.run('b', fb)]")
-        if self._in_step is not None:
-            raise StepUsageError(f"step.parallel was called inside step {self._in_step!r}; "
-                                 "steps cannot be nested")
         if not branches:
             return []
+        self._parallel_section_start()
         x = self._x
-        x.flush()
         results: list[Any] = [None] * len(branches)
         pending: list = []
         failures: list[BaseException] = []
@@ -366,15 +446,14 @@ class Step:
                 max_workers=min(len(branches), x.settings.parallel_max),
                 thread_name_prefix=f"tengo-parallel-{x.run_id}") as pool:
             list(pool.map(branch, range(len(branches))))
-        interrupts = [f for f in failures if isinstance(f, (Interrupt, DramatiqInterrupt,
-                                                            KeyboardInterrupt))]
-        if interrupts:
-            raise interrupts[0]
-        if failures:
-            raise failures[0]
-        if pending:
-            raise Suspend(pending)
-        return results
+        return settle_branches(results, pending, failures)
+
+    def _parallel_section_start(self) -> None:
+        """What every ``parallel`` checks and does before its branches start."""
+        if self._in_step is not None:
+            raise StepUsageError(f"step.parallel was called inside step {self._in_step!r}; "
+                                 "steps cannot be nested")
+        self._x.flush()
 
     # -- events -------------------------------------------------------------------------
     def send_event(self, step_id: str, events) -> list[str]:
@@ -396,6 +475,10 @@ class Step:
     def _preview_key(self, step_id: str) -> str:
         n = self._counts.get(step_id, 0)
         return step_id if n == 0 else f"{step_id}:{n}"
+
+
+def _name(fn: Any) -> str:
+    return getattr(fn, "__qualname__", None) or repr(fn)
 
 
 StepTools = Step  # the name before step operations became values

@@ -2,6 +2,7 @@
 
 from .base import Completed, Crashed, Driver, Errored, Failed, Outcome, Suspended
 from .python import PythonDriver
+from .python_async import AsyncPythonDriver, EventLoopThread
 
 __all__ = ["Driver", "Outcome", "Completed", "Suspended", "Failed", "Errored", "Crashed",
-           "PythonDriver"]
+           "PythonDriver", "AsyncPythonDriver", "EventLoopThread"]

@@ -16,10 +16,14 @@ outcomes, so checkpoints, retries, replay and suspension are the engine's, once.
 from __future__ import annotations
 
 import abc
+import asyncio
 import dataclasses
 from typing import TYPE_CHECKING, Any, Union
 
+from dramatiq.threading import Interrupt as DramatiqInterrupt
+
 from ...core.ops import PendingOp
+from ...errors import Interrupt, NonRetriableError, StepError, Suspend
 
 if TYPE_CHECKING:
     from ..invocation import Invocation
@@ -65,6 +69,22 @@ class Crashed:
 Outcome = Union[Completed, Suspended, Failed, Errored, Crashed]
 
 
+def error_outcome(exc: BaseException) -> Outcome:
+    """What an exception out of a handler means, the same for every Python driver: a
+    pending operation suspends, a step failed for good fails the run, any other error is
+    retried as the whole function, a non-error (``sys.exit``) crashes the execution. The
+    engine's and the worker's interrupts (and an asyncio cancellation) are raised again."""
+    if isinstance(exc, Suspend):
+        return Suspended(exc.ops)
+    if isinstance(exc, (Interrupt, DramatiqInterrupt, KeyboardInterrupt, asyncio.CancelledError)):
+        raise exc
+    if isinstance(exc, (StepError, NonRetriableError)):  # a step failed for good: so does the run
+        return Failed(exc)
+    if isinstance(exc, Exception):  # outside any step: retried, then failed
+        return Errored(exc)
+    return Crashed(exc)  # sys.exit() between steps
+
+
 class Driver(abc.ABC):
     """Drives one invocation of a function (see the module docstring)."""
 
@@ -77,4 +97,4 @@ class Driver(abc.ABC):
         (a lost lease, a lost database, the worker's shutdown) propagate."""
 
 
-__all__ = ["Driver", "Outcome", "Completed", "Suspended", "Failed", "Errored", "Crashed"]
+__all__ = ["Driver", "error_outcome", "Outcome", "Completed", "Suspended", "Failed", "Errored", "Crashed"]

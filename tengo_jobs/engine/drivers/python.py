@@ -11,11 +11,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from dramatiq.threading import Interrupt as DramatiqInterrupt
-
-from ...errors import Interrupt, NonRetriableError, StepError, Suspend
 from ..steps import Step
-from .base import Completed, Crashed, Driver, Errored, Failed, Outcome, Suspended
+from .base import Completed, Driver, Outcome, error_outcome
 
 if TYPE_CHECKING:
     from ..invocation import Invocation
@@ -27,16 +24,8 @@ class PythonDriver(Driver):
     def drive(self, invocation: "Invocation") -> Outcome:
         try:
             value = invocation.function.handler(invocation.context, Step(invocation))
-        except Suspend as s:
-            return Suspended(s.ops)
-        except (Interrupt, DramatiqInterrupt, KeyboardInterrupt):
-            raise
-        except (StepError, NonRetriableError) as exc:  # a step failed for good: so does the run
-            return Failed(exc)
-        except Exception as exc:  # noqa: BLE001 - outside any step: retried, then failed
-            return Errored(exc)
-        except BaseException as exc:  # noqa: BLE001 - sys.exit() between steps
-            return Crashed(exc)
+        except BaseException as exc:  # noqa: BLE001 - sorted by error_outcome
+            return error_outcome(exc)
         return Completed(value)
 
 
