@@ -11,10 +11,10 @@ import click
 from .config import Settings
 from .core.registry import load_modules, registry
 from .core.states import FINAL_RUN_STATUSES
-from .durations import ms_to_iso
+from .durations import ms_to_iso, to_ms
 from .engine.control import ABSENT, UNFINISHED
 from .engine.replaycheck import ReplayChecker
-from .errors import TengoJobsError
+from .errors import DurationError, TengoJobsError
 from .process.dev import dev
 from .process.web.params import parse_time
 from .runtime import boot
@@ -268,6 +268,37 @@ def _in_bulk(runtime, label: str, statuses, function_id, since, until, act) -> d
             return act(bar.update)
     except TengoJobsError as exc:
         raise click.ClickException(str(exc)) from None
+
+
+@main.command()
+@click.option("--older-than", default=None, metavar="DURATION",
+              help="prune finished runs that ended longer ago than this (e.g. 7d; default "
+                   "TENGO_RETENTION)")
+@click.option("--dry-run", is_flag=True, help="count what would be deleted; delete nothing")
+def prune(older_than, dry_run):
+    """Delete finished runs older than the retention, with their steps and the events no
+    unfinished run needs, and expired dedupe claims, in short batches (safe beside running
+    schedulers, which do the same every few minutes). Unfinished runs are never touched."""
+    try:
+        older_than_ms = None if older_than is None else to_ms(older_than)
+    except DurationError as exc:
+        raise click.BadParameter(str(exc), param_hint="--older-than") from None
+    runtime = _boot(load_functions=False)
+    keep_ms = runtime.settings.retention_ms if older_than_ms is None else older_than_ms
+    if not keep_ms:
+        click.echo("TENGO_RETENTION is 0 (keep every run): only expired dedupe claims go; "
+                   "give --older-than to prune runs", err=True)
+    timekeeper = runtime.timekeeper
+    if dry_run:
+        counted = timekeeper.prune(older_than_ms=keep_ms, dry_run=True)
+        click.echo(f"would delete {counted.runs} run(s), {counted.steps} step(s), "
+                   f"{counted.events} event(s), {counted.dedupe} expired dedupe claim(s)")
+        return
+    total = timekeeper.prunable_runs(older_than_ms=keep_ms)
+    with click.progressbar(length=total, label="pruning runs", file=sys.stderr) as bar:
+        done = timekeeper.prune(older_than_ms=keep_ms, progress=bar.update)
+    click.echo(f"deleted {done.runs} run(s), {done.steps} step(s), {done.events} event(s), "
+               f"{done.dedupe} expired dedupe claim(s)")
 
 
 @main.command()

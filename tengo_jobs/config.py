@@ -43,6 +43,9 @@ class Env(str, enum.Enum):
     TENGO_DB_RECONNECT_WINDOW = "TENGO_DB_RECONNECT_WINDOW"
     TENGO_GROUP_COMMIT = "TENGO_GROUP_COMMIT"
     TENGO_GROUP_COMMIT_WINDOW = "TENGO_GROUP_COMMIT_WINDOW"
+    TENGO_RETENTION = "TENGO_RETENTION"
+    TENGO_PRUNE_INTERVAL = "TENGO_PRUNE_INTERVAL"
+    TENGO_HEARTBEAT_INTERVAL = "TENGO_HEARTBEAT_INTERVAL"
     PORT = "PORT"
 
 
@@ -70,6 +73,13 @@ def _duration_ms(environ: Mapping[str, str], name: Env, default: str) -> int:
         return to_ms(raw)
     except ValueError as exc:
         raise ConfigurationError(f"{name.value}={raw!r} is not a duration ({exc})") from None
+
+
+def _positive_duration_ms(environ: Mapping[str, str], name: Env, default: str) -> int:
+    value = _duration_ms(environ, name, default)
+    if value <= 0:
+        raise ConfigurationError(f"{name.value} must be a positive duration (e.g. '5s')")
+    return value
 
 
 TRUE_WORDS = ("1", "true", "yes", "on")
@@ -133,6 +143,9 @@ class Settings:
     run_state_limit: int = 32 * 1024 * 1024  # bytes of JSON of all a run's step outputs
     parallel_max: int = 32  # threads one step.parallel call runs its branches on
     port: int = 8288
+    retention_ms: int = 30 * 86_400_000  # finished runs older than this are pruned; 0: never
+    prune_interval_ms: int = 300_000  # how often the scheduler prunes
+    heartbeat_interval_ms: int = 5_000  # how often workers and schedulers say they are alive
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides) -> "Settings":
@@ -170,6 +183,9 @@ class Settings:
             run_state_limit=_positive_int(e, Env.TENGO_MAX_RUN_STATE_BYTES, 32 * 1024 * 1024),
             parallel_max=_positive_int(e, Env.TENGO_PARALLEL_MAX, 32),
             port=port,
+            retention_ms=_duration_ms(e, Env.TENGO_RETENTION, "30d"),
+            prune_interval_ms=_positive_duration_ms(e, Env.TENGO_PRUNE_INTERVAL, "5m"),
+            heartbeat_interval_ms=_positive_duration_ms(e, Env.TENGO_HEARTBEAT_INTERVAL, "5s"),
         )
         values.update(overrides)
         return cls(**values)

@@ -34,6 +34,7 @@ the sweeper its probe.
 
 from __future__ import annotations
 
+import importlib.metadata
 import logging
 import sys
 import threading
@@ -50,6 +51,7 @@ from .errors import ConfigurationError, TengoJobsError
 from .core.registry import Registry, load_modules, registry as default_registry
 from .engine.control import Control
 from .engine.executor import Executor
+from .engine.heartbeat import Heartbeat
 from .engine.intake import Intake
 from .engine.timekeeper import Timekeeper
 from .store import Store
@@ -97,6 +99,7 @@ class Runtime:
                                      broker=self.broker_adapter.probe(self.settings.queue_name))
         self.control = Control(store=self.store, registry=self.registry, clock=self.clock,
                                enqueue=self.enqueue)
+        self.heartbeat: Heartbeat | None = None
 
     def now(self) -> int:
         return self.clock.now()
@@ -126,10 +129,34 @@ class Runtime:
         """Create or upgrade the system tables and the tables of every registered extension."""
         return self.store.migrate(self.registry.extension_models())
 
+    def make_heartbeat(self, kind: str) -> Heartbeat:
+        """This process's heartbeat as ``kind`` (not started: the scheduler beats from its
+        loop, :meth:`start_heartbeat` from a thread of its own)."""
+        if self.heartbeat is None:
+            self.heartbeat = Heartbeat(store=self.store, clock=self.clock, kind=kind,
+                                       version=_version(), busy=self.executor.executing,
+                                       interval_ms=self.settings.heartbeat_interval_ms)
+        return self.heartbeat
+
+    def start_heartbeat(self, kind: str) -> "Runtime":
+        """Beat every ``TENGO_HEARTBEAT_INTERVAL`` from a background thread (workers)."""
+        self.make_heartbeat(kind).start()
+        return self
+
     def close(self) -> None:
+        if self.heartbeat is not None:
+            self.heartbeat.stop()
         self.executor.stop()
         self.flush()
         self.store.close()
+
+
+def _version() -> str:
+    """The installed distribution's version (what a heartbeat reports)."""
+    try:
+        return importlib.metadata.version("tengo-jobs")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
 
 
 _current: Runtime | None = None
@@ -145,7 +172,8 @@ def get_runtime() -> Runtime:
                 settings = Settings.from_env()
                 logsafe.install(settings.secrets())
                 _current = Runtime(settings=settings)
-                _current.broker.add_middleware(BootOnWorkerStart(lambda: boot("worker")))
+                _current.broker.add_middleware(BootOnWorkerStart(
+                    lambda: boot("worker").start_heartbeat("worker")))
     return _current
 
 

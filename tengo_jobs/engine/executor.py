@@ -126,6 +126,11 @@ class Executor:
     def stop(self) -> None:
         self._stopping.set()
 
+    def executing(self) -> int:
+        """How many runs this process is executing now (its busy threads; heartbeats)."""
+        with self._active_lock:
+            return len(self._active)
+
     def release_active(self) -> int:
         """Give back the runs still executing in this process (its worker stopped without
         waiting for them): not counted as died, and free for the next process at once."""

@@ -29,6 +29,11 @@ so tests move time instead of waiting:
   sweep interval (5 s) a lost wake-up is sent again within about 10 s of the moment it
   would have been consumed. A broker that cannot tell (not Redis) gets the fixed
   ``TENGO_REDELIVER_AFTER``.
+- **pruning** (:meth:`Timekeeper.prune`): finished runs older than ``TENGO_RETENTION``
+  go, with their steps and the events no remaining run needs; dedupe claims whose 24 h
+  window is over and heartbeats a day old go too. Batch after batch, each a short
+  transaction (``store/retention.py`` says what stays and why it is safe beside other
+  schedulers); the result is recorded for ``/healthz``.
 """
 
 from __future__ import annotations
@@ -40,7 +45,8 @@ from ..core.cron import CronSpec, parse_cron
 from ..core.events import SCHEDULED_EVENT, Event
 from ..core.lifecycle import START_DEADLINE
 from ..core.registry import Registry
-from ..store import RunStart, cancelled_error
+from ..store import Pruned, RunStart, cancelled_error
+from ..store.retention import BATCH as PRUNE_BATCH
 
 if TYPE_CHECKING:
     from ..clock import Clock
@@ -197,3 +203,40 @@ class Timekeeper:
             self.enqueue(run_ids)
             log.info("sweeper sent %d lost wake-up(s) again", len(run_ids))
         return run_ids
+
+    # -- pruning ------------------------------------------------------------------------------
+    def prune(self, *, now: int | None = None, older_than_ms: int | None = None,
+              dry_run: bool = False, batch: int = PRUNE_BATCH,
+              progress: Callable[[int], object] | None = None) -> Pruned:
+        """Delete finished runs that ended more than ``older_than_ms`` ago (default
+        ``TENGO_RETENTION``; ``0`` there keeps every run) with what only they need, the
+        expired dedupe claims and day-old heartbeats. ``dry_run`` counts instead.
+        ``progress(n)`` is told each batch's runs."""
+        now = self.clock.now() if now is None else now
+        keep_ms = self.settings.retention_ms if older_than_ms is None else older_than_ms
+        cutoff = now - keep_ms if keep_ms else None
+        retention = self.store.retention
+        if dry_run:
+            return retention.count(cutoff, now)
+        done = Pruned()
+        if cutoff is not None:
+            done.runs = retention.drain(
+                lambda: self._prune_runs(cutoff, batch, done), batch, progress)
+            done.events = retention.drain(lambda: retention.prune_events(cutoff, batch), batch)
+        done.dedupe = retention.drain(lambda: retention.expire_dedupe(now, batch), batch)
+        done.heartbeats = self.store.heartbeats.forget(now)
+        retention.record("prune", now, {**done.as_dict(), "cutoff": cutoff})
+        if done.runs or done.events or done.dedupe:
+            log.info("pruned %d run(s), %d step(s), %d event(s), %d dedupe claim(s)",
+                     done.runs, done.steps, done.events, done.dedupe)
+        return done
+
+    def prunable_runs(self, *, older_than_ms: int, now: int | None = None) -> int:
+        """How many runs a prune would delete now (a progress bar's length)."""
+        now = self.clock.now() if now is None else now
+        return self.store.retention.count_runs(now - older_than_ms) if older_than_ms else 0
+
+    def _prune_runs(self, cutoff: int, batch: int, done: Pruned) -> int:
+        pruned = self.store.retention.prune_runs(cutoff, batch)
+        done.steps += pruned.steps
+        return pruned.runs

@@ -9,7 +9,11 @@ to run in several scheduler processes at once; this module runs them on a clock:
 - a poller thread for due timers every ``TENGO_POLL_INTERVAL``, draining full batches
   back to back (a fixed-delay loop, not an interval job, so a long drain is not
   reported as a misfire);
-- the sweeper every ``TENGO_SWEEP_INTERVAL``.
+- the sweeper every ``TENGO_SWEEP_INTERVAL``;
+- the pruning every ``TENGO_PRUNE_INTERVAL`` (5 minutes; finished runs older than
+  ``TENGO_RETENTION``, expired dedupe claims, day-old heartbeats), in short batches;
+- this process's heartbeat every ``TENGO_HEARTBEAT_INTERVAL`` (a job of the same
+  scheduler, so a beat also says its jobs are being run).
 
 Every loop survives a lost database or broker: it logs, waits, and tries again on a
 fresh connection, so the process heals by itself after a restart of either.
@@ -94,6 +98,13 @@ class Scheduler:
                         id=f"cron:{fn_id}", name=f"cron {fn_id}")
         aps.add_job(self._sweep_job, IntervalTrigger(seconds=settings.sweep_interval_ms / 1000),
                     id="sweeper", name="sweeper")
+        aps.add_job(self._prune_job, IntervalTrigger(seconds=settings.prune_interval_ms / 1000),
+                    id="prune", name="prune")
+        heartbeat = self.runtime.make_heartbeat("scheduler")
+        heartbeat.beat_now()
+        aps.add_job(heartbeat.beat_now,
+                    IntervalTrigger(seconds=settings.heartbeat_interval_ms / 1000),
+                    id="heartbeat", name="heartbeat")
         aps.start()
         self._aps = aps
         self._poller = _TimerPoller(self.runtime, settings.poll_interval_ms)
@@ -122,6 +133,13 @@ class Scheduler:
             self.runtime.timekeeper.sweep()
         except Exception as exc:  # noqa: BLE001 - the next sweep retries
             log.warning("sweep failed (%s: %s)", type(exc).__name__, exc)
+
+
+    def _prune_job(self) -> None:
+        try:
+            self.runtime.timekeeper.prune()
+        except Exception as exc:  # noqa: BLE001 - the next prune goes on where this one stopped
+            log.warning("prune failed (%s: %s)", type(exc).__name__, exc)
 
 
 def check_intervals(runtime: "Runtime") -> None:

@@ -11,6 +11,8 @@ contract (:mod:`.contract`) with one implementation per database (:mod:`.postgre
 - :attr:`Store.waits` — ``wait_for_event`` rows and their indexed matching (:mod:`.waits`);
 - :attr:`Store.timers`, :attr:`Store.cron` — the scheduler's side;
 - :attr:`Store.slots` — concurrency slots held across processes (:mod:`.slots`);
+- :attr:`Store.retention` — the pruning's batched deletes and the row counts
+  (:mod:`.retention`); :attr:`Store.heartbeats` — processes' heartbeats (:mod:`.heartbeats`);
 - :attr:`Store.queries` — named reads for the API, dashboard, CLI and metrics
   (:mod:`.queries`).
 
@@ -34,8 +36,10 @@ from .contract import (Accepted, Acquired, EventStore, Parent, Parked, RunStart,
 from .cron import CronStore
 from .dialect import Dialect, PostgresDialect, bulk_insert
 from .flow import FlowAdmission
+from .heartbeats import Beat, HeartbeatStore
 from .migrations import migrate
 from .queries import Queries
+from .retention import IMPLEMENTATIONS as _RETENTION, Pruned, RetentionStore
 from .slots import NEVER, SlotStore, ThrottleStore
 from .schema import (AppModel, EnumField, RunRow, RunStatus, StepKind, StepRow, StepStatus,
                      TimerKind)
@@ -71,6 +75,8 @@ class Store:
         self.timers: TimerStore = timer_store(self.dialect)
         self.cron = CronStore(self.dialect)
         self.queries = Queries(self.dialect)
+        self.retention: RetentionStore = _RETENTION[self.dialect.name](self.dialect)
+        self.heartbeats = HeartbeatStore(self.dialect)
 
     def migrate(self, extra_models=()) -> list[str]:
         """Apply the pending migrations of the system tables, and create what ``extra_models``'
@@ -98,4 +104,5 @@ __all__ = ["Store", "Accepted", "Acquired", "Parent", "Parked", "RunStart", "Ste
            "invoke_unique_key", "AppModel", "EnumField", "RunRow", "StepRow", "RunStatus",
            "StepStatus", "StepKind", "TimerKind", "bulk_insert", "Dialect", "PostgresDialect",
            "EventStore", "RunStore", "TimerStore", "Queries", "CronStore", "WaitStore",
-           "Admission", "Cancelled", "cancelled_error", "SlotStore", "NEVER"]
+           "Admission", "Cancelled", "cancelled_error", "SlotStore", "NEVER", "RetentionStore",
+           "Pruned", "HeartbeatStore", "Beat"]

@@ -65,11 +65,12 @@ class EventRow(AppModel):
 
 
 class DedupeRow(AppModel):
-    """One row per user-supplied event id; a repeat within ``expires_at`` is a duplicate."""
+    """One row per user-supplied event id; a repeat within ``expires_at`` is a duplicate.
+    Expired rows are deleted by the pruning (``store/retention.py``)."""
 
     key = pw.CharField(primary_key=True, max_length=300)
     event_id = pw.CharField(max_length=32)
-    expires_at = pw.BigIntegerField()
+    expires_at = pw.BigIntegerField(index=True)  # index: migration 0009
 
     class Meta:
         table_name = "tj_event_dedupe"
@@ -111,7 +112,8 @@ class RunRow(AppModel):
     class Meta:
         table_name = "tj_runs"
         # As migration 0003 left them: (function_id, created_at), (status, id), and a partial
-        # index on wake_at over unfinished runs (written in the migration, not here).
+        # index on wake_at over unfinished runs (written in the migration, not here); 0009
+        # adds partial indexes on ended_at and parent_run_id (retention), also there only.
         indexes = ((("function_id", "created_at"), False), (("status", "id"), False))
 
 
@@ -256,7 +258,7 @@ class BatchEventRow(AppModel):
 
     run_id = pw.CharField(max_length=32)
     position = pw.IntegerField()
-    event_id = pw.CharField(max_length=32)
+    event_id = pw.CharField(max_length=32, index=True)  # index: migration 0009 (retention)
 
     class Meta:
         table_name = "tj_batch_events"
@@ -311,10 +313,38 @@ class ThrottleRow(AppModel):
         table_name = "tj_throttles"
 
 
+class HeartbeatRow(AppModel):
+    """A worker or scheduler process, as it last said it was alive (migration 0009)."""
+
+    host = pw.CharField(max_length=255)
+    pid = pw.IntegerField()
+    kind = pw.CharField(max_length=16)
+    version = pw.CharField(max_length=64)
+    threads_busy = pw.IntegerField(default=0, constraints=[pw.SQL("DEFAULT 0")])
+    started_at = pw.BigIntegerField()
+    last_seen = pw.BigIntegerField(index=True)
+    interval_ms = pw.IntegerField()
+
+    class Meta:
+        table_name = "tj_heartbeats"
+        primary_key = pw.CompositeKey("host", "pid")
+
+
+class MaintenanceRow(AppModel):
+    """The last result of a maintenance duty (``prune``): when, and what it did (JSON)."""
+
+    name = pw.CharField(primary_key=True, max_length=32)
+    ran_at = pw.BigIntegerField()
+    detail = pw.TextField()
+
+    class Meta:
+        table_name = "tj_maintenance"
+
+
 SYSTEM_MODELS: list[type[pw.Model]] = [EventRow, DedupeRow, RunRow, StepRow, TimerRow, WaitRow,
                                        WaitKeyRow, CronStateRow, PausedFunctionRow, FlowKeyRow,
                                        SkipRow, BatchEventRow, SlotKeyRow, SlotRow, SlotWaiterRow,
-                                       ThrottleRow]
+                                       ThrottleRow, HeartbeatRow, MaintenanceRow]
 
 # Table names for the store's hand-written SQL (never spelled anywhere else).
 EVENTS = EventRow._meta.table_name
@@ -333,6 +363,8 @@ SLOT_KEYS = SlotKeyRow._meta.table_name
 SLOTS = SlotRow._meta.table_name
 SLOT_WAITERS = SlotWaiterRow._meta.table_name
 THROTTLES = ThrottleRow._meta.table_name
+HEARTBEATS = HeartbeatRow._meta.table_name
+MAINTENANCE = MaintenanceRow._meta.table_name
 
 RUN_COLUMNS = tuple(f.column_name for f in RunRow._meta.sorted_fields)
 STEP_COLUMNS = tuple(f.column_name for f in StepRow._meta.sorted_fields)

@@ -1,8 +1,24 @@
-"""``GET /healthz``: the database and the broker answer, or 503 naming which does not."""
+"""``GET /healthz``: the database and the broker answer, or 503 naming which does not.
+
+With the dashboard password (as ``/metrics`` takes it; open outside production when none is
+set) the answer also says how the deployment is doing, cheaply:
+
+- ``processes``: every worker and scheduler process seen in the last day, from their
+  heartbeats — ``{kind, host, pid, version, threads_busy, started_at, last_seen, status}``,
+  ``status`` ``down`` after three of its heartbeat intervals without a beat;
+- ``rows``: ``{runs, steps, events}`` (PostgreSQL: the planner's estimates, no table scan);
+- ``last_prune``: when the last prune ran and what it deleted, or ``null``.
+
+Without credentials only the checks are given: host names, process ids and sizes are not
+for anyone who can reach the port.
+"""
 
 from __future__ import annotations
 
 from flask import Blueprint, current_app, jsonify
+
+from ...durations import ms_to_iso
+from .auth import dashboard_ok
 
 bp = Blueprint("tengo_health", __name__)
 
@@ -20,4 +36,20 @@ def healthz():
         except Exception as exc:  # noqa: BLE001 - reported, not raised
             checks[name] = f"error: {type(exc).__name__}"
             status = 503
-    return jsonify({"status": "ok" if status == 200 else "unavailable", "checks": checks}), status
+    body = {"status": "ok" if status == 200 else "unavailable", "checks": checks}
+    if status == 200 and dashboard_ok():
+        body.update(_detail(runtime))
+    return jsonify(body), status
+
+
+def _detail(runtime) -> dict:
+    store = runtime.store
+    try:
+        last = store.retention.last("prune")
+        if last is not None:
+            at, last = last
+            last = {**last, "at": ms_to_iso(at), "cutoff": ms_to_iso(last.get("cutoff"))}
+        return {"processes": store.heartbeats.processes(runtime.now()),
+                "rows": store.retention.row_counts(), "last_prune": last}
+    except Exception as exc:  # noqa: BLE001 - liveness does not depend on the detail
+        return {"detail_error": type(exc).__name__}

@@ -1,0 +1,208 @@
+"""Retention: deleting what no one needs any more, in small transactions.
+
+What goes (``TENGO_RETENTION``, or ``tengo-jobs prune --older-than``):
+
+- a **finished run** that ended before the cutoff, with its steps and every other row keyed
+  by it (timers, waits, batch events, concurrency slots and slot waits) — unless an
+  unfinished run still points to it or it points to an unfinished one: the parent of an
+  unfinished invoked child, the child of an unfinished parent, the original of an
+  unfinished replay;
+- an **event** received before the cutoff that no remaining run refers to (as its trigger,
+  or among a batch run's events), with the skips recorded for it;
+- a **dedupe claim** whose 24 h window is over (whatever the cutoff: it is not history);
+- a **heartbeat** not renewed for a day (:mod:`.heartbeats`).
+
+Unfinished runs, and their events and steps, are never deleted. Each batch is one short
+transaction of at most ``batch`` runs (or events, or claims): it never locks a table. On
+PostgreSQL the batch's rows are taken with ``FOR UPDATE SKIP LOCKED``, so several
+schedulers (and a ``tengo-jobs prune``) prune side by side without waiting on each other
+or deleting the same row twice; the other rows a batch deletes are either keyed by its
+locked runs or taken with ``SKIP LOCKED`` as well, so a prune never waits on a lock (and so
+never joins a deadlock, whatever order the engine's transitions take their locks in).
+SQLite has one writer at a time and needs no row locks.
+
+Counts are what the deletes reported (``rowcount``), so two prunes at once never count a
+row twice. A dry run counts the same rows with ``SELECT COUNT(*)`` and deletes nothing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Callable
+
+from .dialect import Dialect
+from .schema import (BATCH_EVENTS, DEDUPE, EVENTS, FINAL_RUN_STATUSES, MAINTENANCE, RUNS,
+                     SKIPS, SLOT_WAITERS, SLOTS, STEPS, TIMERS, WAITS)
+
+BATCH = 500  # rows per transaction
+_FINAL = ", ".join(f"'{s}'" for s in FINAL_RUN_STATUSES)
+
+# A run (alias r) that may go, given the cutoff (one ``?``). Never NULL: ``NOT (…)`` of it
+# is a sound "must stay".
+PRUNABLE = f"""(r."status" IN ({_FINAL}) AND r."ended_at" IS NOT NULL AND r."ended_at" < ?
+  AND NOT EXISTS (SELECT 1 FROM "{RUNS}" c WHERE c."parent_run_id" = r."id"
+                  AND c."status" NOT IN ({_FINAL}))
+  AND NOT EXISTS (SELECT 1 FROM "{RUNS}" c WHERE c."replay_of" = r."id"
+                  AND c."status" NOT IN ({_FINAL}))
+  AND (r."parent_run_id" IS NULL OR NOT EXISTS (
+       SELECT 1 FROM "{RUNS}" p WHERE p."id" = r."parent_run_id"
+       AND p."status" NOT IN ({_FINAL}))))"""
+
+# An event (alias e) no run refers to (after its runs went), received before the cutoff.
+_UNREFERENCED = f"""e."received_at" < ?
+  AND NOT EXISTS (SELECT 1 FROM "{RUNS}" r WHERE r."event_id" = e."id")
+  AND NOT EXISTS (SELECT 1 FROM "{BATCH_EVENTS}" b WHERE b."event_id" = e."id")"""
+
+# The same events counted before any run went: referred to by no run that stays.
+_COUNT_EVENTS = f"""SELECT COUNT(*) FROM "{EVENTS}" e WHERE e."received_at" < ?
+  AND NOT EXISTS (SELECT 1 FROM "{RUNS}" r WHERE r."event_id" = e."id" AND NOT {PRUNABLE})
+  AND NOT EXISTS (SELECT 1 FROM "{BATCH_EVENTS}" b JOIN "{RUNS}" r ON r."id" = b."run_id"
+                  WHERE b."event_id" = e."id" AND NOT {PRUNABLE})"""
+_COUNT_RUNS = f'SELECT COUNT(*) FROM "{RUNS}" r WHERE {PRUNABLE}'
+_COUNT_STEPS = (f'SELECT COUNT(*) FROM "{STEPS}" s JOIN "{RUNS}" r ON r."id" = s."run_id" '
+                f'WHERE {PRUNABLE}')
+_COUNT_DEDUPE = f'SELECT COUNT(*) FROM "{DEDUPE}" WHERE "expires_at" <= ?'
+
+# Rows keyed by a run that go with it (no one else waits on them once the run is final).
+_RUN_KEYED = (STEPS, BATCH_EVENTS, SLOTS, SLOT_WAITERS)
+# Rows keyed by a run that another transition may hold a lock on: taken with SKIP LOCKED.
+_RUN_KEYED_LOCKABLE = {WAITS: "id", TIMERS: "id"}
+
+ROW_TABLES = {"runs": RUNS, "steps": STEPS, "events": EVENTS}
+
+
+@dataclasses.dataclass
+class Pruned:
+    """What a prune deleted (or, dry, would delete)."""
+
+    runs: int = 0
+    steps: int = 0
+    events: int = 0
+    dedupe: int = 0
+    heartbeats: int = 0
+    dry_run: bool = False
+
+    def add(self, other: "Pruned") -> None:
+        for field in ("runs", "steps", "events", "dedupe", "heartbeats"):
+            setattr(self, field, getattr(self, field) + getattr(other, field))
+
+    def as_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def _marks(n: int) -> str:
+    return ", ".join(["?"] * n)
+
+
+class RetentionStore:
+    """The deletes of the pruning (see the module docstring), and the row counts ``/healthz``
+    shows. :meth:`row_counts` differs by database (:class:`PgRetentionStore`)."""
+
+    def __init__(self, dialect: Dialect):
+        self.d = dialect
+
+    # -- what would go ----------------------------------------------------------------------
+    def count(self, cutoff: int | None, now: int) -> Pruned:
+        """What a prune with this cutoff (``None``: keep every run) would delete now
+        (``dry_run``); deletes nothing."""
+        one = lambda statement, params: self.d.execute(statement, params).fetchone()[0]  # noqa: E731
+        counted = Pruned(dedupe=one(_COUNT_DEDUPE, (now,)), dry_run=True)
+        if cutoff is not None:
+            counted.runs = one(_COUNT_RUNS, (cutoff,))
+            counted.steps = one(_COUNT_STEPS, (cutoff,))
+            counted.events = one(_COUNT_EVENTS, (cutoff, cutoff, cutoff))
+        return counted
+
+    def count_runs(self, cutoff: int) -> int:
+        return self.d.execute(_COUNT_RUNS, (cutoff,)).fetchone()[0]
+
+    # -- batches ----------------------------------------------------------------------------
+    def prune_runs(self, cutoff: int, limit: int = BATCH) -> Pruned:
+        """Delete up to ``limit`` prunable runs and the rows keyed by them, in one transaction."""
+        done = Pruned()
+        with self.d.transaction():
+            ids = [r for (r,) in self.d.execute(
+                f'SELECT r."id" FROM "{RUNS}" r WHERE {PRUNABLE} ORDER BY r."ended_at" '
+                f'LIMIT ?{self.d.skip_locked}', (cutoff, limit))]
+            if not ids:
+                return done
+            marks = _marks(len(ids))
+            for table, key in _RUN_KEYED_LOCKABLE.items():
+                self.d.execute(f'DELETE FROM "{table}" WHERE "{key}" IN (SELECT "{key}" FROM '
+                               f'"{table}" WHERE "run_id" IN ({marks}){self.d.skip_locked})', ids)
+            for table in _RUN_KEYED:
+                count = self.d.execute(f'DELETE FROM "{table}" WHERE "run_id" IN ({marks})',
+                                       ids).rowcount
+                if table == STEPS:
+                    done.steps = count
+            done.runs = self.d.execute(f'DELETE FROM "{RUNS}" WHERE "id" IN ({marks})',
+                                       ids).rowcount
+        return done
+
+    def prune_events(self, cutoff: int, limit: int = BATCH) -> int:
+        """Delete up to ``limit`` events received before ``cutoff`` that no run refers to,
+        and their skips; one transaction. Returns how many events."""
+        with self.d.transaction():
+            ids = [e for (e,) in self.d.execute(
+                f'SELECT e."id" FROM "{EVENTS}" e WHERE {_UNREFERENCED} '
+                f'ORDER BY e."received_at" LIMIT ?{self.d.skip_locked}', (cutoff, limit))]
+            if not ids:
+                return 0
+            marks = _marks(len(ids))
+            self.d.execute(f'DELETE FROM "{SKIPS}" WHERE "event_id" IN ({marks})', ids)
+            return self.d.execute(f'DELETE FROM "{EVENTS}" WHERE "id" IN ({marks})',
+                                  ids).rowcount
+
+    def expire_dedupe(self, now: int, limit: int = BATCH) -> int:
+        """Delete up to ``limit`` dedupe claims whose window is over; one transaction."""
+        with self.d.transaction():
+            return self.d.execute(
+                f'DELETE FROM "{DEDUPE}" WHERE "key" IN (SELECT "key" FROM "{DEDUPE}" '
+                f'WHERE "expires_at" <= ? LIMIT ?{self.d.skip_locked})', (now, limit)).rowcount
+
+    def drain(self, step: Callable[[], int], limit: int,
+              progress: Callable[[int], object] | None = None) -> int:
+        """Run ``step`` (one batch, returning its count) until a batch comes back short."""
+        total = 0
+        while True:
+            count = step()
+            total += count
+            if progress is not None and count:
+                progress(count)
+            if count < limit:
+                return total
+
+    # -- the record of the last prune, and the sizes /healthz shows --------------------------
+    def record(self, name: str, now: int, detail: dict) -> None:
+        self.d.execute(f'INSERT INTO "{MAINTENANCE}" ("name", "ran_at", "detail") VALUES (?, ?, ?) '
+                       'ON CONFLICT ("name") DO UPDATE SET "ran_at" = EXCLUDED."ran_at", '
+                       '"detail" = EXCLUDED."detail"', (name, now, json.dumps(detail)))
+
+    def last(self, name: str) -> tuple[int, dict] | None:
+        row = self.d.execute(f'SELECT "ran_at", "detail" FROM "{MAINTENANCE}" WHERE "name" = ?',
+                             (name,)).fetchone()
+        return None if row is None else (row[0], json.loads(row[1]))
+
+    def row_counts(self) -> dict[str, int | None]:
+        """Rows in the runs, steps and events tables: exact on SQLite (``COUNT(*)``)."""
+        return {name: self.d.execute(f'SELECT COUNT(*) FROM "{table}"').fetchone()[0]
+                for name, table in ROW_TABLES.items()}
+
+
+class PgRetentionStore(RetentionStore):
+    """On PostgreSQL the row counts are the planner's estimates (``pg_class.reltuples``,
+    refreshed by autovacuum and ``ANALYZE``): ``/healthz`` must stay cheap on large tables.
+    ``None`` for a table never analyzed yet."""
+
+    def row_counts(self) -> dict[str, int | None]:
+        rows = dict(self.d.execute(
+            'SELECT c.relname, c.reltuples FROM pg_class c JOIN pg_namespace n '
+            'ON n.oid = c.relnamespace WHERE n.nspname = current_schema() AND c.relkind = ? '
+            f'AND c.relname IN ({_marks(len(ROW_TABLES))})',
+            ("r", *ROW_TABLES.values())).fetchall())
+        return {name: (int(rows[table]) if rows.get(table, -1) >= 0 else None)
+                for name, table in ROW_TABLES.items()}
+
+
+IMPLEMENTATIONS = {"postgresql": PgRetentionStore, "sqlite": RetentionStore}

@@ -1,0 +1,229 @@
+"""Retention: finished runs older than TENGO_RETENTION go with their steps and the events no
+run needs; unfinished runs (and what they need) stay; dedupe claims expire after 24 h;
+``tengo-jobs prune`` does it by hand; two prunes at once on PostgreSQL split the work."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from click.testing import CliRunner
+
+from tengo_jobs import cli
+from tengo_jobs.store.schema import database_proxy
+from tengo_jobs.store.schema import DedupeRow, EventRow, RunRow, StepRow, TimerRow
+from tengo_jobs.testing import make_test_runtime
+
+from webhelpers import bearer, make_app
+
+DAY = 86_400_000
+HOUR = 3_600_000
+
+
+@pytest.fixture
+def fns(jobs):
+    @jobs.function("quick", event="quick.go")
+    def quick(ctx, step):
+        return step.run("only", lambda: "done")
+
+    @jobs.function("sleeper", event="sleeper.go")
+    def sleeper(ctx, step):
+        step.run("before", lambda: 1)
+        step.sleep("nap", "45d")
+        return step.run("after", lambda: 2)
+
+    @jobs.function("child", event="child.go")
+    def child(ctx, step):
+        return step.run("c", lambda: "child output")
+
+    @jobs.function("parent", event="parent.go")
+    def parent(ctx, step):
+        got = step.invoke("call", function="child")
+        step.sleep("long", "50d")
+        return got
+
+
+def _run_of(event_id: str) -> RunRow | None:
+    return RunRow.get_or_none(RunRow.event_id == event_id)
+
+
+def _settle(tester):
+    tester.run_until_idle(advance_time=False)
+
+
+def test_sixty_days_keep_the_unfinished_and_prune_the_rest(backend, fns, tester):
+    t0 = backend.now()
+    [sleeper_event] = tester.send({"name": "sleeper.go", "data": {}})
+    [parent_event] = tester.send({"name": "parent.go", "data": {}})
+    [noise] = tester.send({"name": "nobody.listens", "data": {}})  # starts no run
+    _settle(tester)
+    sleeper = _run_of(sleeper_event)
+    parent = _run_of(parent_event)
+    child = RunRow.get(RunRow.parent_run_id == parent.id)
+    assert sleeper.status.value == "sleeping" and child.status.value == "completed"
+    quick_by_day = {}
+    for day in range(61):
+        backend.clock.set(t0 + day * DAY)
+        [event_id] = tester.send({"name": "quick.go", "data": {"day": day}, "id": f"q-{day}"})
+        _settle(tester)
+        quick_by_day[day] = (event_id, _run_of(event_id).id)
+        pruned = backend.timekeeper.prune()
+        assert pruned.dedupe == (1 if day >= 1 else 0)  # yesterday's claim, after its 24 h
+        assert DedupeRow.select().count() == 1
+        if day == 44:  # the 45-day sleeper, unfinished, is whole on its last day of sleep
+            run = RunRow.get_by_id(sleeper.id)
+            assert run.status.value == "sleeping"
+            assert EventRow.get_or_none(EventRow.id == sleeper_event) is not None
+            assert {s.key for s in StepRow.select().where(StepRow.run_id == sleeper.id)} \
+                == {"before", "nap"}
+            assert TimerRow.select().where(TimerRow.run_id == sleeper.id).count() == 1
+            # the finished child of the unfinished parent stays, with its event chain
+            assert RunRow.get_or_none(RunRow.id == child.id) is not None
+            assert RunRow.get_by_id(parent.id).status.value == "sleeping"
+            assert EventRow.get_or_none(EventRow.id == noise) is None  # no run needed it
+    now = backend.now()
+    cutoff = now - 30 * DAY
+    # the sleeper woke on day 45 and finished: less than 30 days ago, so it stays whole
+    run = RunRow.get_by_id(sleeper.id)
+    assert run.status.value == "completed" and run.ended_at == t0 + 45 * DAY
+    assert {s.key for s in StepRow.select().where(StepRow.run_id == sleeper.id)} \
+        == {"before", "nap", "after"}
+    assert EventRow.get_or_none(EventRow.id == sleeper_event) is not None
+    # quick runs that ended before the cutoff are gone with their steps and events
+    for day, (event_id, run_id) in quick_by_day.items():
+        kept = t0 + day * DAY >= cutoff
+        assert (RunRow.get_or_none(RunRow.id == run_id) is not None) is kept, day
+        assert (EventRow.get_or_none(EventRow.id == event_id) is not None) is kept, day
+        assert StepRow.select().where(StepRow.run_id == run_id).count() == (1 if kept else 0)
+    # the parent finished on day 50 (it stays, with the child's output in its step); the
+    # child, which ended on day 0, was kept only while its parent was unfinished
+    assert RunRow.get_by_id(parent.id).status.value == "completed"
+    assert tester.output(RunRow.get_by_id(parent.id)) == "child output"
+    assert RunRow.get_or_none(RunRow.id == child.id) is None
+
+
+def test_a_dry_run_counts_what_a_prune_deletes_and_deletes_nothing(backend, fns, tester):
+    t0 = backend.now()
+    ids = tester.send([{"name": "quick.go", "data": {"n": n}, "id": f"d-{n}"} for n in range(5)])
+    tester.send({"name": "sleeper.go", "data": {}})
+    tester.send({"name": "nobody.listens", "data": {}})
+    _settle(tester)
+    backend.clock.set(t0 + 40 * DAY)
+    before = (RunRow.select().count(), StepRow.select().count(), EventRow.select().count(),
+              DedupeRow.select().count())
+    counted = backend.timekeeper.prune(dry_run=True)
+    assert (counted.runs, counted.steps, counted.events, counted.dedupe) == (5, 5, 6, 5)
+    assert (RunRow.select().count(), StepRow.select().count(), EventRow.select().count(),
+            DedupeRow.select().count()) == before
+    assert backend.store.retention.last("prune") is None  # a dry run is not recorded
+    done = backend.timekeeper.prune()
+    assert (done.runs, done.steps, done.events, done.dedupe) == (5, 5, 6, 5)
+    assert all(_run_of(e) is None for e in ids)
+    # the sleeper woke on day 45? not yet: still sleeping at day 40, so it stayed
+    assert RunRow.select().count() == 1 and RunRow.get().status.value == "sleeping"
+
+
+def test_retention_zero_keeps_every_run(backend, fns, tester):
+    t0 = backend.now()
+    tester.send({"name": "quick.go", "data": {}})
+    _settle(tester)
+    backend.clock.set(t0 + 400 * DAY)
+    done = backend.timekeeper.prune(older_than_ms=0)
+    assert (done.runs, done.events) == (0, 0)
+    assert RunRow.select().count() == 1 and EventRow.select().count() == 1
+
+
+def test_dedupe_claims_expire_after_their_24_hours(backend, fns, tester):
+    t0 = backend.now()
+    [first] = tester.send({"name": "quick.go", "data": {}, "id": "once"})
+    backend.clock.set(t0 + 23 * HOUR)
+    assert backend.timekeeper.prune().dedupe == 0
+    assert DedupeRow.select().count() == 1
+    assert tester.send({"name": "quick.go", "data": {}, "id": "once"}) == [first]  # duplicate
+    backend.clock.set(t0 + 24 * HOUR)
+    assert backend.timekeeper.prune().dedupe == 1
+    assert DedupeRow.select().count() == 0
+    [again] = tester.send({"name": "quick.go", "data": {}, "id": "once"})
+    assert again != first  # a new event: the window was over
+
+
+def test_prune_cli_dry_run_and_real(backend, fns, tester, monkeypatch):
+    t0 = backend.now()
+    tester.send([{"name": "quick.go", "data": {"n": n}} for n in range(3)])
+    _settle(tester)
+    backend.clock.set(t0 + 8 * DAY)
+    monkeypatch.setattr(cli, "_boot", lambda **kw: backend)
+    runner = CliRunner()
+    r = runner.invoke(cli.main, ["prune", "--older-than", "7d", "--dry-run"])
+    assert r.exit_code == 0, r.output
+    assert "would delete 3 run(s), 3 step(s), 3 event(s)" in r.output
+    assert RunRow.select().count() == 3
+    r = runner.invoke(cli.main, ["prune", "--older-than", "10d"])
+    assert r.exit_code == 0 and "deleted 0 run(s)" in r.output
+    r = runner.invoke(cli.main, ["prune", "--older-than", "7d"])
+    assert r.exit_code == 0, r.output
+    assert "deleted 3 run(s), 3 step(s), 3 event(s)" in r.output
+    assert RunRow.select().count() == 0
+    r = runner.invoke(cli.main, ["prune", "--older-than", "soon"])
+    assert r.exit_code == 2 and "--older-than" in r.output
+
+
+def test_healthz_shows_row_counts_and_the_last_prune(tmp_path):
+    runtime, app = make_app(tmp_path)
+    with runtime:
+        client = app.test_client()
+        assert "rows" not in client.get("/healthz").get_json()  # no credentials: checks only
+        body = client.get("/healthz", headers=bearer()).get_json()
+        assert body["rows"] == {"runs": 0, "steps": 0, "events": 0}
+        assert body["last_prune"] is None and body["processes"] == []
+        runtime.send({"name": "x.y", "data": {}})
+        runtime.clock.advance(31 * DAY)
+        runtime.timekeeper.prune()
+        body = client.get("/healthz", headers=bearer()).get_json()
+        assert body["rows"] == {"runs": 0, "steps": 0, "events": 0}
+        assert body["last_prune"]["events"] == 1 and body["last_prune"]["at"].endswith("Z")
+
+
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+def test_two_prunes_at_once_split_the_work(backend):
+    """Two schedulers pruning the same table at once: no deadlock, no row counted twice."""
+    runs, steps_per_run = 2_000, 3
+    now = backend.now()
+    old = now - 60 * DAY
+    d = backend.store.dialect
+    d.executemany('INSERT INTO "tj_events" ("id", "name", "data", "ts", "received_at") '
+                  "VALUES (?, 'x', '{}', ?, ?)", [(f"e{i}", old, old) for i in range(runs)])
+    d.executemany('INSERT INTO "tj_runs" ("id", "app_id", "function_id", "event_id", "status", '
+                  '"attempt", "created_at", "ended_at", "wake_at", "inflight") '
+                  "VALUES (?, 'app', 'f', ?, 'completed', 0, ?, ?, ?, 0)",
+                  [(f"r{i}", f"e{i}", old, old + i, old) for i in range(runs)])
+    d.executemany('INSERT INTO "tj_steps" ("run_id", "key", "name", "kind", "position", '
+                  '"status", "attempts") VALUES (?, ?, ?, \'run\', ?, \'completed\', 1)',
+                  [(f"r{i}", f"k{j}", f"k{j}", j) for i in range(runs) for j in range(steps_per_run)])
+    other = make_test_runtime(backend.settings.database_url, migrate=False, clock=backend.clock)
+    results, errors = [], []
+    barrier = threading.Barrier(2)
+
+    def prune(runtime):
+        try:
+            barrier.wait()
+            results.append(runtime.timekeeper.prune(batch=100))
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+        finally:
+            runtime.store.close_thread_connection()
+
+    threads = [threading.Thread(target=prune, args=(rt,)) for rt in (backend, other)]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+    finally:
+        other.close()
+        database_proxy.initialize(backend.db)  # the models read the fixture's database again
+    assert not errors
+    assert sum(r.runs for r in results) == runs
+    assert sum(r.steps for r in results) == runs * steps_per_run
+    assert sum(r.events for r in results) == runs
+    assert RunRow.select().count() == StepRow.select().count() == EventRow.select().count() == 0
