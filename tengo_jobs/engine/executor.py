@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Callable, Iterable
 
 from dramatiq.threading import Interrupt as DramatiqInterrupt
 
+from .. import logsafe
 from ..core.registry import Registry
 from ..errors import (CancelRequested, DatabaseLost, DatabaseUnavailableError, FunctionCrashedError, LeaseLost,
                       ValidationError)
@@ -139,7 +140,8 @@ class Executor:
             return "skipped"
         self._track(token, run_id)
         try:
-            return self._execute(token, acquired)
+            with logsafe.log_context(run_id=run_id, function_id=acquired.run.function_id):
+                return self._execute(token, acquired)
         finally:
             self._track(token, None)
 

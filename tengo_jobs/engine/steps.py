@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from dramatiq.threading import Interrupt as DramatiqInterrupt
 
+from .. import logsafe
 from ..core import ops
 from ..core.expressions import compile_expression
 from ..core.retry import retry_delay_ms
@@ -162,7 +163,8 @@ class Step:
         self._in_step = step_id
         try:
             with transaction:
-                result = fn(*args, **kwargs)
+                with logsafe.log_context(step_key=key):
+                    result = fn(*args, **kwargs)
                 output = encode_output(result, what=f"step {step_id!r}", limit=x.output_limit)
                 if transactional:
                     self._in_step = None
