@@ -24,6 +24,8 @@ class Env(str, enum.Enum):
 
     DATABASE_URL = "DATABASE_URL"
     REDIS_URL = "REDIS_URL"
+    TENGO_BROKER_URL = "TENGO_BROKER_URL"
+    TENGO_LOG_FORMAT = "TENGO_LOG_FORMAT"
     TENGO_ENV = "TENGO_ENV"
     TENGO_EVENT_KEYS = "TENGO_EVENT_KEYS"
     TENGO_SIGNING_KEY = "TENGO_SIGNING_KEY"
@@ -50,6 +52,7 @@ class Env(str, enum.Enum):
 
 
 DEFAULT_DATABASE_URL = "sqlite:///tengo_jobs.db"
+LOG_FORMATS = ("text", "json")
 
 # Production minimums (TENGO_ENV=production): an event or signing key shorter than this,
 # or a dashboard password shorter than that, can be guessed; `.env.example`'s
@@ -59,7 +62,7 @@ MIN_PASSWORD_LENGTH = 12
 PLACEHOLDER = re.compile(r"change[-_]?me", re.IGNORECASE)
 # What each process kind needs in production, beyond a PostgreSQL database and safe values.
 _NEEDS_EVENT_KEYS = frozenset({"web"})  # the kinds that accept events over HTTP (dev: refused)
-_NEEDS_BROKER = frozenset({"web", "worker", "scheduler"})  # separate processes share Redis
+_NEEDS_BROKER = frozenset({"web", "worker", "scheduler"})  # separate processes share a broker
 _SIGNING_KEY_PREFIX = re.compile(r"^signkey-\w+-")
 
 
@@ -119,10 +122,15 @@ def _positive_int(environ: Mapping[str, str], name: Env, default: int) -> int:
 
 @dataclasses.dataclass(frozen=True)
 class Settings:
-    """Process settings. Durations are milliseconds."""
+    """Process settings. Durations are milliseconds.
+
+    ``broker_url`` is the broker (``TENGO_BROKER_URL``: ``redis://…``, ``amqp://…``);
+    unset, it is ``redis_url`` (``REDIS_URL``, the older name, still accepted); neither
+    set, the in-process broker."""
 
     database_url: str = DEFAULT_DATABASE_URL
     redis_url: str | None = None
+    broker_url: str | None = None
     env: str = "development"
     event_keys: tuple[str, ...] = ()
     signing_key: str | None = dataclasses.field(default=None, repr=False)
@@ -146,6 +154,14 @@ class Settings:
     retention_ms: int = 30 * 86_400_000  # finished runs older than this are pruned; 0: never
     prune_interval_ms: int = 300_000  # how often the scheduler prunes
     heartbeat_interval_ms: int = 5_000  # how often workers and schedulers say they are alive
+    log_format: str = "text"  # "json": one JSON object per line (tengo_jobs.logsafe)
+
+    def __post_init__(self):
+        if self.broker_url is None and self.redis_url:
+            object.__setattr__(self, "broker_url", self.redis_url)
+        if self.log_format not in LOG_FORMATS:
+            raise ConfigurationError(f"TENGO_LOG_FORMAT={self.log_format!r} is not one of "
+                                     f"{', '.join(LOG_FORMATS)}")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides) -> "Settings":
@@ -163,6 +179,7 @@ class Settings:
         values = dict(
             database_url=e.get(Env.DATABASE_URL.value) or DEFAULT_DATABASE_URL,
             redis_url=e.get(Env.REDIS_URL.value) or None,
+            broker_url=e.get(Env.TENGO_BROKER_URL.value) or None,
             env=env,
             event_keys=_split(e.get(Env.TENGO_EVENT_KEYS.value)),
             signing_key=e.get(Env.TENGO_SIGNING_KEY.value) or None,
@@ -186,6 +203,7 @@ class Settings:
             retention_ms=_duration_ms(e, Env.TENGO_RETENTION, "30d"),
             prune_interval_ms=_positive_duration_ms(e, Env.TENGO_PRUNE_INTERVAL, "5m"),
             heartbeat_interval_ms=_positive_duration_ms(e, Env.TENGO_HEARTBEAT_INTERVAL, "5s"),
+            log_format=(e.get(Env.TENGO_LOG_FORMAT.value) or "text").strip().lower(),
         )
         values.update(overrides)
         return cls(**values)
@@ -202,14 +220,15 @@ class Settings:
         """Every secret value, in every form it may be logged in, so logs can redact them:
         the event keys (and their SHA-256, Inngest's hashed form), the signing key (with and
         without its ``signkey-<env>-`` prefix, and hashed as Inngest's SDKs send it), the
-        dashboard password, and the passwords in ``DATABASE_URL`` and ``REDIS_URL``."""
+        dashboard password, and the passwords in ``DATABASE_URL``, ``TENGO_BROKER_URL`` and
+        ``REDIS_URL``."""
         values: list[str] = []
         for key in self.event_keys:
             values += [key, hashlib.sha256(key.encode()).hexdigest()]
         if self.signing_key:
             values += _signing_key_forms(self.signing_key)
         values.append(self.dashboard_password)
-        for url in (self.database_url, self.redis_url):
+        for url in (self.database_url, self.broker_url, self.redis_url):
             values += url_password_forms(url)
         return tuple(dict.fromkeys(v for v in values if v))
 
@@ -229,9 +248,9 @@ class Settings:
             problems.append("DATABASE_URL is SQLite (use postgresql://... in production)"
                             if self.database_url != DEFAULT_DATABASE_URL else
                             "DATABASE_URL is not set (the default is SQLite; use postgresql://...)")
-        if kind in _NEEDS_BROKER and not self.redis_url:
-            problems.append(f"REDIS_URL is not set (the {kind} process would use an in-process "
-                            "broker that no other process shares)")
+        if kind in _NEEDS_BROKER and not self.broker_url:
+            problems.append(f"TENGO_BROKER_URL (or REDIS_URL) is not set (the {kind} process "
+                            "would use an in-process broker that no other process shares)")
         if kind in _NEEDS_EVENT_KEYS and not self.event_keys:
             problems.append("TENGO_EVENT_KEYS is empty (every event key would be accepted)")
         if not self.dashboard_password:
@@ -244,7 +263,9 @@ class Settings:
         if self.dashboard_password:
             problems += _weak("TENGO_DASHBOARD_PASSWORD", self.dashboard_password,
                               MIN_PASSWORD_LENGTH)
-        for name, url in (("DATABASE_URL", self.database_url), ("REDIS_URL", self.redis_url)):
+        broker_name = ("REDIS_URL" if self.broker_url == self.redis_url
+                       else "TENGO_BROKER_URL")
+        for name, url in (("DATABASE_URL", self.database_url), (broker_name, self.broker_url)):
             if any(PLACEHOLDER.search(v) for v in url_password_forms(url)):
                 problems.append(f"{name}'s password is the .env.example placeholder")
         for name, value in extension_secrets:

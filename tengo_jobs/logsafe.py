@@ -1,4 +1,4 @@
-"""Keep secrets out of logs.
+"""Keep secrets out of logs, and set up how a process logs (text or JSON lines).
 
 :func:`install` (called once per process by :func:`tengo_jobs.runtime.boot`) makes
 everything the logging system emits pass through :func:`redact`:
@@ -27,16 +27,28 @@ What :func:`redact` replaces with ``[REDACTED]``:
 - the event key in Inngest's intake path ``/e/<key>``, whatever it is (in development any
   key is accepted, and a wrong key may be another environment's right one);
 - ``Authorization`` header values.
+
+``TENGO_LOG_FORMAT=json`` (:func:`configure_logging`, :func:`apply_format`) makes every
+line one JSON object (:class:`JsonFormatter`): ``time``, ``level``, ``logger``,
+``message``, and ``run_id``, ``function_id``, ``step_key`` where there is one — given as
+``extra`` (``ctx.logger`` does) or set for a stretch of code by :func:`log_context` (the
+executor around a run, the step runner around a step's function). Every field is redacted
+as above; so is an uncaught exception, written as a JSON line too.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import datetime as dt
+import json
 import logging
+import os
 import re
 import sys
 import threading
 import traceback
-from typing import Iterable
+from typing import Iterable, Iterator
 
 REDACTED = "[REDACTED]"
 SUBSTRING_MIN_LENGTH = 6  # shorter secrets are redacted only as whole words
@@ -53,6 +65,12 @@ _lock = threading.Lock()
 _secrets: tuple[str, ...] = ()
 _pattern: re.Pattern | None = None
 _installed = False
+_json_lines = False  # uncaught exceptions are written as JSON lines too
+
+#: The run fields a JSON line carries when the record or the current context has them.
+CONTEXT_FIELDS = ("run_id", "function_id", "step_key")
+_context: contextvars.ContextVar[dict[str, str]] = contextvars.ContextVar(
+    "tengo_jobs_log_context", default={})
 
 
 def _compile(secrets: Iterable[str]) -> re.Pattern | None:
@@ -132,13 +150,15 @@ def _install_hooks() -> None:
     handler_format = logging.Handler.format
 
     def format_redacted(self, record):
+        if isinstance(self.formatter, JsonFormatter):  # it redacts each field itself
+            return handler_format(self, record)
         return redact(handler_format(self, record))
 
     logging.Handler.format = format_redacted
 
     def excepthook(exc_type, exc, tb):
         text = "".join(traceback.format_exception(exc_type, exc, tb))
-        sys.stderr.write(redact(text))
+        sys.stderr.write(_uncaught_line(f"uncaught {exc_type.__name__}: {exc}", text))
         sys.stderr.flush()
 
     def thread_excepthook(args):
@@ -147,7 +167,8 @@ def _install_hooks() -> None:
         name = args.thread.name if args.thread is not None else "?"
         text = "".join(traceback.format_exception(args.exc_type, args.exc_value,
                                                   args.exc_traceback))
-        sys.stderr.write(redact(f"Exception in thread {name}:\n{text}"))
+        sys.stderr.write(_uncaught_line(f"uncaught {args.exc_type.__name__} in thread {name}: "
+                                        f"{args.exc_value}", f"Exception in thread {name}:\n{text}"))
         sys.stderr.flush()
 
     sys.excepthook = excepthook
@@ -175,14 +196,83 @@ def installed_secrets() -> tuple[str, ...]:
     return _secrets
 
 
-def configure_logging(level: str = "INFO") -> None:
+def _uncaught_line(message: str, text: str) -> str:
+    if not _json_lines:
+        return redact(text)
+    return json.dumps({"time": _iso(dt.datetime.now(dt.timezone.utc).timestamp()),
+                       "level": "CRITICAL", "logger": "uncaught", "message": redact(message),
+                       "process": os.getpid(), "exc_info": redact(text)}) + "\n"
+
+
+# -- JSON lines -----------------------------------------------------------------------------
+@contextlib.contextmanager
+def log_context(**fields: str | None) -> Iterator[None]:
+    """Add ``fields`` (``run_id``, ``function_id``, ``step_key``) to every JSON line logged
+    by this thread or task inside the block (``None`` values are left out)."""
+    token = _context.set({**_context.get(), **{k: v for k, v in fields.items() if v is not None}})
+    try:
+        yield
+    finally:
+        _context.reset(token)
+
+
+def _iso(created: float) -> str:
+    return (dt.datetime.fromtimestamp(created, dt.timezone.utc)
+            .isoformat(timespec="milliseconds").replace("+00:00", "Z"))
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: ``time`` (UTC, ISO 8601), ``level``, ``logger``,
+    ``message``, ``process``, ``thread``, the run fields (:data:`CONTEXT_FIELDS`) where there
+    are any, and ``exc_info``/``stack_info`` text; every string redacted."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = {"time": _iso(record.created), "level": record.levelname, "logger": record.name,
+                "message": redact(record.getMessage()), "process": record.process,
+                "thread": record.threadName}
+        context = _context.get()
+        for name in CONTEXT_FIELDS:
+            value = getattr(record, name, None) or context.get(name)
+            if value is not None:
+                line[name] = redact(str(value))
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            line["exc_info"] = redact(record.exc_text)
+        if record.stack_info:
+            line["stack_info"] = redact(self.formatStack(record.stack_info))
+        return json.dumps(line, default=str)
+
+
+# the root logger, and the loggers with handlers of their own that tengo_jobs' processes
+# carry (gunicorn's worker, once the app is loaded)
+_FORMATTED_LOGGERS = ("", "gunicorn.error", "gunicorn.access")
+
+
+def apply_format(fmt: str = "text") -> None:
+    """Make the root logger's handlers (and gunicorn's) write ``fmt`` (``json``:
+    :class:`JsonFormatter`; ``text`` leaves them as they are). The Dramatiq worker process
+    calls it at boot, on the handler Dramatiq configured."""
+    global _json_lines
+    if fmt != "json":
+        return
+    _json_lines = True
+    for name in _FORMATTED_LOGGERS:
+        for handler in logging.getLogger(name).handlers:
+            handler.setFormatter(JsonFormatter())
+
+
+def configure_logging(level: str = "INFO", fmt: str = "text") -> None:
     """Process logging for the processes that configure their own (scheduler, dev, web):
     one stderr handler on the root logger, unless there is one already (pytest's, a
-    user's); APScheduler's chatter only as warnings."""
+    user's); APScheduler's chatter only as warnings. ``fmt`` is ``TENGO_LOG_FORMAT``:
+    ``json`` writes one JSON object per line (:func:`apply_format`)."""
     logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for name in ("apscheduler.scheduler", "apscheduler.executors.default"):
         logging.getLogger(name).setLevel(logging.WARNING)
+    apply_format(fmt)
 
 
-__all__ = ["install", "redact", "configure_logging", "RedactingFilter", "REDACTED",
+__all__ = ["install", "redact", "configure_logging", "apply_format", "log_context",
+           "JsonFormatter", "CONTEXT_FIELDS", "RedactingFilter", "REDACTED",
            "SUBSTRING_MIN_LENGTH"]

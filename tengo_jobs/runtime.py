@@ -14,7 +14,8 @@ declares a :class:`~tengo_jobs.Jobs` client, so ``dramatiq actors`` finds the ac
 
     settings read once (the environment, or given)
     → log redaction of every configured secret installed (before anything logs), and the
-      process's logging configured (web, scheduler, dev; Dramatiq configures the worker's)
+      process's logging configured (web, scheduler, dev; Dramatiq configures the worker's,
+      whose format — TENGO_LOG_FORMAT — is set here)
     → the runtime composed (no connection opened yet)
     → the function modules imported (TENGO_FUNCTIONS), their extensions' secrets redacted
     → the production check of that kind (production refuses to start unsafe, naming
@@ -204,7 +205,9 @@ def boot(kind: str, *, settings: Settings | None = None, load_functions: bool = 
         else:
             runtime = get_runtime()
     if kind in _LOGGING_KINDS:
-        logsafe.configure_logging(log_level or "INFO")
+        logsafe.configure_logging(log_level or "INFO", runtime.settings.log_format)
+    elif kind == "worker":  # on the handler Dramatiq configured
+        logsafe.apply_format(runtime.settings.log_format)
     if load_functions:
         load_modules(runtime.settings.functions)
     logsafe.install(runtime.registry.extension_secrets())

@@ -84,14 +84,14 @@ def test_what_each_kind_needs():
     web = bare.production_problems("web")
     assert web == [
         "DATABASE_URL is not set (the default is SQLite; use postgresql://...)",
-        "REDIS_URL is not set (the web process would use an in-process broker that no other "
-        "process shares)",
+        "TENGO_BROKER_URL (or REDIS_URL) is not set (the web process would use an in-process "
+        "broker that no other process shares)",
         "TENGO_EVENT_KEYS is empty (every event key would be accepted)",
         "TENGO_DASHBOARD_PASSWORD is not set (the REST API would be open)"]
     for kind in ("worker", "scheduler"):
         problems = bare.production_problems(kind)
         assert len(problems) == 3 and not any("TENGO_EVENT_KEYS" in p for p in problems)
-        assert any(p.startswith("REDIS_URL is not set") for p in problems)
+        assert any(p.startswith("TENGO_BROKER_URL (or REDIS_URL) is not set") for p in problems)
     assert [p.split(" ")[0] for p in bare.production_problems("cli")] == [
         "DATABASE_URL", "TENGO_DASHBOARD_PASSWORD"]
     sqlite = _settings(database_url="sqlite:////var/lib/tj.db").production_problems("worker")

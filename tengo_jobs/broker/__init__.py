@@ -1,8 +1,9 @@
 """The broker: Dramatiq carries wake-ups ("look at run R now"), nothing else.
 
-A URL picks the broker (:func:`make_broker`): ``redis://`` gives a
-:class:`~.redis.TengoRedisBroker`, none the in-process ``StubBroker`` (``tengo-jobs dev``,
-tests). Whatever the broker — made here or passed in — :func:`adapter_for` gives its
+A URL picks the broker (:func:`make_broker`, ``TENGO_BROKER_URL`` or ``REDIS_URL``):
+``redis://`` gives a :class:`~.redis.TengoRedisBroker`, ``amqp://`` Dramatiq's
+``RabbitmqBroker`` (the ``rabbitmq`` extra), none the in-process ``StubBroker``
+(``tengo-jobs dev``, tests). Whatever the broker — made here or passed in — :func:`adapter_for` gives its
 :class:`~.base.BrokerAdapter`, the one way the rest of tengo_jobs asks a broker anything
 beyond sending a message: ping, queue depth, the sweeper's probe, bulk send, whether sends
 go through the background :class:`~.waker.Waker`. One actor, ``tengo_jobs_execute``,
@@ -13,14 +14,14 @@ Modules, one broker each plus what they share::
     base.py              BrokerAdapter: what every broker module provides
     redis.py             Redis (production): TengoRedisBroker, RedisProbe, RedisAdapter
     _redis_internals.py  the only module that touches Dramatiq's private Redis details
+    rabbitmq.py          RabbitMQ (optional extra): RabbitmqAdapter, make_rabbitmq_broker
     stub.py              the in-process StubBroker and its adapter
     waker.py             the background sender
     actor.py             the run-executing actor
     middleware.py        BootOnWorkerStart (the worker process finishes its boot)
 
-A new broker (RabbitMQ: ``rabbitmq.py``, optional through ``dramatiq[rabbitmq]``) is one
-module with a ``make_…_broker(url)`` and an adapter, registered in :data:`_SCHEMES` and
-:data:`_ADAPTERS` below.
+A new broker is one module with a ``make_…_broker(url)`` and an adapter, registered in
+:data:`_SCHEMES` and :data:`_ADAPTERS` below (as ``rabbitmq.py`` is).
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ from .actor import (ACTOR_NAME, ACTOR_TIME_LIMIT_MS, DATABASE_RETRIES, DATABASE_
                     declare_actor)
 from .base import BrokerAdapter
 from .middleware import BootOnWorkerStart
+from . import rabbitmq
+from .rabbitmq import RabbitmqAdapter, make_rabbitmq_broker
 from .redis import IDLE_POLL_MAX_MS, RedisAdapter, RedisProbe, TengoRedisBroker, make_redis_broker
 from .stub import StubAdapter, StubProbe, make_stub_broker
 from .waker import Waker
@@ -54,23 +57,25 @@ __all__ = [
     "declare_actor", "BootOnWorkerStart",
     # the brokers
     "TengoRedisBroker", "RedisAdapter", "RedisProbe", "IDLE_POLL_MAX_MS",
-    "StubAdapter", "StubProbe",
+    "StubAdapter", "StubProbe", "RabbitmqAdapter",
 ]
 
-# URL scheme -> the broker module's constructor (amqp:// joins with rabbitmq.py)
+# URL scheme -> the broker module's constructor
 _SCHEMES: dict[str, Callable[[str], dramatiq.Broker]] = {
     "redis": make_redis_broker, "rediss": make_redis_broker, "unix": make_redis_broker,
+    **{scheme: make_rabbitmq_broker for scheme in rabbitmq.SCHEMES},
 }
 # Dramatiq broker class -> its adapter; the first match wins (subclasses included)
 _ADAPTERS: tuple[tuple[type, type[BrokerAdapter]], ...] = (
     (RedisBroker, RedisAdapter),
     (StubBroker, StubAdapter),
-)
+) + (((rabbitmq.RabbitmqBroker, RabbitmqAdapter),) if rabbitmq.available() else ())
 
 
 def make_broker(settings: "Settings") -> dramatiq.Broker:
-    """The broker for these settings (not yet connected): ``REDIS_URL`` or in-process."""
-    url = settings.redis_url
+    """The broker for these settings (not yet connected): ``TENGO_BROKER_URL`` (or
+    ``REDIS_URL``), or in-process when neither is set."""
+    url = settings.broker_url
     if not url:
         return make_stub_broker()
     scheme = url.split("://", 1)[0].lower()

@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Callable, Iterable
 
 from dramatiq.threading import Interrupt as DramatiqInterrupt
 
+from .. import logsafe
 from ..core.registry import Registry
 from ..errors import (CancelRequested, DatabaseLost, DatabaseUnavailableError, FunctionCrashedError, LeaseLost,
                       ValidationError)
@@ -162,7 +163,8 @@ class Executor:
         # run here, or by the event loop when the execution was detached there.
         ends: list[Callable[[], None]] = [lambda: self._track(token, None)]
         try:
-            result = self._execute(token, acquired, ends, detach)
+            with logsafe.log_context(run_id=run_id, function_id=acquired.run.function_id):
+                result = self._execute(token, acquired, ends, detach)
         except BaseException:
             _run_ends(ends)
             raise

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, Callable, Generator, ParamSpec, Sequence,
 
 from dramatiq.threading import Interrupt as DramatiqInterrupt
 
+from .. import logsafe
 from ..core import ops
 from ..core.expressions import compile_expression
 from ..core.retry import retry_delay_ms
@@ -238,7 +239,8 @@ class Step:
             # A parallel branch of a concurrency-limited function holds a slot while its step
             # executes (taken before the transaction opens: waiting holds no database lock).
             with x.branch_slot(), transaction:
-                result = yield (fn, args, kwargs)
+                with logsafe.log_context(step_key=key):
+                    result = yield (fn, args, kwargs)
                 if inspect.isawaitable(result):
                     if inspect.iscoroutine(result):
                         result.close()  # never awaited: no "was never awaited" warning

@@ -50,12 +50,14 @@ def dev_settings(environ=None):
     """Settings for the dev process: the environment, development defaults, no Redis."""
     env = dict(os.environ if environ is None else environ)
     env.setdefault(Env.TENGO_ENV.value, "development")
-    overrides = {"redis_url": None}  # one process: the in-process broker is the broker
+    # one process: the in-process broker is the broker
+    overrides = {"redis_url": None, "broker_url": None}
     if Env.TENGO_SWEEP_INTERVAL.value not in env:
         overrides["sweep_interval_ms"] = DEV_SWEEP_INTERVAL_MS
     if Env.TENGO_REDELIVER_AFTER.value not in env:
         overrides["redeliver_after_ms"] = DEV_REDELIVER_AFTER_MS
-    return Settings.from_env(env, **overrides), bool(env.get(Env.REDIS_URL.value))
+    return Settings.from_env(env, **overrides), bool(env.get(Env.REDIS_URL.value)
+                                                     or env.get(Env.TENGO_BROKER_URL.value))
 
 
 class DevServer:
@@ -127,7 +129,7 @@ def run_dev(*, host: str, port: int | None, threads: int) -> int:
         signal.signal(sig, on_signal)
     functions = [fn.id for fn in runtime.registry.all()]
     if had_redis:
-        log.info("REDIS_URL is ignored by `tengo-jobs dev` (in-process broker); use the Procfile "
+        log.info("TENGO_BROKER_URL and REDIS_URL are ignored by `tengo-jobs dev` (in-process broker); use the Procfile "
                  "for separate processes")
     database = describe(settings.database_url)
     log.info("tengo-jobs dev ready at %s  (database %s, %d function(s): %s)", server.url,
