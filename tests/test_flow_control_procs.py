@@ -24,21 +24,12 @@ from tengo_jobs import Jobs, Settings
 from tengo_jobs.core.registry import Registry
 from tengo_jobs.runtime import Runtime, set_runtime
 from tengo_jobs.store.schema import RunStatus
+from tengo_jobs.testing import max_overlap
 from webhelpers import EVENT_KEY, api_get, live_env, start_gunicorn
 
 pytestmark = pytest.mark.integration
 
 LEASE_TTL_S = 3
-
-
-def max_overlap(intervals) -> int:
-    """The most intervals ``(start, end)`` open at one instant (an end before a start at a tie)."""
-    edges = sorted([(s, 1) for s, _ in intervals] + [(e, -1) for _, e in intervals])
-    inside = most = 0
-    for _, d in edges:
-        inside += d
-        most = max(most, inside)
-    return most
 
 
 @contextlib.contextmanager
