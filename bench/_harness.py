@@ -43,10 +43,11 @@ def postgres_url():
 
 
 class Worker:
-    """``dramatiq _w4_funcs -p PROCESSES -t THREADS`` in its own process group."""
+    """``dramatiq MODULE -p PROCESSES -t THREADS`` (default ``_w4_funcs``) in its own
+    process group."""
 
     def __init__(self, env: dict[str, str], *, processes: int = 1, threads: int = 8,
-                 log_path: Path | None = None):
+                 log_path: Path | None = None, module: str = "_w4_funcs"):
         full = dict(os.environ)
         full.update(env)
         full["PYTHONPATH"] = os.pathsep.join([str(BENCH), str(ROOT), full.get("PYTHONPATH", "")])
@@ -54,7 +55,7 @@ class Worker:
         self.log_path = log_path or Path(tempfile.mkstemp(prefix="tj-bench-worker-", suffix=".log")[1])
         self._log = open(self.log_path, "wb")
         self.popen = subprocess.Popen(
-            [sys.executable, "-m", "dramatiq", "_w4_funcs", "-p", str(processes), "-t", str(threads)],
+            [sys.executable, "-m", "dramatiq", module, "-p", str(processes), "-t", str(threads)],
             env=full, cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
 
     def stop(self) -> None:

@@ -125,12 +125,21 @@ def runs(ctx, status, function_id, limit):
 @click.argument("run_id")
 def runs_show(run_id):
     """Show one run with its steps."""
-    queries = _boot(load_functions=False).store.queries
+    runtime = _boot(load_functions=False)
+    queries = runtime.store.queries
     try:
         run = queries.run(run_id)
     except TengoJobsError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"run {run.id}  function {run.function_id}  status {run.status.value}")
+    why = queries.waiting_reason(run, now=runtime.clock.now())
+    if why is not None and why["kind"] == "concurrency":
+        key = f"key {why['key']}" if why["key"] is not None else "function-wide"
+        click.echo(f"waiting for concurrency ({key}, scope {why['scope']}): "
+                   f"{why['in_use']}/{why['limit']} slots in use, {why['waiting']} waiting, "
+                   f"since {why['since']}")
+    elif why is not None:
+        click.echo(f"throttled until {why['until']}")
     click.echo(f"created {ms_to_iso(run.created_at)}  ended {ms_to_iso(run.ended_at)}")
     if run.output is not None:
         click.echo(f"output {run.output}")

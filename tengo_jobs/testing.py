@@ -181,4 +181,16 @@ def stub_worker(stub_broker):
     worker.stop()
 
 
-__all__ = ["make_test_runtime", "TestRuntime", "JobsTester", "FakeClock"]
+def max_overlap(intervals) -> int:
+    """The most ``(start, end)`` intervals open at one instant (an end sorts before a start
+    at a tie): the concurrency a test or benchmark observed, e.g. from the times its steps
+    recorded, to compare with a ``concurrency`` limit."""
+    edges = sorted([(s, 1) for s, _ in intervals] + [(e, -1) for _, e in intervals])
+    inside = most = 0
+    for _, d in edges:
+        inside += d
+        most = max(most, inside)
+    return most
+
+
+__all__ = ["make_test_runtime", "TestRuntime", "JobsTester", "FakeClock", "max_overlap"]

@@ -11,6 +11,7 @@ million runs in the table as with ten thousand.
 from __future__ import annotations
 
 import json
+import time
 from typing import Any, Iterator
 
 import peewee as pw
@@ -21,8 +22,8 @@ from ..errors import EventNotFoundError, RunNotFoundError, ValidationError
 from .contract import event_of
 from .dialect import Dialect
 from .statements import PAUSED_ROWS, RUNNABLE, SELECT_EVENT
-from .schema import (EVENTS, RUN_STATUSES, RUNS, SKIPS, STEPS, EventRow, RunRow, RunStatus,
-                     SkipRow, StepRow)
+from .schema import (EVENTS, RUN_STATUSES, RUNS, SKIPS, SLOT_KEYS, SLOT_WAITERS, SLOTS, STEPS,
+                     THROTTLES, EventRow, RunRow, RunStatus, SkipRow, StepRow)
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
@@ -189,12 +190,65 @@ class Queries:
         """A run's steps in execution order."""
         return list(StepRow.select().where(StepRow.run_id == run_id).order_by(StepRow.position))
 
-    def get_run(self, run_id: str) -> dict:
-        """One run with its steps in execution order, and the ids of the runs that replay it
-        (oldest first, at most :data:`MAX_REPLAYS_LISTED`)."""
-        body = run_dict(self.run(run_id), self.steps(run_id))
+    def get_run(self, run_id: str, *, now: int | None = None) -> dict:
+        """One run with its steps in execution order, the ids of the runs that replay it
+        (oldest first, at most :data:`MAX_REPLAYS_LISTED`), and ``waiting_reason``: why a
+        queued run has not started yet (:meth:`waiting_reason`)."""
+        run = self.run(run_id)
+        body = run_dict(run, self.steps(run_id))
         body["replays"] = self.replays_of(run_id)
+        body["waiting_reason"] = self.waiting_reason(
+            run, now=int(time.time() * 1000) if now is None else now)
         return body
+
+    def waiting_reason(self, run: RunRow, *, now: int) -> dict | None:
+        """Why a queued run is not executing, or ``None`` (it is due, or not queued).
+
+        - ``{"kind": "concurrency", "scope_key", "scope", "key", "limit", "in_use",
+          "waiting", "since"}``: parked on a full concurrency scope key (``tj_slot_waiters``);
+          ``key`` is ``"<key expression>=<value>"`` for a keyed limit, ``None`` for a
+          function-wide one.
+        - ``{"kind": "throttle", "until"}``: its start was moved by its function's throttle.
+          Derived, not recorded: a run never started, due later than its event asked
+          (``wake_at`` past both its creation and the event's ``ts``), of a function with
+          throttle state. Throttle is the only rule that delays such a run (debounce and
+          batch runs are shown on their events), so nothing else matches."""
+        if run.status != RunStatus.QUEUED:
+            return None
+        waiter = self.d.execute(f'SELECT "scope_key", "since" FROM "{SLOT_WAITERS}" '
+                                'WHERE "run_id" = ?', (run.id,)).fetchone()
+        if waiter is not None:
+            return self._concurrency_reason(run.function_id, waiter[0], waiter[1], now)
+        if run.started_at is not None or run.wake_at <= now:
+            return None
+        asked = run.created_at
+        if run.event_id is not None:
+            row = self.d.execute(f'SELECT "ts" FROM "{EVENTS}" WHERE "id" = ?',
+                                 (run.event_id,)).fetchone()
+            asked = max(asked, row[0] if row and row[0] is not None else 0)
+        own = f"t:{run.function_id}"
+        if run.wake_at > asked and self.d.execute(
+                f'SELECT 1 FROM "{THROTTLES}" WHERE "key" = ? OR substr("key", 1, ?) = ? '
+                'LIMIT 1', (own, len(own) + 1, own + ":")).fetchone():
+            return {"kind": "throttle", "until": ms_to_iso(run.wake_at)}
+        return None
+
+    def _concurrency_reason(self, function_id: str, scope_key: str, since: int,
+                            now: int) -> dict:
+        limit, in_use, waiting = self.d.execute(
+            f'SELECT k."capacity", (SELECT count(*) FROM "{SLOTS}" s WHERE '
+            's."scope_key" = k."scope_key" AND s."lease_expires_at" > ?), '
+            f'(SELECT count(*) FROM "{SLOT_WAITERS}" w WHERE w."scope_key" = k."scope_key") '
+            f'FROM "{SLOT_KEYS}" k WHERE k."scope_key" = ?', (now, scope_key)).fetchone() \
+            or (None, 0, 0)
+        own = f"c:fn:{function_id}"
+        if scope_key.startswith("c:env:"):
+            scope, key = "env", scope_key[len("c:env:"):]
+        else:
+            scope, key = "fn", (scope_key[len(own) + 1:] if scope_key != own else None)
+        return {"kind": "concurrency", "scope_key": scope_key, "scope": scope, "key": key,
+                "limit": limit, "in_use": in_use, "waiting": waiting,
+                "since": ms_to_iso(since)}
 
     def replays_of(self, run_id: str) -> list[str]:
         return [r.id for r in RunRow.select(RunRow.id).where(RunRow.replay_of == run_id)

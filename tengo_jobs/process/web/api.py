@@ -48,7 +48,8 @@ def list_runs():
 @bp.get("/runs/<run_id>")
 @require_api
 def get_run(run_id: str):
-    return jsonify(_runtime().store.queries.get_run(run_id))
+    runtime = _runtime()
+    return jsonify(runtime.store.queries.get_run(run_id, now=runtime.clock.now()))
 
 
 @bp.post("/runs/<run_id>/cancel")

@@ -192,10 +192,31 @@ RUN = {
         "steps": {"type": "array", "items": STEP},
     },
 }
-RUN_DETAIL = {**RUN, "required": RUN["required"] + ["steps", "replays"],
+WAITING_REASON = {
+    "type": "object", "nullable": True,
+    "description": "why a queued run has not started yet (null: it is due, or not queued): "
+                   "waiting for a concurrency slot, or throttled until a time",
+    "required": ["kind"],
+    "properties": {
+        "kind": {"type": "string", "enum": ["concurrency", "throttle"]},
+        "scope_key": {"type": "string", "description": "concurrency: the full scope key"},
+        "scope": {"type": "string", "enum": ["fn", "env"]},
+        "key": {"type": "string", "nullable": True,
+                "description": "concurrency: '<key expression>=<value>' of a keyed limit, "
+                               "null for a function-wide one"},
+        "limit": {"type": "integer", "nullable": True},
+        "in_use": {"type": "integer", "description": "concurrency: slots held now"},
+        "waiting": {"type": "integer", "description": "concurrency: runs waiting on the key"},
+        "since": {"type": "string", "format": "date-time"},
+        "until": {"type": "string", "format": "date-time",
+                  "description": "throttle: when the run is due"},
+    },
+}
+RUN_DETAIL = {**RUN, "required": RUN["required"] + ["steps", "replays", "waiting_reason"],
               "properties": {**RUN["properties"], "replays": {
                   "type": "array", "items": {"type": "string"},
-                  "description": "ids of the runs that replay this one (first 100)"}}}
+                  "description": "ids of the runs that replay this one (first 100)"},
+                  "waiting_reason": WAITING_REASON}}
 CANCELLATIONS_OUT = {
     "type": "object", "required": ["cancelled"],
     "properties": {"cancelled": {"type": "integer", "description": "runs this request cancelled"}},
@@ -273,5 +294,5 @@ def page_of(item: dict) -> dict:
 __all__ = ["QueryParam", "LIMIT", "CURSOR", "SINCE", "UNTIL", "PAGE", "EVENT_NAME", "RUN_STATUS",
            "FUNCTION", "EVENT_ID", "LIST_EVENTS", "LIST_RUNS", "REPLAY_BODY",
            "CANCELLATIONS_BODY", "REPLAYS_BODY", "CANCELLATIONS_OUT", "REPLAYS_OUT", "EVENT_IN",
-           "EVENTS_IN", "ERROR", "SEND_RESULT", "STEP", "RUN", "RUN_DETAIL", "EVENT_OUT",
+           "EVENTS_IN", "ERROR", "SEND_RESULT", "STEP", "RUN", "RUN_DETAIL", "WAITING_REASON", "EVENT_OUT",
            "FUNCTION_OUT", "FUNCTION_PAUSE", "RUN_STATUS_VALUES", "STEP_STATUS_VALUES", "page_of"]
