@@ -198,3 +198,12 @@ def test_percent_encoded_surrogates_in_urls_are_harmless(web):
         assert client.get(path, headers=basic()).status_code in (200, 404), path
     for path in ("/api/runs/%ED%A0%80", "/api/runs?function=%ED%A0%80"):
         assert client.get(path, headers=bearer()).status_code in (200, 404), path
+
+
+def test_an_unknown_query_parameter_is_a_400_naming_it(web):
+    _, client, _ = web
+    r = client.get("/api/runs?function_id=x", headers=bearer())
+    assert r.status_code == 400
+    assert r.get_json()["field"] == "function_id" and "function" in r.get_json()["error"]
+    assert client.get("/api/events?nme=a", headers=bearer()).status_code == 400
+    assert client.get("/api/runs?function=x&limit=5", headers=bearer()).status_code == 200

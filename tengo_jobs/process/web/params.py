@@ -167,7 +167,15 @@ def body_flag(name: str, value: Any) -> bool:
 # -- query and path parameters --------------------------------------------------------------
 def read_query(declared) -> dict[str, Any]:
     """Every parameter of an operation (a tuple of :class:`.schemas.QueryParam`), parsed in
-    order, by the name of the argument it becomes."""
+    order, by the name of the argument it becomes. A parameter the operation does not
+    declare is a 400 naming it (``?function_id=`` for ``?function=`` would otherwise be
+    ignored silently and answer every run)."""
+    known = {param.name for param in declared}
+    unknown = sorted(name for name in request.args if name not in known)
+    if unknown:
+        raise ValidationError(f"unknown query parameter(s) {', '.join(map(repr, unknown))}; "
+                              f"this operation takes {', '.join(sorted(known)) or 'none'}",
+                              field=unknown[0])
     return {param.keyword or param.name: param.read() for param in declared}
 
 
