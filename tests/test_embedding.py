@@ -9,7 +9,8 @@ import sys
 
 import pytest
 import requests
-from flask import Flask
+from flask import Flask, render_template_string
+from flask.json.provider import DefaultJSONProvider
 
 from procs import Proc, free_port, process_env, wait_until
 from tengo_jobs import Jobs
@@ -38,13 +39,19 @@ def team_app() -> Flask:
     def not_found(exc):
         return "team 404", 404
 
+    @app.get("/token")  # a template global of the team's own (Flask-WTF's has this name)
+    def token():
+        return render_template_string("{{ csrf_token() }}")
+
+    app.jinja_env.globals["csrf_token"] = lambda: "team-token"
     return app
 
 
 @pytest.fixture
-def runtime(tmp_path):
+def runtime(backend_url):
+    """On SQLite, then on PostgreSQL."""
     previous = get_runtime()
-    rt = make_test_runtime(f"sqlite:///{tmp_path / 'embed.db'}", event_keys=(EVENT_KEY,),
+    rt = make_test_runtime(backend_url, event_keys=(EVENT_KEY,),
                            dashboard_password=PASSWORD)
     yield rt
     rt.close()
@@ -73,6 +80,19 @@ def test_team_routes_keep_their_behaviour(embedded):
     assert posted.status_code == 201
     missing = client.get("/nowhere")
     assert (missing.status_code, missing.get_data(as_text=True)) == (404, "team 404")
+    assert client.get("/token").get_data(as_text=True) == "team-token"
+    assert type(app.json) is DefaultJSONProvider
+
+
+def test_production_check_applies_at_init_app(tmp_path):
+    previous = get_runtime()
+    rt = make_test_runtime(f"sqlite:///{tmp_path / 'prod.db'}", env="production")
+    try:
+        with pytest.raises(ConfigurationError, match="DATABASE_URL"):
+            Jobs("prod", runtime=rt).init_app(team_app())
+    finally:
+        rt.close()
+        set_runtime(previous)
 
 
 def test_event_api_rest_api_and_dashboard_under_the_prefix(embedded):
@@ -189,10 +209,10 @@ def test_fastapi_mount(embedded, runtime):
 
 
 @pytest.mark.timeout(120)
-def test_team_app_as_a_process_runs_events_with_launch(tmp_path):
+def test_team_app_as_a_process_runs_events_with_launch(tmp_path, backend_url):
     """gunicorn serving the team's app, with jobs.launch() in it: no Redis, one process."""
     port = free_port()
-    env = process_env(EMBED_DATABASE_URL=f"sqlite:///{tmp_path / 'team.db'}",
+    env = process_env(EMBED_DATABASE_URL=backend_url,
                       TENGO_ENV="development", TENGO_SWEEP_INTERVAL="1s")
     env.pop("REDIS_URL", None)
     env.pop("TENGO_BROKER_URL", None)
