@@ -1,17 +1,23 @@
-"""The ``Jobs`` client: declare durable functions and send events."""
+"""The ``Jobs`` client: declare durable functions and send events; serve and run the
+engine inside an application's own process (:meth:`Jobs.init_app`, :meth:`Jobs.asgi_app`,
+:meth:`Jobs.launch`)."""
 
 from __future__ import annotations
 
 import asyncio
+import atexit
 import dataclasses
+import os
+import threading
 import time
-from typing import Any, Callable, ParamSpec, TypeVar
+from typing import Any, Callable, Mapping, ParamSpec, TypeVar
 
 from .core.functions import DEFAULT_RETRIES, FunctionDef, build_function
 from .core.states import RunStatus
 from .core.registry import Registry, registry as default_registry
+from .config import Settings, environ_from_config
 from .errors import ConfigurationError
-from .runtime import get_runtime
+from .runtime import boot, get_runtime
 from .store.queries import run_dict
 
 P = ParamSpec("P")
@@ -97,6 +103,8 @@ class Jobs:
         for extension in extensions:
             self.registry.add_extension(extension)
         self.functions: dict[str, FunctionDef] = {}
+        self._background = None  # the worker threads and scheduler loop of launch()
+        self._embed_lock = threading.RLock()
         if runtime is None:
             self.runtime  # bind the process runtime now (Dramatiq's CLI needs the actor)
 
@@ -163,3 +171,88 @@ class Jobs:
         while not (run := await self.get_run_async(run_id)).done:
             await asyncio.sleep(poll.next_delay(run))
         return run
+
+    # -- inside the application's own process ------------------------------------------------
+    def _engine_runtime(self, config: Mapping[str, object] | None = None):
+        """The runtime this process serves and executes with, booted once (settings read,
+        function modules imported, production check, tables migrated; logging left as the
+        application set it). ``config`` (a Flask ``app.config``) overrides the environment
+        for the :class:`~tengo_jobs.config.Env` names it holds."""
+        given = environ_from_config(config or {})
+        with self._embed_lock:
+            if self._runtime is None:
+                settings = Settings.from_env({**os.environ, **given}) if given else None
+                parts = {} if self.registry is default_registry else {"registry": self.registry}
+                self._runtime = boot("web", settings=settings, configure_logging=False, **parts)
+            elif given and Settings.from_env({**os.environ, **given}) != self._runtime.settings:
+                raise ConfigurationError(
+                    f"this Jobs client already runs on other settings than this app's config "
+                    f"gives ({', '.join(sorted(given))}): one Jobs serves one set of settings; "
+                    "declare another Jobs (with its own functions) for a differently "
+                    "configured app")
+            return self._runtime
+
+    def init_app(self, app, *, url_prefix: str = "/jobs") -> None:
+        """Register the event API (``<prefix>/e/<key>``, ``<prefix>/api/events``), the REST
+        API, the dashboard, health, metrics and OpenAPI on the application's Flask ``app``
+        under ``url_prefix`` (the Flask extension convention: ``jobs = Jobs(...)`` at import,
+        ``jobs.init_app(app)`` in the app factory).
+
+        Settings come from ``app.config`` (``DATABASE_URL``, ``TENGO_EVENT_KEYS``,
+        ``TENGO_DASHBOARD_PASSWORD``… — the environment variables' names), else from the
+        environment. The engine's security headers, CSRF checks, JSON errors and request
+        limits apply to its own routes only. One ``Jobs`` per app."""
+        from .process.web import init_app as register
+
+        client = app.extensions.get("tengo_jobs_client")
+        if client is not None:
+            raise ConfigurationError(
+                f"the Flask app {app.name!r} already has a Jobs client "
+                f"({client.app_id!r}): one Jobs per app, init_app called once")
+        register(app, self._engine_runtime(app.config), url_prefix=url_prefix)
+        app.extensions["tengo_jobs_client"] = self
+
+    def asgi_app(self):
+        """The engine's web app (event API, REST API, dashboard…) as an ASGI application, to
+        mount in FastAPI or Starlette: ``app.mount("/jobs", jobs.asgi_app())``. Settings come
+        from the environment. Needs the ``asgi`` extra (a2wsgi: the Flask app runs in its
+        thread pool)."""
+        try:
+            from a2wsgi import WSGIMiddleware
+        except ImportError:
+            raise ConfigurationError("jobs.asgi_app() needs the a2wsgi package: "
+                                     "pip install 'tengo-jobs[asgi]'") from None
+        from .process.web import create_app
+
+        return WSGIMiddleware(create_app(self._engine_runtime()))
+
+    def launch(self, *, threads: int = 4) -> None:
+        """Start this process's worker threads (``threads`` executing runs) and scheduler
+        loop (cron, timers, sweeper), as ``tengo-jobs dev`` does: with no ``REDIS_URL`` the
+        broker is in-process, so an application needs one process and no Redis. They stop
+        at interpreter exit, or at :meth:`shutdown`."""
+        from .process.dev import Background
+
+        if not isinstance(threads, int) or isinstance(threads, bool) or not 1 <= threads <= 64:
+            raise ConfigurationError(f"launch(threads=...) must be an integer from 1 to 64, "
+                                     f"got {threads!r}")
+        with self._embed_lock:
+            if self._background is not None:
+                raise ConfigurationError("jobs.launch() was already called in this process "
+                                         "(call jobs.shutdown() first)")
+            background = Background(self._engine_runtime(), threads=threads)
+            background.start()
+            self._background = background
+        atexit.register(self.shutdown)
+
+    def shutdown(self) -> None:
+        """Stop what :meth:`launch` started: the scheduler, then the worker (runs still
+        executing are given back for the next process); wake-ups in flight are flushed.
+        Does nothing when nothing was launched."""
+        with self._embed_lock:
+            background, self._background = self._background, None
+        if background is None:
+            return
+        atexit.unregister(self.shutdown)
+        background.stop()
+        background.runtime.flush()

@@ -51,6 +51,28 @@ class Env(str, enum.Enum):
     PORT = "PORT"
 
 
+def environ_from_config(config: Mapping[str, object]) -> dict[str, str]:
+    """The engine's settings an application's config gives (a Flask ``app.config``), as
+    environment text: every :class:`Env` name it holds (``PORT`` aside: the application
+    serves itself). A list is joined with commas, a boolean is ``true``/``false``."""
+    environ = {}
+    for name in Env:
+        if name is Env.PORT or name.value not in config or config[name.value] is None:
+            continue
+        value = config[name.value]
+        if isinstance(value, bool):
+            text = "true" if value else "false"
+        elif isinstance(value, (list, tuple, set, frozenset)):
+            text = ",".join(str(part) for part in value)
+        elif isinstance(value, (str, int, float)):
+            text = str(value)
+        else:
+            raise ConfigurationError(f"app.config[{name.value!r}] must be text, a number, a "
+                                     f"boolean or a list, got {type(value).__name__}")
+        environ[name.value] = text
+    return environ
+
+
 DEFAULT_DATABASE_URL = "sqlite:///tengo_jobs.db"
 LOG_FORMATS = ("text", "json")
 

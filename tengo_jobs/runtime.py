@@ -187,12 +187,14 @@ def set_runtime(runtime: Runtime | None) -> Runtime | None:
 
 
 def boot(kind: str, *, settings: Settings | None = None, load_functions: bool = True,
-         migrate: bool = True, log_level: str | None = None, **parts) -> Runtime:
+         migrate: bool = True, log_level: str | None = None, configure_logging: bool = True,
+         **parts) -> Runtime:
     """Boot this process as ``kind`` (see the module docstring) and return its runtime.
 
     With ``settings`` (or ``parts``: database, broker, clock…) a new runtime is composed
     and made current; otherwise the current one is used (or composed from the environment).
-    ``log_level`` (default ``INFO``) applies where this process configures logging.
+    ``log_level`` (default ``INFO``) applies where this process configures logging;
+    ``configure_logging=False`` leaves logging as it is (an application's own process).
     """
     if kind not in PROCESS_KINDS:
         raise ConfigurationError(f"kind must be one of {', '.join(PROCESS_KINDS)}, got {kind!r}")
@@ -204,9 +206,9 @@ def boot(kind: str, *, settings: Settings | None = None, load_functions: bool = 
             set_runtime(runtime)
         else:
             runtime = get_runtime()
-    if kind in _LOGGING_KINDS:
+    if configure_logging and kind in _LOGGING_KINDS:
         logsafe.configure_logging(log_level or "INFO", runtime.settings.log_format)
-    elif kind == "worker":  # on the handler Dramatiq configured
+    elif configure_logging and kind == "worker":  # on the handler Dramatiq configured
         logsafe.apply_format(runtime.settings.log_format)
     if load_functions:
         load_modules(runtime.settings.functions)

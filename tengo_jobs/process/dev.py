@@ -60,6 +60,50 @@ def dev_settings(environ=None):
                                                      or env.get(Env.TENGO_BROKER_URL.value))
 
 
+class Background:
+    """This process's worker threads (a Dramatiq ``Worker`` on the runtime's broker) and its
+    scheduler loop (cron, timers, sweeper): the part of ``tengo-jobs dev`` that
+    :meth:`tengo_jobs.Jobs.launch` starts inside an application's own process.
+
+    ``release_orphans``: this process is the only executor of its database (dev), so the
+    leases a previous process left are free at once. An application's processes (several
+    gunicorn workers) may share a database: their leases expire instead.
+    """
+
+    def __init__(self, runtime, *, threads: int = 4, release_orphans: bool = False):
+        self.runtime = runtime
+        self.threads = threads
+        self.release_orphans = release_orphans
+        self._worker = None
+        self._scheduler = None
+
+    def start(self) -> None:
+        check_intervals(self.runtime)
+        released = self.runtime.store.runs.release_orphans() if self.release_orphans else 0
+        resumed = self.runtime.timekeeper.sweep(now=self.runtime.now())
+        if released or resumed:
+            log.info("resumed %d run(s) left in flight by a previous process", len(resumed))
+        self._worker = Worker(self.runtime.broker, worker_threads=self.threads, worker_timeout=100)
+        self._worker.start()
+        try:
+            self._scheduler = Scheduler(self.runtime)
+            self._scheduler.start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        """Stop the scheduler, then the worker; runs still executing are given back."""
+        scheduler, self._scheduler = self._scheduler, None
+        worker, self._worker = self._worker, None
+        if scheduler is not None:
+            scheduler.stop()
+        if worker is not None:
+            worker.stop(timeout=5_000)
+            # Steps still executing are given back, not counted as died; the next start runs them.
+            self.runtime.executor.release_active()
+
+
 class DevServer:
     """The three parts of the dev process on one runtime; ``start()`` then ``stop()``."""
 
@@ -68,8 +112,7 @@ class DevServer:
         self.host, self.port, self.threads = host, port, threads
         self._web = None
         self._web_thread: threading.Thread | None = None
-        self._worker = None
-        self._scheduler = None
+        self._background = Background(runtime, threads=threads, release_orphans=True)
 
     @property
     def url(self) -> str:
@@ -77,22 +120,18 @@ class DevServer:
         return f"http://{host}:{self.port}"
 
     def start(self) -> None:
-        check_intervals(self.runtime)
-        # This process is the only executor of its database: what a previous one held is free.
-        released = self.runtime.store.runs.release_orphans()
-        resumed = self.runtime.timekeeper.sweep(now=self.runtime.now())
-        if released or resumed:
-            log.info("resumed %d run(s) left in flight by a previous process", len(resumed))
         app = create_app(self.runtime)
         try:
             self._web = make_server(self.host, self.port, app, threaded=True)
         except OSError as exc:
             raise ConfigurationError(f"cannot listen on {self.host}:{self.port} ({exc.strerror}); "
                                      "stop the other server or set PORT") from None
-        self._worker = Worker(self.runtime.broker, worker_threads=self.threads, worker_timeout=100)
-        self._worker.start()
-        self._scheduler = Scheduler(self.runtime)
-        self._scheduler.start()
+        try:
+            self._background.start()
+        except BaseException:
+            self._web.server_close()
+            self._web = None
+            raise
         self._web_thread = threading.Thread(target=self._web.serve_forever, name="tengo-dev-web",
                                             daemon=True)
         self._web_thread.start()
@@ -101,12 +140,7 @@ class DevServer:
         if self._web is not None:
             self._web.shutdown()
             self._web.server_close()
-        if self._scheduler is not None:
-            self._scheduler.stop()
-        if self._worker is not None:
-            self._worker.stop(timeout=5_000)
-            # Steps still executing are given back, not counted as died; the next start runs them.
-            self.runtime.executor.release_active()
+        self._background.stop()
         self.runtime.close()
 
 

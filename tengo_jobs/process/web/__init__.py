@@ -11,6 +11,13 @@ At the boundary, for every route: security headers on every response
 event API (which has its own limits); query and path text no database can hold
 refused with 400 (:mod:`.params`); state-changing requests behind the dashboard
 password refused cross-site (:mod:`.csrf`).
+
+``init_app(app, runtime, url_prefix="/jobs")`` registers the same blueprints on an
+application's own Flask app under a prefix (what :meth:`tengo_jobs.Jobs.init_app` calls).
+There the boundary above is installed for the engine's blueprints only — their error
+handlers, security headers, CSRF token and request checks are keyed by blueprint name —
+so the application's own routes keep their own behaviour; the app's JSON provider and
+body limits are left alone (the engine's views parse and bound bodies themselves).
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ from __future__ import annotations
 from flask import Flask, current_app, request
 
 from ... import logsafe
+from ...errors import ConfigurationError
 from . import api, csrf, dashboard, event_api, headers, health, metrics, openapi, params
 from .errors import error_response, register_error_handlers
 from .dashboard import add_nav_link, printable
@@ -49,14 +57,95 @@ def create_app(runtime=None, *, max_request_bytes: int = MAX_REQUEST_BYTES) -> F
     headers.install(app)
     csrf.install(app, runtime.settings)
     app.before_request(_check_request)
-    for module in (event_api, api, health, metrics, openapi, dashboard):
-        app.register_blueprint(module.bp)
+    _register_blueprints(app, runtime, "")
+    return app
+
+
+ENGINE_MODULES = (event_api, api, health, metrics, openapi, dashboard)
+
+
+def _register_blueprints(app: Flask, runtime, prefix: str) -> list[str]:
+    """The engine's blueprints and the extensions' pages on ``app`` under ``prefix``;
+    returns their names."""
+    blueprints = [module.bp for module in ENGINE_MODULES]
     for extension in runtime.registry.extensions:  # applications' pages (Extension.blueprints)
-        for blueprint in extension.blueprints:
+        blueprints.extend(extension.blueprints)
+    for blueprint in blueprints:
+        if prefix:
+            app.register_blueprint(blueprint, url_prefix=prefix + (blueprint.url_prefix or ""))
+        else:
             app.register_blueprint(blueprint)
+    for extension in runtime.registry.extensions:
         for label, endpoint in extension.nav_links:
             add_nav_link(app, label, endpoint)
-    return app
+    return [blueprint.name for blueprint in blueprints]
+
+
+def url_prefix_arg(url_prefix) -> str:
+    """``url_prefix`` as a path prefix: ``""`` or ``/segment[/...]`` without a trailing slash."""
+    if url_prefix is None:
+        return ""
+    if not isinstance(url_prefix, str) or (url_prefix and not url_prefix.startswith("/")):
+        raise ConfigurationError(f"url_prefix must be a path starting with '/' (like \"/jobs\"), "
+                                 f"got {url_prefix!r}")
+    if any(c in url_prefix for c in "<>?#% \t\n"):
+        raise ConfigurationError(f"url_prefix must be a plain path, got {url_prefix!r}")
+    return url_prefix.rstrip("/")
+
+
+class _Scope:
+    """Request hooks and error handlers of ``app`` that apply to some blueprints only
+    (Flask keys them by blueprint name; ``None`` would be the whole app). An error handler
+    a blueprint declared itself (the dashboard's HTML 400) stays in front."""
+
+    def __init__(self, app: Flask, names: list[str]):
+        self.app, self.names = app, names
+
+    def errorhandler(self, exc_or_code):
+        exc_class, code = self.app._get_exc_class_and_code(exc_or_code)
+
+        def register(handler):
+            for name in self.names:
+                self.app.error_handler_spec[name][code].setdefault(exc_class, handler)
+            return handler
+
+        return register
+
+    def before_request(self, hook) -> None:
+        for name in self.names:
+            self.app.before_request_funcs.setdefault(name, []).append(hook)
+
+    def after_request(self, hook) -> None:
+        for name in self.names:
+            self.app.after_request_funcs.setdefault(name, []).append(hook)
+
+    def context_processor(self, processor) -> None:
+        for name in self.names:
+            self.app.template_context_processors.setdefault(name, []).append(processor)
+
+
+def init_app(app: Flask, runtime, *, url_prefix: str = "/jobs") -> None:
+    """Register the engine (event API, REST API, dashboard, health, metrics, OpenAPI) on the
+    application's ``app`` under ``url_prefix``, its boundary scoped to its own blueprints."""
+    prefix = url_prefix_arg(url_prefix)
+    if "tengo_jobs" in app.extensions:
+        raise ConfigurationError(f"the Flask app {app.name!r} already has a tengo_jobs engine "
+                                 "(one Jobs per app; init_app is called once)")
+    runtime.settings.check_production()
+    logsafe.install(runtime.settings.secrets())
+    app.extensions["tengo_jobs"] = runtime
+    app.config.setdefault("TENGO_MAX_REQUEST_BYTES", MAX_REQUEST_BYTES)
+    app.config.setdefault("TENGO_MAX_FORM_BYTES", MAX_FORM_BYTES)
+    app.config["TENGO_URL_PREFIX"] = prefix
+    if "jinja_env" not in app.__dict__ and app.jinja_options.get("finalize") is None:
+        # identity on every string that can be sent; an unpaired surrogate is escaped
+        app.jinja_options = {**app.jinja_options, "finalize": printable}
+    names = _register_blueprints(app, runtime, prefix)
+    scope = _Scope(app, names)
+    register_error_handlers(scope)
+    scope.after_request(headers.add_security_headers)
+    csrf.install(app, runtime.settings, scope=scope)
+    scope.before_request(_check_request)
 
 
 def _check_request():
@@ -70,8 +159,9 @@ def _check_request():
         return error_response(413, f"request body is {length} bytes; the limit is {limit} bytes "
                                    "outside the event API", field="body")
     request.max_content_length = limit  # a chunked body is cut off while it streams
+    request.max_form_memory_size = limit
     params.check_request_text()
     return None
 
 
-__all__ = ["create_app", "add_nav_link", "MAX_FORM_BYTES"]
+__all__ = ["create_app", "init_app", "url_prefix_arg", "add_nav_link", "MAX_FORM_BYTES"]

@@ -51,8 +51,12 @@ _CLOCK_SKEW_S = 300  # a token issued by another web host whose clock runs ahead
 _KEY = "tengo_jobs_csrf_key"
 
 
-def install(app, settings) -> None:
-    """Derive this app's token key from the deployment's secrets (random without any)."""
+def install(app, settings, *, scope=None) -> None:
+    """Derive this app's token key from the deployment's secrets (random without any).
+
+    ``csrf_token()`` is a template global, or with ``scope`` (an application's own app: see
+    :func:`tengo_jobs.process.web.init_app`) only in the templates the engine's blueprints
+    render, so it does not shadow an application's own ``csrf_token`` (Flask-WTF's)."""
     material = [s for s in (settings.signing_key, settings.dashboard_password) if s]
     if material:
         joined = "\0".join(material).encode("utf-8", "surrogatepass")
@@ -60,7 +64,10 @@ def install(app, settings) -> None:
     else:
         key = secrets.token_bytes(32)
     app.extensions[_KEY] = key
-    app.jinja_env.globals["csrf_token"] = issue_token
+    if scope is None:
+        app.jinja_env.globals["csrf_token"] = issue_token
+    else:
+        scope.context_processor(lambda: {"csrf_token": issue_token})
 
 
 class _FormSigner(TimestampSigner):

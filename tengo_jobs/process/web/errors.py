@@ -36,6 +36,8 @@ def validation_response(exc: ValidationError):
 
 
 def register_error_handlers(app: Flask) -> None:
+    """On ``app``, or on anything with Flask's ``errorhandler`` decorator (the engine's
+    blueprints inside an application's app)."""
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException):
         response = error_response(exc.code or 500, exc.description or exc.name)

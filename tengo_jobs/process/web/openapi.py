@@ -8,7 +8,7 @@ but ``/healthz`` and the event intake, it needs the dashboard password.
 
 from __future__ import annotations
 
-from flask import Blueprint, jsonify
+from flask import Blueprint, current_app, jsonify, request
 
 from ...core.events import MAX_BATCH_EVENTS, MAX_EVENT_BYTES
 from .auth import require_dashboard
@@ -208,4 +208,8 @@ def spec() -> dict:
 @bp.get("/openapi.json")
 @require_dashboard
 def openapi_json():
-    return jsonify(spec())
+    document = spec()
+    base = request.script_root + current_app.config.get("TENGO_URL_PREFIX", "")
+    if base:  # mounted under a prefix (init_app, an ASGI mount): the paths are below it
+        document = {**document, "servers": [{"url": base}]}
+    return jsonify(document)
