@@ -347,6 +347,16 @@ class Queries:
             SkipRow.event_id == event_id).order_by(SkipRow.id).limit(MAX_LIMIT)]
         return body
 
+    def run_ids_of_events(self, event_ids: list[str]) -> list[str]:
+        """The runs the events ``event_ids`` started (the ``event_id`` index), up to
+        :data:`MAX_LIMIT` (tracing links an incoming event to its runs)."""
+        if not event_ids:
+            return []
+        marks = ", ".join("?" for _ in event_ids)
+        return [r[0] for r in self.d.execute(
+            f'SELECT "id" FROM "{RUNS}" WHERE "event_id" IN ({marks}) ORDER BY "id" LIMIT ?',
+            (*event_ids, MAX_LIMIT))]
+
     def skipped_counts(self, *, now: int) -> dict[tuple[str, str], int]:
         """``{(function, reason): n}``: events of the last :data:`STATS_WINDOW_MS` that
         started no run (skipped) or were folded into another run, by reason."""
