@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING, Callable, Iterable
 
 from dramatiq.threading import Interrupt as DramatiqInterrupt
 
-from .. import logsafe
+from .. import logsafe, tracing
 from ..core.registry import Registry
 from ..errors import (CancelRequested, DatabaseLost, DatabaseUnavailableError, FunctionCrashedError, LeaseLost,
                       ValidationError)
@@ -246,7 +246,11 @@ class Executor:
                 return "failed"
             return self._invoke(inv, detach)
 
-        return self._guarded(inv, start)
+        with tracing.get_tracer().execution(inv) as span:
+            result = self._guarded(inv, start)
+            if span is not None:
+                span.set_attribute("tengo.outcome", result if isinstance(result, str) else "detached")
+            return result
 
     @staticmethod
     def _guarded(inv: Invocation, body: Callable[[], "str | Future"]) -> "str | Future":

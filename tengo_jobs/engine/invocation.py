@@ -24,6 +24,7 @@ import logging
 import threading
 from typing import TYPE_CHECKING, Any
 
+from .. import tracing
 from ..core.events import Event
 from ..core.functions import FunctionDef
 from ..core.ops import (FunctionRetry, PendingOp, StepOp, StepRecord, WaitForEvent,
@@ -120,6 +121,7 @@ class Invocation:
         self._run_slot_lent = False
         self._branch_holders: set[int] = set()
         self.logger = ReplayAwareLogger(log, self)
+        self.span = None  # this execution's span, when tracing (tengo_jobs.tracing)
         self._replay_input = _replay_input(run.replay_note)
         # ``events``: a batch's events (``batch_events``); otherwise the one trigger.
         self.context = Context(event=event, events=events or [event], run_id=run.id, attempt=run.attempt,
@@ -137,6 +139,12 @@ class Invocation:
                 self._visited.add(key)
                 self._unvisited -= 1
             return row
+
+    def resumed_on(self, row: StepRow) -> bool:
+        """Whether this execution is the first to pass the resolved step ``row``: no step
+        after it is stored yet (tracing exports a wait's span once, on resumption)."""
+        with self._lock:
+            return not any(s.position > row.position for s in self._memo.values())
 
     def replay_input(self, key: str) -> tuple[tuple, dict] | None:
         """New ``(args, kwargs)`` for step ``key``'s function when this run is a replay
@@ -363,12 +371,28 @@ class Invocation:
         parked = self.store.runs.suspend(
             self.run, self.token, self.now(), pending, status=run_status_of(pending),
             attempt=attempt, trigger=self.event.to_dict(), record=self._take_deferred())
+        tracer = tracing.get_tracer()
+        if tracer.enabled:
+            self._trace_pending(tracer, pending, parked.cancelled)
         if parked.cancelled:
             self.logger.info("run %s cancelled (%s)", self.run_id,
                              (self._cancel or {}).get("message", "requested while it ran"))
         wake = parked.children + list(parked.woken) + ([self.run_id] if parked.requeued else [])
         if wake:
             self.executor.enqueue(wake)
+
+    def _trace_pending(self, tracer, pending: list[PendingOp], cancelled: bool) -> None:
+        """Spans of the sleeps and backoffs this suspension parks on (to their wake-up);
+        a wait's span is exported when it resolves (``Step.wait_for_event``)."""
+        if cancelled:
+            tracer.run_ended(self, "cancelled")
+            return
+        now = self.now()
+        for op in pending:
+            kind = {"Sleep": "sleep", "RetryStep": "backoff",
+                    "FunctionRetry": "retry function"}.get(type(op).__name__)
+            if kind is not None:
+                tracer.pending(self, kind, op.key, now, op.wake_at)
 
     def retry_or_fail(self, exc: Exception) -> str:
         """An error outside any step: the whole function is tried again after a backoff (its
@@ -390,6 +414,7 @@ class Invocation:
         parent = self.store.runs.complete(self.run, self.token, self.now(), output,
                                           record=self._take_deferred(),
                                           cleanup=self.function.has_lifecycle)
+        tracing.get_tracer().run_ended(self, "completed")
         if parent:
             self.executor.enqueue([parent])
 
@@ -403,6 +428,7 @@ class Invocation:
                                        failure_handler=handler, failure_event=failure_event,
                                        record=self._take_deferred(),
                                        cleanup=self.function.has_lifecycle)
+        tracing.get_tracer().run_ended(self, "failed", error)
         if started:
             self.executor.enqueue(started)
 
@@ -422,6 +448,7 @@ class Invocation:
         acquired it): the run ends ``cancelled`` with ``error``; a row held back is kept."""
         self._flush()
         parent = self.store.runs.stop_cancelled(self.run, self.token, self.now(), error)
+        tracing.get_tracer().run_ended(self, "cancelled", error)
         self.logger.info("run %s cancelled: %s", self.run_id, error.get("message"))
         if parent:
             self.executor.enqueue([parent])

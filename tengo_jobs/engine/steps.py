@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, Callable, Generator, ParamSpec, Sequence,
 
 from dramatiq.threading import Interrupt as DramatiqInterrupt
 
-from .. import logsafe
+from .. import logsafe, tracing
 from ..core import ops
 from ..core.expressions import compile_expression
 from ..core.retry import retry_delay_ms
@@ -239,7 +239,8 @@ class Step:
             # A parallel branch of a concurrency-limited function holds a slot while its step
             # executes (taken before the transaction opens: waiting holds no database lock).
             with x.branch_slot(), transaction:
-                with logsafe.log_context(step_key=key):
+                with logsafe.log_context(step_key=key), \
+                        tracing.get_tracer().step(x, key, attempt):
                     result = yield (fn, args, kwargs)
                 if inspect.isawaitable(result):
                     if inspect.iscoroutine(result):
@@ -343,12 +344,16 @@ class Step:
         if_exp = match_expression(call, match, if_exp)
         key = self._key(step_id)
         row = self._stored(key, StepKind.WAIT)
-        if row is not None and row.status == StepStatus.COMPLETED:
-            return decode(row.output)
         x = self._x
+        tracer = tracing.get_tracer()
+        if row is not None and row.status == StepStatus.COMPLETED:
+            if tracer.enabled and x.resumed_on(row):
+                tracer.pending(x, "wait", key, row.started_at, row.ended_at or x.now(), "matched")
+            return decode(row.output)
         now = x.now()
         if row is not None:
             if row.wake_at <= now:  # the timeout fired first
+                tracer.pending(x, "wait", key, row.started_at, now, "timed_out")
                 x.clear_wait(key)
                 x.checkpoint(ops.WaitTimedOut(key=key, name=step_id, started_at=row.started_at,
                                               wake_at=row.wake_at), defer=True)
@@ -367,6 +372,7 @@ class Step:
         if row is None:  # an event received before this step was reached satisfies it?
             found = x.received_event(wait)
             if found is not None:
+                tracer.pending(x, "wait", key, now, now, "matched")
                 x.account_output(step_id, found, check=False)  # an event: counted, not refused
                 x.checkpoint(ops.WaitMatched(key=key, name=step_id, output=found,
                                              started_at=started_at), defer=True)

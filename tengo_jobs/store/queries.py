@@ -22,7 +22,7 @@ from ..errors import EventNotFoundError, RunNotFoundError, ValidationError
 from .contract import event_of
 from .dialect import Dialect
 from .statements import PAUSED_ROWS, RUNNABLE, SELECT_EVENT
-from .schema import (EVENTS, RUN_STATUSES, RUNS, SKIPS, SLOT_KEYS, SLOT_WAITERS, SLOTS, STEPS,
+from .schema import (EVENTS, FINAL_RUN_STATUSES, RUN_STATUSES, RUNS, SKIPS, SLOT_KEYS, SLOT_WAITERS, SLOTS, STEPS,
                      THROTTLES, EventRow, RunRow, RunStatus, SkipRow, StepRow)
 
 DEFAULT_LIMIT = 50
@@ -347,6 +347,16 @@ class Queries:
             SkipRow.event_id == event_id).order_by(SkipRow.id).limit(MAX_LIMIT)]
         return body
 
+    def run_ids_of_events(self, event_ids: list[str]) -> list[str]:
+        """The runs the events ``event_ids`` started (the ``event_id`` index), up to
+        :data:`MAX_LIMIT` (tracing links an incoming event to its runs)."""
+        if not event_ids:
+            return []
+        marks = ", ".join("?" for _ in event_ids)
+        return [r[0] for r in self.d.execute(
+            f'SELECT "id" FROM "{RUNS}" WHERE "event_id" IN ({marks}) ORDER BY "id" LIMIT ?',
+            (*event_ids, MAX_LIMIT))]
+
     def skipped_counts(self, *, now: int) -> dict[tuple[str, str], int]:
         """``{(function, reason): n}``: events of the last :data:`STATS_WINDOW_MS` that
         started no run (skipped) or were folded into another run, by reason."""
@@ -400,6 +410,54 @@ class Queries:
     def due_count(self, *, now: int) -> int:
         """Runs due now that no worker holds (the real backlog), counted up to :data:`COUNT_CAP`."""
         return self._capped_count(RUNNABLE, (now, now))
+
+    def inngest_counts(self, *, now: int) -> dict[str, dict]:
+        """Per function, over the runs created in the last :data:`STATS_WINDOW_MS` (one pass
+        over that window of the ``created_at`` index): ``scheduled`` (created), ``started``,
+        ``ended`` (``{status: n}`` of the finished ones) and ``output_bytes`` (of their steps'
+        stored outputs)."""
+        out: dict[str, dict] = {}
+        for fn_id, status, n, started in self.d.execute(
+                f'SELECT "function_id", "status", count(*), '
+                'SUM(CASE WHEN "started_at" IS NOT NULL THEN 1 ELSE 0 END) FROM '
+                f'"{RUNS}" WHERE "created_at" >= ? GROUP BY "function_id", "status"',
+                (now - STATS_WINDOW_MS,)):
+            fn = out.setdefault(fn_id, {"scheduled": 0, "started": 0, "ended": {},
+                                        "output_bytes": 0})
+            fn["scheduled"] += n
+            fn["started"] += int(started or 0)
+            if status in FINAL_RUN_STATUSES:
+                fn["ended"][RunStatus(status).value] = n
+        for fn_id, size in self.d.execute(
+                f'SELECT r."function_id", SUM(LENGTH(s."output")) FROM "{RUNS}" r '
+                f'JOIN "{STEPS}" s ON s."run_id" = r."id" WHERE r."created_at" >= ? '
+                'AND s."output" IS NOT NULL GROUP BY r."function_id"', (now - STATS_WINDOW_MS,)):
+            out.setdefault(fn_id, {"scheduled": 0, "started": 0, "ended": {},
+                                   "output_bytes": 0})["output_bytes"] = int(size or 0)
+        return out
+
+    def running_count(self, *, now: int) -> int:
+        """Runs a worker holds now (a live lease), counted up to :data:`COUNT_CAP` (the
+        ``status`` index bounds it to the running ones)."""
+        return self._capped_count('"status" = \'running\' AND "lease_expires_at" >= ?', (now,))
+
+    def scheduler_lag_ms(self, *, now: int) -> int:
+        """How long the oldest run due now and held by no worker has been due (0: none)."""
+        oldest = self.d.execute(f'SELECT MIN("wake_at") FROM "{RUNS}" WHERE {RUNNABLE}',
+                                (now, now)).fetchone()[0]
+        return 0 if oldest is None else max(0, now - int(oldest))
+
+    def start_lags(self, *, now: int, buckets_ms: tuple[int, ...]) -> list[tuple]:
+        """Per function: (function, count, total ms, cumulative count per bucket) of the
+        delay between creation and start of the runs created in the last
+        :data:`STATS_WINDOW_MS` that started."""
+        lag = '"started_at" - "created_at"'
+        columns = ", ".join(f"SUM(CASE WHEN {lag} <= {int(b)} THEN 1 ELSE 0 END)"
+                            for b in buckets_ms)
+        return self.d.execute(
+            f'SELECT "function_id", count(*), SUM({lag}), {columns} FROM "{RUNS}" '
+            'WHERE "created_at" >= ? AND "started_at" IS NOT NULL GROUP BY "function_id"',
+            (now - STATS_WINDOW_MS,)).fetchall()
 
     def step_durations(self, *, now: int, buckets_ms: tuple[int, ...]) -> list[tuple]:
         """Per function: (function, count, total ms, cumulative count per bucket) of the steps

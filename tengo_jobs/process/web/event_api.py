@@ -11,18 +11,21 @@ with its runs in one transaction before the answer; a database outage is 503.
 from __future__ import annotations
 
 import base64
+import logging
 import binascii
 
 from flask import Blueprint, current_app, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.routing import BaseConverter
 
+from ... import tracing
 from ...core.events import MAX_BATCH_EVENTS, MAX_EVENT_BYTES
 from ...ids import ENTROPY_BITS, ulid
 from .auth import bearer_token, event_key_ok
 from .errors import error_response
 from .params import parse_json
 
+log = logging.getLogger(__name__)
 bp = Blueprint("tengo_event_api", __name__)
 
 
@@ -116,7 +119,21 @@ def _intake(key: str | None):
     _apply_id_seed(payload)
     runtime = current_app.extensions["tengo_jobs"]
     ids = runtime.send(payload)  # ValidationError / database errors: see errors.py
+    _trace_intake(runtime, ids)
     return jsonify({"ids": ids, "status": 200})
+
+
+def _trace_intake(runtime, ids: list[str]) -> None:
+    """An event posted with a W3C ``traceparent`` header: a span in the caller's trace,
+    linked to the root span of each run it started (see :mod:`tengo_jobs.tracing`)."""
+    tracer = tracing.get_tracer()
+    header = request.headers.get("traceparent")
+    if not tracer.enabled or not header:
+        return
+    try:
+        tracer.event_received(header, ids, runtime.store.queries.run_ids_of_events(ids))
+    except Exception:  # noqa: BLE001 - the events are stored; tracing never fails the intake
+        log.exception("could not trace the intake of events %s", ids)
 
 
 @bp.post("/e/<eventkey:event_key>")

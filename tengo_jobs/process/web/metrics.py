@@ -18,6 +18,19 @@ at 100,000:
   ``tengo_broker_queue_depth``: messages waiting in the broker queue;
 - ``tengo_runs_waiting_for_capacity`` by function and ``tengo_concurrency_slots_in_use`` by
   function and limit (functions with a ``concurrency`` limit).
+
+Beside them, Inngest's names (its self-hosted Prometheus endpoint; same window and
+bounds, so a dashboard built for Inngest reads these):
+
+- ``inngest_function_run_scheduled_total`` / ``inngest_function_run_started_total`` by
+  ``fn``, and ``inngest_function_run_ended_total`` by ``fn`` and ``status``
+  (``completed``, ``failed``, ``cancelled``): runs created in the last 24 hours, as gauges
+  (a sliding window goes down as well as up; see ``docs/semantics.md``);
+- ``inngest_steps_scheduled``: runs due now that no worker holds; ``inngest_steps_running``:
+  runs a worker holds now (a live lease);
+- ``inngest_step_output_bytes_total`` by ``fn``: bytes of stored step outputs;
+- ``tengo_scheduler_lag_seconds``: how long the oldest due, unheld run has waited, and
+  ``tengo_run_start_lag_seconds``: histogram of creation-to-start delays by function.
 """
 
 from __future__ import annotations
@@ -84,7 +97,7 @@ class DatabaseCollector:
         for (fn_id, reason), n in sorted(queries.skipped_counts(now=now).items()):
             skipped.add_metric([fn_id, reason], n)
         metrics = [events, started, completed, failed, by_status, due, skipped,
-                   self._step_histogram(now), *self._capacity(now)]
+                   self._step_histogram(now), *self._capacity(now), *self._inngest(now)]
         try:
             depth = self.runtime.broker_adapter.queue_depth(self.runtime.settings.queue_name)
         except Exception as exc:  # noqa: BLE001 - the broker being down is not a scrape error
@@ -96,6 +109,45 @@ class DatabaseCollector:
             queue.add_metric([self.runtime.settings.queue_name], depth)
             metrics.append(queue)
         return metrics
+
+    def _inngest(self, now: int) -> list:
+        """The families under Inngest's names, and the scheduler's lag."""
+        queries = self.runtime.store.queries
+        scheduled = GaugeMetricFamily("inngest_function_run_scheduled_total",
+                                      "Function runs scheduled (created in the last 24 hours).",
+                                      labels=["fn"])
+        started = GaugeMetricFamily("inngest_function_run_started_total",
+                                    "Function runs started (of those created in the last 24 hours).",
+                                    labels=["fn"])
+        ended = GaugeMetricFamily("inngest_function_run_ended_total",
+                                  "Function runs ended, by status (of those created in the last "
+                                  "24 hours).", labels=["fn", "status"])
+        output = GaugeMetricFamily("inngest_step_output_bytes_total",
+                                   "Bytes of step outputs stored (runs of the last 24 hours).",
+                                   labels=["fn"])
+        for fn_id, counts in sorted(queries.inngest_counts(now=now).items()):
+            scheduled.add_metric([fn_id], counts["scheduled"])
+            started.add_metric([fn_id], counts["started"])
+            for status, n in sorted(counts["ended"].items()):
+                ended.add_metric([fn_id, status], n)
+            output.add_metric([fn_id], counts["output_bytes"])
+        steps_scheduled = GaugeMetricFamily("inngest_steps_scheduled",
+                                            "Runs due now that no worker holds.")
+        steps_scheduled.add_metric([], queries.due_count(now=now))
+        running = GaugeMetricFamily("inngest_steps_running", "Runs a worker holds now.")
+        running.add_metric([], queries.running_count(now=now))
+        lag = GaugeMetricFamily("tengo_scheduler_lag_seconds",
+                                "How long the oldest run due now and held by no worker has waited.")
+        lag.add_metric([], queries.scheduler_lag_ms(now=now) / 1000)
+        start_lag = HistogramMetricFamily(
+            "tengo_run_start_lag_seconds", "Delay from a run's creation to its start "
+            "(runs of the last 24 hours).", labels=["function"])
+        for fn_id, count, total_ms, *cumulative in queries.start_lags(
+                now=now, buckets_ms=tuple(int(b * 1000) for b in STEP_BUCKETS_S)):
+            buckets = [(str(b), int(c or 0)) for b, c in zip(STEP_BUCKETS_S, cumulative)]
+            buckets.append(("+Inf", int(count)))
+            start_lag.add_metric([fn_id], buckets, (total_ms or 0) / 1000)
+        return [scheduled, started, ended, output, steps_scheduled, running, lag, start_lag]
 
     def _capacity(self, now: int) -> list:
         """Per function with a concurrency limit: runs waiting for a slot, slots in use."""
