@@ -18,7 +18,7 @@ from __future__ import annotations
 from flask import Flask, current_app, request
 
 from ... import logsafe
-from . import api, csrf, dashboard, event_api, headers, health, metrics, openapi, params
+from . import api, auth, csrf, dashboard, event_api, headers, health, metrics, openapi, params
 from .errors import error_response, register_error_handlers
 from .dashboard import add_nav_link, printable
 from .event_api import MAX_REQUEST_BYTES
@@ -48,6 +48,7 @@ def create_app(runtime=None, *, max_request_bytes: int = MAX_REQUEST_BYTES) -> F
     register_error_handlers(app)
     headers.install(app)
     csrf.install(app, runtime.settings)
+    auth.install(app, runtime.settings)
     app.before_request(_check_request)
     for module in (event_api, api, health, metrics, openapi, dashboard):
         app.register_blueprint(module.bp)
