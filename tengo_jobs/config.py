@@ -48,6 +48,7 @@ class Env(str, enum.Enum):
     TENGO_RETENTION = "TENGO_RETENTION"
     TENGO_PRUNE_INTERVAL = "TENGO_PRUNE_INTERVAL"
     TENGO_HEARTBEAT_INTERVAL = "TENGO_HEARTBEAT_INTERVAL"
+    TENGO_SESSION_LIFETIME = "TENGO_SESSION_LIFETIME"
     PORT = "PORT"
 
 
@@ -176,6 +177,7 @@ class Settings:
     retention_ms: int = 30 * 86_400_000  # finished runs older than this are pruned; 0: never
     prune_interval_ms: int = 300_000  # how often the scheduler prunes
     heartbeat_interval_ms: int = 5_000  # how often workers and schedulers say they are alive
+    session_lifetime_ms: int = 12 * 3_600_000  # how long a dashboard login lasts
     log_format: str = "text"  # "json": one JSON object per line (tengo_jobs.logsafe)
 
     def __post_init__(self):
@@ -225,6 +227,7 @@ class Settings:
             retention_ms=_duration_ms(e, Env.TENGO_RETENTION, "30d"),
             prune_interval_ms=_positive_duration_ms(e, Env.TENGO_PRUNE_INTERVAL, "5m"),
             heartbeat_interval_ms=_positive_duration_ms(e, Env.TENGO_HEARTBEAT_INTERVAL, "5s"),
+            session_lifetime_ms=_positive_duration_ms(e, Env.TENGO_SESSION_LIFETIME, "12h"),
             log_format=(e.get(Env.TENGO_LOG_FORMAT.value) or "text").strip().lower(),
         )
         values.update(overrides)

@@ -275,7 +275,7 @@ class Step:
         return json.loads(output)
 
     def _fail(self, key, step_id, exc, attempts, started_at, kind=StepKind.RUN):
-        err = error_dict(exc)
+        err = error_dict(exc, stack=True)
         self._x.checkpoint(ops.StepFailed(key=key, name=step_id, error=err, attempts=attempts,
                                           started_at=started_at, kind=kind))
         raise StepError(step_id, err["message"], error_name=err["name"], attempts=attempts) from exc
@@ -290,7 +290,7 @@ class Step:
         x.logger.warning("run %s step %r attempt %d failed (%s: %s); retrying in %d ms",
                          x.run_id, step_id, attempts, type(exc).__name__, exc, delay)
         raise Suspend([ops.RetryStep(key=key, name=step_id, wake_at=now + delay,
-                                     attempts=attempts, error=error_dict(exc),
+                                     attempts=attempts, error=error_dict(exc, stack=True),
                                      started_at=started_at)]) from exc
 
     # -- sleeps -------------------------------------------------------------------------

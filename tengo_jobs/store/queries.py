@@ -19,11 +19,12 @@ import peewee as pw
 from ..core.events import Event
 from ..durations import ms_to_iso
 from ..errors import EventNotFoundError, RunNotFoundError, ValidationError
-from .contract import event_of
+from .contract import FAILURE_PREFIX, INVOKE_PREFIX, event_of
 from .dialect import Dialect
 from .statements import PAUSED_ROWS, RUNNABLE, SELECT_EVENT
-from .schema import (EVENTS, FINAL_RUN_STATUSES, RUN_STATUSES, RUNS, SKIPS, SLOT_KEYS, SLOT_WAITERS, SLOTS, STEPS,
-                     THROTTLES, EventRow, RunRow, RunStatus, SkipRow, StepRow)
+from .schema import (EVENTS, FINAL_RUN_STATUSES, RUN_STATUSES, RUNS, SKIPS, SLOT_KEYS,
+                     SLOT_WAITERS, SLOTS, STEPS, THROTTLES, WAITS, EventRow, RunRow, RunStatus,
+                     SkipRow, StepRow)
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
@@ -249,6 +250,38 @@ class Queries:
         return {"kind": "concurrency", "scope_key": scope_key, "scope": scope, "key": key,
                 "limit": limit, "in_use": in_use, "waiting": waiting,
                 "since": ms_to_iso(since)}
+
+    def run_links(self, run_id: str, *, limit: int = MAX_REPLAYS_LISTED) -> dict:
+        """What a run's detail page shows around it: ``parent`` (the run it handles the
+        failure of, or that invoked it), ``children`` (its failure handler's run, the runs
+        it invoked; on the partial index on ``parent_run_id``), ``sleeping`` (steps asleep
+        or backing off, with when they wake) and ``waiting`` (its waits for an event: the
+        event name, the CEL condition, when the wait times out)."""
+        run = self.run(run_id)
+
+        def relation(unique_key):
+            key = unique_key or ""
+            return ("failure_handler" if key.startswith(FAILURE_PREFIX) else
+                    "invoked" if key.startswith(INVOKE_PREFIX) else "child")
+
+        parent = None
+        if run.parent_run_id:
+            parent = {"id": run.parent_run_id, "relation": relation(run.unique_key)}
+        children = [{"id": r[0], "function_id": r[1], "status": r[2], "relation": relation(r[3])}
+                    for r in self.d.execute(
+                        f'SELECT "id", "function_id", "status", "unique_key" FROM "{RUNS}" '
+                        'WHERE "parent_run_id" = ? ORDER BY "id" LIMIT ?', (run_id, limit))]
+        sleeping = [{"step": r[0], "status": r[1], "until": ms_to_iso(r[2])}
+                    for r in self.d.execute(
+                        f'SELECT "key", "status", "wake_at" FROM "{STEPS}" WHERE "run_id" = ? '
+                        "AND \"status\" IN ('sleeping', 'retrying') AND \"wake_at\" IS NOT NULL "
+                        'ORDER BY "position"', (run_id,))]
+        waiting = [{"step": r[0], "event": r[1], "if": r[2], "expires_at": ms_to_iso(r[3])}
+                   for r in self.d.execute(
+                       f'SELECT "step_key", "event_name", "expression", "expires_at" FROM '
+                       f'"{WAITS}" WHERE "run_id" = ? AND "kind" = \'step\' ORDER BY "id"',
+                       (run_id,))]
+        return {"parent": parent, "children": children, "sleeping": sleeping, "waiting": waiting}
 
     def replays_of(self, run_id: str) -> list[str]:
         return [r.id for r in RunRow.select(RunRow.id).where(RunRow.replay_of == run_id)

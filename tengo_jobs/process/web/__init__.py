@@ -26,7 +26,7 @@ from flask import Flask, current_app, request
 
 from ... import logsafe
 from ...errors import ConfigurationError
-from . import api, csrf, dashboard, event_api, headers, health, metrics, openapi, params
+from . import api, auth, csrf, dashboard, event_api, headers, health, metrics, openapi, params
 from .errors import error_response, register_error_handlers
 from .dashboard import add_nav_link, printable
 from .event_api import MAX_REQUEST_BYTES
@@ -56,6 +56,7 @@ def create_app(runtime=None, *, max_request_bytes: int = MAX_REQUEST_BYTES) -> F
     register_error_handlers(app)
     headers.install(app)
     csrf.install(app, runtime.settings)
+    auth.install(app, runtime.settings)
     app.before_request(_check_request)
     _register_blueprints(app, runtime, "")
     return app
@@ -145,6 +146,7 @@ def init_app(app: Flask, runtime, *, url_prefix: str = "/jobs") -> None:
     register_error_handlers(scope)
     scope.after_request(headers.add_security_headers)
     csrf.install(app, runtime.settings, scope=scope)
+    auth.install(app, runtime.settings)
     scope.before_request(_check_request)
 
 

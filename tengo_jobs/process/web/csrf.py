@@ -51,19 +51,24 @@ _CLOCK_SKEW_S = 300  # a token issued by another web host whose clock runs ahead
 _KEY = "tengo_jobs_csrf_key"
 
 
+def derive_key(settings, purpose: bytes) -> bytes:
+    """A key for ``purpose`` from the deployment's secrets (``TENGO_SIGNING_KEY`` and
+    ``TENGO_DASHBOARD_PASSWORD``): the same in every web process, changed with either
+    secret; random per process without any."""
+    material = [s for s in (settings.signing_key, settings.dashboard_password) if s]
+    if not material:
+        return secrets.token_bytes(32)
+    joined = "\0".join(material).encode("utf-8", "surrogatepass")
+    return hmac.new(purpose, joined, hashlib.sha256).digest()
+
+
 def install(app, settings, *, scope=None) -> None:
     """Derive this app's token key from the deployment's secrets (random without any).
 
     ``csrf_token()`` is a template global, or with ``scope`` (an application's own app: see
     :func:`tengo_jobs.process.web.init_app`) only in the templates the engine's blueprints
     render, so it does not shadow an application's own ``csrf_token`` (Flask-WTF's)."""
-    material = [s for s in (settings.signing_key, settings.dashboard_password) if s]
-    if material:
-        joined = "\0".join(material).encode("utf-8", "surrogatepass")
-        key = hmac.new(b"tengo_jobs csrf token key", joined, hashlib.sha256).digest()
-    else:
-        key = secrets.token_bytes(32)
-    app.extensions[_KEY] = key
+    app.extensions[_KEY] = derive_key(settings, b"tengo_jobs csrf token key")
     if scope is None:
         app.jinja_env.globals["csrf_token"] = issue_token
     else:
@@ -163,5 +168,5 @@ def _refuse(status: int, message: str, *, json_api: bool):
     return render_template("tj/message.html", title="Request refused", message=message), status
 
 
-__all__ = ["install", "issue_token", "token_ok", "refusal", "TOKEN_FIELD", "TOKEN_HEADER",
+__all__ = ["install", "derive_key", "issue_token", "token_ok", "refusal", "TOKEN_FIELD", "TOKEN_HEADER",
            "TOKEN_MAX_AGE_S"]

@@ -2,8 +2,10 @@
 
 ``/`` runs (filter by status and function), ``/runs/<id>`` a run with its step
 timeline, ``/events`` events with a send-test-event form, ``/functions`` the
-registered functions. Pages need the dashboard password (HTTP basic auth, so a
-browser asks for it). They run no script and take their style from one stylesheet,
+registered functions. Pages need the dashboard password: ``/login`` asks for it and
+sets a signed session cookie, ``POST /logout`` drops it (HTTP basic auth and bearer
+tokens work too, for scripts; see :mod:`.auth`). A run's page acts on it with forms that
+post directly: cancel, rerun, rerun from a step with edited input. Pages run no script and take their style from one stylesheet,
 as the Content-Security-Policy demands (:mod:`.headers`); a form carries
 ``{{ csrf_token() }}`` in a hidden ``csrf_token`` field (:mod:`.csrf`). Parameters are
 read through :mod:`.params`. Applications add pages of their own (Tengo Lugar's email
@@ -21,8 +23,8 @@ from flask import (Blueprint, current_app, redirect, render_template, request, s
                    url_for)
 
 from ...durations import ms_to_iso
-from ...errors import TengoJobsError, ValidationError
-from . import params
+from ...errors import InvalidRunStateError, RunNotFoundError, TengoJobsError, ValidationError
+from . import auth, csrf, params
 from .auth import require_dashboard
 
 bp = Blueprint("tengo_dashboard", __name__, template_folder="templates")
@@ -51,10 +53,48 @@ def _bad_request(exc: ValidationError):
 
 
 @bp.get("/static/tj/dashboard.css")
-@require_dashboard
 def stylesheet():
-    """The dashboard's one stylesheet (the CSP allows no inline style)."""
+    """The dashboard's one stylesheet (the CSP allows no inline style); public, as the
+    login page needs it and it holds nothing but style."""
     return send_from_directory(STATIC, "dashboard.css", max_age=3600)
+
+
+@bp.get("/login")
+def login_page():
+    return _login_form(error=None)
+
+
+def _login_form(*, error: str | None, status: int = 200):
+    return render_template("tj/login.html", error=error,
+                           next=auth.safe_next(request.values.get("next")) or "",
+                           no_password=auth.open_without_password()), status
+
+
+@bp.post("/login")
+def login():
+    """Check ``password`` (constant-time) and set the session cookie; then go to ``next``
+    (a path on this site) or the runs page."""
+    refused = csrf.refusal(json_api=False)
+    if refused is not None:
+        return refused
+    if auth.open_without_password():
+        return _login_form(error="no TENGO_DASHBOARD_PASSWORD is set: there is nothing to log "
+                                 "in to", status=400)
+    if not auth.password_ok(request.form.get("password", "")):
+        return _login_form(error="wrong password", status=401)
+    response = redirect(auth.safe_next(request.form.get("next")) or url_for(".runs_page"), 303)
+    auth.set_session_cookie(response)
+    return response
+
+
+@bp.post("/logout")
+def logout():
+    refused = csrf.refusal(json_api=False)
+    if refused is not None:
+        return refused
+    response = redirect(url_for(".login_page"), 303)
+    auth.clear_session_cookie(response)
+    return response
 
 
 @bp.app_template_filter("iso")
@@ -69,7 +109,9 @@ def _pretty(value):
 
 @bp.app_context_processor
 def _nav():
-    return {"extra_links": current_app.config.get("TENGO_DASHBOARD_LINKS", [])}
+    return {"extra_links": current_app.config.get("TENGO_DASHBOARD_LINKS", []),
+            "open_without_password": auth.open_without_password(),
+            "logged_in": auth.session_ok()}
 
 
 def _runtime():
@@ -95,11 +137,66 @@ def runs_page():
 @bp.get("/runs/<run_id>")
 @require_dashboard
 def run_page(run_id: str):
+    return _run_page(run_id)
+
+
+def _run_page(run_id: str, *, error: str | None = None, form: dict | None = None,
+              status: int = 200):
+    runtime = _runtime()
+    queries = runtime.store.queries
     try:
-        run = _runtime().store.queries.get_run(run_id)
+        run = queries.get_run(run_id, now=runtime.clock.now())
     except TengoJobsError as exc:
         return render_template("tj/message.html", title="Run not found", message=str(exc)), 404
-    return render_template("tj/run.html", run=run, timeline=_timeline(run["steps"]))
+    event = None
+    if run["event_id"]:
+        try:
+            event = queries.get_event(run["event_id"])
+        except TengoJobsError:  # pruned
+            event = None
+    return render_template("tj/run.html", run=run, timeline=_timeline(run["steps"]),
+                           links=queries.run_links(run_id), event=event, action_error=error,
+                           form=form or {}), status
+
+
+@bp.post("/runs/<run_id>/cancel")
+@require_dashboard
+def cancel_run(run_id: str):
+    try:
+        _runtime().control.cancel(run_id)
+    except TengoJobsError as exc:
+        return _run_page(run_id, error=str(exc), status=_status_of(exc))
+    return redirect(url_for(".run_page", run_id=run_id), 303)
+
+
+@bp.post("/runs/<run_id>/rerun")
+@require_dashboard
+def rerun(run_id: str):
+    """Rerun from the top, or (``from_step``) from a step, the steps before it keeping their
+    stored results; ``input`` (JSON, optional) replaces that step's arguments."""
+    from_step = request.form.get("from_step") or None
+    raw = (request.form.get("input") or "").strip()
+    body: dict = {"from_step": from_step}
+    try:
+        if raw:
+            body["input"] = params.parse_json(raw, field="input", what="input")
+        new = _runtime().control.replay(run_id, **body)
+    except TengoJobsError as exc:
+        return _run_page(run_id, error=str(exc), status=_status_of(exc),
+                         form={"from_step": from_step, "input": raw})
+    return redirect(url_for(".run_page", run_id=new["id"]), 303)
+
+
+def _status_of(exc: TengoJobsError) -> int:
+    """As the REST API answers: 404 no such run, 409 a run in the wrong state, 400 bad input
+    (anything else is not caught here: the app's handlers log it and answer 500)."""
+    if isinstance(exc, RunNotFoundError):
+        return 404
+    if isinstance(exc, InvalidRunStateError):
+        return 409
+    if isinstance(exc, ValidationError):
+        return 400
+    raise exc
 
 
 def _timeline(steps: list[dict]) -> list[dict]:

@@ -43,7 +43,7 @@ from flask import Blueprint, Response, current_app
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
 
-from .auth import require_dashboard
+from .auth import require_api
 
 log = logging.getLogger(__name__)
 bp = Blueprint("tengo_metrics", __name__)
@@ -180,7 +180,7 @@ class DatabaseCollector:
 
 
 @bp.get("/metrics")
-@require_dashboard
+@require_api
 def metrics():
     registry = current_app.extensions.get("tengo_jobs_metrics")
     if registry is None:
