@@ -18,7 +18,7 @@ from __future__ import annotations
 from flask import Flask, current_app, request
 
 from ... import logsafe
-from . import api, csrf, dashboard, event_api, headers, health, metrics, openapi, params
+from . import api, csrf, dashboard, event_api, headers, health, metrics, openapi, params, sdk_api
 from .errors import error_response, register_error_handlers
 from .dashboard import add_nav_link, printable
 from .event_api import MAX_REQUEST_BYTES
@@ -49,7 +49,7 @@ def create_app(runtime=None, *, max_request_bytes: int = MAX_REQUEST_BYTES) -> F
     headers.install(app)
     csrf.install(app, runtime.settings)
     app.before_request(_check_request)
-    for module in (event_api, api, health, metrics, openapi, dashboard):
+    for module in (event_api, api, sdk_api, health, metrics, openapi, dashboard):
         app.register_blueprint(module.bp)
     for extension in runtime.registry.extensions:  # applications' pages (Extension.blueprints)
         for blueprint in extension.blueprints:
