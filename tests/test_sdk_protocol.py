@@ -15,6 +15,9 @@ import sys
 
 import pytest
 import requests
+from click.testing import CliRunner
+
+from tengo_jobs import cli
 
 from conftest import require_tool, unavailable
 from procs import TESTS, Proc, free_port, process_env, wait_until
@@ -43,7 +46,7 @@ def _fn(fn_id, app="py-sync-app", **extra):
                 "retries": {"attempts": 1}}}, **extra}
 
 
-def test_sync_maps_options_and_refuses_what_it_cannot_honour(tmp_path):
+def test_sync_maps_options_and_refuses_what_it_cannot_honour(tmp_path, monkeypatch):
     runtime, app = make_app(tmp_path)
     client = app.test_client()
     body = _register_body([
@@ -70,6 +73,12 @@ def test_sync_maps_options_and_refuses_what_it_cannot_honour(tmp_path):
     assert [(a["app_id"], a["url"], a["functions"]) for a in apps] == [
         ("py-sync-app", "http://127.0.0.1:1/api/inngest",
          ["py-sync-app-limited", "py-sync-app-filtered", "py-sync-app-bad-limit"])]
+
+    monkeypatch.setattr(cli, "_boot", lambda **kw: runtime)
+    listed = CliRunner().invoke(cli.main, ["apps"])
+    assert listed.exit_code == 0, listed.output
+    assert "py-sync-app" in listed.output and "http://127.0.0.1:1/api/inngest" in listed.output
+    assert "refused: function 'py-sync-app-filtered'" in listed.output
 
     # Another process learns the app from tj_apps; a re-sync drops functions no longer sent.
     runtime.registry.remove("py-sync-app-limited")
