@@ -196,6 +196,22 @@ def functions(ctx):
             _echo_capacity(runtime, fn)
 
 
+@main.command()
+def apps():
+    """List the Inngest SDK apps synced with POST /fn/register: URL, SDK, functions."""
+    runtime = _boot()
+    listed = runtime.sdk_apps.list()
+    if not listed:
+        click.echo("no app synced (PUT an app's serve endpoint pointed at this server)")
+    for app in listed:
+        click.echo(f"{app['app_id']:<32} {app['url']}  {app['sdk']} ({app['framework']}), "
+                   f"synced {app['synced_at']}")
+        for fn_id in app["functions"]:
+            click.echo(f"    {fn_id}")
+        for problem in app["unsupported"]:
+            click.echo(f"    refused: {problem}")
+
+
 def _echo_capacity(runtime, fn) -> None:
     """A function's capacity options and, per concurrency limit, its live usage."""
     cap = fn.capacity

@@ -51,9 +51,11 @@ from .config import Settings
 from .errors import ConfigurationError, TengoJobsError
 from .core.registry import Registry, load_modules, registry as default_registry
 from .engine.control import Control
+from .engine.drivers.http import HttpDriver
 from .engine.executor import Executor
 from .engine.heartbeat import Heartbeat
 from .engine.intake import Intake
+from .engine.sdk_sync import SdkApps
 from .engine.timekeeper import Timekeeper
 from .store import Store
 from .store.connection import open_database
@@ -90,6 +92,13 @@ class Runtime:
             # an async handler continues on the event loop: this worker thread is free
             self.executor.execute(run_id, detach=True)
 
+        # Inngest SDK apps: their functions are known here from tj_apps, and run over HTTP.
+        self.sdk_apps = SdkApps(store=self.store, registry=self.registry, clock=self.clock)
+        self.executor.resolve_unknown = self.sdk_apps.refresh
+        self.executor.add_driver(HttpDriver(
+            signing_key=self.settings.signing_key,
+            find_function=lambda fn_id: self.registry.find(fn_id) or self.sdk_apps.refresh(fn_id)))
+
         self.actor = declare_actor(self.broker, tengo_jobs_execute, self.settings.queue_name)
         self._waker = Waker(self._send_now) if self.broker_adapter.needs_waker else None
         self.intake = Intake(store=self.store, registry=self.registry, clock=self.clock,
@@ -107,6 +116,7 @@ class Runtime:
 
     def send(self, events, *, now: int | None = None) -> list[str]:
         """Send one event (a dict or ``Event``) or a list; returns one event id per event."""
+        self.sdk_apps.reload_if_changed()
         return self.intake.send(events, now=now)
 
     def enqueue(self, run_ids: Iterable[str]) -> None:
@@ -217,6 +227,7 @@ def boot(kind: str, *, settings: Settings | None = None, load_functions: bool = 
         kind, extension_secrets=runtime.registry.extension_named_secrets())
     if migrate:
         runtime.migrate()
+        runtime.sdk_apps.load()  # the functions of synced Inngest SDK apps
     log.debug("booted as %s", kind)
     return runtime
 

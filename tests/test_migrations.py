@@ -215,7 +215,7 @@ def test_a_fresh_database_gets_every_migration_recorded(fresh_db):
     assert _recorded(db) == ALL
     assert {1: "baseline", 2: "pending_ops", 3: "run_indexes", 4: "replay_links",
             5: "paused_functions", 6: "lifecycle", 7: "flow_admission",
-            8: "capacity", 9: "retention"}.items() <= ALL.items()
+            8: "capacity", 9: "retention", 10: "sdk_apps"}.items() <= ALL.items()
     assert {r[0] for r in db.execute_sql('SELECT "applied_at" FROM "tj_migrations"')} == {T0}
     assert {m._meta.table_name for m in SYSTEM_MODELS} <= set(db.get_tables())
     # 0002: timers unique per (run, step), a signal counter on runs

@@ -88,6 +88,9 @@ class Executor:
         self._keeper: threading.Thread | None = None
         self._stopping = threading.Event()
         self._drivers: dict[str, Driver] = {}
+        # Asked for a function this process does not know before its run is released
+        # (functions synced by an Inngest SDK app through another process).
+        self.resolve_unknown: Callable[[str], object] | None = None
         for driver in drivers or [PythonDriver(), AsyncPythonDriver()]:
             self.add_driver(driver)
 
@@ -177,6 +180,8 @@ class Executor:
     def _execute(self, token: str, acquired: "Acquired", ends: list, detach: bool) -> "str | Future":
         run = acquired.run
         function = self.registry.find(run.function_id)
+        if function is None and self.resolve_unknown is not None:
+            function = self.resolve_unknown(run.function_id)
         if function is None:
             log.warning("run %s: function %r is not registered in this worker (a deploy in "
                         "progress?); released, to be taken again in %d s", run.id,

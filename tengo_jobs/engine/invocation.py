@@ -146,6 +146,12 @@ class Invocation:
         with self._lock:
             return not any(s.position > row.position for s in self._memo.values())
 
+    def stored_steps(self) -> list[StepRow]:
+        """Every step row known to this execution (stored, and checkpointed since), in run
+        order: the memo a driver of another process's SDK sends with each call."""
+        with self._lock:
+            return sorted(self._memo.values(), key=lambda s: s.position)
+
     def replay_input(self, key: str) -> tuple[tuple, dict] | None:
         """New ``(args, kwargs)`` for step ``key``'s function when this run is a replay
         given new input for that step (``POST /api/runs/<id>/replay`` with ``input``)."""

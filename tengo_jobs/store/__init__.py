@@ -13,6 +13,7 @@ contract (:mod:`.contract`) with one implementation per database (:mod:`.postgre
 - :attr:`Store.slots` — concurrency slots held across processes (:mod:`.slots`);
 - :attr:`Store.retention` — the pruning's batched deletes and the row counts
   (:mod:`.retention`); :attr:`Store.heartbeats` — processes' heartbeats (:mod:`.heartbeats`);
+- :attr:`Store.apps` — Inngest SDK apps and the functions they synced (:mod:`.apps`);
 - :attr:`Store.queries` — named reads for the API, dashboard, CLI and metrics
   (:mod:`.queries`).
 
@@ -29,6 +30,7 @@ import peewee as pw
 from ..core.ops import StepRecord
 from . import postgres, sqlite
 from .admission import Admission
+from .apps import AppStore, SdkApp
 from .cancellation import Cancelled, cancelled_error
 from .connection import ping
 from .contract import (Accepted, Acquired, EventStore, Parent, Parked, RunStart, RunStore,
@@ -77,6 +79,7 @@ class Store:
         self.queries = Queries(self.dialect)
         self.retention: RetentionStore = _RETENTION[self.dialect.name](self.dialect)
         self.heartbeats = HeartbeatStore(self.dialect)
+        self.apps = AppStore(self.dialect)
 
     def migrate(self, extra_models=()) -> list[str]:
         """Apply the pending migrations of the system tables, and create what ``extra_models``'
@@ -105,4 +108,4 @@ __all__ = ["Store", "Accepted", "Acquired", "Parent", "Parked", "RunStart", "Ste
            "StepStatus", "StepKind", "TimerKind", "bulk_insert", "Dialect", "PostgresDialect",
            "EventStore", "RunStore", "TimerStore", "Queries", "CronStore", "WaitStore",
            "Admission", "Cancelled", "cancelled_error", "SlotStore", "NEVER", "RetentionStore",
-           "Pruned", "HeartbeatStore", "Beat"]
+           "Pruned", "HeartbeatStore", "Beat", "AppStore", "SdkApp"]

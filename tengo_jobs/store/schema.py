@@ -341,10 +341,26 @@ class MaintenanceRow(AppModel):
         table_name = "tj_maintenance"
 
 
+class SdkAppRow(AppModel):
+    """An Inngest SDK app synced with ``POST /fn/register`` (migration 0010): its serve URL,
+    SDK, framework, the function configurations it sent (JSON) and what the sync refused."""
+
+    app_id = pw.CharField(primary_key=True, max_length=128)
+    url = pw.TextField()
+    sdk = pw.CharField(max_length=64)
+    framework = pw.CharField(max_length=64)
+    functions = pw.TextField()
+    unsupported = pw.TextField()
+    synced_at = pw.BigIntegerField()
+
+    class Meta:
+        table_name = "tj_apps"
+
+
 SYSTEM_MODELS: list[type[pw.Model]] = [EventRow, DedupeRow, RunRow, StepRow, TimerRow, WaitRow,
                                        WaitKeyRow, CronStateRow, PausedFunctionRow, FlowKeyRow,
                                        SkipRow, BatchEventRow, SlotKeyRow, SlotRow, SlotWaiterRow,
-                                       ThrottleRow, HeartbeatRow, MaintenanceRow]
+                                       ThrottleRow, HeartbeatRow, MaintenanceRow, SdkAppRow]
 
 # Table names for the store's hand-written SQL (never spelled anywhere else).
 EVENTS = EventRow._meta.table_name
@@ -365,6 +381,7 @@ SLOT_WAITERS = SlotWaiterRow._meta.table_name
 THROTTLES = ThrottleRow._meta.table_name
 HEARTBEATS = HeartbeatRow._meta.table_name
 MAINTENANCE = MaintenanceRow._meta.table_name
+SDK_APPS = SdkAppRow._meta.table_name
 
 RUN_COLUMNS = tuple(f.column_name for f in RunRow._meta.sorted_fields)
 STEP_COLUMNS = tuple(f.column_name for f in StepRow._meta.sorted_fields)

@@ -26,7 +26,8 @@ from flask import Flask, current_app, request
 
 from ... import logsafe
 from ...errors import ConfigurationError
-from . import api, auth, csrf, dashboard, event_api, headers, health, metrics, openapi, params
+from . import (api, auth, csrf, dashboard, event_api, headers, health, metrics, openapi, params,
+               sdk_api)
 from .errors import error_response, register_error_handlers
 from .dashboard import add_nav_link, printable
 from .event_api import MAX_REQUEST_BYTES
@@ -62,7 +63,7 @@ def create_app(runtime=None, *, max_request_bytes: int = MAX_REQUEST_BYTES) -> F
     return app
 
 
-ENGINE_MODULES = (event_api, api, health, metrics, openapi, dashboard)
+ENGINE_MODULES = (event_api, api, sdk_api, health, metrics, openapi, dashboard)
 
 
 def _register_blueprints(app: Flask, runtime, prefix: str) -> list[str]:

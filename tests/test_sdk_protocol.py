@@ -1,0 +1,150 @@
+"""Inngest's SDK protocol: an app served by inngest 3.32.7's own ``inngest/node`` adapter
+syncs with ``PUT`` (its SDK posts ``/fn/register`` to us) and its functions run here,
+driven over HTTP by the worker (:mod:`tengo_jobs.engine.drivers.http`).
+
+``tests/js`` pins the SDK (``npm ci`` there); outside CI the process tests skip when Node.js
+or the SDK is missing. The sync's mapping and refusals are also checked in-process.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import requests
+from click.testing import CliRunner
+
+from tengo_jobs import cli
+
+from conftest import require_tool, unavailable
+from procs import TESTS, Proc, free_port, process_env, wait_until
+from webhelpers import EVENT_KEY, PASSWORD, api_get, bearer, make_app, wait_for_run
+
+JS = TESTS / "js"
+SIGNING_KEY = "signkey-test-" + "ab" * 32
+
+
+def _require_node_sdk() -> str:
+    node = require_tool("node", "Node.js is not installed")
+    if not (JS / "node_modules" / "inngest" / "package.json").exists():
+        unavailable("the inngest SDK is not installed: run (cd tests/js && npm ci)")
+    return node
+
+
+def _register_body(functions, app="py-sync-app", url="http://127.0.0.1:1/api/inngest"):
+    return {"url": url, "deployType": "ping", "framework": "node", "appName": app,
+            "sdk": "js:v3.32.7", "v": "0.1", "functions": functions}
+
+
+def _fn(fn_id, app="py-sync-app", **extra):
+    return {"id": f"{app}-{fn_id}", "name": fn_id, "triggers": [{"event": f"{fn_id}.go"}],
+            "steps": {"step": {"id": "step", "name": "step", "runtime": {
+                "type": "http", "url": f"http://127.0.0.1:1/api/inngest?fnId={app}-{fn_id}&stepId=step"},
+                "retries": {"attempts": 1}}}, **extra}
+
+
+def test_sync_maps_options_and_refuses_what_it_cannot_honour(tmp_path, monkeypatch):
+    runtime, app = make_app(tmp_path)
+    client = app.test_client()
+    body = _register_body([
+        _fn("limited", concurrency={"limit": 2, "key": "event.data.userId"},
+            rateLimit={"limit": 1, "period": "1h", "key": "event.data.userId"},
+            cancel=[{"event": "x.cancelled", "if": "event.data.id == async.data.id"}]),
+        _fn("filtered", triggers=[{"event": "y", "expression": "event.data.ok == true"}]),
+        _fn("bad-limit", concurrency={"limit": 0}),
+    ])
+    answer = client.post("/fn/register", json=body)
+    assert answer.status_code == 200, answer.get_json()
+    got = answer.get_json()
+    assert got["functions"] == ["py-sync-app-limited"]
+    assert len(got["unsupported"]) == 2
+    assert "'py-sync-app-filtered'" in got["unsupported"][0] and "expression" in got["unsupported"][0]
+    assert "'py-sync-app-bad-limit'" in got["unsupported"][1] and "concurrency" in got["unsupported"][1]
+
+    fn = runtime.registry.get("py-sync-app-limited")
+    assert fn.runtime == "http" and fn.retries == 1 and fn.events == ("limited.go",)
+    assert fn.capacity.concurrency[0].limit == 2 and fn.flow.rate_limit.limit == 1
+    assert fn.cancel_on[0].event == "x.cancelled"
+
+    apps = client.get("/api/apps", headers=bearer()).get_json()["apps"]
+    assert [(a["app_id"], a["url"], a["functions"]) for a in apps] == [
+        ("py-sync-app", "http://127.0.0.1:1/api/inngest",
+         ["py-sync-app-limited", "py-sync-app-filtered", "py-sync-app-bad-limit"])]
+
+    monkeypatch.setattr(cli, "_boot", lambda **kw: runtime)
+    listed = CliRunner().invoke(cli.main, ["apps"])
+    assert listed.exit_code == 0, listed.output
+    assert "py-sync-app" in listed.output and "http://127.0.0.1:1/api/inngest" in listed.output
+    assert "refused: function 'py-sync-app-filtered'" in listed.output
+
+    # Another process learns the app from tj_apps; a re-sync drops functions no longer sent.
+    runtime.registry.remove("py-sync-app-limited")
+    assert runtime.sdk_apps.refresh("py-sync-app-limited") is not None
+    client.post("/fn/register", json=_register_body([_fn("other")]))
+    assert runtime.registry.find("py-sync-app-limited") is None
+    runtime.registry.remove("py-sync-app-other")
+
+
+def test_sync_is_refused_without_the_hashed_signing_key_when_one_is_set(tmp_path):
+    _, app = make_app(tmp_path, signing_key=SIGNING_KEY)
+    client = app.test_client()
+    refused = client.post("/fn/register", json=_register_body([]))
+    assert refused.status_code == 401 and refused.get_json()["field"] == "Authorization"
+    bad = client.post("/fn/register", json={"appName": "", "url": "x", "functions": []})
+    assert bad.status_code == 401
+
+
+def test_sync_bad_body_is_a_400_naming_the_field(tmp_path):
+    client = make_app(tmp_path)[1].test_client()
+    answer = client.post("/fn/register", json={"appName": "a", "url": "ftp://x", "functions": []})
+    assert answer.status_code == 400 and answer.get_json()["field"] == "url"
+
+
+@pytest.mark.integration
+def test_typescript_app_syncs_and_its_runs_complete_here(tmp_path):
+    node = _require_node_sdk()
+    port, app_port = free_port(), free_port()
+    base, app_url = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{app_port}/api/inngest"
+    env = dict(DATABASE_URL=f"sqlite:///{tmp_path / 'dev.db'}", TENGO_FUNCTIONS="web_functions",
+               TENGO_ENV="development", TENGO_DASHBOARD_PASSWORD=PASSWORD, TENGO_RETRY_BASE="100ms",
+               TENGO_RETRY_MAX="200ms", TENGO_SIGNING_KEY=SIGNING_KEY, PORT=str(port))
+    dev = Proc([sys.executable, "-m", "tengo_jobs.cli", "dev", "--port", str(port)],
+               process_env(**env), tmp_path / "dev.log")
+    app = Proc([node, "serve_app.mjs", str(app_port)],
+               {**os.environ, "INNGEST_DEV": base, "INNGEST_SIGNING_KEY": SIGNING_KEY},
+               tmp_path / "app.log", cwd=JS)
+    try:
+        wait_until(lambda: requests.get(f"{base}/healthz", timeout=2).ok, timeout=30,
+                   message=f"tengo-jobs dev ({dev.log()})")
+        wait_until(lambda: "listening" in app.log(), timeout=30, message="the SDK app")
+        synced = requests.put(app_url, timeout=30)
+        assert synced.status_code == 200, (synced.text, dev.log())
+        assert "registered 2 function(s)" in synced.json()["message"]
+        [listed] = api_get(base, "/api/apps")["apps"]
+        assert listed["url"] == app_url and listed["sdk"] == "js:v3.32.7"
+
+        sent = subprocess.run([node, "send.mjs", base, EVENT_KEY,
+                               json.dumps({"name": "sdk/hello", "data": {"n": 20}}),
+                               json.dumps({"name": "sdk/flaky", "data": {}})],
+                              cwd=JS, capture_output=True, text=True, timeout=60,
+                              env={**os.environ, "INNGEST_DEV": "1"})
+        hello, flaky = [json.loads(line)["ids"][0] for line in sent.stdout.splitlines()]
+
+        run = wait_for_run(base, hello, timeout=60)
+        assert run["function_id"] == "sdk-test-app-two-steps-and-a-sleep"
+        assert run["output"] == {"first": {"n": 21}, "second": 42}
+        steps = {s["name"]: s for s in run["steps"]}
+        assert set(steps) == {"first", "nap", "second"}, run["steps"]
+        assert steps["first"]["output"] == {"n": 21} and steps["second"]["output"] == 42
+        assert steps["nap"]["status"] == "completed"
+
+        run = wait_for_run(base, flaky, timeout=60)
+        assert run["output"] == {"result": {"attempt": 1}}
+        [unstable] = run["steps"]
+        assert unstable["name"] == "unstable" and unstable["attempts"] == 2
+    finally:
+        app.stop()
+        dev.stop()
