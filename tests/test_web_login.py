@@ -17,8 +17,10 @@ from webhelpers import EVENT_KEY, PASSWORD, basic, bearer, form_token
 
 # Routes a visitor without a session may reach: liveness, the stylesheet, logging in and
 # out, and the event intake (its own event key).
+# The event intake and the SDK sync take their own credentials (an event key; the signing
+# key, as Inngest's dev server does), not the dashboard's.
 OPEN = {"/healthz", "/static/tj/dashboard.css", "/login", "/logout", "/e/<eventkey:event_key>",
-        "/api/events"}
+        "/api/events", "/fn/register"}
 SESSION_API = "/app/actions/"  # Tengo Lugar's actions: their own session bearer token
 
 
