@@ -73,6 +73,7 @@ OPERATION_IDS = {
     ("/api/cancellations", "post"): "cancelRuns", ("/api/replays", "post"): "replayRuns",
     ("/api/functions/{function_id}/pause", "post"): "pauseFunction",
     ("/api/functions/{function_id}/resume", "post"): "resumeFunction",
+    ("/api/apps", "get"): "listApps", ("/fn/register", "post"): "syncApp",
     ("/healthz", "get"): "health", ("/metrics", "get"): "metrics", ("/openapi.json", "get"): "openapi",
 }
 # Where one answer gives another operation its path parameter (OpenAPI links), so clients
@@ -185,6 +186,21 @@ def spec() -> dict:
             "/api/functions/{function_id}/resume": {"post": _function_control(
                 "Resume a paused function: its due runs are enqueued, oldest first",
                 "the function's pause state and how many runs were enqueued")},
+            "/api/apps": {"get": auth_get(
+                "Inngest SDK apps synced with POST /fn/register, with their functions",
+                _json({"type": "object", "required": ["apps"],
+                       "properties": {"apps": {"type": "array", "items": {"type": "object"}}}},
+                      "the apps"))},
+            "/fn/register": {"post": {
+                "summary": "An Inngest SDK app registers its functions (what a PUT to its serve "
+                           "endpoint sends); authenticated by the signing key when one is set",
+                "security": [], "parameters": [],
+                "requestBody": {"required": True, "content": {"application/json": {
+                    "schema": {"type": "object", "required": ["url", "functions"]}}}},
+                "responses": {"200": _json({"type": "object"}, "synced; unsupported options "
+                                           "are reported in the body"),
+                              "400": _BAD, "401": _UNAUTHORIZED, "413": _TOO_LARGE,
+                              "415": _NOT_JSON, "503": _UNAVAILABLE}}},
             "/healthz": {"get": {
                 "summary": "Liveness: database and broker", "security": [],
                 "responses": {
