@@ -39,7 +39,7 @@ import logging
 import threading
 import uuid
 from concurrent.futures import Future
-from typing import TYPE_CHECKING, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from dramatiq.threading import Interrupt as DramatiqInterrupt
 
@@ -88,6 +88,9 @@ class Executor:
         self._keeper: threading.Thread | None = None
         self._stopping = threading.Event()
         self._drivers: dict[str, Driver] = {}
+        # Step results to use instead of running the steps, by run id then step id
+        # (``JobsTester.send(step_stubs=...)``); ``None`` outside tests.
+        self.step_stubs: dict[str, dict[str, Any]] | None = None
         for driver in drivers or [PythonDriver(), AsyncPythonDriver()]:
             self.add_driver(driver)
 
