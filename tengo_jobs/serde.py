@@ -97,7 +97,7 @@ def _find_class(path: Any) -> type | None:
     return None
 
 
-def _build_dataclass(cls: type, fields: dict) -> Any:
+def _build_dataclass(cls: type, fields: dict[str, Any]) -> Any:
     init = {f.name: fields[f.name] for f in dataclasses.fields(cls)
             if f.init and f.name in fields}
     obj = cls(**init)
@@ -116,7 +116,7 @@ _SIMPLE = {
 }
 
 
-def _revive(obj: dict) -> Any:
+def _revive(obj: dict[str, Any]) -> Any:
     """``json.loads``'s ``object_hook``: an envelope back to its value (inner ones first)."""
     kind = obj.get(TAG)
     if kind is None or "v" not in obj:
@@ -160,7 +160,7 @@ def has_envelopes(value: Any) -> bool:
     return False
 
 
-def encode_output(value, *, what: str, limit: int = MAX_OUTPUT_BYTES) -> str:
+def encode_output(value: Any, *, what: str, limit: int = MAX_OUTPUT_BYTES) -> str:
     """JSON text of ``value``; a clear error naming ``what`` when it cannot be stored."""
     try:
         text = dumps(value)
@@ -178,11 +178,11 @@ def encode_output(value, *, what: str, limit: int = MAX_OUTPUT_BYTES) -> str:
     return text
 
 
-def decode(text: str | None):
+def decode(text: str | None) -> Any:
     return None if text is None else json.loads(text)
 
 
-def error_dict(exc: BaseException) -> dict:
+def error_dict(exc: BaseException) -> dict[str, Any]:
     """``{name, message}`` of an exception, as runs and steps store errors. A step that
     failed for good is reported by its own error, as Inngest does, with the step's id."""
     if isinstance(exc, StepError):

@@ -111,8 +111,8 @@ class JobsTester:
             stubs = self.runtime.executor.step_stubs
             if stubs is None:
                 stubs = self.runtime.executor.step_stubs = {}
-            for (run_id,) in RunRow.select(RunRow.id).where(RunRow.event_id.in_(ids)).tuples():
-                stubs[run_id] = dict(step_stubs)
+            for row in RunRow.select(RunRow.id).where(RunRow.event_id.in_(ids)):
+                stubs[row.id] = dict(step_stubs)
         return ids
 
     def run_until_idle(self, *, max_executions: int = 100_000, advance_time: bool = True,

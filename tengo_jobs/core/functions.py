@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-import sys
 from typing import Any, Callable, Generic, ParamSpec, TypeVar
 
 from ..errors import ConfigurationError
@@ -108,13 +107,11 @@ def _check_id(fn_id, what="function id") -> str:
 
 def check_event_schema(where: str, schema: Any, events: tuple[str, ...]) -> None:
     """``event_schema=`` must be a pydantic model class, on a function with an event trigger."""
-    pydantic = sys.modules.get("pydantic")
-    if pydantic is None:
-        try:
-            import pydantic
-        except ImportError:
-            raise ConfigurationError(f"{where}: event_schema needs pydantic (pip install "
-                                     "'tengo-jobs[pydantic]')") from None
+    try:
+        import pydantic
+    except ImportError:
+        raise ConfigurationError(f"{where}: event_schema needs pydantic (pip install "
+                                 "'tengo-jobs[pydantic]')") from None
     if not (isinstance(schema, type) and issubclass(schema, pydantic.BaseModel)):
         raise ConfigurationError(f"{where}: event_schema must be a pydantic model class "
                                  f"(a subclass of pydantic.BaseModel), got {schema!r}")
