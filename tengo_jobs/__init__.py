@@ -20,6 +20,7 @@ from .engine.invocation import Context
 from .engine.steps import Step
 from .engine.steps_async import AsyncStep
 from .ids import new_id
+from .middleware import Middleware
 from .process.web.auth import require_dashboard
 from .runtime import Runtime, boot, get_runtime, set_runtime
 from .store import AppModel, EnumField, RunStatus, StepStatus, bulk_insert
@@ -31,6 +32,8 @@ __all__ = [
     "Context", "Step", "AsyncStep",
     # a run's result from Python (Jobs.get_run / wait_for_run)
     "RunResult",
+    # hooks around executions, steps and sends: Jobs(middleware=[...])
+    "Middleware",
     # errors
     "TengoJobsError", "ConfigurationError", "ValidationError", "EventValidationError",
     "OutputTooLargeError", "NonRetriableError", "RetryAfterError", "StepError",

@@ -10,13 +10,14 @@ import dataclasses
 import os
 import threading
 import time
-from typing import Any, Callable, Mapping, ParamSpec, TypeVar
+from typing import Any, Callable, Mapping, ParamSpec, Sequence, TypeVar
 
 from .core.functions import DEFAULT_RETRIES, FunctionDef, build_function
 from .core.states import RunStatus
 from .core.registry import Registry, registry as default_registry
 from .config import Settings, environ_from_config
 from .errors import ConfigurationError
+from .middleware import Middleware, check_middleware
 from .runtime import boot, get_runtime
 from .store.queries import run_dict
 
@@ -93,11 +94,15 @@ class Jobs:
     another one explicitly.
     """
 
-    def __init__(self, app_id: str, *, extensions=(), runtime=None,
-                 registry: Registry | None = None):
+    def __init__(self, app_id: str, *, extensions: Any = (), runtime: Any = None,
+                 registry: Registry | None = None,
+                 middleware: Sequence[Middleware] | None = None) -> None:
         if not isinstance(app_id, str) or not app_id.strip():
             raise ConfigurationError(f"Jobs(app_id=...) must be a non-empty string, got {app_id!r}")
         self.app_id = app_id
+        #: Hooks around executions, steps and sends (:mod:`tengo_jobs.middleware`), for the
+        #: functions this client declares and the events it sends.
+        self.middleware: tuple[Middleware, ...] = check_middleware(middleware)
         self._runtime = runtime
         self.registry = registry or default_registry
         for extension in extensions:
@@ -117,13 +122,21 @@ class Jobs:
     def function(self, id: str, *, event: str | list[str] | None = None, cron: str | None = None,
                  retries: int = DEFAULT_RETRIES, on_failure: Callable | None = None,
                  misfire: str = "coalesce", name: str | None = None,
+                 event_schema: type | None = None,
                  **options: Any) -> Callable[[Callable[P, R]], FunctionDef[P, R]]:
         """Declare a durable function ``handler(ctx, step)`` triggered by ``event`` or ``cron``
-        (an ``async def`` handler gets an :class:`~tengo_jobs.AsyncStep`)."""
+        (an ``async def`` handler gets an :class:`~tengo_jobs.AsyncStep`).
+
+        ``event_schema``: a pydantic model; an event this function is triggered by whose
+        ``data`` does not validate is refused when sent (HTTP 400 naming the field)."""
 
         def decorate(handler: Callable[P, R]) -> FunctionDef[P, R]:
             fn = build_function(self.app_id, id, handler, event=event, cron=cron, retries=retries,
-                                on_failure=on_failure, misfire=misfire, name=name, **options)
+                                on_failure=on_failure, misfire=misfire, name=name,
+                                event_schema=event_schema, **options)
+            fn.middleware = self.middleware
+            if fn.on_failure is not None:
+                fn.on_failure.middleware = self.middleware
             self.registry.add(fn)
             if fn.on_failure is not None:
                 self.registry.add(fn.on_failure)
@@ -134,6 +147,8 @@ class Jobs:
 
     def send(self, events, *, now: int | None = None) -> list[str]:
         """Send one event (a dict or ``Event``) or a list; returns one event id per event."""
+        if self.middleware:
+            return self.runtime.send(events, now=now, middleware=self.middleware)
         return self.runtime.send(events, now=now)
 
     async def send_async(self, events, *, now: int | None = None) -> list[str]:
@@ -142,7 +157,7 @@ class Jobs:
         (``asyncio.to_thread``): the event loop is not blocked on the database round trip,
         though one thread is used per call in flight (an async database driver would not
         need it: not done yet)."""
-        return await asyncio.to_thread(self.runtime.send, events, now=now)
+        return await asyncio.to_thread(self.send, events, now=now)
 
     # -- a run's result ----------------------------------------------------------------------
     def get_run(self, run_id: str) -> RunResult:

@@ -114,10 +114,11 @@ class Runtime:
     def now(self) -> int:
         return self.clock.now()
 
-    def send(self, events, *, now: int | None = None) -> list[str]:
-        """Send one event (a dict or ``Event``) or a list; returns one event id per event."""
+    def send(self, events, *, now: int | None = None, middleware: tuple = ()) -> list[str]:
+        """Send one event (a dict or ``Event``) or a list; returns one event id per event
+        (``middleware``: the sending client's, see :meth:`Intake.send`)."""
         self.sdk_apps.reload_if_changed()
-        return self.intake.send(events, now=now)
+        return self.intake.send(events, now=now, middleware=middleware)
 
     def enqueue(self, run_ids: Iterable[str]) -> None:
         """Wake these runs (their rows are committed): from a background thread with Redis,

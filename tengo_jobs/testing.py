@@ -18,6 +18,7 @@ import json
 import shutil
 import tempfile
 import weakref
+from typing import Any
 
 import pytest
 from dramatiq import Worker
@@ -30,6 +31,7 @@ from .core.functions import FunctionDef
 from .errors import TengoJobsError
 from .runtime import Runtime, set_runtime
 from .store import RunRow, RunStart, StepRow
+from .store.schema import WaitRow
 
 
 class TestRuntime(Runtime):
@@ -95,12 +97,32 @@ class JobsTester:
         self.runtime = runtime
         self.clock = runtime.clock
 
-    def send(self, events, **kwargs) -> list[str]:
-        return self.runtime.send(events, **kwargs)
+    def send(self, events, *, step_stubs: dict[str, Any] | None = None, **kwargs) -> list[str]:
+        """Send events as :meth:`Jobs.send <tengo_jobs.Jobs.send>` does. ``step_stubs``
+        (``{"step-id": value}``): in the runs this send starts, a ``step.run`` /
+        ``step.transaction`` with that id is not run: ``value`` is its result (stored and
+        replayed as a real one, through the same encoding), or, when ``value`` is an
+        exception instance, the step's function raises it (retried, then failed, as usual).
+        Runs started later (child runs of ``step.invoke``, other sends) are not stubbed."""
+        ids = self.runtime.send(events, **kwargs)
+        if step_stubs:
+            if not isinstance(step_stubs, dict) or not all(isinstance(k, str) for k in step_stubs):
+                raise TengoJobsError("step_stubs must be a dict of step id -> value")
+            stubs = self.runtime.executor.step_stubs
+            if stubs is None:
+                stubs = self.runtime.executor.step_stubs = {}
+            for row in RunRow.select(RunRow.id).where(RunRow.event_id.in_(ids)):
+                stubs[row.id] = dict(step_stubs)
+        return ids
 
-    def run_until_idle(self, *, max_executions: int = 100_000,
-                       advance_time: bool = True) -> list[RunRow]:
-        """Execute every run until none is runnable; jump the clock to each next timer."""
+    def run_until_idle(self, *, max_executions: int = 100_000, advance_time: bool = True,
+                       stop_at_waits: bool = False) -> list[RunRow]:
+        """Execute every run until none is runnable, moving the fake clock to each next
+        timer: past sleeps, retry backoffs, future-dated events, and the timeouts of
+        ``step.wait_for_event`` and ``step.invoke`` (so a wait nobody answers returns
+        ``None``). ``advance_time=False``: never move the clock. ``stop_at_waits=True``:
+        do not move the clock past the timeout of a pending ``wait_for_event``; return
+        instead, so the test can send the awaited event and call this again."""
         executions = 0
         while True:
             now = self.clock.now()
@@ -118,6 +140,9 @@ class JobsTester:
             due = self.runtime.store.timers.next_due()
             if due is None or not advance_time:
                 break
+            if stop_at_waits and WaitRow.select().where(WaitRow.kind == "step",
+                                                       WaitRow.expires_at <= due).exists():
+                break  # moving on would time a pending wait out
             if not isinstance(self.clock, FakeClock):
                 raise TengoJobsError("run_until_idle needs a FakeClock to move through timers")
             self.clock.set(max(now, due))

@@ -11,6 +11,7 @@ import json
 from typing import Any
 
 from ..errors import EventTooLargeError, EventValidationError
+from ..serde import to_jsonable
 
 MAX_NAME_LENGTH = 256
 MAX_EVENT_BYTES = 512 * 1024
@@ -116,8 +117,14 @@ def validate_event(raw: Any, *, index: int | None = None, internal: bool = False
     event = Event(name=name, data=data, id=event_id, ts=ts, v=v, user=user)
     try:
         size = len(json.dumps(event.to_dict(), separators=(",", ":")).encode())
-    except (TypeError, ValueError) as exc:
-        _fail(f"event 'data' is not JSON-serializable: {exc}", "data", index)
+    except (TypeError, ValueError):
+        # datetime, Decimal, UUID, dataclasses, pydantic models: stored as typed envelopes
+        # (tengo_jobs.serde), re-created for the handler.
+        try:
+            event = Event(name=name, data=to_jsonable(data), id=event_id, ts=ts, v=v, user=user)
+            size = len(json.dumps(event.to_dict(), separators=(",", ":")).encode())
+        except (TypeError, ValueError) as exc:
+            _fail(f"event 'data' is not JSON-serializable: {exc}", "data", index)
     if size > MAX_EVENT_BYTES:
         _fail(f"event is {size} bytes; the limit is {MAX_EVENT_BYTES} (512 KiB)", "event", index,
               EventTooLargeError)

@@ -62,6 +62,11 @@ class FunctionDef(Generic[P, R]):
     # Lifecycle (core/lifecycle.py): events that cancel a run, and its start/finish limits.
     cancel_on: tuple[CancelOn, ...] = ()
     timeouts: Timeouts | None = None
+    # The client's middleware (tengo_jobs.middleware), set by ``Jobs.function``: () for none.
+    middleware: tuple[Any, ...] = ()
+    # ``event_schema=``: a pydantic model the trigger event's data must validate against
+    # (checked at intake, before any run starts); None for none.
+    event_schema: Any = None
 
     @property
     def has_lifecycle(self) -> bool:
@@ -100,9 +105,25 @@ def _check_id(fn_id, what="function id") -> str:
     return fn_id
 
 
+def check_event_schema(where: str, schema: Any, events: tuple[str, ...]) -> None:
+    """``event_schema=`` must be a pydantic model class, on a function with an event trigger."""
+    try:
+        import pydantic
+    except ImportError:
+        raise ConfigurationError(f"{where}: event_schema needs pydantic (pip install "
+                                 "'tengo-jobs[pydantic]')") from None
+    if not (isinstance(schema, type) and issubclass(schema, pydantic.BaseModel)):
+        raise ConfigurationError(f"{where}: event_schema must be a pydantic model class "
+                                 f"(a subclass of pydantic.BaseModel), got {schema!r}")
+    if not events:
+        raise ConfigurationError(f"{where}: event_schema applies to event triggers; give "
+                                 "event='name'")
+
+
 def build_function(app_id: str, fn_id: str, handler: Callable[P, R], *, event=None, cron=None,
                    retries=DEFAULT_RETRIES, on_failure=None, misfire="coalesce", name=None,
-                   cancel_on=None, timeouts=None, **options) -> FunctionDef[P, R]:
+                   cancel_on=None, timeouts=None, event_schema=None,
+                   **options) -> FunctionDef[P, R]:
     """Validate the decorator's arguments and build the definition (and its failure handler)."""
     _check_id(fn_id)
     where = f"function {fn_id!r}"
@@ -139,7 +160,10 @@ def build_function(app_id: str, fn_id: str, handler: Callable[P, R], *, event=No
     if flow.any and not events:
         raise ConfigurationError(f"{where}: {', '.join(sorted(flow.describe()))} apply to event "
                                  "triggers; give event='name' (cron ticks are not flow-controlled)")
+    if event_schema is not None:
+        check_event_schema(where, event_schema, events)
     fn = FunctionDef(id=fn_id, app_id=app_id, handler=handler, runtime=runtime_of(handler),
+                     event_schema=event_schema,
                      events=events, cron=cron,
                      retries=retries, misfire=misfire, name=name, flow=flow,
                      cancel_on=parse_cancel_on(cancel_on, where),

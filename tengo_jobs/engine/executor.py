@@ -39,7 +39,7 @@ import logging
 import threading
 import uuid
 from concurrent.futures import Future
-from typing import TYPE_CHECKING, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from dramatiq.threading import Interrupt as DramatiqInterrupt
 
@@ -91,6 +91,9 @@ class Executor:
         # Asked for a function this process does not know before its run is released
         # (functions synced by an Inngest SDK app through another process).
         self.resolve_unknown: Callable[[str], object] | None = None
+        # Step results to use instead of running the steps, by run id then step id
+        # (``JobsTester.send(step_stubs=...)``); ``None`` outside tests.
+        self.step_stubs: dict[str, dict[str, Any]] | None = None
         for driver in drivers or [PythonDriver(), AsyncPythonDriver()]:
             self.add_driver(driver)
 

@@ -23,9 +23,11 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 import peewee as pw
 
+from .. import middleware as mw
 from ..core.events import validate_batch
 from ..core.registry import Registry
-from ..errors import DatabaseUnavailableError
+from ..errors import DatabaseUnavailableError, EventValidationError
+from ..serde import revive
 from ..store.connection import UNAVAILABLE_ERRORS
 
 if TYPE_CHECKING:
@@ -54,7 +56,8 @@ class Intake:
         self._group = GroupCommit(self._store_batch, window_ms=group_window_ms) \
             if group_commit else None
 
-    def send(self, payload: Any, *, now: int | None = None, internal: bool = False) -> list[str]:
+    def send(self, payload: Any, *, now: int | None = None, internal: bool = False,
+             middleware: tuple = ()) -> list[str]:
         """Validate, store and start runs for one event or a list; returns one id per event.
 
         An event whose ``id`` was seen in the last 24 h starts nothing and yields the
@@ -62,14 +65,30 @@ class Intake:
         :class:`~tengo_jobs.errors.DatabaseUnavailableError` (nothing stored, or — when the
         connection died while the commit was in flight — not known; retrying with the same
         event ids is safe).
+
+        ``middleware`` (the sending client's, :mod:`tengo_jobs.middleware`): its
+        ``before_send_events`` hooks see the events before they are validated, its
+        ``after_send_events`` hooks the ids once they are stored. A function declared with
+        ``event_schema`` refuses (the whole batch, nothing stored) an event whose data does
+        not validate, naming the field.
         """
+        if middleware:
+            payload = mw.before_send(middleware, payload)
         events = validate_batch(payload, internal=internal)
         if not events:
             return []
         batch = [(event, self.registry.triggered_by(event.name)) for event in events]
+        for index, (event, functions) in enumerate(batch):
+            for fn in functions:
+                if fn.event_schema is not None:
+                    check_event_schema(fn, event, index if len(batch) > 1 else None)
         if self._group is not None and now is None and not self.store.db.in_transaction():
-            return self._group.submit(batch)
-        return self._store_batch(batch, now)
+            ids = self._group.submit(batch)
+        else:
+            ids = self._store_batch(batch, now)
+        if middleware:
+            mw.after_send(middleware, payload, ids)
+        return ids
 
     def _store_batch(self, batch: list, now: int | None) -> list[str]:
         """Store a validated batch (retrying a deadlock), enqueue its runs, return its ids."""
@@ -90,6 +109,24 @@ class Intake:
                     raise
         self.enqueue(accepted.due_run_ids + accepted.woken_run_ids)
         return accepted.ids
+
+
+def check_event_schema(fn: Any, event: Any, index: int | None) -> None:
+    """Validate ``event.data`` against ``fn.event_schema`` (a pydantic model); an
+    :class:`~tengo_jobs.EventValidationError` naming the first failing field (``data.<path>``)
+    and the function otherwise."""
+    try:
+        fn.event_schema.model_validate(revive(event.data))
+    except ValueError as exc:  # pydantic's ValidationError
+        errors = exc.errors() if hasattr(exc, "errors") else []
+        first = errors[0] if errors else {}
+        path = ".".join(str(p) for p in first.get("loc", ()))
+        field = f"data.{path}" if path else "data"
+        where = "" if index is None else f" (event {index} in the batch)"
+        raise EventValidationError(
+            f"event {event.name!r}: {field}: {first.get('msg', exc)} (the event_schema "
+            f"{fn.event_schema.__name__} of function {fn.id!r}){where}",
+            field=field, index=index) from None
 
 
 @dataclasses.dataclass

@@ -32,7 +32,7 @@ from ..core.ops import (FunctionRetry, PendingOp, StepOp, StepRecord, WaitForEve
 from ..core.retry import retry_delay_ms
 from ..errors import (CancelRequested, DatabaseLost, DatabaseUnavailableError, Interrupt,
                       RunStateTooLargeError)
-from ..serde import error_dict
+from ..serde import error_dict, has_envelopes, revive
 from ..store import RunRow, StepKind, StepRow, StepStatus
 from ..store.connection import UNAVAILABLE_ERRORS
 from ..store.slots import BRANCH_SEP
@@ -69,6 +69,9 @@ class Context:
     attempt: int
     function_id: str
     logger: logging.LoggerAdapter
+    #: The trigger's data as the function's ``event_schema`` model (``None`` without one;
+    #: ``ctx.event.data`` stays the dict).
+    event_model: Any = None
 
 
 def _replay_input(note: str | None) -> tuple[str, tuple[tuple, dict]] | None:
@@ -81,6 +84,20 @@ def _replay_input(note: str | None) -> tuple[str, tuple[tuple, dict]] | None:
         return None
     value = body["input"]
     return body["from_step"], ((tuple(value), {}) if isinstance(value, list) else ((), value))
+
+
+def _event_model(function: FunctionDef, event: Event) -> Any:
+    """The trigger's data as ``function.event_schema`` (validated at intake); ``None`` without
+    a schema, or for an event stored before the schema was declared that does not fit it."""
+    if function.event_schema is None:
+        return None
+    try:
+        return function.event_schema.model_validate(event.data)
+    except ValueError as exc:
+        log.warning("run of %s: event %s does not fit event_schema %s (sent before the schema "
+                    "was declared?); ctx.event_model is None: %s", function.id, event.id,
+                    function.event_schema.__name__, exc)
+        return None
 
 
 class Invocation:
@@ -124,8 +141,11 @@ class Invocation:
         self.span = None  # this execution's span, when tracing (tengo_jobs.tracing)
         self._replay_input = _replay_input(run.replay_note)
         # ``events``: a batch's events (``batch_events``); otherwise the one trigger.
+        if has_envelopes(event.data):  # datetime, Decimal, dataclasses… sent as event data
+            event = event.copy(data=revive(event.data))
         self.context = Context(event=event, events=events or [event], run_id=run.id, attempt=run.attempt,
-                               function_id=function.id, logger=self.logger)
+                               function_id=function.id, logger=self.logger,
+                               event_model=_event_model(function, event))
 
     # -- replay bookkeeping ----------------------------------------------------------------
     @property

@@ -22,7 +22,6 @@ import asyncio
 import contextlib
 import contextvars
 import inspect
-import json
 import logging
 import re
 import threading
@@ -38,7 +37,8 @@ from ..core.retry import retry_delay_ms
 from ..durations import to_epoch_ms, to_ms
 from ..errors import (Interrupt, NonDeterminismError, NonRetriableError, NotSerializableError,
                       OutputTooLargeError, StepCrashedError, StepError, StepUsageError, Suspend)
-from ..serde import decode, encode_output, error_dict
+from .. import middleware as mw
+from ..serde import decode, decode_value, encode_output, error_dict
 from ..store import StepKind, StepStatus
 
 if TYPE_CHECKING:
@@ -208,11 +208,15 @@ class Step:
         recorded, started_at = 0, None
         if row is not None:
             if row.status == StepStatus.COMPLETED:
-                return decode(row.output)
+                return self._value(step_id, row.output)
             if row.status == StepStatus.FAILED:
                 raise _step_error(step_id, row)
             recorded, started_at = row.attempts, row.started_at
         x = self._x
+        stubs = x.executor.step_stubs  # JobsTester.send(step_stubs=...): None outside tests
+        if stubs and x.run_id in stubs and step_id in stubs[x.run_id]:
+            fn, args, kwargs = _stub(stubs[x.run_id][step_id]), (), {}
+        chain = x.function.middleware
         replaced = x.replay_input(key)  # a replay given new input for this step
         if replaced is not None:
             args, kwargs = replaced
@@ -241,7 +245,17 @@ class Step:
             with x.branch_slot(), transaction:
                 with logsafe.log_context(step_key=key), \
                         tracing.get_tracer().step(x, key, attempt):
-                    result = yield (fn, args, kwargs)
+                    if chain:
+                        args, kwargs = mw.before_step(chain, x.context, step_id, args, kwargs)
+                        try:
+                            result = yield (fn, args, kwargs)
+                        except ENGINE_INTERRUPTS:
+                            raise
+                        except BaseException as exc:  # noqa: BLE001 - seen, then handled below
+                            mw.after_step(chain, x.context, step_id, None, exc)
+                            raise
+                    else:
+                        result = yield (fn, args, kwargs)
                 if inspect.isawaitable(result):
                     if inspect.iscoroutine(result):
                         result.close()  # never awaited: no "was never awaited" warning
@@ -249,6 +263,8 @@ class Step:
                         f"function {x.function.id!r}, step {step_id!r}: the step function "
                         "returned an awaitable (a coroutine?) instead of a value; await it "
                         "in an 'async def' handler, or return a value")
+                if chain:
+                    result = mw.after_step(chain, x.context, step_id, result, None)
                 output = x.account_output(step_id, encode_output(
                     result, what=f"step {step_id!r}", limit=x.output_limit))
                 if transactional:
@@ -272,7 +288,14 @@ class Step:
         if not transactional:
             x.checkpoint(ops.StepRun(key=key, name=step_id, output=output, attempts=attempt,
                                      started_at=started_at), defer=True)
-        return json.loads(output)
+        return self._value(step_id, output)
+
+    def _value(self, step_id: str, output: str | None) -> Any:
+        """A stored result as the handler receives it, the same on the first execution as on
+        replay: decoded (richer values re-created), then ``transform_stored`` middleware."""
+        value = decode_value(output)
+        chain = self._x.function.middleware
+        return mw.transform_stored(chain, self._x.context, step_id, value) if chain else value
 
     def _fail(self, key, step_id, exc, attempts, started_at, kind=StepKind.RUN):
         err = error_dict(exc, stack=True)
@@ -386,7 +409,7 @@ class Step:
         row = self._stored(key, StepKind.INVOKE)
         x = self._x
         if row is not None and row.status == StepStatus.COMPLETED:
-            return decode(row.output)
+            return decode_value(row.output)
         if row is not None and row.status == StepStatus.FAILED:
             raise _step_error(step_id, row)
         now = x.now()
@@ -470,12 +493,18 @@ class Step:
 
         def send(key: str) -> list[str]:
             batch = [events] if not isinstance(events, (list, tuple)) else list(events)
+            chain = x.function.middleware
+            if chain:
+                batch = mw.before_send(chain, batch)
             stamped = []
             for i, ev in enumerate(batch):
                 ev = ev.to_dict() if hasattr(ev, "to_dict") else dict(ev)
                 ev.setdefault("id", f"{x.run_id}:{key}:{i}")
                 stamped.append(ev)
-            return x.send_events(stamped)
+            ids = x.send_events(stamped)
+            if chain:
+                mw.after_send(chain, stamped, ids)
+            return ids
 
         key_preview = self._preview_key(step_id)
         return self.run(step_id, send, key_preview)
@@ -483,6 +512,16 @@ class Step:
     def _preview_key(self, step_id: str) -> str:
         n = self._counts.get(step_id, 0)
         return step_id if n == 0 else f"{step_id}:{n}"
+
+
+def _stub(value: Any) -> Callable[[], Any]:
+    """The function a stubbed step runs instead of its own: returns ``value``, or raises it
+    when it is an exception (to test a step's failure)."""
+    def stub() -> Any:
+        if isinstance(value, BaseException):
+            raise value
+        return value
+    return stub
 
 
 def _name(fn: Any) -> str:

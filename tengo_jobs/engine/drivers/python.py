@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ... import middleware as mw
 from ..steps import Step
 from .base import Completed, Driver, Outcome, error_outcome
 
@@ -22,11 +23,19 @@ class PythonDriver(Driver):
     runtimes = ("python",)
 
     def drive(self, invocation: "Invocation") -> Outcome:
+        chain = invocation.function.middleware
+        outcome: Outcome
         try:
+            if chain:
+                mw.before_execution(chain, invocation.context)
             value = invocation.function.handler(invocation.context, Step(invocation))
         except BaseException as exc:  # noqa: BLE001 - sorted by error_outcome
-            return error_outcome(exc)
-        return Completed(value)
+            outcome = error_outcome(exc)
+        else:
+            outcome = Completed(value)
+        if chain:
+            mw.after_execution(chain, invocation.context, outcome)
+        return outcome
 
 
 __all__ = ["PythonDriver"]

@@ -27,6 +27,7 @@ import threading
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any, Callable
 
+from ... import middleware as mw
 from ...errors import StepUsageError
 from ..steps_async import AsyncStep
 from .base import Completed, Driver, Errored, Outcome, error_outcome
@@ -85,19 +86,29 @@ class AsyncPythonDriver(Driver):
         """Run the handler to its end; never raises (an exception escaping a task could stop
         the loop): ``(outcome, None)``, or ``(None, interrupt)`` for the executor to handle."""
         step = AsyncStep(invocation)
+        chain = invocation.function.middleware
         try:
-            try:
-                value = await invocation.function.handler(invocation.context, step)
-            except BaseException as exc:  # noqa: BLE001 - sorted by error_outcome
-                return error_outcome(exc), None
-            forgotten = step.unawaited()
-            if forgotten:
-                return Errored(StepUsageError(
-                    f"function {invocation.function.id!r}: {', '.join(forgotten)} was called but "
-                    "never awaited; write 'await step.run(...)' (the call did not run)")), None
-            return Completed(value), None
+            outcome = await self._handler_outcome(invocation, step, chain)
+            if chain:
+                mw.after_execution(chain, invocation.context, outcome)
+            return outcome, None
         except BaseException as exc:  # noqa: BLE001 - interrupts, raised again by the executor
             return None, exc
+
+    @staticmethod
+    async def _handler_outcome(invocation: "Invocation", step: AsyncStep, chain: tuple) -> Outcome:
+        try:
+            if chain:
+                mw.before_execution(chain, invocation.context)
+            value = await invocation.function.handler(invocation.context, step)
+        except BaseException as exc:  # noqa: BLE001 - sorted by error_outcome
+            return error_outcome(exc)
+        forgotten = step.unawaited()
+        if forgotten:
+            return Errored(StepUsageError(
+                f"function {invocation.function.id!r}: {', '.join(forgotten)} was called but "
+                "never awaited; write 'await step.run(...)' (the call did not run)"))
+        return Completed(value)
 
     def drive(self, invocation: "Invocation") -> Outcome:
         future = self._loop.submit(self._outcome(invocation))
