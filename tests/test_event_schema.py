@@ -26,7 +26,7 @@ GOOD = {"user_id": "u1", "age": 30, "address": {"city": "Rosario"}}
 
 
 def _declare(jobs, seen=None):
-    @jobs.function("welcome", event="user.registered", event_schema=UserRegistered, retries=0)
+    @jobs.function("welcome", event="schema.user.registered", event_schema=UserRegistered, retries=0)
     def welcome(ctx, step):
         if seen is not None:
             seen.append((ctx.event.data, ctx.event_model))
@@ -38,7 +38,7 @@ def _declare(jobs, seen=None):
 def test_a_valid_event_runs_and_the_handler_gets_the_dict_and_the_model(jobs, tester):
     seen: list = []
     _declare(jobs, seen)
-    jobs.send({"name": "user.registered", "data": GOOD})
+    jobs.send({"name": "schema.user.registered", "data": GOOD})
     [run] = tester.run_until_idle()
     assert run.status == RunStatus.COMPLETED, run.error
     assert tester.output(run) == "Rosario"
@@ -49,12 +49,12 @@ def test_a_valid_event_runs_and_the_handler_gets_the_dict_and_the_model(jobs, te
 def test_an_event_that_fails_the_schema_is_refused_naming_the_field_and_nothing_is_stored(jobs, tester):
     _declare(jobs)
     with pytest.raises(EventValidationError, match=r"data\.address\.city") as caught:
-        jobs.send([{"name": "user.registered", "data": GOOD},
-                   {"name": "user.registered", "data": {**GOOD, "address": {}}}])
+        jobs.send([{"name": "schema.user.registered", "data": GOOD},
+                   {"name": "schema.user.registered", "data": {**GOOD, "address": {}}}])
     assert caught.value.field == "data.address.city" and caught.value.index == 1
     assert "UserRegistered" in str(caught.value) and "'welcome'" in str(caught.value)
     with pytest.raises(EventValidationError) as caught:
-        jobs.send({"name": "user.registered", "data": {**GOOD, "age": "old"}})
+        jobs.send({"name": "schema.user.registered", "data": {**GOOD, "age": "old"}})
     assert caught.value.field == "data.age"
     assert EventRow.select().count() == 0 and RunRow.select().count() == 0
     # an event no schema'd function is triggered by is not checked
@@ -67,11 +67,11 @@ def test_over_http_a_bad_event_is_a_400_naming_the_field(tmp_path):
     try:
         _declare(Jobs("schema-web", runtime=runtime))
         client = app.test_client()
-        r = client.post(f"/e/{EVENT_KEY}", json={"name": "user.registered",
+        r = client.post(f"/e/{EVENT_KEY}", json={"name": "schema.user.registered",
                                                   "data": {**GOOD, "age": "old"}})
         assert r.status_code == 400, r.get_json()
         assert r.get_json()["field"] == "data.age"
-        r = client.post(f"/e/{EVENT_KEY}", json={"name": "user.registered", "data": GOOD})
+        r = client.post(f"/e/{EVENT_KEY}", json={"name": "schema.user.registered", "data": GOOD})
         assert r.status_code == 200
     finally:
         runtime.close()
