@@ -34,7 +34,7 @@ def test_an_async_handler_runs_async_and_plain_steps_and_sleeps_with_each_step_r
         calls["plain"] += 1
         return x * 2
 
-    @jobs.function("enrich", event="user.registered", retries=0)
+    @jobs.function("enrich", event="async.user.registered", retries=0)
     async def enrich(ctx: Context, step: AsyncStep):
         profile = await step.run("fetch-profile", fetch, ctx.event.data["userId"])
         await step.sleep("cool-down", "45s")
@@ -42,7 +42,7 @@ def test_an_async_handler_runs_async_and_plain_steps_and_sleeps_with_each_step_r
         return {"profile": profile, "doubled": doubled}
 
     assert enrich.runtime == "python-async"
-    tester.send({"name": "user.registered", "data": {"userId": "u1"}})
+    tester.send({"name": "async.user.registered", "data": {"userId": "u1"}})
     [run] = tester.run_until_idle()
     assert run.status == RunStatus.COMPLETED, run.error
     assert tester.output(run) == {"profile": {"user": "u1"}, "doubled": 42}
