@@ -22,7 +22,7 @@ def test_a_bulk_send_is_consumed_by_a_dramatiq_worker_exactly_once_per_run(redis
                                 queue_name=queue_name)
     seen, lock = [], threading.Lock()
 
-    def record(run_id):
+    def record(run_id, **_options):  # the actor passes detach=True
         with lock:
             seen.append(run_id)
         return "skipped"
