@@ -114,6 +114,12 @@ def _postgres(url: urllib.parse.SplitResult) -> pw.PostgresqlDatabase:
     for key, values in urllib.parse.parse_qs(url.query).items():
         params[key] = values[-1]
     params.setdefault("connect_timeout", 5)
+    # The store's statements are a fixed set, prepared per connection by psycopg. Left to
+    # itself, PostgreSQL keeps re-planning the acquire (a data-modifying CTE whose generic
+    # plan it estimates dearer than a custom one): half its calls paid ~0.7 ms of planning
+    # in the profile of bench/pg_profile.sh. Their generic plans are the right ones (primary
+    # key and index lookups), so the engine's connections use them.
+    params.setdefault("options", "-c plan_cache_mode=force_generic_plan")
     name = url.path.lstrip("/")
     if not name:
         raise ConfigurationError("DATABASE_URL postgresql://... needs a database name")
