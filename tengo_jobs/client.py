@@ -18,6 +18,8 @@ from .core.registry import Registry, registry as default_registry
 from .config import Settings, environ_from_config
 from .errors import ConfigurationError
 from .middleware import Middleware, check_middleware
+from .process.dev import Background
+from .process.web import create_app, init_app as register_web
 from .runtime import boot, get_runtime
 from .store.queries import run_dict
 
@@ -217,14 +219,13 @@ class Jobs:
         ``TENGO_DASHBOARD_PASSWORD``… — the environment variables' names), else from the
         environment. The engine's security headers, CSRF checks, JSON errors and request
         limits apply to its own routes only. One ``Jobs`` per app."""
-        from .process.web import init_app as register
 
         client = app.extensions.get("tengo_jobs_client")
         if client is not None:
             raise ConfigurationError(
                 f"the Flask app {app.name!r} already has a Jobs client "
                 f"({client.app_id!r}): one Jobs per app, init_app called once")
-        register(app, self._engine_runtime(app.config), url_prefix=url_prefix)
+        register_web(app, self._engine_runtime(app.config), url_prefix=url_prefix)
         app.extensions["tengo_jobs_client"] = self
 
     def asgi_app(self):
@@ -237,7 +238,6 @@ class Jobs:
         except ImportError:
             raise ConfigurationError("jobs.asgi_app() needs the a2wsgi package: "
                                      "pip install 'tengo-jobs[asgi]'") from None
-        from .process.web import create_app
 
         return WSGIMiddleware(create_app(self._engine_runtime()))
 
@@ -246,7 +246,6 @@ class Jobs:
         loop (cron, timers, sweeper), as ``tengo-jobs dev`` does: with no ``REDIS_URL`` the
         broker is in-process, so an application needs one process and no Redis. They stop
         at interpreter exit, or at :meth:`shutdown`."""
-        from .process.dev import Background
 
         if not isinstance(threads, int) or isinstance(threads, bool) or not 1 <= threads <= 64:
             raise ConfigurationError(f"launch(threads=...) must be an integer from 1 to 64, "

@@ -41,10 +41,13 @@ step function (it is retried). A client without middleware pays nothing on these
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import Any, Sequence
 
-if TYPE_CHECKING:
-    from .engine.invocation import Context
+from .errors import ConfigurationError
+
+# What hooks receive as ``ctx`` is the handler's ``tengo_jobs.Context``; named loosely here
+# because this module sits below the engine (the engine calls it).
+Context = Any
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +92,6 @@ class Middleware:
 def check_middleware(middleware: Any) -> tuple[Middleware, ...]:
     """``Jobs(middleware=...)`` as a tuple of :class:`Middleware` instances; a
     ``ConfigurationError`` naming the position of anything else."""
-    from .errors import ConfigurationError
 
     if middleware is None:
         return ()

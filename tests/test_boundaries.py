@@ -91,14 +91,15 @@ def test_the_engine_package_does_not_depend_on_resend():
 # ``client.py`` sits above ``runtime.py`` because declaring a ``Jobs`` client binds the
 # process runtime (``get_runtime``); the runtime composes the engine without the client.
 LAYERS = (
-    ("leaves", {"errors", "config", "clock", "ids", "durations", "serde", "logsafe"}),
+    ("leaves", {"errors", "config", "clock", "ids", "durations", "serde", "logsafe", "tracing",
+                "middleware"}),
     ("core", {"core"}),
     ("store", {"store"}),
     ("engine", {"engine"}),
     ("broker", {"broker"}),
     ("runtime", {"runtime"}),
-    ("client", {"client"}),
     ("process", {"process"}),
+    ("client", {"client"}),  # Jobs embeds the web app and the dev loop (init_app, launch)
     ("top", {"cli", "testing", ""}),  # "": the package's __init__, the public API
 )
 _LAYER_OF = {part: rank for rank, (_, parts) in enumerate(LAYERS) for part in parts}
