@@ -191,6 +191,9 @@ def error_dict(exc: BaseException, *, stack: bool = False) -> dict[str, Any]:
     :data:`MAX_STACK_CHARS` characters when longer."""
     if isinstance(exc, StepError):
         return {"name": exc.error_name, "message": exc.error_message, "step": exc.step_id}
+    reported = getattr(exc, "error_payload", None)  # an SDK app's own {name, message, stack}
+    if isinstance(reported, dict) and "name" in reported and "message" in reported:
+        return dict(reported)
     out = {"name": type(exc).__name__, "message": str(exc)}
     if stack:
         out["stack"] = bounded_stack(exc)

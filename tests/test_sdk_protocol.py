@@ -21,6 +21,7 @@ from tengo_jobs import cli
 
 from conftest import require_tool, unavailable
 from procs import TESTS, Proc, free_port, process_env, wait_until
+from sdkprocs import require_node_sdk, send, start_app, start_dev
 from webhelpers import EVENT_KEY, PASSWORD, api_get, bearer, make_app, wait_for_run
 
 JS = TESTS / "js"
@@ -147,4 +148,63 @@ def test_typescript_app_syncs_and_its_runs_complete_here(tmp_path):
         assert unstable["name"] == "unstable" and unstable["attempts"] == 2
     finally:
         app.stop()
+        dev.stop()
+
+
+def test_sync_registers_an_on_failure_handler_as_the_functions_failure_handler(tmp_path):
+    runtime, app = make_app(tmp_path)
+    failure = _fn("doomed-failure", triggers=[{
+        "event": "inngest/function.failed",
+        "expression": "event.data.function_id == 'py-sync-app-doomed'"}])
+    failure["id"] = "py-sync-app-doomed-failure"
+    orphan = _fn("gone-failure", triggers=[{
+        "event": "inngest/function.failed",
+        "expression": "event.data.function_id == 'py-sync-app-gone'"}])
+    orphan["id"] = "py-sync-app-gone-failure"
+    listener = _fn("listener", triggers=[{"event": "inngest/function.failed"}])
+    got = app.test_client().post(
+        "/fn/register", json=_register_body([_fn("doomed"), failure, orphan, listener])).get_json()
+    assert got["functions"] == ["py-sync-app-doomed", "py-sync-app-doomed-failure"]
+    assert any("'py-sync-app-gone-failure'" in r and "not registered" in r
+               for r in got["unsupported"]), got
+    assert any("'py-sync-app-listener'" in r and "onFailure" in r for r in got["unsupported"])
+    fn = runtime.registry.get("py-sync-app-doomed")
+    handler = runtime.registry.get("py-sync-app-doomed-failure")
+    assert fn.on_failure is handler and handler.is_failure_handler
+    assert handler.failure_of == "py-sync-app-doomed" and handler.events == ()
+    assert handler.runtime == "http" and handler.retries == 1
+    for fn_id in got["functions"]:
+        runtime.registry.remove(fn_id)
+
+
+@pytest.mark.integration
+def test_typescript_on_failure_runs_with_the_function_failed_event(tmp_path):
+    node = require_node_sdk()
+    port, app_port = free_port(), free_port()
+    base, app_url = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{app_port}/api/inngest"
+    dev = start_dev(tmp_path, port, TENGO_DASHBOARD_PASSWORD=PASSWORD)
+    app = None
+    try:
+        app = start_app(node, "core_app.mjs", app_port, tmp_path / "app.log", server=base)
+        assert requests.put(app_url, timeout=30).status_code == 200, dev.log()
+        [event_id] = send(node, base, EVENT_KEY, {"name": "core/doomed", "data": {"id": 7}})
+        failed = wait_for_run(base, event_id, status="failed", timeout=60)
+        assert failed["error"]["name"] == "Error" and failed["error"]["message"] == "doomed 7"
+        assert "stack" in failed["error"]
+
+        def handler_run():
+            runs = api_get(base, "/api/runs", function="sdk-core-app-doomed-failure")["data"]
+            return runs if runs and runs[0]["status"] == "completed" else None
+
+        [handled] = wait_until(handler_run, timeout=60, message="the onFailure run")
+        detail = api_get(base, f"/api/runs/{handled['id']}")
+        assert detail["output"] == {"failed": "sdk-core-app-doomed", "run": failed["id"],
+                                    "message": "doomed 7", "original": {"id": 7}}
+        assert [s["name"] for s in detail["steps"]] == ["note-failure"]
+        event = api_get(base, f"/api/events/{detail['event_id']}")
+        assert event["name"] == "inngest/function.failed"
+        assert event["data"]["event"]["data"] == {"id": 7}
+    finally:
+        if app is not None:
+            app.stop()
         dev.stop()

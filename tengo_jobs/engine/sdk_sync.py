@@ -18,9 +18,11 @@ from it at boot (:meth:`SdkApps.load`) and when a run names a function it does n
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from typing import TYPE_CHECKING, Any
 
+from ..core.events import FUNCTION_FAILED_EVENT
 from ..core.functions import FunctionDef, build_function
 from ..core.registry import Registry
 from ..errors import ConfigurationError, ValidationError
@@ -46,6 +48,9 @@ _FIELD_RENAMES = {"batch_events": {"maxSize": "max_size", "if": "if_exp"},
 _OPTIONS = ("concurrency", "throttle", "rateLimit", "debounce", "priority", "batchEvents",
             "idempotency", "cancel", "timeouts", "singleton")
 _KNOWN = {"id", "name", "triggers", "steps"} | set(_OPTIONS)
+# How the SDKs register ``onFailure``: a second function ``<fn id>-failure`` triggered by
+# ``inngest/function.failed`` with this expression on the failed function's id.
+_FAILURE_EXPRESSION = re.compile(r"^\s*event\.data\.function_id\s*==\s*(['\"])(?P<id>[^'\"]+)\1\s*$")
 
 
 class SdkEndpoint:
@@ -98,6 +103,9 @@ def function_from_config(app_id: str, config: dict) -> FunctionDef:
                                  f"{runtime.get('type')!r}")
     url = runtime["url"]
     retries = (step.get("retries") or {}).get("attempts", INNGEST_DEFAULT_RETRIES)
+    failure_of = _failure_target(config)
+    if failure_of is not None:
+        return _failure_handler(app_id, fn_id, config, url, retries, failure_of)
     events: list[str] = []
     crons: list[str] = []
     for trigger in config.get("triggers") or []:
@@ -108,6 +116,10 @@ def function_from_config(app_id: str, config: dict) -> FunctionDef:
                 f"{where}: trigger {trigger.get('event')!r} has an 'if' expression "
                 f"({trigger['expression']!r}); trigger conditions are not supported yet "
                 "(an onFailure handler is one)")
+        if trigger.get("event") == FUNCTION_FAILED_EVENT:
+            raise ConfigurationError(
+                f"{where}: a trigger on {FUNCTION_FAILED_EVENT!r} is supported only as an "
+                "onFailure handler (the SDK's '<fn id>-failure' function)")
         if trigger.get("event"):
             events.append(trigger["event"])
         elif trigger.get("cron"):
@@ -126,6 +138,54 @@ def function_from_config(app_id: str, config: dict) -> FunctionDef:
                         name=config.get("name") or fn_id, **options)
     fn.runtime = HTTP_RUNTIME
     return fn
+
+
+def _failure_target(config: dict) -> str | None:
+    """The id of the function whose ``onFailure`` handler ``config`` is (the SDK registers
+    it as ``<fn id>-failure``, triggered by ``inngest/function.failed`` if
+    ``event.data.function_id == '<fn id>'``), else ``None``."""
+    triggers = config.get("triggers") or []
+    if len(triggers) != 1 or not isinstance(triggers[0], dict):
+        return None
+    trigger = triggers[0]
+    if trigger.get("event") != FUNCTION_FAILED_EVENT:
+        return None
+    match = _FAILURE_EXPRESSION.match(str(trigger.get("expression") or ""))
+    if match is None or config.get("id") != f"{match.group('id')}-failure":
+        return None
+    return match.group("id")
+
+
+def _failure_handler(app_id: str, fn_id: str, config: dict, url: str, retries: int,
+                     failure_of: str) -> FunctionDef:
+    """The SDK's ``onFailure`` function as our failure handler: started by the engine (in
+    the transaction that fails the run, linked to it) with the ``inngest/function.failed``
+    event, exactly as a Python function's ``on_failure`` — never by an event trigger."""
+    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+        raise ConfigurationError(f"function {fn_id!r}: retries must be a non-negative integer")
+    fn: FunctionDef = FunctionDef(id=fn_id, app_id=app_id, handler=SdkEndpoint(app_id, url),
+                                  retries=retries, is_failure_handler=True, failure_of=failure_of,
+                                  name=config.get("name") or fn_id)
+    fn.runtime = HTTP_RUNTIME
+    return fn
+
+
+def link_failure_handlers(functions: list[FunctionDef]) -> list[str]:
+    """Attach each SDK failure handler to its function (``on_failure``) and drop the
+    handlers whose function is not among ``functions``; returns why each was dropped."""
+    by_id = {fn.id: fn for fn in functions if not fn.is_failure_handler}
+    refused = []
+    for fn in list(functions):
+        if not fn.is_failure_handler:
+            continue
+        target = by_id.get(fn.failure_of or "")
+        if target is None:
+            functions.remove(fn)
+            refused.append(f"function {fn.id!r}: the onFailure handler of {fn.failure_of!r}, "
+                           "which is not registered")
+        else:
+            target.on_failure = fn
+    return refused
 
 
 class SdkApps:
@@ -180,6 +240,7 @@ class SdkApps:
                 built.append(fn)
             except (ConfigurationError, ValidationError) as exc:
                 refused.append(str(exc))
+        refused += link_failure_handlers(built)
         return built, refused
 
     def _install(self, app_id: str, functions: list[FunctionDef]) -> None:

@@ -41,7 +41,7 @@ from ...core import ops
 from ...core.retry import retry_delay_ms
 from ...durations import to_ms
 from ...errors import StepError
-from ...serde import encode_output
+from ...serde import MAX_STACK_CHARS, encode_output
 from ...store import StepKind, StepStatus
 from .base import Completed, Driver, Errored, Failed, Outcome, Suspended
 
@@ -61,7 +61,18 @@ SDK_HEADERS = {"Content-Type": "application/json", "User-Agent": "tengo-jobs",
 
 class SdkFunctionError(Exception):
     """The SDK app answered that the function threw (outside any step), or could not be
-    reached / answered something that is not the protocol."""
+    reached / answered something that is not the protocol. ``error_payload``: the SDK's
+    own ``{name, message, stack}`` when it reported one — what the run records as its
+    error and what an ``onFailure`` handler receives in ``inngest/function.failed``."""
+
+    def __init__(self, message: str, *, error_payload: dict | None = None):
+        super().__init__(message)
+        self.error_payload = error_payload
+
+
+class SdkUnreachableError(SdkFunctionError):
+    """The app could not be reached at all (connection refused or reset, no such host):
+    retried with backoff without spending the function's retries (see :class:`HttpDriver`)."""
 
 
 def sign(body: bytes, signing_key: str, now_s: int) -> str:
@@ -79,11 +90,14 @@ class Answer:
 
 
 def _error_of(value: Any) -> dict:
-    """``{name, message}`` of an error the SDK serialized."""
+    """``{name, message}`` (and ``stack`` when given) of an error the SDK serialized."""
     if isinstance(value, dict):
-        return {"name": str(value.get("name") or "Error"),
-                "message": str(value.get("message") or value.get("error") or "")}
-    return {"name": "Error", "message": str(value)}
+        out = {"name": str(value.get("name") or "Error"),
+               "message": str(value.get("message") or value.get("error") or "")}
+        if isinstance(value.get("stack"), str):
+            out["stack"] = value["stack"][-MAX_STACK_CHARS:]
+        return out
+    return {"name": "Error", "message": str(value)[:1000]}
 
 
 def _step_url(url: str, step_id: str) -> str:
@@ -201,7 +215,7 @@ class HttpDriver(Driver):
             if answer.status != 206:
                 error = _error_of(answer.body)
                 exc = SdkFunctionError(f"{error['name']}: {error['message']} (HTTP {answer.status} "
-                                       "from the SDK app)")
+                                       "from the SDK app)", error_payload=error)
                 return Failed(exc) if no_retry else Errored(exc)
             if not isinstance(answer.body, list):
                 return Errored(SdkFunctionError("the SDK app answered 206 without a list of step "
