@@ -49,6 +49,7 @@ class Env(str, enum.Enum):
     TENGO_PRUNE_INTERVAL = "TENGO_PRUNE_INTERVAL"
     TENGO_HEARTBEAT_INTERVAL = "TENGO_HEARTBEAT_INTERVAL"
     TENGO_SESSION_LIFETIME = "TENGO_SESSION_LIFETIME"
+    TENGO_SDK_URLS = "TENGO_SDK_URLS"
     PORT = "PORT"
 
 
@@ -179,10 +180,16 @@ class Settings:
     heartbeat_interval_ms: int = 5_000  # how often workers and schedulers say they are alive
     session_lifetime_ms: int = 12 * 3_600_000  # how long a dashboard login lasts
     log_format: str = "text"  # "json": one JSON object per line (tengo_jobs.logsafe)
+    # Inngest SDK apps' serve URLs asked to sync at start-up (``TENGO_SDK_URLS``).
+    sdk_urls: tuple[str, ...] = ()
 
     def __post_init__(self):
         if self.broker_url is None and self.redis_url:
             object.__setattr__(self, "broker_url", self.redis_url)
+        for url in self.sdk_urls:
+            if not url.startswith(("http://", "https://")):
+                raise ConfigurationError(f"TENGO_SDK_URLS: {url.split('?')[0][:100]!r} is not "
+                                         "an http(s) URL (an Inngest app's serve endpoint)")
         if self.log_format not in LOG_FORMATS:
             raise ConfigurationError(f"TENGO_LOG_FORMAT={self.log_format!r} is not one of "
                                      f"{', '.join(LOG_FORMATS)}")
@@ -229,6 +236,7 @@ class Settings:
             heartbeat_interval_ms=_positive_duration_ms(e, Env.TENGO_HEARTBEAT_INTERVAL, "5s"),
             session_lifetime_ms=_positive_duration_ms(e, Env.TENGO_SESSION_LIFETIME, "12h"),
             log_format=(e.get(Env.TENGO_LOG_FORMAT.value) or "text").strip().lower(),
+            sdk_urls=_split(e.get(Env.TENGO_SDK_URLS.value)),
         )
         values.update(overrides)
         return cls(**values)

@@ -12,12 +12,16 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 import requests
 from click.testing import CliRunner
 
 from tengo_jobs import cli
+from tengo_jobs.config import Settings
+from tengo_jobs.engine.sdk_sync import SyncOnStart
+from tengo_jobs.errors import ConfigurationError
 
 from conftest import require_tool, unavailable
 from procs import TESTS, Proc, free_port, process_env, wait_until
@@ -204,6 +208,70 @@ def test_typescript_on_failure_runs_with_the_function_failed_event(tmp_path):
         event = api_get(base, f"/api/events/{detail['event_id']}")
         assert event["name"] == "inngest/function.failed"
         assert event["data"]["event"]["data"] == {"id": 7}
+    finally:
+        if app is not None:
+            app.stop()
+        dev.stop()
+
+
+def test_sync_on_start_retries_until_the_app_answers_and_logs_no_credentials(caplog):
+    answers = iter([(False, "not reachable (refused)"), (False, "HTTP 500: Failed to register"),
+                    (True, "HTTP 200: registered 3 function(s)")])
+    calls = []
+
+    def fake_sync(url):
+        calls.append(url)
+        return next(answers)
+
+    url = "http://user:secret-pass@127.0.0.1:9/api/inngest?token=secret-token"
+    with caplog.at_level("INFO", logger="tengo_jobs.engine.sdk_sync"):
+        syncer = SyncOnStart([url, url], sync=fake_sync)
+        syncer.start().join(timeout=10)
+    assert calls == [url, url, url]
+    assert syncer.results[url] == (True, "HTTP 200: registered 3 function(s)")
+    assert "http://127.0.0.1:9/api/inngest synced: HTTP 200: registered 3" in caplog.text
+    assert "secret" not in caplog.text
+
+
+def test_sync_on_start_gives_up_with_an_error_naming_the_app(caplog):
+    with caplog.at_level("INFO", logger="tengo_jobs.engine.sdk_sync"):
+        syncer = SyncOnStart(["http://127.0.0.1:9/api/inngest"], give_up_s=1.0,
+                             sync=lambda url: (False, "not reachable (refused)"))
+        syncer.start().join(timeout=10)
+    assert "SDK app at http://127.0.0.1:9/api/inngest could not be synced" in caplog.text
+    assert "not reachable (refused)" in caplog.text
+
+
+def test_sdk_urls_come_from_the_environment_and_must_be_http():
+    settings = Settings.from_env({"TENGO_SDK_URLS": "http://a:3000/api/inngest, https://b/x"})
+    assert settings.sdk_urls == ("http://a:3000/api/inngest", "https://b/x")
+    with pytest.raises(ConfigurationError, match="TENGO_SDK_URLS: 'localhost:3000/api/inngest'"):
+        Settings.from_env({"TENGO_SDK_URLS": "localhost:3000/api/inngest"})
+
+
+@pytest.mark.integration
+def test_dev_with_sdk_url_syncs_the_app_on_start_without_a_manual_put(tmp_path):
+    node = require_node_sdk()
+    port, app_port = free_port(), free_port()
+    base, app_url = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{app_port}/api/inngest"
+    # the app starts after the server: the sync is retried with backoff until it is up
+    dev = start_dev(tmp_path, port, "--sdk-url", app_url, TENGO_DASHBOARD_PASSWORD=PASSWORD)
+    app = None
+    try:
+        time.sleep(1.0)
+        app = start_app(node, "core_app.mjs", app_port, tmp_path / "app.log", server=base)
+
+        def synced():
+            apps = api_get(base, "/api/apps")["apps"]
+            return apps if apps else None
+
+        [listed] = wait_until(synced, timeout=30, message=f"the sync on start ({dev.log()})")
+        assert listed["url"] == app_url and listed["app_id"] == "sdk-core-app"
+        assert set(listed["functions"]) == {"sdk-core-app-doomed", "sdk-core-app-doomed-failure",
+                                            "sdk-core-app-slow-step", "sdk-core-app-steady"}
+        wait_until(lambda: "synced: HTTP 200" in dev.log(), timeout=10, message="the sync's log")
+        [event_id] = send(node, base, EVENT_KEY, {"name": "core/steady", "data": {"id": 1}})
+        assert wait_for_run(base, event_id, timeout=60)["output"] == {"a": 2, "b": 3}
     finally:
         if app is not None:
             app.stop()

@@ -17,10 +17,14 @@ from it at boot (:meth:`SdkApps.load`) and when a run names a function it does n
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import threading
-from typing import TYPE_CHECKING, Any
+import urllib.error
+import urllib.parse
+import urllib.request
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from ..core.events import FUNCTION_FAILED_EVENT
 from ..core.functions import FunctionDef, build_function
@@ -288,4 +292,98 @@ class SdkApps:
         return [app.describe() for app in self.store.apps.all()]
 
 
-__all__ = ["SdkApps", "SdkEndpoint", "function_from_config", "HTTP_RUNTIME"]
+# Syncing apps at start-up (``tengo-jobs dev --sdk-url``, ``TENGO_SDK_URLS``): the backoff
+# between attempts while an app is not up yet, and when to give up on it.
+SYNC_BACKOFF_S = (0.5, 1.0, 2.0, 4.0, 8.0, 10.0)
+SYNC_GIVE_UP_S = 600.0
+SYNC_REQUEST_TIMEOUT_S = 30.0
+
+
+def public_url(url: str) -> str:
+    """``url`` as it may be logged: no user or password, no query (a key could be there)."""
+    parts = urllib.parse.urlsplit(url)
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return urllib.parse.urlunsplit((parts.scheme, host, parts.path, "", ""))
+
+
+def request_sync(url: str, *, timeout_s: float = SYNC_REQUEST_TIMEOUT_S) -> tuple[bool, str]:
+    """Ask the Inngest app served at ``url`` to sync, as ``inngest dev -u`` does: a ``PUT``
+    to its serve endpoint, which makes its SDK post its functions to our ``/fn/register``.
+    Returns ``(synced, what the app answered)``."""
+    request = urllib.request.Request(url, data=b"", method="PUT",
+                                     headers={"User-Agent": "tengo-jobs",
+                                              "X-Inngest-Server-Kind": "dev"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout_s) as response:
+            status, raw = response.status, response.read(64 * 1024)
+    except urllib.error.HTTPError as exc:
+        status, raw = exc.code, exc.read(64 * 1024)
+    except (urllib.error.URLError, OSError) as exc:
+        return False, f"not reachable ({getattr(exc, 'reason', exc)})"
+    try:
+        message = str(json.loads(raw).get("message") or "")
+    except (ValueError, AttributeError):
+        message = raw.decode(errors="replace")[:300]
+    return 200 <= status < 300, f"HTTP {status}: {message}" if message else f"HTTP {status}"
+
+
+class SyncOnStart:
+    """Syncs each app of ``urls`` in a background thread, retrying with backoff
+    (:data:`SYNC_BACKOFF_S`) while it is not up (or our own server is not listening
+    yet), for at most :data:`SYNC_GIVE_UP_S`; logs each app's outcome (URLs without
+    credentials or query)."""
+
+    def __init__(self, urls: Iterable[str], *, give_up_s: float = SYNC_GIVE_UP_S,
+                 sync: Callable[[str], tuple[bool, str]] = request_sync):
+        self.urls = list(dict.fromkeys(urls))
+        self.give_up_s = give_up_s
+        self._sync = sync
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.results: dict[str, tuple[bool, str]] = {}
+
+    def start(self) -> "SyncOnStart":
+        if self.urls:
+            self._thread = threading.Thread(target=self._run, name="tengo-sdk-sync", daemon=True)
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def join(self, timeout: float | None = None) -> None:
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        pending = list(self.urls)
+        waited = 0.0
+        attempt = 0
+        while pending and not self._stop.is_set():
+            for url in list(pending):
+                synced, message = self._sync(url)
+                self.results[url] = (synced, message)
+                if synced:
+                    pending.remove(url)
+                    log.info("SDK app at %s synced: %s", public_url(url), message)
+                elif attempt == 0:
+                    log.info("SDK app at %s not synced yet (%s); retrying with backoff",
+                             public_url(url), message)
+            if not pending:
+                return
+            delay = SYNC_BACKOFF_S[min(attempt, len(SYNC_BACKOFF_S) - 1)]
+            attempt += 1
+            if waited + delay > self.give_up_s:
+                break
+            waited += delay
+            self._stop.wait(delay)
+        for url in pending:
+            if not self._stop.is_set():
+                log.error("SDK app at %s could not be synced after %g s: %s", public_url(url),
+                          waited, self.results.get(url, (False, "not tried"))[1])
+
+
+__all__ = ["SdkApps", "SdkEndpoint", "SyncOnStart", "function_from_config", "public_url",
+           "request_sync", "HTTP_RUNTIME"]

@@ -34,6 +34,7 @@ from dramatiq import Worker
 from werkzeug.serving import make_server
 
 from ..config import Env, Settings
+from ..engine.sdk_sync import SyncOnStart
 from ..errors import ConfigurationError, TengoJobsError
 from ..runtime import boot, refuse_to_start
 from ..store.connection import describe
@@ -144,14 +145,21 @@ class DevServer:
         self.runtime.close()
 
 
-def run_dev(*, host: str, port: int | None, threads: int) -> int:
+def run_dev(*, host: str, port: int | None, threads: int, sdk_urls: tuple[str, ...] = ()) -> int:
     try:
         settings, had_redis = dev_settings()
+        for url in sdk_urls:
+            if not url.startswith(("http://", "https://")):
+                raise ConfigurationError(f"--sdk-url {url.split('?')[0][:100]!r} is not an "
+                                         "http(s) URL (an Inngest app's serve endpoint)")
         runtime = boot("dev", settings=settings)
         server = DevServer(runtime, host=host, port=port or settings.port, threads=threads)
         server.start()
     except TengoJobsError as exc:
         refuse_to_start("tengo-jobs dev", exc, code=2)
+    # Like `inngest dev -u`: each app is asked to sync (a PUT to its serve URL), retried
+    # with backoff until it is up.
+    syncer = SyncOnStart(settings.sdk_urls + tuple(sdk_urls)).start()
     stop = threading.Event()
 
     def on_signal(signum, frame):
@@ -174,6 +182,7 @@ def run_dev(*, host: str, port: int | None, threads: int) -> int:
     while not stop.wait(0.5):
         pass
     log.info("stopping: web, scheduler, worker")
+    syncer.stop()
     server.stop()
     log.info("stopped")
     return 0
@@ -185,6 +194,10 @@ def run_dev(*, host: str, port: int | None, threads: int) -> int:
 @click.option("--port", type=int, default=None, help="port [default: $PORT or 8288]")
 @click.option("--threads", type=click.IntRange(1, 64), default=4, show_default=True,
               help="worker threads executing runs")
-def dev(host, port, threads):
+@click.option("--sdk-url", "sdk_urls", multiple=True, metavar="URL",
+              help="an Inngest app's serve URL (e.g. http://localhost:3000/api/inngest) to sync "
+                   "on start, retried until the app is up; repeatable; also $TENGO_SDK_URLS "
+                   "(comma-separated)")
+def dev(host, port, threads, sdk_urls):
     """Run web, worker and scheduler in one process (SQLite, in-process broker)."""
-    sys.exit(run_dev(host=host, port=port, threads=threads))
+    sys.exit(run_dev(host=host, port=port, threads=threads, sdk_urls=tuple(sdk_urls)))

@@ -25,6 +25,7 @@ from __future__ import annotations
 from flask import Flask, current_app, request
 
 from ... import logsafe
+from ...engine.sdk_sync import SyncOnStart
 from ...errors import ConfigurationError
 from . import (api, auth, csrf, dashboard, event_api, headers, health, metrics, openapi, params,
                sdk_api)
@@ -40,6 +41,7 @@ MAX_FORM_BYTES = 2 * 1024 * 1024
 
 def create_app(runtime=None, *, max_request_bytes: int = MAX_REQUEST_BYTES) -> Flask:
     """Build the web app on ``runtime`` (default: booted from the environment)."""
+    booted = runtime is None
     if runtime is None:
         runtime = boot("web")
     else:
@@ -60,6 +62,8 @@ def create_app(runtime=None, *, max_request_bytes: int = MAX_REQUEST_BYTES) -> F
     auth.install(app, runtime.settings)
     app.before_request(_check_request)
     _register_blueprints(app, runtime, "")
+    if booted and runtime.settings.sdk_urls:  # TENGO_SDK_URLS: sync those apps once we serve
+        app.extensions["tengo_jobs_sdk_sync"] = SyncOnStart(runtime.settings.sdk_urls).start()
     return app
 
 
