@@ -293,6 +293,9 @@ class Settings:
             problems += _weak(name, key, MIN_KEY_LENGTH)
         if self.signing_key:
             problems += _weak("TENGO_SIGNING_KEY", self.signing_key, MIN_KEY_LENGTH)
+        elif self.sdk_urls:
+            problems.append("TENGO_SIGNING_KEY is not set (TENGO_SDK_URLS names Inngest apps: "
+                            "their sync and every call to them are signed in production)")
         if self.dashboard_password:
             problems += _weak("TENGO_DASHBOARD_PASSWORD", self.dashboard_password,
                               MIN_PASSWORD_LENGTH)

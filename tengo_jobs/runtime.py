@@ -96,7 +96,7 @@ class Runtime:
         self.sdk_apps = SdkApps(store=self.store, registry=self.registry, clock=self.clock)
         self.executor.resolve_unknown = self.sdk_apps.refresh
         self.executor.add_driver(HttpDriver(
-            signing_key=self.settings.signing_key,
+            signing_key=self.settings.signing_key, production=self.settings.is_production,
             find_function=lambda fn_id: self.registry.find(fn_id) or self.sdk_apps.refresh(fn_id)))
 
         self.actor = declare_actor(self.broker, tengo_jobs_execute, self.settings.queue_name)

@@ -8,10 +8,13 @@ or the SDK is missing. The sync's mapping and refusals are also checked in-proce
 
 from __future__ import annotations
 
+import contextlib
+import http.server
 import json
 import os
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -20,6 +23,9 @@ from click.testing import CliRunner
 
 from tengo_jobs import cli
 from tengo_jobs.config import Settings
+from tengo_jobs.engine.drivers.http import (HttpDriver, SdkFunctionError, SdkUnreachableError,
+                                            SignatureError, canonical_json, sign,
+                                            verify_signature)
 from tengo_jobs.engine.sdk_sync import SyncOnStart
 from tengo_jobs.errors import ConfigurationError
 
@@ -276,3 +282,153 @@ def test_dev_with_sdk_url_syncs_the_app_on_start_without_a_manual_put(tmp_path):
         if app is not None:
             app.stop()
         dev.stop()
+
+
+# -- signatures, timeouts and limits -------------------------------------------------------------
+NOW_MS = 1_790_000_000_000
+
+
+def test_our_signature_is_the_sdks_over_the_body_it_canonicalizes(tmp_path):
+    """The SDK (inngest 3.32.7's signDataWithKey) checks HMAC(canonicalize(JSON.parse(body)) +
+    t): the RFC 8785 body we send and sign must give the same HMAC in Node."""
+    node = require_node_sdk()
+    payload = {"event": {"name": "a", "data": {"ratio": 1.0, "tiny": 1e-7, "text": "ñandú ✓",
+                                                "big": 12345678901234, "z": None, "a": [3, 2]}},
+               "steps": {}, "version": 1}
+    body = canonical_json(payload)
+    header = sign(body, SIGNING_KEY, 1_790_000_000)
+    script = ("const {signDataWithKey} = require('inngest/helpers/net');"
+              "const body = JSON.parse(require('fs').readFileSync(0, 'utf8'));"
+              f"process.stdout.write(signDataWithKey(body, {SIGNING_KEY!r}, '1790000000'));")
+    out = subprocess.run([node, "-e", script], input=body.decode(), cwd=JS, capture_output=True,
+                         text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    assert header == f"t=1790000000&s={out.stdout}"
+
+
+def test_signature_check_refuses_forged_expired_and_malformed_headers():
+    body = b'{"ok":true}'
+    good = sign(body, SIGNING_KEY, NOW_MS // 1000 - 60)
+    verify_signature(good, body, SIGNING_KEY, now_ms=NOW_MS)
+    # the SDK signs its answers with t in milliseconds
+    verify_signature(f"t={NOW_MS - 1000}&s=" + sign(body, SIGNING_KEY, NOW_MS - 1000).split("s=")[1],
+                     body, SIGNING_KEY, now_ms=NOW_MS)
+    with pytest.raises(SignatureError, match="does not match"):
+        verify_signature(sign(body, "signkey-test-" + "cd" * 32, NOW_MS // 1000), body,
+                         SIGNING_KEY, now_ms=NOW_MS)
+    with pytest.raises(SignatureError, match="does not match"):
+        verify_signature(good, b'{"ok":false}', SIGNING_KEY, now_ms=NOW_MS)
+    with pytest.raises(SignatureError, match="expired .*limit is 300 s"):
+        verify_signature(sign(body, SIGNING_KEY, NOW_MS // 1000 - 301), body, SIGNING_KEY,
+                         now_ms=NOW_MS)
+    with pytest.raises(SignatureError, match="malformed"):
+        verify_signature("s=abc", body, SIGNING_KEY, now_ms=NOW_MS)
+    with pytest.raises(SignatureError, match="no X-Inngest-Signature"):
+        verify_signature(None, body, SIGNING_KEY, now_ms=NOW_MS)
+
+
+def test_register_refuses_a_forged_signature_and_production_without_a_key(tmp_path):
+    from tengo_jobs.process.web.sdk_api import _hashed
+
+    runtime, app = make_app(tmp_path, signing_key=SIGNING_KEY)
+    client = app.test_client()
+    body = json.dumps(_register_body([])).encode()
+    auth = {"Authorization": f"Bearer {_hashed(SIGNING_KEY)}", "Content-Type": "application/json"}
+    forged = client.post("/fn/register", data=body, headers={
+        **auth, "X-Inngest-Signature": sign(body, "signkey-test-" + "cd" * 32, int(time.time()))})
+    assert forged.status_code == 401
+    assert forged.get_json()["field"] == "X-Inngest-Signature"
+    assert "does not match" in forged.get_json()["error"]
+    signed = client.post("/fn/register", data=body, headers={
+        **auth, "X-Inngest-Signature": sign(body, SIGNING_KEY, int(time.time()))})
+    assert signed.status_code == 200, signed.get_json()
+    wrong_bearer = client.post("/fn/register", data=body, headers={
+        **auth, "Authorization": "Bearer signkey-test-" + "00" * 32})
+    assert wrong_bearer.status_code == 401 and "does not match" in wrong_bearer.get_json()["error"]
+
+
+def test_register_is_refused_in_production_without_a_signing_key(tmp_path):
+    _, prod = make_app(tmp_path, env="production", allow_unsafe=True)
+    refused = prod.test_client().post("/fn/register", json=_register_body([]))
+    assert refused.status_code == 401
+    assert "TENGO_SIGNING_KEY is not set" in refused.get_json()["error"]
+
+
+def test_production_with_sdk_urls_and_no_signing_key_refuses_to_start():
+    settings = Settings.from_env({"TENGO_ENV": "production",
+                                  "TENGO_SDK_URLS": "http://app:3000/api/inngest"})
+    assert any("TENGO_SIGNING_KEY is not set (TENGO_SDK_URLS" in p
+               for p in settings.production_problems("web"))
+    keyed = Settings.from_env({"TENGO_ENV": "production", "TENGO_SIGNING_KEY": SIGNING_KEY,
+                               "TENGO_SDK_URLS": "http://app:3000/api/inngest"})
+    assert not any("TENGO_SIGNING_KEY" in p for p in keyed.production_problems("web"))
+
+
+class _StubApp(http.server.BaseHTTPRequestHandler):
+    """Answers each POST as the test's ``behaviour`` says (a stand-in SDK app)."""
+
+    behaviour: dict = {}
+
+    def do_POST(self):  # noqa: N802 - the http.server interface
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        b = self.behaviour
+        time.sleep(b.get("sleep", 0))
+        body = b.get("body", b'"done"')
+        self.send_response(b.get("status", 200))
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        if b.get("signature"):
+            self.send_header("X-Inngest-Signature", b["signature"](body))
+        self.end_headers()
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # the caller timed out
+            self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def stub_app():
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _StubApp)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/api/inngest?fnId=f&stepId=step", _StubApp.behaviour
+    server.shutdown()
+    server.server_close()
+    _StubApp.behaviour.clear()
+
+
+def test_http_driver_checks_answer_signatures_and_names_timeouts_and_size_limits(stub_app):
+    url, behaviour = stub_app
+    driver = HttpDriver(signing_key=SIGNING_KEY, production=True, timeout_s=0.5,
+                        max_response_bytes=1024)
+    now_ms = lambda: int(time.time() * 1000)  # noqa: E731
+    behaviour["signature"] = lambda body: f"t={now_ms()}&s=" + sign(body, SIGNING_KEY, now_ms()).split("s=")[1]
+    assert driver.call(url, {"event": {}}).body == "done"
+
+    behaviour["signature"] = lambda body: sign(body, "signkey-prod-" + "cd" * 32, now_ms() // 1000)
+    with pytest.raises(SdkFunctionError, match="bad signature: X-Inngest-Signature does not match"):
+        driver.call(url, {"event": {}})
+    del behaviour["signature"]
+    with pytest.raises(SdkFunctionError, match="no X-Inngest-Signature"):
+        driver.call(url, {"event": {}})
+    # development: an unsigned answer (an SDK in dev mode) is accepted, a forged one is not
+    dev_driver = HttpDriver(signing_key=SIGNING_KEY, timeout_s=0.5, max_response_bytes=1024)
+    assert dev_driver.call(url, {"event": {}}).body == "done"
+    behaviour["signature"] = lambda body: sign(body, "signkey-prod-" + "cd" * 32, now_ms() // 1000)
+    with pytest.raises(SdkFunctionError, match="bad signature"):
+        dev_driver.call(url, {"event": {}})
+    del behaviour["signature"]
+
+    behaviour["body"] = b'"' + b"x" * 2000 + b'"'
+    with pytest.raises(SdkFunctionError, match="more than 1024 bytes \\(the response size limit\\)"):
+        dev_driver.call(url, {"event": {}})
+    behaviour["body"], behaviour["sleep"] = b'"late"', 1.5
+    with pytest.raises(SdkFunctionError, match="did not answer within 0.5 s \\(the request timeout\\)"):
+        dev_driver.call(url, {"event": {}})
+
+    with pytest.raises(SdkFunctionError, match="TENGO_SIGNING_KEY is not set"):
+        HttpDriver(production=True).call(url, {"event": {}})
+    closed = f"http://127.0.0.1:{free_port()}/api/inngest"
+    with pytest.raises(SdkUnreachableError, match="could not be reached"):
+        dev_driver.call(closed, {"event": {}})

@@ -19,9 +19,23 @@ disable_immediate_execution, use_api, stack: {stack, current}}, version: 1}`` wh
   with backoff (:class:`Errored`), as for a Python function.
 
 The loop continues until the SDK answers 200 or a suspension is reached. Each step's row
-is committed before the next call (the next step starts in the SDK). Requests carry
-``X-Inngest-Signature`` (``t=<unix seconds>&s=<HMAC-SHA256 of body+t>``, keyed with the
-signing key without its ``signkey-<env>-`` prefix) when ``TENGO_SIGNING_KEY`` is set.
+is committed before the next call (the next step starts in the SDK).
+
+Signatures (the SDK's ``signDataWithKey`` and ``RequestSignature``, inngest 3.32.7): with
+``TENGO_SIGNING_KEY`` set, each request carries ``X-Inngest-Signature: t=<unix seconds>&s=<hex
+HMAC-SHA256(key, body + t)>``, ``key`` being the signing key without its ``signkey-<env>-``
+prefix (its hex text, not decoded). The SDK verifies the HMAC of its *canonicalized* parsed
+body (RFC 8785), so the body we send is RFC 8785 JSON and we sign exactly those bytes. The
+SDK signs its answers the same way over the body it sends, with ``t`` in milliseconds; an
+answer's signature is checked when present and required in production (``TENGO_ENV=production``,
+where the SDK runs in cloud mode and signs); in development an unsigned answer is accepted,
+as Inngest's dev server does (an SDK in dev mode signs nothing). A signature older than five
+minutes is refused, as the SDK refuses ours.
+
+An app that cannot be reached at all (connection refused or reset, no such host) is retried
+with backoff *without* spending the function's retries, for up to
+:data:`UNREACHABLE_GRACE_MS` per process and app; past that, it counts as an error of the
+function. A timeout or an oversized answer counts at once (the app may have run the step).
 """
 
 from __future__ import annotations
@@ -29,13 +43,19 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import hmac
+import http.client
 import json
 import logging
+import re
+import socket
+import threading
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
 from typing import TYPE_CHECKING, Any, Callable
+
+import rfc8785
 
 from ...core import ops
 from ...core.retry import retry_delay_ms
@@ -55,8 +75,14 @@ DEFAULT_MAX_RESPONSE_BYTES = 4 * 1024 * 1024
 MAX_CALLS_PER_EXECUTION = 1_000
 DEFAULT_WAIT_TIMEOUT = "365d"
 SDK_HEADERS = {"Content-Type": "application/json", "User-Agent": "tengo-jobs",
-               "X-Inngest-Framework": "tengo-jobs", "X-Inngest-Server-Kind": "dev",
-               "X-Inngest-Req-Version": "1"}
+               "X-Inngest-Framework": "tengo-jobs", "X-Inngest-Req-Version": "1"}
+SIGNATURE_HEADER = "X-Inngest-Signature"
+# A signature older than this is refused (the SDK's own limit for ours).
+SIGNATURE_MAX_AGE_MS = 5 * 60_000
+# How long an unreachable app is retried without spending its functions' retries.
+UNREACHABLE_GRACE_MS = 10 * 60_000
+UNREACHABLE_BACKOFF_MAX_MS = 15_000
+_KEY_PREFIX = re.compile(r"signkey-\w+-")
 
 
 class SdkFunctionError(Exception):
@@ -75,11 +101,49 @@ class SdkUnreachableError(SdkFunctionError):
     retried with backoff without spending the function's retries (see :class:`HttpDriver`)."""
 
 
+class SignatureError(Exception):
+    """An ``X-Inngest-Signature`` is missing, malformed, expired or does not match."""
+
+
+def _mac(body: bytes, signing_key: str, timestamp: str) -> str:
+    """The SDK's ``signDataWithKey``: HMAC-SHA256 keyed with the signing key's text minus
+    its first ``signkey-<env>-``, over the body then the timestamp, in hex."""
+    key = _KEY_PREFIX.sub("", signing_key, count=1)
+    return hmac.new(key.encode(), body + timestamp.encode(), hashlib.sha256).hexdigest()
+
+
 def sign(body: bytes, signing_key: str, now_s: int) -> str:
-    """Inngest's request signature: ``t=<ts>&s=<hex HMAC-SHA256 of body + ts>``."""
-    key = signing_key.split("-", 2)[2] if signing_key.startswith("signkey-") else signing_key
-    mac = hmac.new(key.encode(), body + str(now_s).encode(), hashlib.sha256).hexdigest()
-    return f"t={now_s}&s={mac}"
+    """Inngest's request signature: ``t=<unix seconds>&s=<hex HMAC-SHA256 of body + t>``."""
+    return f"t={now_s}&s={_mac(body, signing_key, str(now_s))}"
+
+
+def verify_signature(header: str | None, body: bytes, signing_key: str, *, now_ms: int,
+                     max_age_ms: int = SIGNATURE_MAX_AGE_MS) -> None:
+    """Check ``header`` (``t=<ts>&s=<hex>``) over ``body``: :class:`SignatureError` saying
+    what is wrong. ``t`` is in seconds (requests) or milliseconds (the SDK's answers)."""
+    if not header:
+        raise SignatureError(f"no {SIGNATURE_HEADER} header")
+    fields = dict(urllib.parse.parse_qsl(header))
+    timestamp, given = fields.get("t", ""), fields.get("s", "")
+    if not timestamp.isdigit() or not given:
+        raise SignatureError(f"malformed {SIGNATURE_HEADER} header (expected t=<time>&s=<hmac>)")
+    ts_ms = int(timestamp) if len(timestamp) > 11 else int(timestamp) * 1000
+    if now_ms - ts_ms > max_age_ms:
+        raise SignatureError(f"{SIGNATURE_HEADER} has expired (signed {(now_ms - ts_ms) // 1000} s "
+                             f"ago; the limit is {max_age_ms // 1000} s)")
+    if not hmac.compare_digest(_mac(body, signing_key, timestamp), given.lower()):
+        raise SignatureError(f"{SIGNATURE_HEADER} does not match the body (not signed with "
+                             "this signing key)")
+
+
+def canonical_json(payload: Any) -> bytes:
+    """RFC 8785 JSON (what the SDK re-serializes before checking our signature); plain
+    sorted JSON for what RFC 8785 cannot express (integers beyond 2**53)."""
+    try:
+        return rfc8785.dumps(payload)
+    except (rfc8785.CanonicalizationError, TypeError, ValueError):
+        return json.dumps(payload, sort_keys=True, separators=(",", ":"),
+                          ensure_ascii=False).encode()
 
 
 @dataclasses.dataclass
@@ -100,6 +164,16 @@ def _error_of(value: Any) -> dict:
     return {"name": "Error", "message": str(value)[:1000]}
 
 
+def _origin(url: str) -> str:
+    """``scheme://host:port/path`` of ``url``: how errors and logs name an app (no query,
+    no credentials)."""
+    parts = urllib.parse.urlsplit(url)
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return urllib.parse.urlunsplit((parts.scheme, host, parts.path, "", ""))
+
+
 def _step_url(url: str, step_id: str) -> str:
     parts = urllib.parse.urlsplit(url)
     query = [(k, v) for k, v in urllib.parse.parse_qsl(parts.query) if k != "stepId"]
@@ -112,36 +186,91 @@ class HttpDriver(Driver):
 
     def __init__(self, *, signing_key: str | None = None, timeout_s: float = DEFAULT_TIMEOUT_S,
                  max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
-                 find_function: Callable[[str], Any] | None = None):
+                 find_function: Callable[[str], Any] | None = None,
+                 production: bool = False, wall_clock_ms: Callable[[], int] | None = None):
         self.signing_key = signing_key
         self.timeout_s = timeout_s
         self.max_response_bytes = max_response_bytes
         # Looks up an invoked function by id (refreshing synced apps on a miss).
         self.find_function = find_function
+        # Production: signatures required both ways (the SDK runs in cloud mode).
+        self.production = production
+        self.wall_clock_ms = wall_clock_ms or (lambda: int(time.time() * 1000))
+        self._unreachable_since: dict[str, int] = {}
+        self._lock = threading.Lock()
 
     # -- the wire --------------------------------------------------------------------------
     def call(self, url: str, payload: dict) -> Answer:
-        body = json.dumps(payload, separators=(",", ":")).encode()
-        headers = dict(SDK_HEADERS)
+        if self.production and not self.signing_key:
+            raise SdkFunctionError("refused to call the SDK app: TENGO_SIGNING_KEY is not set "
+                                   "(signatures are required in production)")
+        body = canonical_json(payload)
+        headers = dict(SDK_HEADERS, **{"X-Inngest-Server-Kind": "cloud" if self.production
+                                       else "dev"})
         if self.signing_key:
-            headers["X-Inngest-Signature"] = sign(body, self.signing_key, int(time.time()))
+            headers[SIGNATURE_HEADER] = sign(body, self.signing_key, self.wall_clock_ms() // 1000)
         request = urllib.request.Request(url, data=body, headers=headers, method="POST")
+        where = _origin(url)
         try:
             with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
                 status, raw, got = response.status, response.read(self.max_response_bytes + 1), response.headers
         except urllib.error.HTTPError as exc:
-            status, raw, got = exc.code, exc.read(self.max_response_bytes + 1), exc.headers
-        except (urllib.error.URLError, OSError) as exc:  # refused, reset, timed out
-            raise SdkFunctionError(f"the SDK app at {url} could not be reached within "
-                                   f"{self.timeout_s:g} s: {getattr(exc, 'reason', exc)}") from None
+            try:
+                status, raw, got = exc.code, exc.read(self.max_response_bytes + 1), exc.headers
+            except (OSError, http.client.HTTPException) as read_exc:
+                raise self._transport_error(where, read_exc) from None
+        except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
+            raise self._transport_error(where, exc) from None
         if len(raw) > self.max_response_bytes:
-            raise SdkFunctionError(f"the SDK app at {url} answered more than "
+            raise SdkFunctionError(f"the SDK app at {where} answered more than "
                                    f"{self.max_response_bytes} bytes (the response size limit)")
+        lowered = {k.lower(): v for k, v in got.items()}
+        self._check_answer_signature(where, lowered.get(SIGNATURE_HEADER.lower()), raw)
         try:
             decoded = json.loads(raw) if raw else None
         except ValueError:
             decoded = raw.decode(errors="replace")[:500]
-        return Answer(status, {k.lower(): v for k, v in got.items()}, decoded)
+        return Answer(status, lowered, decoded)
+
+    def _transport_error(self, where: str, exc: BaseException) -> SdkFunctionError:
+        reason = getattr(exc, "reason", exc)
+        if isinstance(reason, (socket.timeout, TimeoutError)):
+            return SdkFunctionError(f"the SDK app at {where} did not answer within "
+                                    f"{self.timeout_s:g} s (the request timeout)")
+        if isinstance(reason, (ConnectionError, socket.gaierror, http.client.RemoteDisconnected,
+                               http.client.BadStatusLine)) or isinstance(exc, urllib.error.URLError):
+            return SdkUnreachableError(f"the SDK app at {where} could not be reached: {reason}")
+        return SdkFunctionError(f"the SDK app at {where} broke off its answer: {reason}")
+
+    def _check_answer_signature(self, where: str, header: str | None, raw: bytes) -> None:
+        """The answer's ``X-Inngest-Signature``: checked when given (with a key), required
+        in production."""
+        if not self.signing_key or (not header and not self.production):
+            return
+        try:
+            verify_signature(header, raw, self.signing_key, now_ms=self.wall_clock_ms())
+        except SignatureError as exc:
+            raise SdkFunctionError(f"the SDK app at {where} answered with a bad signature: "
+                                   f"{exc}; the answer was not used") from None
+
+    def _unreachable(self, inv: "Invocation", url: str, exc: SdkFunctionError) -> Outcome:
+        """The app cannot be reached: retry the function later without spending a retry,
+        backing off, until it has been unreachable for :data:`UNREACHABLE_GRACE_MS`."""
+        origin, now = _origin(url), inv.now()
+        with self._lock:
+            since = self._unreachable_since.setdefault(origin, now)
+        down_ms = now - since
+        if down_ms >= UNREACHABLE_GRACE_MS:
+            return Errored(exc)
+        delay = min(UNREACHABLE_BACKOFF_MAX_MS, max(inv.settings.retry_base_ms, down_ms // 2))
+        log.warning("run %s: %s; trying again in %d ms (not counted as a retry: unreachable "
+                    "for %d s so far)", inv.run_id, exc, delay, down_ms // 1000)
+        return Suspended([ops.FunctionRetry(wake_at=now + delay, attempt=inv.run.attempt)])
+
+    def _reached(self, url: str) -> None:
+        if self._unreachable_since:
+            with self._lock:
+                self._unreachable_since.pop(_origin(url), None)
 
     # -- the memo --------------------------------------------------------------------------
     def _memo(self, inv: "Invocation") -> tuple[dict, list[str], dict]:
@@ -207,8 +336,11 @@ class HttpDriver(Driver):
             inv.flush()  # the previous step's row is committed before the next step starts
             try:
                 answer = self.call(_step_url(url, step_id), self._payload(inv, steps, stack, attempt))
+            except SdkUnreachableError as exc:
+                return self._unreachable(inv, url, exc)
             except SdkFunctionError as exc:
                 return Errored(exc)
+            self._reached(url)
             no_retry = answer.headers.get("x-inngest-no-retry") == "true"
             if answer.status == 200:
                 return Completed(answer.body)
@@ -350,4 +482,5 @@ class HttpDriver(Driver):
         return False
 
 
-__all__ = ["HttpDriver", "SdkFunctionError", "sign"]
+__all__ = ["HttpDriver", "SdkFunctionError", "SdkUnreachableError", "SignatureError",
+           "canonical_json", "sign", "verify_signature"]

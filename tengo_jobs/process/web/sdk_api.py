@@ -4,10 +4,14 @@
 gets a ``PUT`` (``INNGEST_DEV`` / ``INNGEST_BASE_URL`` pointing at this server): the app
 and its functions (:mod:`tengo_jobs.engine.sdk_sync`). It answers in the shape the SDK
 parses (``{status, modified, error}``: ``error`` is the message the SDK relays to whoever
-sent the ``PUT``), plus what was registered and what was refused, per function. With
-``TENGO_SIGNING_KEY`` set, the SDK's ``Authorization: Bearer <hashed signing key>`` is
-required (401 otherwise); without one (development) the sync is open, as Inngest's dev
-server is.
+sent the ``PUT``), plus what was registered and what was refused, per function.
+
+Authentication is the SDK's own: its sync carries ``Authorization: Bearer <hashed signing
+key>`` (SHA-256 of the key's hex body, prefix kept; inngest 3.32.7 signs no body here). With
+``TENGO_SIGNING_KEY`` set it is required, and an ``X-Inngest-Signature`` the call carries is
+verified too (HMAC of the raw body, at most five minutes old); a wrong one is a 401 naming
+what is wrong. Without a key the sync is open in development, as Inngest's dev server is,
+and refused in production (``TENGO_ENV=production``).
 """
 
 from __future__ import annotations
@@ -16,8 +20,9 @@ import hashlib
 import hmac
 import re
 
-from flask import Blueprint, current_app, jsonify
+from flask import Blueprint, current_app, jsonify, request
 
+from ...engine.drivers.http import SIGNATURE_HEADER, SignatureError, verify_signature
 from .auth import bearer_token, require_api
 from .errors import error_response
 from .params import json_object_body
@@ -42,19 +47,34 @@ def _hashed(signing_key: str) -> str:
     return (prefix.group(0) if prefix else "") + digest
 
 
-def _sync_allowed() -> bool:
-    key = _runtime().settings.signing_key
+def _sync_refusal() -> tuple[str, str] | None:
+    """``(why, header)`` when this sync call is not authenticated, else ``None``."""
+    settings = _runtime().settings
+    key = settings.signing_key
     if not key:
-        return True
+        if settings.is_production:
+            return ("SDK sync is refused: TENGO_SIGNING_KEY is not set (required in "
+                    "production)", "Authorization")
+        return None
     given = bearer_token() or ""
-    return hmac.compare_digest(given.encode(), _hashed(key).encode())
+    if not hmac.compare_digest(given.encode(), _hashed(key).encode()):
+        return ("the sync must carry Authorization: Bearer <the hashed signing key> "
+                "(TENGO_SIGNING_KEY is set); the one given does not match", "Authorization")
+    signature = request.headers.get(SIGNATURE_HEADER)
+    if signature is not None:
+        try:
+            verify_signature(signature, request.get_data(cache=True), key,
+                             now_ms=_runtime().clock.now())
+        except SignatureError as exc:
+            return f"the sync's {exc}", SIGNATURE_HEADER
+    return None
 
 
 @bp.post("/fn/register")
 def register():
-    if not _sync_allowed():
-        return error_response(401, "the sync must carry Authorization: Bearer <the hashed "
-                                   "signing key> (TENGO_SIGNING_KEY is set)", field="Authorization")
+    refusal = _sync_refusal()
+    if refusal is not None:
+        return error_response(401, refusal[0], field=refusal[1])
     body = json_object_body('{"appName": "my-app", "url": "http://...", "functions": []}')
     return jsonify(_runtime().sdk_apps.sync(body))
 
