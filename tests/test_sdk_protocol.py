@@ -432,3 +432,15 @@ def test_http_driver_checks_answer_signatures_and_names_timeouts_and_size_limits
     closed = f"http://127.0.0.1:{free_port()}/api/inngest"
     with pytest.raises(SdkUnreachableError, match="could not be reached"):
         dev_driver.call(closed, {"event": {}})
+
+
+def test_sync_refuses_a_step_url_on_another_host_than_the_app(tmp_path):
+    runtime, app = make_app(tmp_path)
+    elsewhere = _fn("elsewhere")
+    elsewhere["steps"]["step"]["runtime"]["url"] = "http://169.254.169.254/latest?fnId=x&stepId=step"
+    got = app.test_client().post("/fn/register",
+                                 json=_register_body([_fn("here"), elsewhere])).get_json()
+    assert got["functions"] == ["py-sync-app-here"]
+    [why] = got["unsupported"]
+    assert "'py-sync-app-elsewhere'" in why and "http://169.254.169.254:" in why
+    runtime.registry.remove("py-sync-app-here")

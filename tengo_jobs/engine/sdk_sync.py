@@ -144,6 +144,11 @@ def function_from_config(app_id: str, config: dict) -> FunctionDef:
     return fn
 
 
+def _host(url: str) -> str:
+    parts = urllib.parse.urlsplit(url)
+    return f"{parts.scheme}://{(parts.hostname or '').lower()}:{parts.port or ''}"
+
+
 def _failure_target(config: dict) -> str | None:
     """The id of the function whose ``onFailure`` handler ``config`` is (the SDK registers
     it as ``<fn id>-failure``, triggered by ``inngest/function.failed`` if
@@ -219,7 +224,7 @@ class SdkApps:
         configs = body.get("functions")
         if not isinstance(configs, list):
             raise ValidationError("'functions' must be a list", field="functions")
-        built, refused = self._build(app_id, configs)
+        built, refused = self._build(app_id, configs, url)
         app = SdkApp(app_id=app_id, url=url, sdk=str(body.get("sdk") or "unknown")[:64],
                      framework=str(body.get("framework") or "unknown")[:64],
                      functions=configs, unsupported=refused, synced_at=self.clock.now())
@@ -232,11 +237,17 @@ class SdkApps:
         return {"ok": True, "status": 200, "modified": True, "error": message,
                 "app_id": app_id, "functions": registered, "unsupported": refused}
 
-    def _build(self, app_id: str, configs: list) -> tuple[list[FunctionDef], list[str]]:
+    def _build(self, app_id: str, configs: list, app_url: str
+               ) -> tuple[list[FunctionDef], list[str]]:
         built, refused = [], []
         for config in configs:
             try:
                 fn = function_from_config(app_id, config)
+                if _host(fn.handler.url) != _host(app_url):
+                    # the worker calls only the app that synced (its serve URL's host)
+                    raise ConfigurationError(f"function {fn.id!r}: its step URL is on "
+                                             f"{_host(fn.handler.url)}, not on the app's "
+                                             f"host {_host(app_url)}")
                 existing = self.registry.find(fn.id)
                 if existing is not None and existing.runtime != HTTP_RUNTIME:
                     raise ConfigurationError(f"function {fn.id!r} is already a Python function "
@@ -263,7 +274,7 @@ class SdkApps:
         count = 0
         self._version = self.store.apps.version()
         for app in self.store.apps.all():
-            built, _ = self._build(app.app_id, app.functions)
+            built, _ = self._build(app.app_id, app.functions, app.url)
             self._install(app.app_id, built)
             count += len(built)
         self._refreshed_at = self.clock.now()
