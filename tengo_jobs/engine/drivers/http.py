@@ -262,7 +262,8 @@ class HttpDriver(Driver):
         down_ms = now - since
         if down_ms >= UNREACHABLE_GRACE_MS:
             return Errored(exc)
-        delay = min(UNREACHABLE_BACKOFF_MAX_MS, max(inv.settings.retry_base_ms, down_ms // 2))
+        delay = min(UNREACHABLE_BACKOFF_MAX_MS, inv.settings.retry_max_ms,
+                    max(inv.settings.retry_base_ms, down_ms // 2))
         log.warning("run %s: %s; trying again in %d ms (not counted as a retry: unreachable "
                     "for %d s so far)", inv.run_id, exc, delay, down_ms // 1000)
         return Suspended([ops.FunctionRetry(wake_at=now + delay, attempt=inv.run.attempt)])
