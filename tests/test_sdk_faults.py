@@ -6,7 +6,7 @@ and checking our signatures), synced with a ``PUT``.
 - the worker SIGKILLed while the SDK is running a step: a new worker finishes the run; the
   step's side effect happened at least once and at most twice, its result is recorded once;
 - the app down for 30 s: runs back off (without spending their retries) and continue; none
-  fails;
+  fails (the web process syncs that app itself, from ``TENGO_SDK_URLS``);
 - forged credentials refused: a sync with the wrong key or a forged signature, and an app
   holding another signing key.
 
@@ -108,14 +108,19 @@ def test_app_down_for_thirty_seconds_runs_back_off_and_continue_without_spending
     node = require_node_sdk()
     app_port = free_port()
     app_url = f"http://127.0.0.1:{app_port}/api/inngest"
-    with sdk_stack(tmp_path, postgres_url, redis_url, queue_name) as (base, procs):
+    # the web process syncs the app itself (TENGO_SDK_URLS), retrying until it is up
+    with sdk_stack(tmp_path, postgres_url, redis_url, queue_name,
+                   TENGO_SDK_URLS=app_url) as (base, procs):
         def serve(log_name):
             return start_app(node, "core_app.mjs", app_port, tmp_path / log_name, server=base,
                              signing_key=SIGNING_KEY, production=True)
 
         app = serve("app.log")
         try:
-            _sync(app_url, base)
+            wait_until(lambda: api_get(base, "/api/apps")["apps"], timeout=30,
+                       message="the web process to sync the app (TENGO_SDK_URLS)")
+            wait_until(lambda: "synced: HTTP 200" in procs["web"].log(), timeout=30,
+                       message="the sync's log line")
             # two runs get to their sleep before the outage, two are sent during it
             before = send(node, base, EVENT_KEY,
                           *[{"name": "core/steady", "data": {"id": i}} for i in (1, 2)])
