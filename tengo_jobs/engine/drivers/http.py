@@ -61,7 +61,7 @@ from ...core import ops
 from ...core.retry import retry_delay_ms
 from ...durations import to_ms
 from ...errors import StepError
-from ...serde import MAX_STACK_CHARS, encode_output
+from ...serde import encode_output
 from ...store import StepKind, StepStatus
 from .base import Completed, Driver, Errored, Failed, Outcome, Suspended
 
@@ -82,6 +82,7 @@ SIGNATURE_MAX_AGE_MS = 5 * 60_000
 # How long an unreachable app is retried without spending its functions' retries.
 UNREACHABLE_GRACE_MS = 10 * 60_000
 UNREACHABLE_BACKOFF_MAX_MS = 15_000
+MAX_SDK_STACK_CHARS = 8 * 1024  # an SDK error's stack keeps its last characters
 _KEY_PREFIX = re.compile(r"signkey-\w+-")
 
 
@@ -159,7 +160,7 @@ def _error_of(value: Any) -> dict:
         out = {"name": str(value.get("name") or "Error"),
                "message": str(value.get("message") or value.get("error") or "")}
         if isinstance(value.get("stack"), str):
-            out["stack"] = value["stack"][-MAX_STACK_CHARS:]
+            out["stack"] = value["stack"][-MAX_SDK_STACK_CHARS:]
         return out
     return {"name": "Error", "message": str(value)[:1000]}
 
