@@ -444,3 +444,44 @@ def test_sync_refuses_a_step_url_on_another_host_than_the_app(tmp_path):
     [why] = got["unsupported"]
     assert "'py-sync-app-elsewhere'" in why and "http://169.254.169.254:" in why
     runtime.registry.remove("py-sync-app-here")
+
+
+def test_an_unreachable_app_backs_off_without_spending_retries_until_the_grace_ends(tmp_path):
+    from tengo_jobs.clock import FakeClock
+    from tengo_jobs.engine.drivers.http import UNREACHABLE_GRACE_MS
+    from tengo_jobs.testing import make_test_runtime
+
+    clock = FakeClock(NOW_MS)
+    runtime = make_test_runtime(f"sqlite:///{tmp_path / 'u.db'}", clock=clock,
+                                retry_base_ms=1_000, retry_max_ms=8_000)
+    try:
+        port = free_port()  # nothing listens there
+        url = f"http://127.0.0.1:{port}/api/inngest"
+        fn = _fn("down")
+        fn["steps"]["step"]["runtime"]["url"] = f"{url}?fnId=py-sync-app-down&stepId=step"
+        runtime.sdk_apps.sync(_register_body([fn], url=url))
+        runtime.send({"name": "down.go", "data": {}})
+        [run] = runtime.store.queries.list_runs(function_id="py-sync-app-down")["data"]
+        delays = []
+        for _ in range(4):
+            runtime.executor.execute(run["id"])
+            row = runtime.store.queries.run(run["id"])
+            assert row.attempt == 0 and row.status.value == "sleeping", row.status
+            delays.append(row.wake_at - clock.now())
+            clock.set(row.wake_at)
+            runtime.timekeeper.fire_timers(now=clock.now())
+        # max(TENGO_RETRY_BASE, half the time down), capped by TENGO_RETRY_MAX
+        assert delays == [1_000, 1_000, 1_000, 1_500], delays
+        clock.advance(UNREACHABLE_GRACE_MS)
+        runtime.timekeeper.fire_timers(now=clock.now())
+        runtime.executor.execute(run["id"])
+        row = runtime.store.queries.run(run["id"])
+        assert row.attempt == 1  # past the grace, an unreachable app spends a retry
+        clock.set(row.wake_at)
+        runtime.timekeeper.fire_timers(now=clock.now())
+        runtime.executor.execute(run["id"])  # its only retry spent: the run fails
+        detail = runtime.store.queries.get_run(run["id"])
+        assert detail["status"] == "failed" and "could not be reached" in detail["error"]["message"]
+    finally:
+        runtime.registry.remove("py-sync-app-down")
+        runtime.close()
