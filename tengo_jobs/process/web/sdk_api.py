@@ -56,10 +56,12 @@ def _sync_refusal() -> tuple[str, str] | None:
             return ("SDK sync is refused: TENGO_SIGNING_KEY is not set (required in "
                     "production)", "Authorization")
         return None
-    given = bearer_token() or ""
-    if not hmac.compare_digest(given.encode(), _hashed(key).encode()):
+    given = bearer_token()
+    if given is None or not hmac.compare_digest(given.encode(), _hashed(key).encode()):
         return ("the sync must carry Authorization: Bearer <the hashed signing key> "
-                "(TENGO_SIGNING_KEY is set); the one given does not match", "Authorization")
+                "(TENGO_SIGNING_KEY is set); "
+                + ("none was given" if given is None else "the one given does not match"),
+                "Authorization")
     signature = request.headers.get(SIGNATURE_HEADER)
     if signature is not None:
         try:
