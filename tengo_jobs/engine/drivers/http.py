@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from ...core import ops
 from ...core.retry import retry_delay_ms
-from ...durations import to_ms
+from ...durations import to_epoch_ms, to_ms
 from ...errors import StepError
 from ...serde import encode_output
 from ...store import StepKind, StepStatus
@@ -84,6 +84,17 @@ def _error_of(value: Any) -> dict:
         return {"name": str(value.get("name") or "Error"),
                 "message": str(value.get("message") or value.get("error") or "")}
     return {"name": "Error", "message": str(value)}
+
+
+def _sleep_wake_at(op: dict, opts: dict, now: int) -> int:
+    """When a ``Sleep`` operation wakes. inngest's SDKs put the sleep in the op's ``name``:
+    a duration (``"45s"``, ``"1h30m"``; JS ``step.sleep``) or an ISO 8601 time (JS
+    ``step.sleepUntil``, and every inngest-py sleep); an empty one (JS durations under a
+    second) is no sleep. ``opts.duration`` is honoured too."""
+    spec = opts.get("duration") or op.get("name") or "0s"
+    if isinstance(spec, str) and len(spec) > 10 and spec[:4].isdigit() and "T" in spec:
+        return to_epoch_ms(spec)
+    return now + to_ms(spec)
 
 
 def _step_url(url: str, step_id: str) -> str:
@@ -267,7 +278,7 @@ class HttpDriver(Driver):
                 wake_at = row.wake_at
             else:
                 try:
-                    wake_at = now + to_ms(opts.get("duration") or "0s")
+                    wake_at = _sleep_wake_at(op, opts, now)
                 except ValueError as exc:
                     return Failed(StepError(name, f"sleep duration: {exc}"))
                 inv.executing_new_step()
