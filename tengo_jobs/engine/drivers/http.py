@@ -97,6 +97,12 @@ def _sleep_wake_at(op: dict, opts: dict, now: int) -> int:
     return now + to_ms(spec)
 
 
+def _resolved(row: Any, **changes: Any) -> Any:
+    """A copy of a stored step row (a peewee model, not a dataclass) with ``changes``: the
+    memo's view of a sleep or wait whose time came, the stored row left as it is."""
+    return type(row)(**{**row.__data__, **changes})
+
+
 def _step_url(url: str, step_id: str) -> str:
     parts = urllib.parse.urlsplit(url)
     query = [(k, v) for k, v in urllib.parse.parse_qsl(parts.query) if k != "stepId"]
@@ -152,14 +158,14 @@ class HttpDriver(Driver):
             if row.status == StepStatus.SLEEPING and row.wake_at is not None and row.wake_at <= now:
                 inv.checkpoint(ops.SleepDone(key=row.key, name=row.name, started_at=row.started_at,
                                              wake_at=row.wake_at), defer=True)
-                row = dataclasses.replace(row, status=StepStatus.COMPLETED, output=None, ended_at=now)
+                row = _resolved(row, status=StepStatus.COMPLETED, output=None, ended_at=now)
             elif (row.status == StepStatus.WAITING and row.kind == StepKind.WAIT
                   and row.wake_at is not None and row.wake_at <= now):
                 inv.clear_wait(row.key)
                 inv.checkpoint(ops.WaitTimedOut(key=row.key, name=row.name,
                                                 started_at=row.started_at, wake_at=row.wake_at),
                                defer=True)
-                row = dataclasses.replace(row, status=StepStatus.COMPLETED, output="null", ended_at=now)
+                row = _resolved(row, status=StepStatus.COMPLETED, output="null", ended_at=now)
             elif (row.status == StepStatus.WAITING and row.kind == StepKind.INVOKE
                   and row.wake_at is not None and row.wake_at <= now):
                 error = {"name": "TimeoutError",
@@ -167,7 +173,7 @@ class HttpDriver(Driver):
                 inv.checkpoint(ops.StepFailed(key=row.key, name=row.name, error=error,
                                               started_at=row.started_at, kind=StepKind.INVOKE),
                                defer=True)
-                row = dataclasses.replace(row, status=StepStatus.FAILED, error=json.dumps(error),
+                row = _resolved(row, status=StepStatus.FAILED, error=json.dumps(error),
                                           ended_at=now)
             if row.status == StepStatus.COMPLETED:
                 steps[row.key] = {"type": "data",
@@ -290,7 +296,8 @@ class HttpDriver(Driver):
                 return True
             pending[key] = ops.Sleep(key=key, name=name, wake_at=wake_at, started_at=started_at)
             return False
-        if kind == "WaitForEvent":
+        if kind == "WaitForEvent":  # the SDKs put the awaited event's name in the op's name
+            opts = {**opts, "event": opts.get("event") or op.get("name")}
             return self._wait(inv, key, name, opts, row, steps, stack, pending)
         if kind == "InvokeFunction":
             return self._invoke(inv, key, name, opts, row, pending)
