@@ -188,7 +188,7 @@ def test_unstable_operation_on_failure_logs_the_error_and_notifies_the_admin(see
     [fails] = send(node, server.base, {"name": "unstable.operation",
                                        "data": {"shouldFail": True, "tag": "on-failure"}})
     wait_run(server, fails, function_id=fn("unstable-operation"), status="failed")
-    handled = wait_until(lambda: [r for r in server.get("/api/runs", function_id=fn(
+    handled = wait_until(lambda: [r for r in server.get("/api/runs", function=fn(
         "unstable-operation-failure"))["data"] if r["status"] == "completed"],
         timeout=15, message="the onFailure run")
     assert handled
