@@ -5,7 +5,8 @@ Inngest's SDK execution protocol (read from inngest 3.32.7's ``InngestCommHandle
 ``fnId`` and ``stepId``) a body ``{event, events, steps, ctx: {run_id, attempt,
 disable_immediate_execution, use_api, stack: {stack, current}}, version: 1}`` where
 ``steps`` is the memo — our stored steps, keyed by the SDK's hashed step ids, each
-``{"type": "data", "data": ...}`` or ``{"type": "error", "error": {...}}``. The SDK answers:
+``{"data": ...}`` or ``{"error": {...}}`` as Inngest's server sends it (inngest-py refuses
+any other key; the JS SDK also reads a ``type``). The SDK answers:
 
 - **200**: the function returned (the body is its result) → :class:`Completed`;
 - **206**: a list of step operations. ``StepRun`` (a step ran, with its ``data``) →
@@ -174,12 +175,11 @@ class HttpDriver(Driver):
                                               started_at=row.started_at, kind=StepKind.INVOKE),
                                defer=True)
                 row = _resolved(row, status=StepStatus.FAILED, error=json.dumps(error),
-                                          ended_at=now)
+                                ended_at=now)
             if row.status == StepStatus.COMPLETED:
-                steps[row.key] = {"type": "data",
-                                  "data": None if row.output is None else json.loads(row.output)}
+                steps[row.key] = {"data": None if row.output is None else json.loads(row.output)}
             elif row.status == StepStatus.FAILED:
-                steps[row.key] = {"type": "error", "error": json.loads(row.error or "{}")}
+                steps[row.key] = {"error": json.loads(row.error or "{}")}
             else:
                 pending[row.key] = row
                 continue
@@ -188,7 +188,7 @@ class HttpDriver(Driver):
 
     def _payload(self, inv: "Invocation", steps: dict, stack: list[str], attempt: int) -> dict:
         return {"event": inv.event.to_dict(), "events": [e.to_dict() for e in inv.context.events],
-                "steps": steps, "version": 1,
+                "steps": steps, "version": 1, "use_api": False,  # inngest-py requires it here
                 "ctx": {"run_id": inv.run_id, "attempt": attempt,
                         "disable_immediate_execution": False, "use_api": False,
                         "stack": {"stack": stack, "current": len(stack)}}}
@@ -257,7 +257,7 @@ class HttpDriver(Driver):
             attempts = (row.attempts if row is not None and row.status == StepStatus.RETRYING else 0) + 1
             inv.checkpoint(ops.StepRun(key=key, name=name, output=output, attempts=attempts,
                                        started_at=started_at), defer=True)
-            steps[key] = {"type": "data", "data": op.get("data")}
+            steps[key] = {"data": op.get("data")}
             stack.append(key)
             return True
         if kind == "StepError":
@@ -266,7 +266,7 @@ class HttpDriver(Driver):
             if no_retry or attempts > inv.function.retries:
                 inv.checkpoint(ops.StepFailed(key=key, name=name, error=error, attempts=attempts,
                                               started_at=started_at), defer=True)
-                steps[key] = {"type": "error", "error": op.get("error") or error}
+                steps[key] = {"error": op.get("error") or error}
                 stack.append(key)
                 return True
             delay = retry_delay_ms(SdkFunctionError(error["message"]), attempts,
@@ -291,7 +291,7 @@ class HttpDriver(Driver):
             if wake_at <= now:
                 inv.checkpoint(ops.SleepDone(key=key, name=name, started_at=started_at,
                                              wake_at=wake_at), defer=True)
-                steps[key] = {"type": "data", "data": None}
+                steps[key] = {"data": None}
                 stack.append(key)
                 return True
             pending[key] = ops.Sleep(key=key, name=name, wake_at=wake_at, started_at=started_at)
@@ -326,7 +326,7 @@ class HttpDriver(Driver):
             inv.account_output(name, found, check=False)
             inv.checkpoint(ops.WaitMatched(key=key, name=name, output=found, started_at=now),
                            defer=True)
-            steps[key] = {"type": "data", "data": json.loads(found)}
+            steps[key] = {"data": json.loads(found)}
             stack.append(key)
             return True
         pending[key] = wait
