@@ -40,15 +40,16 @@ def require_node_sdk(*packages: str) -> str:
 class DevServer:
     """``tengo-jobs dev`` on a SQLite file in ``tmp``."""
 
-    def __init__(self, tmp: Path, **env: str):
+    def __init__(self, tmp: Path, *, signing_key: str | None = SIGNING_KEY, **env: str):
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.database_url = f"sqlite:///{tmp / 'dev.db'}"
         settings = dict(DATABASE_URL=self.database_url, TENGO_FUNCTIONS="web_functions",
                         TENGO_ENV="development", TENGO_DASHBOARD_PASSWORD=PASSWORD,
                         TENGO_RETRY_BASE="100ms", TENGO_RETRY_MAX="200ms",
-                        TENGO_POLL_INTERVAL="100ms", TENGO_SIGNING_KEY=SIGNING_KEY,
-                        PORT=str(self.port))
+                        TENGO_POLL_INTERVAL="100ms", PORT=str(self.port))
+        if signing_key:
+            settings["TENGO_SIGNING_KEY"] = signing_key
         settings.update(env)
         self.proc = Proc([sys.executable, "-m", "tengo_jobs.cli", "dev", "--port", str(self.port)],
                          process_env(**settings), tmp / "dev.log")
