@@ -215,7 +215,8 @@ class SdkApps:
         sync at all."""
         if not isinstance(body, dict):
             raise ValidationError("the sync body must be a JSON object", field="body")
-        app_id, url = body.get("appName"), body.get("url")
+        # inngest-py sends "appname" (Inngest's Go server matches JSON fields case-insensitively)
+        app_id, url = body.get("appName", body.get("appname")), body.get("url")
         if not isinstance(app_id, str) or not app_id.strip() or len(app_id) > 128:
             raise ValidationError("'appName' must be a non-empty string of at most 128 "
                                   "characters", field="appName")

@@ -32,6 +32,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from ..core.cron import CronSpec, parse_cron
+from ..durations import ms_to_iso
 from ..errors import ConfigurationError, TengoJobsError
 from ..runtime import Runtime, boot, refuse_to_start
 from ..store.connection import describe
@@ -40,6 +41,9 @@ if TYPE_CHECKING:
     from ..core.functions import FunctionDef
 
 log = logging.getLogger(__name__)
+
+# How often the scheduler looks for the crons of Inngest SDK apps synced since it started.
+SDK_CRON_CHECK_MS = 5_000
 
 
 def cron_specs(functions: list["FunctionDef"], *, second: str = "0") -> dict[str, CronSpec]:
@@ -81,6 +85,7 @@ class Scheduler:
 
     def __init__(self, runtime: "Runtime", *, cron_second: str = "0"):
         self.runtime = runtime
+        self.cron_second = cron_second
         self.functions = {fn.id: fn for fn in runtime.registry.cron_functions()}
         self.specs = cron_specs(list(self.functions.values()), second=cron_second)
         self._aps: BackgroundScheduler | None = None
@@ -100,6 +105,8 @@ class Scheduler:
                     id="sweeper", name="sweeper")
         aps.add_job(self._prune_job, IntervalTrigger(seconds=settings.prune_interval_ms / 1000),
                     id="prune", name="prune")
+        aps.add_job(self._sdk_cron_job, IntervalTrigger(seconds=SDK_CRON_CHECK_MS / 1000),
+                    id="sdk-crons", name="crons of synced SDK apps")
         heartbeat = self.runtime.make_heartbeat("scheduler")
         heartbeat.beat_now()
         aps.add_job(heartbeat.beat_now,
@@ -121,7 +128,42 @@ class Scheduler:
         now = self.runtime.now()
         return {fn_id: spec.next_fire(now) for fn_id, spec in self.specs.items()}
 
+    def _sdk_cron_job(self) -> None:
+        """Schedule the cron functions of Inngest SDK apps synced while this scheduler runs
+        (an app syncs after its deploy, so the registry read at start-up never has them), and
+        re-time or drop those a re-sync changed or removed."""
+        try:
+            self.runtime.sdk_apps.reload_if_changed()
+        except Exception as exc:  # noqa: BLE001 - the database is down: the next check retries
+            log.warning("could not check the synced apps' crons (%s: %s)", type(exc).__name__, exc)
+            return
+        current = {fn.id: fn for fn in self.runtime.registry.cron_functions()}
+        for fn_id in [f for f in self.functions if f not in current]:
+            self.functions.pop(fn_id, None)
+            self.specs.pop(fn_id, None)
+            if self._aps is not None and self._aps.get_job(f"cron:{fn_id}") is not None:
+                self._aps.remove_job(f"cron:{fn_id}")
+            log.info("cron %s: no longer scheduled (its app was re-synced without it)", fn_id)
+        for fn_id, fn in current.items():
+            known = self.functions.get(fn_id)
+            if known is not None and known.cron == fn.cron:
+                continue
+            try:
+                spec = cron_specs([fn], second=self.cron_second)[fn_id]
+                self.runtime.timekeeper.ensure_cron_state([fn_id])
+            except Exception as exc:  # noqa: BLE001 - a bad schedule, or the database is down
+                log.warning("cron %s: not scheduled (%s: %s)", fn_id, type(exc).__name__, exc)
+                continue
+            self.functions[fn_id], self.specs[fn_id] = fn, spec
+            if self._aps is not None:
+                self._aps.add_job(self._cron_job, spec.apscheduler_trigger(), args=(fn_id,),
+                                  id=f"cron:{fn_id}", name=f"cron {fn_id}", replace_existing=True)
+            log.info("cron %s: scheduled (%s), next tick %s", fn_id, fn.cron,
+                     ms_to_iso(spec.next_fire(self.runtime.now())))
+
     def _cron_job(self, fn_id: str) -> None:
+        if fn_id not in self.functions:  # dropped by a re-sync since APScheduler queued it
+            return
         try:
             self.runtime.timekeeper.fire_cron(self.functions[fn_id], spec=self.specs[fn_id])
         except Exception as exc:  # noqa: BLE001 - the next tick (or restart) catches up

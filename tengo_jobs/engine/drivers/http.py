@@ -5,7 +5,8 @@ Inngest's SDK execution protocol (read from inngest 3.32.7's ``InngestCommHandle
 ``fnId`` and ``stepId``) a body ``{event, events, steps, ctx: {run_id, attempt,
 disable_immediate_execution, use_api, stack: {stack, current}}, version: 1}`` where
 ``steps`` is the memo — our stored steps, keyed by the SDK's hashed step ids, each
-``{"type": "data", "data": ...}`` or ``{"type": "error", "error": {...}}``. The SDK answers:
+``{"data": ...}`` or ``{"error": {...}}`` as Inngest's server sends it (inngest-py refuses
+any other key; the JS SDK also reads a ``type``). The SDK answers:
 
 - **200**: the function returned (the body is its result) → :class:`Completed`;
 - **206**: a list of step operations. ``StepRun`` (a step ran, with its ``data``) →
@@ -59,7 +60,7 @@ import rfc8785
 
 from ...core import ops
 from ...core.retry import retry_delay_ms
-from ...durations import to_ms
+from ...durations import to_epoch_ms, to_ms
 from ...errors import StepError
 from ...serde import encode_output
 from ...store import StepKind, StepStatus
@@ -175,6 +176,23 @@ def _origin(url: str) -> str:
     return urllib.parse.urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
+def _sleep_wake_at(op: dict, opts: dict, now: int) -> int:
+    """When a ``Sleep`` operation wakes. inngest's SDKs put the sleep in the op's ``name``:
+    a duration (``"45s"``, ``"1h30m"``; JS ``step.sleep``) or an ISO 8601 time (JS
+    ``step.sleepUntil``, and every inngest-py sleep); an empty one (JS durations under a
+    second) is no sleep. ``opts.duration`` is honoured too."""
+    spec = opts.get("duration") or op.get("name") or "0s"
+    if isinstance(spec, str) and len(spec) > 10 and spec[:4].isdigit() and "T" in spec:
+        return to_epoch_ms(spec)
+    return now + to_ms(spec)
+
+
+def _resolved(row: Any, **changes: Any) -> Any:
+    """A copy of a stored step row (a peewee model, not a dataclass) with ``changes``: the
+    memo's view of a sleep or wait whose time came, the stored row left as it is."""
+    return type(row)(**{**row.__data__, **changes})
+
+
 def _step_url(url: str, step_id: str) -> str:
     parts = urllib.parse.urlsplit(url)
     query = [(k, v) for k, v in urllib.parse.parse_qsl(parts.query) if k != "stepId"]
@@ -286,14 +304,14 @@ class HttpDriver(Driver):
             if row.status == StepStatus.SLEEPING and row.wake_at is not None and row.wake_at <= now:
                 inv.checkpoint(ops.SleepDone(key=row.key, name=row.name, started_at=row.started_at,
                                              wake_at=row.wake_at), defer=True)
-                row = dataclasses.replace(row, status=StepStatus.COMPLETED, output=None, ended_at=now)
+                row = _resolved(row, status=StepStatus.COMPLETED, output=None, ended_at=now)
             elif (row.status == StepStatus.WAITING and row.kind == StepKind.WAIT
                   and row.wake_at is not None and row.wake_at <= now):
                 inv.clear_wait(row.key)
                 inv.checkpoint(ops.WaitTimedOut(key=row.key, name=row.name,
                                                 started_at=row.started_at, wake_at=row.wake_at),
                                defer=True)
-                row = dataclasses.replace(row, status=StepStatus.COMPLETED, output="null", ended_at=now)
+                row = _resolved(row, status=StepStatus.COMPLETED, output="null", ended_at=now)
             elif (row.status == StepStatus.WAITING and row.kind == StepKind.INVOKE
                   and row.wake_at is not None and row.wake_at <= now):
                 error = {"name": "TimeoutError",
@@ -301,13 +319,12 @@ class HttpDriver(Driver):
                 inv.checkpoint(ops.StepFailed(key=row.key, name=row.name, error=error,
                                               started_at=row.started_at, kind=StepKind.INVOKE),
                                defer=True)
-                row = dataclasses.replace(row, status=StepStatus.FAILED, error=json.dumps(error),
-                                          ended_at=now)
+                row = _resolved(row, status=StepStatus.FAILED, error=json.dumps(error),
+                                ended_at=now)
             if row.status == StepStatus.COMPLETED:
-                steps[row.key] = {"type": "data",
-                                  "data": None if row.output is None else json.loads(row.output)}
+                steps[row.key] = {"data": None if row.output is None else json.loads(row.output)}
             elif row.status == StepStatus.FAILED:
-                steps[row.key] = {"type": "error", "error": json.loads(row.error or "{}")}
+                steps[row.key] = {"error": json.loads(row.error or "{}")}
             else:
                 pending[row.key] = row
                 continue
@@ -316,7 +333,7 @@ class HttpDriver(Driver):
 
     def _payload(self, inv: "Invocation", steps: dict, stack: list[str], attempt: int) -> dict:
         return {"event": inv.event.to_dict(), "events": [e.to_dict() for e in inv.context.events],
-                "steps": steps, "version": 1,
+                "steps": steps, "version": 1, "use_api": False,  # inngest-py requires it here
                 "ctx": {"run_id": inv.run_id, "attempt": attempt,
                         "disable_immediate_execution": False, "use_api": False,
                         "stack": {"stack": stack, "current": len(stack)}}}
@@ -388,7 +405,7 @@ class HttpDriver(Driver):
             attempts = (row.attempts if row is not None and row.status == StepStatus.RETRYING else 0) + 1
             inv.checkpoint(ops.StepRun(key=key, name=name, output=output, attempts=attempts,
                                        started_at=started_at), defer=True)
-            steps[key] = {"type": "data", "data": op.get("data")}
+            steps[key] = {"data": op.get("data")}
             stack.append(key)
             return True
         if kind == "StepError":
@@ -397,7 +414,7 @@ class HttpDriver(Driver):
             if no_retry or attempts > inv.function.retries:
                 inv.checkpoint(ops.StepFailed(key=key, name=name, error=error, attempts=attempts,
                                               started_at=started_at), defer=True)
-                steps[key] = {"type": "error", "error": op.get("error") or error}
+                steps[key] = {"error": op.get("error") or error}
                 stack.append(key)
                 return True
             delay = retry_delay_ms(SdkFunctionError(error["message"]), attempts,
@@ -415,19 +432,20 @@ class HttpDriver(Driver):
                 wake_at = row.wake_at
             else:
                 try:
-                    wake_at = now + to_ms(opts.get("duration") or "0s")
+                    wake_at = _sleep_wake_at(op, opts, now)
                 except ValueError as exc:
                     return Failed(StepError(name, f"sleep duration: {exc}"))
                 inv.executing_new_step()
             if wake_at <= now:
                 inv.checkpoint(ops.SleepDone(key=key, name=name, started_at=started_at,
                                              wake_at=wake_at), defer=True)
-                steps[key] = {"type": "data", "data": None}
+                steps[key] = {"data": None}
                 stack.append(key)
                 return True
             pending[key] = ops.Sleep(key=key, name=name, wake_at=wake_at, started_at=started_at)
             return False
-        if kind == "WaitForEvent":
+        if kind == "WaitForEvent":  # the SDKs put the awaited event's name in the op's name
+            opts = {**opts, "event": opts.get("event") or op.get("name")}
             return self._wait(inv, key, name, opts, row, steps, stack, pending)
         if kind == "InvokeFunction":
             return self._invoke(inv, key, name, opts, row, pending)
@@ -456,7 +474,7 @@ class HttpDriver(Driver):
             inv.account_output(name, found, check=False)
             inv.checkpoint(ops.WaitMatched(key=key, name=name, output=found, started_at=now),
                            defer=True)
-            steps[key] = {"type": "data", "data": json.loads(found)}
+            steps[key] = {"data": json.loads(found)}
             stack.append(key)
             return True
         pending[key] = wait
