@@ -99,13 +99,25 @@ def test_sync_maps_options_and_refuses_what_it_cannot_honour(tmp_path, monkeypat
     runtime.registry.remove("py-sync-app-other")
 
 
-def test_sync_is_refused_without_the_hashed_signing_key_when_one_is_set(tmp_path):
-    _, app = make_app(tmp_path, signing_key=SIGNING_KEY)
+def test_sync_is_refused_without_the_hashed_signing_key_in_production(tmp_path):
+    _, app = make_app(tmp_path, signing_key=SIGNING_KEY, env="production", allow_unsafe=True)
     client = app.test_client()
     refused = client.post("/fn/register", json=_register_body([]))
     assert refused.status_code == 401 and refused.get_json()["field"] == "Authorization"
     bad = client.post("/fn/register", json={"appName": "", "url": "x", "functions": []})
     assert bad.status_code == 401
+
+
+def test_sync_without_a_bearer_is_taken_in_development_but_a_wrong_one_is_refused(tmp_path):
+    # inngest-py's serve() in dev mode syncs with no Authorization header; Inngest's dev
+    # server takes it. A bearer that is given must still be the hashed key.
+    _, app = make_app(tmp_path, signing_key=SIGNING_KEY)
+    client = app.test_client()
+    taken = client.post("/fn/register", json=_register_body([]))
+    assert taken.status_code == 200, taken.get_json()
+    wrong = client.post("/fn/register", json=_register_body([]),
+                        headers={"Authorization": "Bearer signkey-test-" + "00" * 32})
+    assert wrong.status_code == 401 and "does not match" in wrong.get_json()["error"]
 
 
 def test_sync_bad_body_is_a_400_naming_the_field(tmp_path):

@@ -7,11 +7,12 @@ parses (``{status, modified, error}``: ``error`` is the message the SDK relays t
 sent the ``PUT``), plus what was registered and what was refused, per function.
 
 Authentication is the SDK's own: its sync carries ``Authorization: Bearer <hashed signing
-key>`` (SHA-256 of the key's hex body, prefix kept; inngest 3.32.7 signs no body here). With
-``TENGO_SIGNING_KEY`` set it is required, and an ``X-Inngest-Signature`` the call carries is
-verified too (HMAC of the raw body, at most five minutes old); a wrong one is a 401 naming
-what is wrong. Without a key the sync is open in development, as Inngest's dev server is,
-and refused in production (``TENGO_ENV=production``).
+key>`` (SHA-256 of the key's hex body, prefix kept; inngest 3.32.7 signs no body here). In
+production (``TENGO_ENV=production``) the key must be set and the bearer is required. In
+development a sync without a bearer is taken, as Inngest's dev server takes it (inngest-py's
+``serve`` in dev mode sends none), but a bearer that is given must match the key when one is
+set. An ``X-Inngest-Signature`` the call carries is verified against the key (HMAC of the raw
+body, at most five minutes old); a wrong one is a 401 naming what is wrong.
 """
 
 from __future__ import annotations
@@ -57,6 +58,8 @@ def _sync_refusal() -> tuple[str, str] | None:
                     "production)", "Authorization")
         return None
     given = bearer_token()
+    if given is None and not settings.is_production:
+        return None  # development: open, as Inngest's dev server is
     if given is None or not hmac.compare_digest(given.encode(), _hashed(key).encode()):
         return ("the sync must carry Authorization: Bearer <the hashed signing key> "
                 "(TENGO_SIGNING_KEY is set); "
