@@ -16,12 +16,12 @@ import json
 
 from ..core.events import DEDUPE_WINDOW_MS
 from ..core.ops import PendingOp, StepRecord
-from . import statements as sql
+from . import slots, statements as sql
 from .contract import (Accepted, Acquired, EventStore, RunStore, TimerStore, event_of,
                        run_from_row, step_from_row)
 from .waits import KeyedLookback
-from .schema import (DEDUPE, EVENTS, RUN_COLUMNS, RUNS, STEP_COLUMNS, STEPS, TIMERS, WAIT_KEYS,
-                     WAITS, RunRow, RunStatus)
+from .schema import (DEDUPE, EVENTS, RUN_COLUMNS, RUNS, SLOT_KEYS, SLOTS as SLOTS_TABLE,
+                     STEP_COLUMNS, STEPS, TIMERS, WAIT_KEYS, WAITS, RunRow, RunStatus)
 
 _ACQUIRE_AND_LOAD = (
     f'WITH r AS ({sql.ACQUIRE} RETURNING *) SELECT '
@@ -285,3 +285,35 @@ class PgTimerStore(TimerStore):
 
 
 __all__ = ["PgRunStore", "PgEventStore", "PgTimerStore"]
+
+
+# -- concurrency slot counters, one statement each (see store/slots.py) ----------------------------
+# (cap, key, cap, key, holder, holder, expires, holder): the counter goes up when under the
+# limit, the slot row is written and the holder's waiter row goes, or nothing happens.
+_COUNT_IN = (f'WITH k AS ({slots.COUNT_IN} RETURNING "scope_key"), '
+             f'ins AS (INSERT INTO "{SLOTS_TABLE}" ("scope_key", "run_id", "lease_expires_at") '
+             'SELECT "scope_key", ?, ? FROM k ON CONFLICT DO NOTHING RETURNING 1), '
+             f'w AS ({slots.UNWAIT} AND EXISTS (SELECT 1 FROM ins)) '
+             'SELECT count(*) FROM ins')
+# (key, holder, cap): the slot row goes and its key's counter down with it; the key's flag.
+# Committed without waiting for the WAL flush (``synchronous_commit`` off for this statement's
+# transaction only), so the key row's lock is not held through an fsync: a give-back lost in
+# a server crash leaves a slot that expires with its lease (the sweeper frees it), and any
+# later synchronous commit (the next take) flushes it first: the counter never undercounts.
+_COUNT_OUT = (f'WITH d AS ({slots.DROP_SLOT} AND set_config(\'synchronous_commit\', \'off\', true) '
+              'IS NOT NULL RETURNING "scope_key") '
+              f'UPDATE "{SLOT_KEYS}" k SET {slots.COUNT_DOWN} FROM d '
+              'WHERE k."scope_key" = d."scope_key" RETURNING k."waiting"')
+
+
+class PgSlotStore(slots.SlotStore):
+    """:class:`~.slots.SlotStore` whose counter transitions are single autocommitted
+    statements: the key row is locked only while the statement runs."""
+
+    def _count_in(self, scope_key: str, capacity: int, holder: str, expires_at: int) -> bool:
+        return self.d.execute(_COUNT_IN, (capacity, scope_key, capacity, scope_key, holder,
+                                          holder, expires_at, holder)).fetchone()[0] == 1
+
+    def _count_out(self, scope_key: str, capacity: int, holder: str) -> int | None:
+        row = self.d.execute(_COUNT_OUT, (scope_key, holder, capacity)).fetchone()
+        return row[0] if row else None

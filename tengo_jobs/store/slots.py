@@ -46,7 +46,24 @@ _LIVE = (f'SELECT count(*) FROM "{SLOTS}" WHERE "scope_key" = ? AND "lease_expir
 _TAKE = (f'INSERT INTO "{SLOTS}" ("scope_key", "run_id", "lease_expires_at") VALUES (?, ?, ?) '
          'ON CONFLICT ("scope_key", "run_id") DO UPDATE SET '
          '"lease_expires_at" = EXCLUDED."lease_expires_at"')
-_UNWAIT = f'DELETE FROM "{SLOT_WAITERS}" WHERE "run_id" = ?'
+# -- the counters (m0011): ``used`` = the key's slot rows, ``waiting`` = runs may wait on it
+# (cap, key, cap, key, holder): one more slot when under the limit and not held already.
+COUNT_IN = (f'UPDATE "{SLOT_KEYS}" SET "used" = "used" + 1, "capacity" = ? '
+            'WHERE "scope_key" = ? AND "used" < ? AND NOT EXISTS (SELECT 1 FROM '
+            f'"{SLOTS}" s WHERE s."scope_key" = ? AND s."run_id" = ?)')
+INSERT_SLOT = (f'INSERT INTO "{SLOTS}" ("scope_key", "run_id", "lease_expires_at") '
+               'VALUES (?, ?, ?)')
+DROP_SLOT = f'DELETE FROM "{SLOTS}" WHERE "scope_key" = ? AND "run_id" = ?'
+# (cap, key): one slot less (never below 0), the declared limit written.
+COUNT_DOWN = ('"used" = CASE WHEN "used" > 0 THEN "used" - 1 ELSE 0 END, "capacity" = ?')
+COUNT_OUT = f'UPDATE "{SLOT_KEYS}" SET {COUNT_DOWN} WHERE "scope_key" = ?'
+_KEY_WAITING = f'SELECT "waiting" FROM "{SLOT_KEYS}" WHERE "scope_key" = ?'
+_RECOUNT = (f'UPDATE "{SLOT_KEYS}" SET "used" = (SELECT count(*) FROM "{SLOTS}" s '
+            'WHERE s."scope_key" = ?) WHERE "scope_key" = ?')
+_MARK_WAITING = f'UPDATE "{SLOT_KEYS}" SET "waiting" = 1 WHERE "scope_key" = ?'
+_CLEAR_WAITING = (f'UPDATE "{SLOT_KEYS}" SET "waiting" = 0 WHERE "scope_key" = ? AND "waiting" = 1 '
+                  f'AND NOT EXISTS (SELECT 1 FROM "{SLOT_WAITERS}" w WHERE w."scope_key" = ?)')
+UNWAIT = f'DELETE FROM "{SLOT_WAITERS}" WHERE "run_id" = ?'
 # (fresh, never, run id, token): the acquire is undone, the run stays queued and waits.
 _PARK_WAITING = (f'UPDATE "{RUNS}" SET "status" = \'queued\', "lease_owner" = NULL, '
                  '"lease_expires_at" = NULL, "enqueued_at" = NULL, '
@@ -57,8 +74,6 @@ _WAIT = (f'INSERT INTO "{SLOT_WAITERS}" ("run_id", "scope_key", "queue_at", "fai
          'VALUES (?, ?, ?, ?, ?) ON CONFLICT ("run_id") DO UPDATE SET '
          '"scope_key" = EXCLUDED."scope_key", "queue_at" = EXCLUDED."queue_at", '
          '"fair_key" = EXCLUDED."fair_key"')
-_DROP_SLOTS = f'DELETE FROM "{SLOTS}" WHERE "run_id" = ?'
-_HELD = f'SELECT "scope_key" FROM "{SLOTS}" WHERE "run_id" = ? ORDER BY "scope_key"'
 # (expires, run id, run id + "$"): the run's slots and its branches' (``<run id>#<n>``).
 _RENEW = (f'UPDATE "{SLOTS}" SET "lease_expires_at" = ? WHERE "run_id" >= ? AND "run_id" < ?')
 BRANCH_SEP = "#"  # a parallel branch's slot holder: "<run id>#<n>" ("#" sorts before "$")
@@ -79,7 +94,8 @@ _FREE_WITH_WAITERS = (
     f'(SELECT DISTINCT "scope_key" FROM "{SLOT_WAITERS}") AND k."capacity" > '
     f'(SELECT count(*) FROM "{SLOTS}" s WHERE s."scope_key" = k."scope_key" '
     'AND s."lease_expires_at" > ?)')
-_EXPIRED = f'DELETE FROM "{SLOTS}" WHERE "lease_expires_at" <= ?'
+_EXPIRED_KEYS = f'SELECT DISTINCT "scope_key" FROM "{SLOTS}" WHERE "lease_expires_at" <= ?'
+_DROP_EXPIRED = f'DELETE FROM "{SLOTS}" WHERE "scope_key" = ? AND "lease_expires_at" <= ?'
 _USAGE = (
     f'SELECT k."scope_key", k."capacity", '
     f'(SELECT count(*) FROM "{SLOTS}" s WHERE s."scope_key" = k."scope_key" '
@@ -93,12 +109,37 @@ _SET_TAT = f'UPDATE "{THROTTLES}" SET "tat" = ? WHERE "key" = ?'
 
 
 class SlotStore:
-    """Concurrency slots on one database (see the module docstring)."""
+    """Concurrency slots on one database (see the module docstring). The two counter
+    transitions, :meth:`_count_in` and :meth:`_count_out`, are short transactions here
+    (SQLite); :class:`~tengo_jobs.store.postgres.PgSlotStore` makes each one statement."""
 
     def __init__(self, dialect: Dialect):
         self.d = dialect
         self.db = dialect.db
 
+    # -- the counter: one key, one statement's worth ------------------------------------------
+    def _count_in(self, scope_key: str, capacity: int, holder: str, expires_at: int) -> bool:
+        """Take a slot of ``scope_key`` for ``holder`` when its counter is under
+        ``capacity`` and ``holder`` has no slot row there yet (the key row exists); its
+        waiter row goes (it is not waiting). ``False``: nothing was written."""
+        with self.d.transaction():
+            if self.d.execute(COUNT_IN, (capacity, scope_key, capacity, scope_key,
+                                          holder)).rowcount != 1:
+                return False
+            self.d.execute(INSERT_SLOT, (scope_key, holder, expires_at))
+            self.d.execute(UNWAIT, (holder,))
+            return True
+
+    def _count_out(self, scope_key: str, capacity: int, holder: str) -> int | None:
+        """Give back ``holder``'s slot of ``scope_key`` (writing the declared ``capacity``);
+        the key's ``waiting`` flag, or ``None`` when ``holder`` held no slot there."""
+        with self.d.transaction():
+            if self.d.execute(DROP_SLOT, (scope_key, holder)).rowcount != 1:
+                return None
+            self.d.execute(COUNT_OUT, (capacity, scope_key))
+            return self.d.execute(_KEY_WAITING, (scope_key,)).fetchone()[0]
+
+    # -- under the key rows' locks --------------------------------------------------------------
     def _lock(self, scope_key: str, capacity: int | None) -> int:
         """Lock a scope key's row (creating it, or updating its limit to ``capacity``);
         its limit."""
@@ -112,6 +153,11 @@ class SlotStore:
     def _live(self, scope_key: str, now: int, run_id: str = "") -> int:
         return self.d.execute(_LIVE, (scope_key, now, run_id)).fetchone()[0]
 
+    def _recount(self, scope_key: str) -> None:
+        """Set the key's counter to its slot rows (the caller holds its lock)."""
+        self.d.execute(_RECOUNT, (scope_key, scope_key))
+
+    # -- transitions -------------------------------------------------------------------------------
     def take(self, run_id: str, token: str, keys: list[tuple[str, int]], *, now: int,
              expires_at: int, queue_at: int, fair_key: str | None = None,
              fresh: bool = False) -> tuple[str | None, list[str]]:
@@ -121,20 +167,32 @@ class SlotStore:
         full key (its lease given back, ``started_at`` cleared when ``fresh``: it never
         started) and ``(that key, woken)`` is returned: ``woken`` are waiters of the run's
         other keys that have room (the run is not going to use it; they are to enqueue).
-        A lost lease parks nothing (``("", [])``)."""
+        A lost lease parks nothing (``("", [])``).
+
+        A single limit is first tried on its counter alone (:meth:`_count_in`, one
+        statement on PostgreSQL); a full counter, a new key, a slot row the run still holds
+        from an execution that died, and two limits go through the key rows' locks, where
+        live slots are counted (expired ones do not count) and the counters set again."""
         keys = sorted(keys)
+        if len(keys) == 1 and self._count_in(keys[0][0], keys[0][1], run_id, expires_at):
+            return None, []
         with self.d.transaction():
             limits = {key: self._lock(key, cap) for key, cap in keys}
             full = next((key for key, cap in keys if self._live(key, now, run_id) >= cap), None)
             if full is None:
                 self.d.executemany(_TAKE, [(key, run_id, expires_at) for key, _ in keys])
-                self.d.execute(_UNWAIT, (run_id,))
+                for key, _ in keys:
+                    self._recount(key)
+                self.d.execute(UNWAIT, (run_id,))
                 return None, []
             if self.d.execute(_PARK_WAITING, (fresh, NEVER, run_id, token)).rowcount != 1:
                 return "", []
-            self.d.execute(_DROP_SLOTS, (run_id,))
+            for key, _ in keys:
+                self.d.execute(DROP_SLOT, (key, run_id))
+                self._recount(key)
             self.d.execute(_WAIT, (run_id, full, queue_at, fair_key if full != fair_key else None,
                                    now))
+            self.d.execute(_MARK_WAITING, (full,))
             woken = []
             for key, cap in keys:
                 if key != full and self._live(key, now) < limits[key]:
@@ -149,29 +207,35 @@ class SlotStore:
             if not rows:
                 break
             for run_id, fair_key in rows:
-                self.d.execute(_UNWAIT, (run_id,))
+                self.d.execute(UNWAIT, (run_id,))
                 if self.d.execute(_WAKE, (now, now, run_id)).rowcount == 1:
                     woken.append(run_id)
                 if fair_key is not None:
                     self.d.execute(_SERVED, (fair_key,))
         return woken
 
-    def release(self, run_id: str, keys: list[tuple[str, int]], now: int) -> list[str]:
-        """Give back the run's slots and wake the next waiter of each key that has room
-        (``keys``: the limits the deployed code declares, written to the key rows).
-        Returns the woken runs (to enqueue after commit)."""
-        limits = dict(keys)
+    def _wake(self, scope_key: str, now: int, n: int | None) -> list[str]:
+        """Under the key's lock: wake up to ``n`` (``None``: as many as there are free
+        slots) of its waiters if it has free slots, and clear its ``waiting`` flag when no
+        waiter is left."""
         with self.d.transaction():
-            held = [k for (k,) in self.d.execute(_HELD, (run_id,))]
-            if not held:
-                return []
-            caps = {key: self._lock(key, limits.get(key)) for key in held}
-            self.d.execute(_DROP_SLOTS, (run_id,))
-            woken = []
-            for key in held:
-                if self._live(key, now) < caps[key]:
-                    woken += self._wake_next(key, now, 1)
+            free = self._lock(scope_key, None) - self._live(scope_key, now)
+            woken = self._wake_next(scope_key, now, free if n is None else min(n, free)) \
+                if free > 0 else []
+            self.d.execute(_CLEAR_WAITING, (scope_key, scope_key))
             return woken
+
+    def release(self, run_id: str, keys: list[tuple[str, int]], now: int) -> list[str]:
+        """Give back the run's slots, one counter at a time (:meth:`_count_out`, one
+        statement on PostgreSQL), and wake the next waiter of each key whose ``waiting``
+        flag is set and that has room (``keys``: the limits the deployed code declares,
+        written to the key rows). Returns the woken runs (to enqueue after commit). A key
+        nobody waits on costs that one statement."""
+        woken: list[str] = []
+        for key, cap in sorted(keys):
+            if self._count_out(key, cap, run_id):
+                woken += self._wake(key, now, 1)
+        return woken
 
     def take_branch(self, holder: str, keys: list[tuple[str, int]], *, now: int,
                     expires_at: int) -> bool:
@@ -181,12 +245,16 @@ class SlotStore:
         :meth:`tengo_jobs.engine.invocation.Invocation.branch_slot`). Given back with
         :meth:`release` (``holder`` as the run id)."""
         keys = sorted(keys)
+        if len(keys) == 1 and self._count_in(keys[0][0], keys[0][1], holder, expires_at):
+            return True
         with self.d.transaction():
             for key, cap in keys:
                 self._lock(key, cap)
             if any(self._live(key, now, holder) >= cap for key, cap in keys):
                 return False
             self.d.executemany(_TAKE, [(key, holder, expires_at) for key, _ in keys])
+            for key, _ in keys:
+                self._recount(key)
             return True
 
     def renew(self, run_id: str, expires_at: int) -> None:
@@ -195,15 +263,17 @@ class SlotStore:
         self.d.execute(_RENEW, (expires_at, run_id, run_id + "$"))
 
     def wake_free(self, now: int) -> list[str]:
-        """The sweeper: drop expired slots, and wake the waiters of keys that have room
-        (slots of a killed worker expired, a limit was raised). Returns the woken runs."""
-        self.d.execute(_EXPIRED, (now,))
+        """The sweeper: drop expired slots (under their key's lock, its counter set again),
+        and wake the waiters of keys that have room (slots of a killed worker expired, a
+        limit was raised). Returns the woken runs."""
+        for (key,) in self.d.execute(_EXPIRED_KEYS, (now,)).fetchall():
+            with self.d.transaction():
+                self._lock(key, None)
+                self.d.execute(_DROP_EXPIRED, (key, now))
+                self._recount(key)
         woken: list[str] = []
         for (key,) in self.d.execute(_FREE_WITH_WAITERS, (now,)).fetchall():
-            with self.d.transaction():
-                free = self._lock(key, None) - self._live(key, now)
-                if free > 0:
-                    woken += self._wake_next(key, now, free)
+            woken += self._wake(key, now, None)
         return woken
 
     def usage(self, prefix: str, now: int) -> list[tuple[str, int, int, int]]:
