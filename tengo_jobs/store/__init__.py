@@ -75,7 +75,8 @@ class Store:
         self.runs: RunStore = run_store(self.dialect, lease_ttl_ms=lease_ttl_ms,
                                         reconnect_window_ms=reconnect_window_ms,
                                         waits=self.waits, admission=self.admission)
-        self.admission.flow = FlowAdmission(self.dialect, cancel=self.runs.cancel)
+        self.admission.flow = FlowAdmission(self.dialect, cancel=self.runs.cancel,
+                                            admit=self.admission.admit)
         self.timers: TimerStore = timer_store(self.dialect)
         self.cron = CronStore(self.dialect)
         self.queries = Queries(self.dialect)
