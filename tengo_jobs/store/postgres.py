@@ -20,15 +20,25 @@ from . import slots, statements as sql
 from .contract import (Accepted, Acquired, EventStore, RunStore, TimerStore, event_of,
                        run_from_row, step_from_row)
 from .waits import KeyedLookback
-from .schema import (DEDUPE, EVENTS, RUN_COLUMNS, RUNS, SLOT_KEYS, SLOTS as SLOTS_TABLE,
+from .schema import (DEDUPE, EVENTS, RUN_COLUMNS, RUNS, SLOT_KEYS, SLOT_WAITERS, SLOTS as SLOTS_TABLE,
                      STEP_COLUMNS, STEPS, TIMERS, WAIT_KEYS, WAITS, RunRow, RunStatus)
 
+# The run, its event, the slot it took (store/slots.py: its function's solo function-wide
+# key, when under its limit) and its steps.
 _ACQUIRE_AND_LOAD = (
-    f'WITH r AS ({sql.ACQUIRE} RETURNING *) SELECT '
-    + ", ".join(f'r."{c}"' for c in RUN_COLUMNS) + ', '
+    f'WITH r AS ({sql.ACQUIRE} RETURNING *), '
+    f'sk AS (UPDATE "{SLOT_KEYS}" k SET "used" = k."used" + 1 FROM r '
+    f'WHERE {slots.ACQUIRE_SLOT_WHERE} RETURNING k."scope_key", k."capacity"), '
+    f'si AS (INSERT INTO "{SLOTS_TABLE}" ("scope_key", "run_id", "lease_expires_at") '
+    'SELECT sk."scope_key", r."id", r."lease_expires_at" FROM sk, r ON CONFLICT DO NOTHING '
+    'RETURNING "scope_key", "run_id"), '
+    f'sw AS (DELETE FROM "{SLOT_WAITERS}" WHERE "run_id" IN (SELECT "run_id" FROM si)) '
+    'SELECT ' + ", ".join(f'r."{c}"' for c in RUN_COLUMNS) + ', '
     'e."name", e."data", e."external_id", e."ts", e."v", e."user", '
+    'si."scope_key", sk."capacity", '
     + ", ".join(f's."{c}"' for c in STEP_COLUMNS)
     + f' FROM r LEFT JOIN "{EVENTS}" e ON e."id" = r."event_id" '
+    'LEFT JOIN si ON true LEFT JOIN sk ON true '
     f'LEFT JOIN "{STEPS}" s ON s."run_id" = r."id"')
 
 _STEP_ARRAYS = ('unnest(?::text[], ?::text[], ?::text[], ?::int[], ?::text[], ?::int[], '
@@ -85,8 +95,10 @@ class PgRunStore(RunStore):
             return None
         run = run_from_row(rows[0][:n])
         event = event_of(run, rows[0][n:n + 6])
-        steps = [step_from_row(r[n + 6:]) for r in rows if r[n + 6] is not None]
-        return Acquired(run=run, event=event, steps=steps, unclean=max(0, run.inflight - 1))
+        slot_key, limit = rows[0][n + 6:n + 8]
+        steps = [step_from_row(r[n + 8:]) for r in rows if r[n + 8] is not None]
+        return Acquired(run=run, event=event, steps=steps, unclean=max(0, run.inflight - 1),
+                        slot=(slot_key, limit) if slot_key is not None else None)
 
     def _checkpoint(self, run_id, token, now, step, progress) -> str | None:
         fence = (run_id, token, now)

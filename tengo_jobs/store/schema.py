@@ -275,6 +275,7 @@ class SlotKeyRow(AppModel):
     served = pw.BigIntegerField(default=0, constraints=[pw.SQL("DEFAULT 0")])
     used = pw.IntegerField(default=0, constraints=[pw.SQL("DEFAULT 0")])
     waiting = pw.IntegerField(default=0, constraints=[pw.SQL("DEFAULT 0")])
+    solo = pw.IntegerField(default=0, constraints=[pw.SQL("DEFAULT 0")])
 
     class Meta:
         table_name = "tj_slot_keys"

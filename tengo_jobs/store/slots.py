@@ -34,13 +34,16 @@ are thereby serialized per key, so a release never misses a run that is about to
 
 from __future__ import annotations
 
+from ..core.flow_capacity import FUNCTION_SCOPE
 from .dialect import Dialect
 from .schema import RUNS, SLOT_KEYS, SLOT_WAITERS, SLOTS, THROTTLES
 
 NEVER = 9_000_000_000_000_000  # the wake_at of a run waiting for a slot: no timer, no sweep
 
-_UPSERT_KEY = (f'INSERT INTO "{SLOT_KEYS}" ("scope_key", "capacity", "served") VALUES (?, ?, 0) '
-               'ON CONFLICT ("scope_key") DO UPDATE SET "capacity" = EXCLUDED."capacity"')
+# (key, limit, solo)
+_UPSERT_KEY = (f'INSERT INTO "{SLOT_KEYS}" ("scope_key", "capacity", "served", "solo") '
+               'VALUES (?, ?, 0, ?) ON CONFLICT ("scope_key") DO UPDATE SET '
+               '"capacity" = EXCLUDED."capacity", "solo" = EXCLUDED."solo"')
 _LIVE = (f'SELECT count(*) FROM "{SLOTS}" WHERE "scope_key" = ? AND "lease_expires_at" > ? '
          'AND "run_id" <> ?')
 _TAKE = (f'INSERT INTO "{SLOTS}" ("scope_key", "run_id", "lease_expires_at") VALUES (?, ?, ?) '
@@ -48,7 +51,7 @@ _TAKE = (f'INSERT INTO "{SLOTS}" ("scope_key", "run_id", "lease_expires_at") VAL
          '"lease_expires_at" = EXCLUDED."lease_expires_at"')
 # -- the counters (m0011): ``used`` = the key's slot rows, ``waiting`` = runs may wait on it
 # (cap, key, cap, key, holder): one more slot when under the limit and not held already.
-COUNT_IN = (f'UPDATE "{SLOT_KEYS}" SET "used" = "used" + 1, "capacity" = ? '
+COUNT_IN = (f'UPDATE "{SLOT_KEYS}" SET "used" = "used" + 1, "capacity" = ?, "solo" = 1 '
             'WHERE "scope_key" = ? AND "used" < ? AND NOT EXISTS (SELECT 1 FROM '
             f'"{SLOTS}" s WHERE s."scope_key" = ? AND s."run_id" = ?)')
 INSERT_SLOT = (f'INSERT INTO "{SLOTS}" ("scope_key", "run_id", "lease_expires_at") '
@@ -57,6 +60,16 @@ DROP_SLOT = f'DELETE FROM "{SLOTS}" WHERE "scope_key" = ? AND "run_id" = ?'
 # (cap, key): one slot less (never below 0), the declared limit written.
 COUNT_DOWN = ('"used" = CASE WHEN "used" > 0 THEN "used" - 1 ELSE 0 END, "capacity" = ?')
 COUNT_OUT = f'UPDATE "{SLOT_KEYS}" SET {COUNT_DOWN} WHERE "scope_key" = ?'
+# The acquire's own take (k: the key row, r: the run row): the function's function-wide key,
+# when it is the only limit its runs take (solo) and under its limit, and the run holds no
+# slot of it yet. PostgreSQL runs it inside the acquire statement (``… FROM r WHERE``).
+ACQUIRE_SLOT_WHERE = (f'k."scope_key" = \'{FUNCTION_SCOPE}\' || r."function_id" AND k."solo" = 1 '
+                      'AND k."used" < k."capacity" AND NOT EXISTS (SELECT 1 FROM '
+                      f'"{SLOTS}" s WHERE s."scope_key" = k."scope_key" AND s."run_id" = r."id")')
+# SQLite, after its acquire, in its transaction: (key, key, run id) -> the key's limit.
+ACQUIRE_SLOT = (f'UPDATE "{SLOT_KEYS}" SET "used" = "used" + 1 WHERE "scope_key" = ? '
+                'AND "solo" = 1 AND "used" < "capacity" AND NOT EXISTS (SELECT 1 FROM '
+                f'"{SLOTS}" s WHERE s."scope_key" = ? AND s."run_id" = ?) RETURNING "capacity"')
 _KEY_WAITING = f'SELECT "waiting" FROM "{SLOT_KEYS}" WHERE "scope_key" = ?'
 _RECOUNT = (f'UPDATE "{SLOT_KEYS}" SET "used" = (SELECT count(*) FROM "{SLOTS}" s '
             'WHERE s."scope_key" = ?) WHERE "scope_key" = ?')
@@ -140,11 +153,11 @@ class SlotStore:
             return self.d.execute(_KEY_WAITING, (scope_key,)).fetchone()[0]
 
     # -- under the key rows' locks --------------------------------------------------------------
-    def _lock(self, scope_key: str, capacity: int | None) -> int:
-        """Lock a scope key's row (creating it, or updating its limit to ``capacity``);
-        its limit."""
+    def _lock(self, scope_key: str, capacity: int | None, solo: bool = False) -> int:
+        """Lock a scope key's row (creating it, or updating its limit to ``capacity`` and
+        whether it is the only limit of its runs, ``solo``); its limit."""
         if capacity is not None:
-            self.d.execute(_UPSERT_KEY, (scope_key, capacity))
+            self.d.execute(_UPSERT_KEY, (scope_key, capacity, int(solo)))
             return capacity
         row = self.d.execute(f'SELECT "capacity" FROM "{SLOT_KEYS}" WHERE "scope_key" = ?'
                              f'{self.d.for_update}', (scope_key,)).fetchone()
@@ -177,7 +190,7 @@ class SlotStore:
         if len(keys) == 1 and self._count_in(keys[0][0], keys[0][1], run_id, expires_at):
             return None, []
         with self.d.transaction():
-            limits = {key: self._lock(key, cap) for key, cap in keys}
+            limits = {key: self._lock(key, cap, len(keys) == 1) for key, cap in keys}
             full = next((key for key, cap in keys if self._live(key, now, run_id) >= cap), None)
             if full is None:
                 self.d.executemany(_TAKE, [(key, run_id, expires_at) for key, _ in keys])
@@ -249,7 +262,7 @@ class SlotStore:
             return True
         with self.d.transaction():
             for key, cap in keys:
-                self._lock(key, cap)
+                self._lock(key, cap, len(keys) == 1)
             if any(self._live(key, now, holder) >= cap for key, cap in keys):
                 return False
             self.d.executemany(_TAKE, [(key, holder, expires_at) for key, _ in keys])
