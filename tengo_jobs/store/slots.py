@@ -1,11 +1,43 @@
 """Concurrency slots and throttle state: capacity held across every worker process.
 
 The database is the only counter. A run of a function with a concurrency limit takes one
-slot per limit (:meth:`SlotStore.take`) right after its acquire, and gives them back when
-its execution ends (:meth:`SlotStore.release`) — completed, failed, suspended on a sleep,
-a wait or a retry backoff, released, or lost. A slot is a lease (``tj_slots``): the
-executor's lease keeper renews it with the run's lease (:meth:`SlotStore.renew`), so the
-slots of a worker killed mid-step expire with its run lease and count no more.
+slot per limit right after its acquire (:meth:`SlotStore.take`) — or the acquire took it
+already (below) — and gives them back when its execution ends (:meth:`SlotStore.release`):
+completed, failed, suspended on a sleep, a wait or a retry backoff, released, or lost. A
+slot is a lease (``tj_slots``): the executor's lease keeper renews it with the run's lease
+(:meth:`SlotStore.renew`), so the slots of a worker killed mid-step expire with its run
+lease and count no more. The limit is never exceeded, across any number of processes.
+
+**Counters** (``m0011``). Each scope key's row (``tj_slot_keys``) counts its slot rows,
+live or expired and not yet swept (``used``), so it never undercounts the live ones:
+
+- *taking* one slot is one conditional ``UPDATE … SET used = used + 1 WHERE used <
+  limit`` with the slot row (:meth:`SlotStore._count_in`; one statement on PostgreSQL,
+  :class:`~tengo_jobs.store.postgres.PgSlotStore`); the run's own acquire does it for its
+  function's ``c:fn:<function>`` key when that key is its runs' only limit (``solo``) — the
+  executor keeps that slot only when the deployed limits are exactly that key and limit,
+  and gives it back otherwise;
+- *giving back* is one statement that deletes the slot row and decrements the counter
+  (:meth:`SlotStore._count_out`), reading the key's ``waiting`` flag from the row it
+  updates: only when it is set does a wake-up look for a waiter (under the key's lock);
+- a key at its limit, a new key, two limits, and a run that still holds a slot row of the
+  key (an execution that died) take the **locked path**: the key rows are locked in sorted
+  order (an upsert, or ``SELECT … FOR UPDATE`` on PostgreSQL; SQLite's write lock
+  serializes them anyway), *live* slots are counted (an expired lease does not count), and
+  the counter is set again from the slot rows. A counter that went wrong behind the store's
+  back can make a key look full, never let it overfill, and is set right there.
+
+**Waiting.** A run refused a slot is parked *waiting* on the scope key that was full: still
+``queued``, no wake-up due (``wake_at`` is :data:`NEVER`), one row in ``tj_slot_waiters``
+in ``queue_at`` order (``created_at - priority * 1000``), and the key's ``waiting`` flag
+set — all under the key's lock. Nothing polls it: a give-back that reads the flag wakes
+the next waiter of that key if it has room (returned, for the caller to enqueue after
+commit), and the wake clears the flag when no waiter is left. A park and a give-back of
+the same key are ordered by the key row: the give-back's decrement either comes first (the
+parking run then sees the room and takes the slot) or after (it then reads the flag). The
+sweeper (:meth:`SlotStore.wake_free`) deletes expired slots under their key's lock, sets
+the counter again, and wakes waiters of keys with free slots that no give-back announced:
+expired slots of a killed worker, a limit raised by a deploy.
 
 **Parallel branches.** A run's slot covers one executing step. Inside ``step.parallel``,
 the first branch executing a step uses the run's slot; each other branch executing a step
@@ -13,23 +45,21 @@ at the same time holds a slot of its own (:meth:`SlotStore.take_branch`, holder
 ``<run id>#<n>``), given back when its step ends and renewed with the run's lease, so the
 slots in use are never fewer than the steps executing.
 
-A run refused a slot is parked *waiting* on the scope key that was full: still
-``queued``, no wake-up due (``wake_at`` is :data:`NEVER`), one row in ``tj_slot_waiters``
-in ``queue_at`` order (``created_at - priority * 1000``). Nothing polls it: the transition
-that gives a slot back wakes the next waiter of that key (returned, for the caller to
-enqueue after commit). The sweeper (:meth:`SlotStore.wake_free`) wakes waiters of keys
-with free slots that no release announced: expired slots of a killed worker, a limit
-raised by a deploy.
-
 **Fair keys.** Waiters of a function-wide key that also have a keyed limit carry that
 key (``fair_key``); the next waiter is taken from the key value served least recently
 (``tj_slot_keys.served``, a round-robin counter), skipping key values at capacity, so a
 key with thousands of queued runs does not hold back another key's single run.
 
-**Locks.** Every transition here locks the scope-key rows it counts, in sorted order
-(an upsert, or ``SELECT … FOR UPDATE`` on PostgreSQL; SQLite's write lock serializes
-them anyway), before it touches ``tj_runs``: slot keys → runs. Taking, waiting and waking
-are thereby serialized per key, so a release never misses a run that is about to wait.
+**Locks.** The locked path and the wake-ups lock the scope-key rows they count, in sorted
+order, before they touch ``tj_runs``: slot keys → runs. A take on the counter locks one key
+row for one statement, then writes its own slot row; a give-back deletes its slot row, then
+updates its key row; the sweeper locks a key, then deletes its expired slot rows. The
+acquire's own take locks the run row, then its key row: the only run rows a key-row holder
+updates are its own run (whose lease it holds, so no acquire holds it) and waiters (not due,
+so no acquire holds them), which makes no cycle. The one cycle left is a run giving back a
+slot whose lease already expired while the sweeper deletes it; PostgreSQL aborts one of the
+two, and neither is lost (the give-back's slot is the expired one the sweeper deletes; a
+failed sweep runs again at the next tick).
 """
 
 from __future__ import annotations
