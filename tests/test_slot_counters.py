@@ -105,3 +105,20 @@ def test_a_give_back_wakes_a_waiter_and_clears_the_flag_when_none_is_left(
     assert [r.status for r in tester.run_until_idle()] == [RunStatus.COMPLETED] * 2
     assert flags == [1, 0]  # set while the second waited; cleared by the wake that took it
     assert _key_row(backend)[1:3] == (0, 0)
+
+
+def test_a_limit_removed_by_a_deploy_gives_the_acquires_slot_back_and_stops_it(
+        backend, jobs, tester):
+    @jobs.function("free", event="go", retries=0)
+    def free(ctx, step):
+        return step.run("work", lambda: _key_row(backend, "c:fn:free")[1])
+
+    mark = "%s" if backend.store.dialect.postgres else "?"
+    backend.store.db.execute_sql(  # left by the code deployed before: concurrency=10
+        f'INSERT INTO "tj_slot_keys" ("scope_key", "capacity", "served", "used", "waiting", '
+        f'"solo") VALUES ({mark}, 10, 0, 0, 0, 1)', ("c:fn:free",))
+    _send_apart(tester, 2)
+    runs = tester.run_until_idle()
+    assert [r.status for r in runs] == [RunStatus.COMPLETED] * 2
+    assert [tester.output(r) for r in runs] == [0, 0]  # no slot held while executing
+    assert _key_row(backend, "c:fn:free")[1:] == (0, 0, 0)  # given back; not solo any more

@@ -209,6 +209,8 @@ class Executor:
         elif limits or held:
             if held:  # a limit changed by a deploy: the slot goes back, the take decides
                 self._release_slots(token, run.id, held[:])
+                if all(key != held[0][0] for key, _ in limits):
+                    self.store.slots.not_solo(held[0][0])  # not this function's limit now
                 held.clear()
             if limits:
                 if not self._take_slots(token, acquired, function, limits):

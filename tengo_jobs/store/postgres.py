@@ -32,7 +32,7 @@ _ACQUIRE_AND_LOAD = (
     f'si AS (INSERT INTO "{SLOTS_TABLE}" ("scope_key", "run_id", "lease_expires_at") '
     'SELECT sk."scope_key", r."id", r."lease_expires_at" FROM sk, r ON CONFLICT DO NOTHING '
     'RETURNING "scope_key", "run_id"), '
-    f'sw AS (DELETE FROM "{SLOT_WAITERS}" WHERE "run_id" IN (SELECT "run_id" FROM si)) '
+    f'sw AS (DELETE FROM "{SLOT_WAITERS}" WHERE "run_id" = (SELECT "run_id" FROM si)) '
     'SELECT ' + ", ".join(f'r."{c}"' for c in RUN_COLUMNS) + ', '
     'e."name", e."data", e."external_id", e."ts", e."v", e."user", '
     'si."scope_key", sk."capacity", '

@@ -100,6 +100,7 @@ ACQUIRE_SLOT_WHERE = (f'k."scope_key" = \'{FUNCTION_SCOPE}\' || r."function_id" 
 ACQUIRE_SLOT = (f'UPDATE "{SLOT_KEYS}" SET "used" = "used" + 1 WHERE "scope_key" = ? '
                 'AND "solo" = 1 AND "used" < "capacity" AND NOT EXISTS (SELECT 1 FROM '
                 f'"{SLOTS}" s WHERE s."scope_key" = ? AND s."run_id" = ?) RETURNING "capacity"')
+_NOT_SOLO = f'UPDATE "{SLOT_KEYS}" SET "solo" = 0 WHERE "scope_key" = ?'
 _KEY_WAITING = f'SELECT "waiting" FROM "{SLOT_KEYS}" WHERE "scope_key" = ?'
 _RECOUNT = (f'UPDATE "{SLOT_KEYS}" SET "used" = (SELECT count(*) FROM "{SLOTS}" s '
             'WHERE s."scope_key" = ?) WHERE "scope_key" = ?')
@@ -299,6 +300,11 @@ class SlotStore:
             for key, _ in keys:
                 self._recount(key)
             return True
+
+    def not_solo(self, scope_key: str) -> None:
+        """The key is no longer its runs' only limit (a deploy changed the limits): the
+        acquire stops taking its slots."""
+        self.d.execute(_NOT_SOLO, (scope_key,))
 
     def renew(self, run_id: str, expires_at: int) -> None:
         """Extend the slots of an executing run, and of its parallel branches, with its
