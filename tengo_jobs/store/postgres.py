@@ -312,10 +312,13 @@ _COUNT_IN = (f'WITH k AS ({slots.COUNT_IN} RETURNING "scope_key"), '
 # transaction only), so the key row's lock is not held through an fsync: a give-back lost in
 # a server crash leaves a slot that expires with its lease (the sweeper frees it), and any
 # later synchronous commit (the next take) flushes it first: the counter never undercounts.
-_COUNT_OUT = (f'WITH d AS ({slots.DROP_SLOT} AND set_config(\'synchronous_commit\', \'off\', true) '
-              'IS NOT NULL RETURNING "scope_key") '
-              f'UPDATE "{SLOT_KEYS}" k SET {slots.COUNT_DOWN} FROM d '
-              'WHERE k."scope_key" = d."scope_key" RETURNING k."waiting"')
+# Inside a caller's transaction the setting would hold for all of it: there, the plain one.
+_COUNT_OUT_SYNC = (f'WITH d AS ({slots.DROP_SLOT} RETURNING "scope_key") '
+                   f'UPDATE "{SLOT_KEYS}" k SET {slots.COUNT_DOWN} FROM d '
+                   'WHERE k."scope_key" = d."scope_key" RETURNING k."waiting"')
+_COUNT_OUT = _COUNT_OUT_SYNC.replace(
+    'RETURNING "scope_key")',
+    'AND set_config(\'synchronous_commit\', \'off\', true) IS NOT NULL RETURNING "scope_key")', 1)
 
 
 class PgSlotStore(slots.SlotStore):
@@ -327,5 +330,6 @@ class PgSlotStore(slots.SlotStore):
                                           holder, expires_at, holder)).fetchone()[0] == 1
 
     def _count_out(self, scope_key: str, capacity: int, holder: str) -> int | None:
-        row = self.d.execute(_COUNT_OUT, (scope_key, holder, capacity)).fetchone()
+        statement = _COUNT_OUT_SYNC if self.db.in_transaction() else _COUNT_OUT
+        row = self.d.execute(statement, (scope_key, holder, capacity)).fetchone()
         return row[0] if row else None
