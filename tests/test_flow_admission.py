@@ -67,6 +67,26 @@ def test_rate_limit_skips_events_over_the_limit_per_key_and_refills(jobs, tester
     assert len(_runs("notify")) == 4
 
 
+# -- an admission rule and a throttle together ------------------------------------------------------
+@pytest.mark.parametrize("rule", [
+    {"rate_limit": {"limit": 100, "period": "1m"}},
+    {"idempotency": "event.data.n"},
+    {"singleton": {"key": "event.data.n", "mode": "skip"}},
+], ids=["rate_limit", "idempotency", "singleton"])
+def test_a_throttle_delays_the_runs_an_admission_rule_lets_start(jobs, tester, backend, rule):
+    @jobs.function("paced", event="go", retries=0, throttle={"limit": 1, "period": "10s"},
+                   **rule)
+    def paced(ctx, step):
+        return ctx.event.data["n"]
+
+    t0 = tester.clock.now()
+    tester.send([{"name": "go", "data": {"n": n}} for n in range(4)])
+    runs = sorted(tester.run_until_idle(), key=lambda r: tester.output(r))
+    assert [r.status for r in runs] == [RunStatus.COMPLETED] * 4
+    # limit + burst (2) start at once, then one every period / limit (10 s): none skipped
+    assert [r.started_at - t0 for r in runs] == [0, 0, 10_000, 20_000]
+
+
 # -- singleton ------------------------------------------------------------------------------------
 def test_singleton_skip_drops_events_while_a_run_of_the_key_is_unfinished(jobs, tester, backend):
     @jobs.function("sync", event="account.changed",

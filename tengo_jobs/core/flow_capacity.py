@@ -31,6 +31,7 @@ THROTTLE_PERIOD_MS = (1_000, 7 * 86_400_000)  # Inngest: 1 s to 7 days
 MAX_THROTTLE_LIMIT = 100_000
 PRIORITY_RANGE_S = (-600, 600)
 SCOPES = ("fn", "env")
+FUNCTION_SCOPE = "c:fn:"  # a function-wide limit's scope key: FUNCTION_SCOPE + function id
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,7 +42,7 @@ class ConcurrencyLimit:
 
     def scope_key(self, function_id: str, event: dict) -> str:
         if self.key is None:
-            return f"c:fn:{function_id}"
+            return FUNCTION_SCOPE + function_id
         value = _key_value(self.key, event)
         if self.scope == "env":
             return f"c:env:{self.key}={value}"

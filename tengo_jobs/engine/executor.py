@@ -24,10 +24,13 @@ What it does when things go wrong:
   run is released as if its process had died, so the execution counts as one that died.
 
 A function with a ``concurrency`` limit takes its slots (:mod:`tengo_jobs.store.slots`)
-right after the acquire, and gives them back when the execution ends, whatever the
-outcome; the runs this wakes are enqueued. A run refused a slot is parked waiting for one
-(``"waiting"``). The lease keeper renews the slots with the lease. Functions without a
-limit pay nothing for this. Inside ``step.parallel`` each branch executing a step beyond
+right after the acquire — or the acquire took it already, when the function's only limit
+is function-wide and had room (:attr:`~tengo_jobs.store.Acquired.slot`; checked against
+the limit deployed here, given back at once when they differ) — and gives them back when
+the execution ends, whatever the outcome; the runs this wakes are enqueued. A run refused
+a slot is parked waiting for one (``"waiting"``). The lease keeper renews the slots with
+the lease. Functions without a limit pay nothing for this but an index probe inside the
+acquire. Inside ``step.parallel`` each branch executing a step beyond
 the first takes a slot of its own (:meth:`Invocation.branch_slot`).
 """
 
@@ -182,6 +185,11 @@ class Executor:
 
     def _execute(self, token: str, acquired: "Acquired", ends: list, detach: bool) -> "str | Future":
         run = acquired.run
+        # A slot the acquire took (its function's only limit had room): given back at the
+        # end whatever happens, unless the deployed limits differ (given back at once below).
+        held = [acquired.slot] if acquired.slot is not None else []
+        if held:
+            ends.insert(0, lambda: self._release_slots(token, run.id, held))
         function = self.registry.find(run.function_id)
         if function is None and self.resolve_unknown is not None:
             function = self.resolve_unknown(run.function_id)
@@ -195,9 +203,19 @@ class Executor:
         limits: list[tuple[str, int]] = []
         if function.capacity is not None and function.capacity.concurrency:
             limits = function.capacity.slot_keys(acquired.event.to_dict())
-            if not self._take_slots(token, acquired, function, limits):
-                return "waiting"
-            ends.insert(0, lambda: self._release_slots(token, run.id, limits))
+        if held and held == limits:  # taken by the acquire, with the limit deployed here
+            with self._active_lock:
+                self._slotted.add(token)
+        elif limits or held:
+            if held:  # a limit changed by a deploy: the slot goes back, the take decides
+                self._release_slots(token, run.id, held[:])
+                if all(key != held[0][0] for key, _ in limits):
+                    self.store.slots.not_solo(held[0][0])  # not this function's limit now
+                held.clear()
+            if limits:
+                if not self._take_slots(token, acquired, function, limits):
+                    return "waiting"
+                ends.insert(0, lambda: self._release_slots(token, run.id, limits))
         return self._execute_held(token, acquired, function, limits, detach)
 
     # -- concurrency slots -------------------------------------------------------------------

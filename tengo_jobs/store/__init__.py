@@ -55,6 +55,8 @@ _IMPLEMENTATIONS = {
                sqlite.KEYED_LOOKBACK),
 }
 
+_SLOTS = {"postgresql": postgres.PgSlotStore, "sqlite": SlotStore}
+
 
 class Store:
     """The system tables on one database (see the package docstring)."""
@@ -67,13 +69,14 @@ class Store:
         # ``functions``: a function's definition by id (the registry's ``find``), for the
         # admission's per-function rules (cancel_on, timeouts, throttle).
         self.admission = Admission(functions, ThrottleStore(self.dialect))
-        self.slots = SlotStore(self.dialect)
+        self.slots: SlotStore = _SLOTS[self.dialect.name](self.dialect)
         self.waits = WaitStore(self.dialect, keyed)
         self.events: EventStore = event_store(self.dialect, self.waits, self.admission)
         self.runs: RunStore = run_store(self.dialect, lease_ttl_ms=lease_ttl_ms,
                                         reconnect_window_ms=reconnect_window_ms,
                                         waits=self.waits, admission=self.admission)
-        self.admission.flow = FlowAdmission(self.dialect, cancel=self.runs.cancel)
+        self.admission.flow = FlowAdmission(self.dialect, cancel=self.runs.cancel,
+                                            admit=self.admission.admit)
         self.timers: TimerStore = timer_store(self.dialect)
         self.cron = CronStore(self.dialect)
         self.queries = Queries(self.dialect)

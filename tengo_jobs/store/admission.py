@@ -12,7 +12,8 @@ The rules decided on stored state — ``idempotency``, ``rate_limit``, ``singlet
 ``debounce`` and ``batch_events`` — apply to the intake's events: :meth:`plan_batch` sets
 the pairs (event, function with such rules) apart (:attr:`BatchPlan.flow`), and the event
 store hands them to :meth:`Admission.admit_flow` inside its transaction, once the events
-are stored and their duplicates known (:mod:`.flow`). Runs started by :meth:`admit` alone
+are stored and their duplicates known (:mod:`.flow`); the runs they start are admitted by
+:meth:`admit` too (the throttle applies to them). Runs started by :meth:`admit` alone
 (cron ticks, failure handlers, invoked children, replays) are not subject to them.
 
 A function's ``throttle`` delays a run further: GCRA per throttle key

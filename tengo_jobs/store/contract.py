@@ -63,12 +63,15 @@ FAILURE_PREFIX = "failure:"
 @dataclasses.dataclass
 class Acquired:
     """A run this worker now holds: the row, its triggering event, its stored steps, and
-    how many executions before this one died without a trace."""
+    how many executions before this one died without a trace. ``slot``: ``(scope key,
+    limit)`` of the concurrency slot the acquire took with the lease (the function's
+    ``solo`` function-wide key had room: :mod:`.slots`), else ``None``."""
 
     run: RunRow
     event: Event
     steps: list[StepRow]
     unclean: int
+    slot: tuple[str, int] | None = None
 
 
 @dataclasses.dataclass(frozen=True)

@@ -9,7 +9,9 @@ created if missing and then locked (``SELECT … FOR UPDATE`` on PostgreSQL; SQL
 on the database's rows, never on a process's memory: it holds across any number of
 intake processes and survives a broker flush. Lock order: flow keys are taken after the
 intake's waits and runs rows and before the run rows they move (a debounced run, a batch
-run, a singleton's holder), always one key at a time.
+run, a singleton's holder), always one key at a time; a run they start goes through
+:meth:`~.admission.Admission.admit` like every other start, so the function's ``throttle``
+delays it (its ``tj_throttles`` row is locked after the flow key).
 
 What each event came to is recorded in ``tj_skips`` when it started no run of its own:
 ``rate_limit``, ``idempotency``, ``singleton`` (skipped), or ``debounced`` / ``batched``
@@ -23,7 +25,7 @@ from typing import Callable
 
 from ..core.flow import IDEMPOTENCY_WINDOW_MS, condition_holds, key_of
 from . import statements as sql
-from .contract import RunStart, admit_one
+from .contract import Admitted, RunStart, admit_one
 from .dialect import Dialect
 from .schema import BATCH_EVENTS, FINAL_RUN_STATUSES, FLOW_KEYS, RUNS, SKIPS
 
@@ -61,9 +63,13 @@ class FlowAdmission:
     docstring). ``cancel(run_id, now)`` is :meth:`~.contract.RunStore.cancel` (a singleton
     in ``cancel`` mode)."""
 
-    def __init__(self, dialect: Dialect, cancel: Callable[[str, int], object]):
+    def __init__(self, dialect: Dialect, cancel: Callable[[str, int], object],
+                 admit: Callable[..., list[Admitted]] | None = None):
         self.d = dialect
         self.cancel = cancel
+        # :meth:`~.admission.Admission.admit`: the function's throttle delays the start
+        self.admit_starts = admit or (lambda starts, now, events=None:
+                                      [admit_one(s, now) for s in starts])
 
     def admit(self, items: list[FlowItem], now: int) -> list[str]:
         """Apply the rules inside the caller's transaction; returns the runs due now (to
@@ -96,11 +102,13 @@ class FlowAdmission:
         return max(item.ts, now)
 
     def _start(self, item: FlowItem, due: int, now: int) -> tuple[str, str | None]:
-        """A run row for ``item`` due at ``due`` (with a timer when later): its id, and its
-        id again when it is due now (to wake)."""
+        """A run row for ``item`` due at ``due`` (with a timer when later; later still when
+        the function's ``throttle`` says so: the start goes through the same admission as
+        every other start): its id, and its id again when it is due now (to wake)."""
         fn = item.function
-        admitted = admit_one(RunStart(function_id=fn.id, app_id=fn.app_id,
-                                      event_id=item.event_id, due=due), now)
+        [admitted] = self.admit_starts([RunStart(function_id=fn.id, app_id=fn.app_id,
+                                                 event_id=item.event_id, due=due)], now,
+                                       events={item.event_id: item.event})
         self.d.execute(sql.INSERT_RUN, admitted.run_row())  # the row every start writes
         if admitted.enqueued_at is None:
             self.d.execute(sql.INSERT_EVENT_TIMER, (admitted.run_id, admitted.due))

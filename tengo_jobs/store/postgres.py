@@ -16,19 +16,29 @@ import json
 
 from ..core.events import DEDUPE_WINDOW_MS
 from ..core.ops import PendingOp, StepRecord
-from . import statements as sql
+from . import slots, statements as sql
 from .contract import (Accepted, Acquired, EventStore, RunStore, TimerStore, event_of,
                        run_from_row, step_from_row)
 from .waits import KeyedLookback
-from .schema import (DEDUPE, EVENTS, RUN_COLUMNS, RUNS, STEP_COLUMNS, STEPS, TIMERS, WAIT_KEYS,
-                     WAITS, RunRow, RunStatus)
+from .schema import (DEDUPE, EVENTS, RUN_COLUMNS, RUNS, SLOT_KEYS, SLOT_WAITERS, SLOTS as SLOTS_TABLE,
+                     STEP_COLUMNS, STEPS, TIMERS, WAIT_KEYS, WAITS, RunRow, RunStatus)
 
+# The run, its event, the slot it took (store/slots.py: its function's solo function-wide
+# key, when under its limit) and its steps.
 _ACQUIRE_AND_LOAD = (
-    f'WITH r AS ({sql.ACQUIRE} RETURNING *) SELECT '
-    + ", ".join(f'r."{c}"' for c in RUN_COLUMNS) + ', '
+    f'WITH r AS ({sql.ACQUIRE} RETURNING *), '
+    f'sk AS (UPDATE "{SLOT_KEYS}" k SET "used" = k."used" + 1 FROM r '
+    f'WHERE {slots.ACQUIRE_SLOT_WHERE} RETURNING k."scope_key", k."capacity"), '
+    f'si AS (INSERT INTO "{SLOTS_TABLE}" ("scope_key", "run_id", "lease_expires_at") '
+    'SELECT sk."scope_key", r."id", r."lease_expires_at" FROM sk, r ON CONFLICT DO NOTHING '
+    'RETURNING "scope_key", "run_id"), '
+    f'sw AS (DELETE FROM "{SLOT_WAITERS}" WHERE "run_id" = (SELECT "run_id" FROM si)) '
+    'SELECT ' + ", ".join(f'r."{c}"' for c in RUN_COLUMNS) + ', '
     'e."name", e."data", e."external_id", e."ts", e."v", e."user", '
+    'si."scope_key", sk."capacity", '
     + ", ".join(f's."{c}"' for c in STEP_COLUMNS)
     + f' FROM r LEFT JOIN "{EVENTS}" e ON e."id" = r."event_id" '
+    'LEFT JOIN si ON true LEFT JOIN sk ON true '
     f'LEFT JOIN "{STEPS}" s ON s."run_id" = r."id"')
 
 _STEP_ARRAYS = ('unnest(?::text[], ?::text[], ?::text[], ?::int[], ?::text[], ?::int[], '
@@ -85,8 +95,10 @@ class PgRunStore(RunStore):
             return None
         run = run_from_row(rows[0][:n])
         event = event_of(run, rows[0][n:n + 6])
-        steps = [step_from_row(r[n + 6:]) for r in rows if r[n + 6] is not None]
-        return Acquired(run=run, event=event, steps=steps, unclean=max(0, run.inflight - 1))
+        slot_key, limit = rows[0][n + 6:n + 8]
+        steps = [step_from_row(r[n + 8:]) for r in rows if r[n + 8] is not None]
+        return Acquired(run=run, event=event, steps=steps, unclean=max(0, run.inflight - 1),
+                        slot=(slot_key, limit) if slot_key is not None else None)
 
     def _checkpoint(self, run_id, token, now, step, progress) -> str | None:
         fence = (run_id, token, now)
@@ -285,3 +297,39 @@ class PgTimerStore(TimerStore):
 
 
 __all__ = ["PgRunStore", "PgEventStore", "PgTimerStore"]
+
+
+# -- concurrency slot counters, one statement each (see store/slots.py) ----------------------------
+# (cap, key, cap, key, holder, holder, expires, holder): the counter goes up when under the
+# limit, the slot row is written and the holder's waiter row goes, or nothing happens.
+_COUNT_IN = (f'WITH k AS ({slots.COUNT_IN} RETURNING "scope_key"), '
+             f'ins AS (INSERT INTO "{SLOTS_TABLE}" ("scope_key", "run_id", "lease_expires_at") '
+             'SELECT "scope_key", ?, ? FROM k ON CONFLICT DO NOTHING RETURNING 1), '
+             f'w AS ({slots.UNWAIT} AND EXISTS (SELECT 1 FROM ins)) '
+             'SELECT count(*) FROM ins')
+# (key, holder, cap): the slot row goes and its key's counter down with it; the key's flag.
+# Committed without waiting for the WAL flush (``synchronous_commit`` off for this statement's
+# transaction only), so the key row's lock is not held through an fsync: a give-back lost in
+# a server crash leaves a slot that expires with its lease (the sweeper frees it), and any
+# later synchronous commit (the next take) flushes it first: the counter never undercounts.
+# Inside a caller's transaction the setting would hold for all of it: there, the plain one.
+_COUNT_OUT_SYNC = (f'WITH d AS ({slots.DROP_SLOT} RETURNING "scope_key") '
+                   f'UPDATE "{SLOT_KEYS}" k SET {slots.COUNT_DOWN} FROM d '
+                   'WHERE k."scope_key" = d."scope_key" RETURNING k."waiting"')
+_COUNT_OUT = _COUNT_OUT_SYNC.replace(
+    'RETURNING "scope_key")',
+    'AND set_config(\'synchronous_commit\', \'off\', true) IS NOT NULL RETURNING "scope_key")', 1)
+
+
+class PgSlotStore(slots.SlotStore):
+    """:class:`~.slots.SlotStore` whose counter transitions are single autocommitted
+    statements: the key row is locked only while the statement runs."""
+
+    def _count_in(self, scope_key: str, capacity: int, holder: str, expires_at: int) -> bool:
+        return self.d.execute(_COUNT_IN, (capacity, scope_key, capacity, scope_key, holder,
+                                          holder, expires_at, holder)).fetchone()[0] == 1
+
+    def _count_out(self, scope_key: str, capacity: int, holder: str) -> int | None:
+        statement = _COUNT_OUT_SYNC if self.db.in_transaction() else _COUNT_OUT
+        row = self.d.execute(statement, (scope_key, holder, capacity)).fetchone()
+        return row[0] if row else None

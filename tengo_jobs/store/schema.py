@@ -266,12 +266,16 @@ class BatchEventRow(AppModel):
 
 
 class SlotKeyRow(AppModel):
-    """A concurrency scope key: its current limit and its round-robin turn (fair keys).
-    See ``migrations/m0008_capacity.py``."""
+    """A concurrency scope key: its current limit, its round-robin turn (fair keys), its
+    slot counter and whether runs may wait on it. See ``migrations/m0008_capacity.py`` and
+    ``migrations/m0011_slot_counters.py``."""
 
     scope_key = pw.CharField(primary_key=True, max_length=300)
     capacity = pw.IntegerField()
     served = pw.BigIntegerField(default=0, constraints=[pw.SQL("DEFAULT 0")])
+    used = pw.IntegerField(default=0, constraints=[pw.SQL("DEFAULT 0")])
+    waiting = pw.IntegerField(default=0, constraints=[pw.SQL("DEFAULT 0")])
+    solo = pw.IntegerField(default=0, constraints=[pw.SQL("DEFAULT 0")])
 
     class Meta:
         table_name = "tj_slot_keys"

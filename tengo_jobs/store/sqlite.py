@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from ..core.events import DEDUPE_WINDOW_MS
 from ..core.ops import PendingOp, StepRecord
-from . import statements as sql
+from ..core.flow_capacity import FUNCTION_SCOPE
+from . import slots, statements as sql
 from .contract import (Accepted, Acquired, EventStore, RunStore, TimerStore, event_of,
                        event_params, run_from_row, step_from_row, timer_rows)
 from .schema import RunRow, RunStatus
@@ -43,8 +44,19 @@ class SqliteRunStore(RunStore):
             steps = [step_from_row(r) for r in self.d.execute(sql.SELECT_STEPS, (run_id,))]
             event_row = (self.d.execute(sql.SELECT_EVENT, (run.event_id,)).fetchone()
                          if run.event_id is not None else None)
+            slot = self._take_solo_slot(run)
         return Acquired(run=run, event=event_of(run, event_row), steps=steps,
-                        unclean=max(0, run.inflight - 1))
+                        unclean=max(0, run.inflight - 1), slot=slot)
+
+    def _take_solo_slot(self, run: RunRow) -> tuple[str, int] | None:
+        """The acquire's own slot (store/slots.py), in its transaction."""
+        key = FUNCTION_SCOPE + run.function_id
+        limit = self.d.execute(slots.ACQUIRE_SLOT, (key, key, run.id)).fetchall()
+        if not limit:
+            return None
+        self.d.execute(slots.INSERT_SLOT, (key, run.id, run.lease_expires_at))
+        self.d.execute(slots.UNWAIT, (run.id,))
+        return key, limit[0][0]
 
     def _checkpoint(self, run_id, token, now, step, progress) -> str | None:
         fence = (run_id, token, now)
