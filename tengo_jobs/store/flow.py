@@ -100,7 +100,8 @@ class FlowAdmission:
         id again when it is due now (to wake)."""
         fn = item.function
         admitted = admit_one(RunStart(function_id=fn.id, app_id=fn.app_id,
-                                      event_id=item.event_id, due=due), now)
+                                      event_id=item.event_id, due=due,
+                                      traceparent=getattr(item.event, "traceparent", None)), now)
         self.d.execute(sql.INSERT_RUN, admitted.run_row())  # the row every start writes
         if admitted.enqueued_at is None:
             self.d.execute(sql.INSERT_EVENT_TIMER, (admitted.run_id, admitted.due))
