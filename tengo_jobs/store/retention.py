@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from typing import Callable
 
 from .dialect import Dialect
@@ -189,6 +190,22 @@ class RetentionStore:
         return {name: self.d.execute(f'SELECT COUNT(*) FROM "{table}"').fetchone()[0]
                 for name, table in ROW_TABLES.items()}
 
+    def disk(self) -> dict:
+        """What the database takes on disk, without reading a table: on SQLite the pages in
+        use (``page_count`` × ``page_size``), the free pages a prune left (reused by later
+        writes; ``VACUUM`` gives them back to the file system) and the size of the file with
+        its write-ahead log."""
+        page_size = self.d.execute("PRAGMA page_size").fetchone()[0]
+        pages = self.d.execute("PRAGMA page_count").fetchone()[0]
+        free = self.d.execute("PRAGMA freelist_count").fetchone()[0]
+        path = getattr(self.d.db, "database", "") or ""
+        file_bytes = None
+        if path and path != ":memory:" and not path.startswith("file:"):
+            file_bytes = sum(os.path.getsize(p) for p in (path, path + "-wal")
+                             if os.path.exists(p))
+        return {"database": "sqlite", "bytes": page_size * pages, "free_bytes": page_size * free,
+                "file_bytes": file_bytes}
+
 
 class PgRetentionStore(RetentionStore):
     """On PostgreSQL the row counts are the planner's estimates (``pg_class.reltuples``,
@@ -203,6 +220,23 @@ class PgRetentionStore(RetentionStore):
             ("r", *ROW_TABLES.values())).fetchall())
         return {name: (int(rows[table]) if rows.get(table, -1) >= 0 else None)
                 for name, table in ROW_TABLES.items()}
+
+    def disk(self) -> dict:
+        """Per system table (``tj_…``), ``pg_total_relation_size`` (table, indexes and TOAST)
+        and the planner's row estimate (``pg_class.reltuples``; ``None`` before the first
+        ``ANALYZE``), and their total: catalog reads only, never a ``COUNT(*)``. Space a prune
+        frees is reused by the table (autovacuum marks it free); the sizes shrink only after
+        a ``VACUUM FULL``."""
+        tables = {}
+        for name, size, rows in self.d.execute(
+                'SELECT c.relname, pg_total_relation_size(c.oid), c.reltuples FROM pg_class c '
+                'JOIN pg_namespace n ON n.oid = c.relnamespace '
+                'WHERE n.nspname = current_schema() AND c.relkind = ? AND left(c.relname, 3) = ? '
+                'ORDER BY c.relname', ("r", "tj_")):
+            tables[name] = {"bytes": int(size),
+                            "rows_estimate": int(rows) if rows is not None and rows >= 0 else None}
+        return {"database": "postgresql", "bytes": sum(t["bytes"] for t in tables.values()),
+                "tables": tables}
 
 
 IMPLEMENTATIONS = {"postgresql": PgRetentionStore, "sqlite": RetentionStore}
