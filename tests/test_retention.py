@@ -187,6 +187,21 @@ def test_healthz_shows_row_counts_and_the_last_prune(tmp_path):
         assert body["last_prune"]["events"] == 1 and body["last_prune"]["at"].endswith("Z")
 
 
+def test_small_batches_step_over_old_events_that_unfinished_runs_still_need(
+        backend, fns, tester):
+    """The oldest events belong to 45-day sleepers: every batch of two finds only those at
+    the head, yet the walk goes on past them to the unreferenced events behind."""
+    sleepers = tester.send([{"name": "sleeper.go", "data": {}}] * 3)
+    backend.clock.advance(1_000)
+    noise = tester.send([{"name": "nobody.listens", "data": {"i": i}} for i in range(5)])
+    _settle(tester)
+    backend.clock.advance(31 * DAY)
+    done = backend.timekeeper.prune(batch=2)
+    assert done.events == 5 and done.runs == 0
+    assert {e.id for e in EventRow.select()} == set(sleepers)
+    assert not set(noise) & {e.id for e in EventRow.select()}
+
+
 def test_healthz_shows_disk_and_rows_left_after_a_prune(backend, fns, tester):
     """What a user checks after pruning: the tables' sizes and row counts in the health
     detail (PostgreSQL: the catalog's sizes and estimates, refreshed by ANALYZE)."""

@@ -50,9 +50,14 @@ PRUNABLE = f"""(r."status" IN ({_FINAL}) AND r."ended_at" IS NOT NULL AND r."end
        SELECT 1 FROM "{RUNS}" p WHERE p."id" = r."parent_run_id"
        AND p."status" NOT IN ({_FINAL}))))"""
 
-# An event (alias e) no run refers to (after its runs went), received before the cutoff.
-_UNREFERENCED = f"""e."received_at" < ?
-  AND NOT EXISTS (SELECT 1 FROM "{RUNS}" r WHERE r."event_id" = e."id")
+# The next events received before the cutoff, in (received_at, id) order after a cursor:
+# (cutoff, after received_at, after received_at, after id, limit). A walk of the
+# ``received_at`` index, whatever the planner thinks of the tables' sizes.
+_EVENTS_AFTER = f"""SELECT e."id", e."received_at" FROM "{EVENTS}" e WHERE e."received_at" < ?
+  AND (e."received_at" > ? OR (e."received_at" = ? AND e."id" > ?))
+  ORDER BY e."received_at", e."id" LIMIT ?"""
+# Of those, the ones no run refers to (after its runs went): probes of two indexes each.
+_UNREFERENCED = f"""AND NOT EXISTS (SELECT 1 FROM "{RUNS}" r WHERE r."event_id" = e."id")
   AND NOT EXISTS (SELECT 1 FROM "{BATCH_EVENTS}" b WHERE b."event_id" = e."id")"""
 
 # The same events counted before any run went: referred to by no run that stays.
@@ -141,19 +146,40 @@ class RetentionStore:
                                        ids).rowcount
         return done
 
-    def prune_events(self, cutoff: int, limit: int = BATCH) -> int:
-        """Delete up to ``limit`` events received before ``cutoff`` that no run refers to,
-        and their skips; one transaction. Returns how many events."""
+    def prune_events(self, cutoff: int, limit: int = BATCH,
+                     after: tuple[int, str] = (-1, "")) -> tuple[int, tuple[int, str] | None]:
+        """Of the next ``limit`` events received before ``cutoff`` after the cursor ``after``
+        (``(received_at, id)``), delete those no run refers to, with their skips; one
+        transaction. Returns how many events, and the cursor of the next batch (``None``:
+        none left). Events a remaining run still needs are stepped over, not read again by
+        every batch, and each batch reads at most ``limit`` events whatever the tables hold
+        (a query asking for "the oldest unreferenced events" let the planner hash-join the
+        whole runs table per batch on a large history)."""
         with self.d.transaction():
+            rows = self.d.execute(_EVENTS_AFTER + self.d.skip_locked,
+                                  (cutoff, after[0], after[0], after[1], limit)).fetchall()
+            if not rows:
+                return 0, None
+            cursor = (int(rows[-1][1]), rows[-1][0]) if len(rows) == limit else None
+            marks = _marks(len(rows))
             ids = [e for (e,) in self.d.execute(
-                f'SELECT e."id" FROM "{EVENTS}" e WHERE {_UNREFERENCED} '
-                f'ORDER BY e."received_at" LIMIT ?{self.d.skip_locked}', (cutoff, limit))]
+                f'SELECT e."id" FROM "{EVENTS}" e WHERE e."id" IN ({marks}) {_UNREFERENCED}',
+                [r[0] for r in rows])]
             if not ids:
-                return 0
+                return 0, cursor
             marks = _marks(len(ids))
             self.d.execute(f'DELETE FROM "{SKIPS}" WHERE "event_id" IN ({marks})', ids)
             return self.d.execute(f'DELETE FROM "{EVENTS}" WHERE "id" IN ({marks})',
-                                  ids).rowcount
+                                  ids).rowcount, cursor
+
+    def prune_all_events(self, cutoff: int, limit: int = BATCH) -> int:
+        """:meth:`prune_events` batch after batch until the events before ``cutoff`` are
+        walked; how many were deleted."""
+        total, cursor = 0, (-1, "")
+        while cursor is not None:
+            deleted, cursor = self.prune_events(cutoff, limit, cursor)
+            total += deleted
+        return total
 
     def expire_dedupe(self, now: int, limit: int = BATCH) -> int:
         """Delete up to ``limit`` dedupe claims whose window is over; one transaction."""
