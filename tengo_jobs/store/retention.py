@@ -175,7 +175,8 @@ class RetentionStore:
     def prune_all_events(self, cutoff: int, limit: int = BATCH) -> int:
         """:meth:`prune_events` batch after batch until the events before ``cutoff`` are
         walked; how many were deleted."""
-        total, cursor = 0, (-1, "")
+        total = 0
+        cursor: tuple[int, str] | None = (-1, "")
         while cursor is not None:
             deleted, cursor = self.prune_events(cutoff, limit, cursor)
             total += deleted
