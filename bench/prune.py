@@ -44,30 +44,32 @@ def fill(url: str, runs: int, steps: int) -> dict:
     import psycopg
 
     now = int(time.time() * 1000)
-    ended = now - 60 * DAY_MS
+    start = now - 60 * DAY_MS - runs  # one event a millisecond, as traffic spreads them
     t0 = time.perf_counter()
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("SET synchronous_commit = off")
         for lo in range(0, runs, CHUNK):
             hi = min(runs, lo + CHUNK) - 1
-            args = {"lo": lo, "hi": hi, "t": ended, "steps": steps}
+            args = {"lo": lo, "hi": hi, "t": start, "steps": steps}
             conn.execute(
                 'INSERT INTO "tj_events" ("id", "name", "data", "user", "external_id", "ts", "v", '
                 '"received_at") SELECT \'ev\' || lpad(i::text, 12, \'0\'), \'bench.old\', '
-                '\'{"i":\' || i || \'}\', NULL, NULL, %(t)s::bigint - 1000, NULL, %(t)s::bigint - 1000 '
+                '\'{"i":\' || i || \'}\', NULL, NULL, %(t)s::bigint + i, NULL, %(t)s::bigint + i '
                 'FROM generate_series(%(lo)s::bigint, %(hi)s::bigint) i', args)
             conn.execute(
                 'INSERT INTO "tj_runs" ("id", "app_id", "function_id", "event_id", "status", '
                 '"output", "attempt", "created_at", "started_at", "ended_at", "wake_at", '
                 '"inflight", "signal") SELECT \'run\' || lpad(i::text, 12, \'0\'), \'bench\', '
                 '\'old\', \'ev\' || lpad(i::text, 12, \'0\'), \'completed\', \'{"ok":true}\', 0, '
-                '%(t)s::bigint - 1000, %(t)s::bigint - 900, %(t)s::bigint + i / 1000, %(t)s::bigint - 1000, 0, 0 '
+                '%(t)s::bigint + i, %(t)s::bigint + i + 10, %(t)s::bigint + i + 100, '
+                '%(t)s::bigint + i, 0, 0 '
                 'FROM generate_series(%(lo)s::bigint, %(hi)s::bigint) i', args)
             conn.execute(
                 'INSERT INTO "tj_steps" ("run_id", "key", "name", "kind", "position", "status", '
                 '"attempts", "output", "started_at", "ended_at") '
                 'SELECT \'run\' || lpad(i::text, 12, \'0\'), \'s\' || p, \'s\' || p, \'run\', p, '
-                '\'completed\', 1, \'{"step":\' || p || \',"ok":true}\', %(t)s::bigint - 900, %(t)s::bigint '
+                '\'completed\', 1, \'{"step":\' || p || \',"ok":true}\', %(t)s::bigint + i + 10, '
+                '%(t)s::bigint + i + 20 '
                 'FROM generate_series(%(lo)s::bigint, %(hi)s::bigint) i, generate_series(1, %(steps)s::int) p', args)
             print(f"  filled {hi + 1:,} runs ({time.perf_counter() - t0:.0f} s)", flush=True)
         conn.execute('VACUUM ANALYZE "tj_runs"')
@@ -143,6 +145,7 @@ def prune_under_load(url: str, args) -> dict:
                                  stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         while prune.poll() is None:
             samples.append(load.rate(10))
+            print(f"    W4 during the prune: {samples[-1]:.0f} runs/s", flush=True)
         prune_s = time.perf_counter() - t0
         during = (load.completed() - c0) / prune_s
         out = prune.stdout.read().strip() if prune.stdout else ""

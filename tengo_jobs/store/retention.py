@@ -52,9 +52,11 @@ PRUNABLE = f"""(r."status" IN ({_FINAL}) AND r."ended_at" IS NOT NULL AND r."end
 
 # The next events received before the cutoff, in (received_at, id) order after a cursor:
 # (cutoff, after received_at, after received_at, after id, limit). A walk of the
-# ``received_at`` index, whatever the planner thinks of the tables' sizes.
+# ``received_at`` index from the cursor on (``>=`` is the range's start; the ``OR`` only
+# sorts out the events received in the cursor's millisecond), whatever the planner thinks
+# of the tables' sizes.
 _EVENTS_AFTER = f"""SELECT e."id", e."received_at" FROM "{EVENTS}" e WHERE e."received_at" < ?
-  AND (e."received_at" > ? OR (e."received_at" = ? AND e."id" > ?))
+  AND e."received_at" >= ? AND (e."received_at" > ? OR e."id" > ?)
   ORDER BY e."received_at", e."id" LIMIT ?"""
 # Of those, the ones no run refers to (after its runs went): probes of two indexes each.
 _UNREFERENCED = f"""AND NOT EXISTS (SELECT 1 FROM "{RUNS}" r WHERE r."event_id" = e."id")
