@@ -70,7 +70,8 @@ def fill(url: str, runs: int, steps: int) -> dict:
                 'SELECT \'run\' || lpad(i::text, 12, \'0\'), \'s\' || p, \'s\' || p, \'run\', p, '
                 '\'completed\', 1, \'{"step":\' || p || \',"ok":true}\', %(t)s::bigint + i + 10, '
                 '%(t)s::bigint + i + 20 '
-                'FROM generate_series(%(lo)s::bigint, %(hi)s::bigint) i, generate_series(1, %(steps)s::int) p', args)
+                'FROM generate_series(%(lo)s::bigint, %(hi)s::bigint) i, '
+                'generate_series(1, %(steps)s::int) p', args)
             print(f"  filled {hi + 1:,} runs ({time.perf_counter() - t0:.0f} s)", flush=True)
         conn.execute('VACUUM ANALYZE "tj_runs"')
         conn.execute('VACUUM ANALYZE "tj_steps"')
