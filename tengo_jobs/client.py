@@ -12,6 +12,7 @@ import threading
 import time
 from typing import Any, Callable, Mapping, ParamSpec, Sequence, TypeVar
 
+from . import tracing
 from .core.functions import DEFAULT_RETRIES, FunctionDef, build_function
 from .core.states import RunStatus
 from .core.registry import Registry, registry as default_registry
@@ -148,10 +149,13 @@ class Jobs:
         return decorate
 
     def send(self, events, *, now: int | None = None) -> list[str]:
-        """Send one event (a dict or ``Event``) or a list; returns one event id per event."""
+        """Send one event (a dict or ``Event``) or a list; returns one event id per event.
+        Called inside an active OpenTelemetry span, the runs' traces continue it."""
+        traceparent = tracing.current_traceparent()
         if self.middleware:
-            return self.runtime.send(events, now=now, middleware=self.middleware)
-        return self.runtime.send(events, now=now)
+            return self.runtime.send(events, now=now, middleware=self.middleware,
+                                     traceparent=traceparent)
+        return self.runtime.send(events, now=now, traceparent=traceparent)
 
     async def send_async(self, events, *, now: int | None = None) -> list[str]:
         """:meth:`send` from asyncio code, with the same contract (validation, ids, runs

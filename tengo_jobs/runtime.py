@@ -44,7 +44,7 @@ from typing import Iterable, NoReturn
 import dramatiq
 import peewee as pw
 
-from . import logsafe
+from . import logsafe, tracing
 from .broker import BootOnWorkerStart, Waker, adapter_for, declare_actor, make_broker
 from .clock import Clock
 from .config import Settings
@@ -114,11 +114,17 @@ class Runtime:
     def now(self) -> int:
         return self.clock.now()
 
-    def send(self, events, *, now: int | None = None, middleware: tuple = ()) -> list[str]:
+    def send(self, events, *, now: int | None = None, middleware: tuple = (),
+             traceparent: str | None = None) -> list[str]:
         """Send one event (a dict or ``Event``) or a list; returns one event id per event
-        (``middleware``: the sending client's, see :meth:`Intake.send`)."""
+        (``middleware``: the sending client's, see :meth:`Intake.send`; ``traceparent``: the
+        caller's W3C trace context, which the runs' traces continue — a malformed one is
+        ignored)."""
         self.sdk_apps.reload_if_changed()
-        return self.intake.send(events, now=now, middleware=middleware)
+        if traceparent is not None and tracing.parse_traceparent(traceparent) is None:
+            traceparent = None
+        return self.intake.send(events, now=now, middleware=middleware,
+                                traceparent=traceparent)
 
     def enqueue(self, run_ids: Iterable[str]) -> None:
         """Wake these runs (their rows are committed): from a background thread with Redis,

@@ -24,7 +24,14 @@ creation to end. Under it:
   the execution that resumes on it.
 
 Attributes: ``tengo.function_id``, ``tengo.run_id``, ``tengo.step_key``, ``tengo.attempt``,
-``tengo.status``. An event posted with a W3C ``traceparent`` header gets an
+``tengo.status``.
+
+**The caller's trace.** An event posted with a W3C ``traceparent`` header (or sent with
+``jobs.send`` inside an active OpenTelemetry span, :func:`current_traceparent`) is stored
+with that traceparent, and so is every run it starts (``tj_runs.traceparent``, migration
+0012): such a run's trace is the caller's — its trace id is the caller's, its root span's
+parent is the caller's span, and its root span id is still derived from the run id, so
+every execution finds it (:func:`run_trace_ids`). The intake also records an
 ``event.received`` span in the caller's trace, linked to the root span of every run it
 started (see ``docs/semantics.md``, "Traces").
 """
@@ -35,6 +42,7 @@ import contextlib
 import hashlib
 import logging
 import os
+import sys
 import threading
 from typing import Any, Iterable
 
@@ -44,11 +52,36 @@ _NULL = contextlib.nullcontext(None)
 _TRUE = ("1", "true", "yes", "on")
 
 
-def run_trace_ids(run_id: str) -> tuple[int, int]:
+def run_trace_ids(run_id: str, traceparent: str | None = None) -> tuple[int, int]:
     """The trace id (128 bits) and root span id (64 bits) of run ``run_id``: the same in
-    every process, so each execution's spans join the one trace."""
+    every process, so each execution's spans join the one trace. With the caller's
+    ``traceparent`` (well-formed), the trace id is the caller's."""
     digest = hashlib.sha256(f"tengo-run:{run_id}".encode()).digest()
-    return (int.from_bytes(digest[:16], "big") or 1), (int.from_bytes(digest[16:24], "big") or 1)
+    span_id = int.from_bytes(digest[16:24], "big") or 1
+    caller = parse_traceparent(traceparent)
+    if caller is not None:
+        return caller[0], span_id
+    return (int.from_bytes(digest[:16], "big") or 1), span_id
+
+
+def format_traceparent(trace_id: int, span_id: int, flags: int = 1) -> str:
+    """A W3C ``traceparent`` header (version 00)."""
+    return f"00-{trace_id:032x}-{span_id:016x}-{flags & 0xff:02x}"
+
+
+def current_traceparent() -> str | None:
+    """The ``traceparent`` of the caller's active OpenTelemetry span, if any: read only when
+    the application has imported OpenTelemetry itself (nothing is imported here)."""
+    trace = sys.modules.get("opentelemetry.trace")
+    if trace is None:
+        return None
+    try:
+        context = trace.get_current_span().get_span_context()
+    except Exception:  # noqa: BLE001 - a broken tracing setup never fails a send
+        return None
+    if not context.is_valid:
+        return None
+    return format_traceparent(context.trace_id, context.span_id, int(context.trace_flags))
 
 
 def parse_traceparent(header: str | None) -> tuple[int, int, int] | None:
@@ -112,18 +145,37 @@ class Tracer(NoopTracer):
         self._forced = forced_ids  # the id generator's per-thread override
 
     # -- contexts ------------------------------------------------------------------------
-    def _run_context(self, run_id: str):
+    @staticmethod
+    def _flags(traceparent: str | None) -> int:
+        """The caller's sampled flag (sampled without a caller)."""
+        caller = parse_traceparent(traceparent)
+        return 1 if caller is None else caller[2] & 1
+
+    def _run_context(self, inv):
+        """The run's root span as a parent: its ids, in the caller's trace if it has one."""
         from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 
-        trace_id, span_id = run_trace_ids(run_id)
+        traceparent = getattr(inv.run, "traceparent", None)
+        trace_id, span_id = run_trace_ids(inv.run_id, traceparent)
         return self._trace.set_span_in_context(NonRecordingSpan(SpanContext(
-            trace_id, span_id, is_remote=True, trace_flags=TraceFlags(TraceFlags.SAMPLED))))
+            trace_id, span_id, is_remote=True, trace_flags=TraceFlags(self._flags(traceparent)))))
+
+    def _caller_context(self, traceparent: str | None):
+        """The caller's span as the root span's parent (no parent without a caller)."""
+        from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
+
+        caller = parse_traceparent(traceparent)
+        if caller is None:
+            return self._trace.set_span_in_context(self._trace.INVALID_SPAN)
+        trace_id, span_id, flags = caller
+        return self._trace.set_span_in_context(NonRecordingSpan(SpanContext(
+            trace_id, span_id, is_remote=True, trace_flags=TraceFlags(flags & 1))))
 
     def _parent(self, inv):
         span = getattr(inv, "span", None)
         if span is not None:
             return self._trace.set_span_in_context(span)
-        return self._run_context(inv.run_id)
+        return self._run_context(inv)
 
     @staticmethod
     def _attributes(inv, **more) -> dict[str, Any]:
@@ -135,7 +187,7 @@ class Tracer(NoopTracer):
     @contextlib.contextmanager
     def execution(self, inv):
         span = self._otel.start_span(
-            "execution", context=self._run_context(inv.run_id),
+            "execution", context=self._run_context(inv),
             attributes=self._attributes(inv, attempt=inv.run.attempt),
             start_time=_ns(inv.now()), record_exception=False, set_status_on_exception=False)
         inv.span = span
@@ -179,12 +231,12 @@ class Tracer(NoopTracer):
     def run_ended(self, inv, status: str, error: dict | None = None) -> None:
         from opentelemetry.trace import Status, StatusCode
 
-        trace_id, span_id = run_trace_ids(inv.run_id)
+        traceparent = getattr(inv.run, "traceparent", None)
+        trace_id, span_id = run_trace_ids(inv.run_id, traceparent)
         self._forced.ids = (trace_id, span_id)
         try:
             span = self._otel.start_span(
-                f"run {inv.function.id}", context=self._trace.set_span_in_context(
-                    self._trace.INVALID_SPAN),
+                f"run {inv.function.id}", context=self._caller_context(traceparent),
                 attributes=self._attributes(inv, status=status, attempt=inv.run.attempt),
                 start_time=_ns(inv.run.created_at))
         finally:
@@ -207,7 +259,7 @@ class Tracer(NoopTracer):
             trace_id, span_id, is_remote=True, trace_flags=TraceFlags(flags & 1))))
         links = []
         for run_id in run_ids:
-            run_trace, run_span = run_trace_ids(run_id)
+            run_trace, run_span = run_trace_ids(run_id, traceparent)
             links.append(Link(SpanContext(run_trace, run_span, is_remote=True,
                                           trace_flags=TraceFlags(TraceFlags.SAMPLED)),
                               {"tengo.run_id": run_id}))
@@ -292,5 +344,5 @@ def set_tracer(tracer: NoopTracer | None) -> None:
         _tracer = tracer
 
 
-__all__ = ["NOOP", "NoopTracer", "Tracer", "build", "configured", "get_tracer", "set_tracer",
-           "parse_traceparent", "run_trace_ids"]
+__all__ = ["NOOP", "NoopTracer", "Tracer", "build", "configured", "current_traceparent",
+           "format_traceparent", "get_tracer", "set_tracer", "parse_traceparent", "run_trace_ids"]

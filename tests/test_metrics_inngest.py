@@ -3,14 +3,19 @@ both databases, and the same numbers from every worker of a gunicorn with two.""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from tengo_jobs import RunStatus
 from tengo_jobs.process.web.metrics import DatabaseCollector
+from tengo_jobs.store.schema import RunRow
 
-from webhelpers import EVENT_KEY, bearer, live_env, start_gunicorn
+from procs import ROOT, process_env, start_worker
+from webhelpers import EVENT_KEY, bearer, live_env, start_gunicorn, wait_for_runs
 
 
 def _samples_of(families) -> dict:
@@ -62,6 +67,47 @@ def test_inngest_named_metrics_count_runs_steps_and_output_bytes(jobs, tester, b
     assert s[("tengo_run_start_lag_seconds_bucket", (("function", "ok-fn"), ("le", "2.5")))] == 2
 
 
+def _totals(backend, fn: str) -> tuple:
+    s = _samples_of(DatabaseCollector(backend)._counters())
+    return tuple(s.get((name, (("fn", fn),) + extra), 0) for name, extra in (
+        ("inngest_function_run_scheduled_total", ()), ("inngest_function_run_started_total", ()),
+        ("inngest_function_run_ended_total", (("status", "completed"),)),
+        ("inngest_function_run_ended_total", (("status", "cancelled"),)),
+        ("inngest_step_output_bytes_total", ())))
+
+
+def test_inngest_totals_are_counters_that_survive_pruning_and_the_24_hour_window(
+        jobs, tester, backend):
+    @jobs.function("counted", event="count")
+    def counted(ctx, step):
+        return step.run("one", lambda: "abc")  # '"abc"': 5 bytes
+
+    tester.send([{"name": "count", "data": {}}] * 3)
+    tester.run_until_idle(advance_time=False)
+    assert _totals(backend, "counted") == (3, 3, 3, 0, 15)
+    families = {f.name: f.type for f in DatabaseCollector(backend)._counters()}
+    assert families == {"inngest_function_run_scheduled": "counter",
+                        "inngest_function_run_started": "counter",
+                        "inngest_function_run_ended": "counter",
+                        "inngest_step_output_bytes": "counter"}
+
+    # a queued run cancelled before it started: ended (cancelled), never started
+    [event_id] = tester.send({"name": "count", "data": {}})
+    assert _totals(backend, "counted") == (4, 3, 3, 0, 15)
+    run = RunRow.get(RunRow.event_id == event_id)
+    backend.control.cancel(run.id)
+    assert _totals(backend, "counted") == (4, 3, 3, 1, 15)
+
+    # two days later: past the old 24 h window, and every finished run pruned
+    backend.clock.advance(2 * 86_400_000)
+    assert backend.timekeeper.prune(older_than_ms=86_400_000).runs == 4
+    assert RunRow.select().count() == 0
+    assert _totals(backend, "counted") == (4, 3, 3, 1, 15)
+    tester.send({"name": "count", "data": {}})
+    tester.run_until_idle(advance_time=False)
+    assert _totals(backend, "counted") == (5, 4, 4, 1, 20)
+
+
 def test_inngest_running_counts_runs_holding_a_lease(jobs, tester, backend):
     seen = {}
 
@@ -76,25 +122,50 @@ def test_inngest_running_counts_runs_holding_a_lease(jobs, tester, backend):
     assert _samples_of(DatabaseCollector(backend)._measure())[("inngest_steps_running", ())] == 0
 
 
+def _scrape_both(base: str) -> set:
+    """The counters of ``echo-event`` as twelve scrapes answer them (a new connection each
+    time: both gunicorn workers answer some)."""
+    fn = (("fn", "echo-event"),)
+    answers = set()
+    for _ in range(12):
+        text = requests.get(f"{base}/metrics", headers={**bearer(), "Connection": "close"},
+                            timeout=10).text
+        s = _samples_of(text_string_to_metric_families(text))
+        answers.add((s[("inngest_function_run_scheduled_total", fn)],
+                     s[("inngest_function_run_started_total", fn)],
+                     s.get(("inngest_function_run_ended_total", fn + (("status", "completed"),)),
+                           0),
+                     s[("inngest_step_output_bytes_total", fn)]))
+    return answers
+
+
 @pytest.mark.integration
 def test_two_gunicorn_workers_report_the_same_numbers(tmp_path, postgres_url, redis_url,
                                                       queue_name):
     env = live_env(postgres_url, redis_url, queue_name)
     web, base = start_gunicorn(tmp_path / "web.log", env, workers=2)
+    worker = None
     try:
+        ids = []
         for i in range(7):
             r = requests.post(f"{base}/e/{EVENT_KEY}", json={"name": "sdk.single", "data": {"i": i}},
                               timeout=10)
             assert r.status_code == 200
-        answers = set()
-        for _ in range(12):  # a new connection each time: both workers answer some
-            text = requests.get(f"{base}/metrics", headers={**bearer(), "Connection": "close"},
-                                timeout=10).text
-            s = _samples_of(text_string_to_metric_families(text))
-            answers.add((s[("inngest_function_run_scheduled_total", (("fn", "echo-event"),))],
-                         s[("inngest_steps_scheduled", ())] + s[("inngest_steps_running", ())]
-                         + s.get(("inngest_function_run_ended_total",
-                                  (("fn", "echo-event"), ("status", "completed"))), 0)))
-        assert answers == {(7, 7)}
+            ids += r.json()["ids"]
+        assert _scrape_both(base) == {(7, 0, 0, 0)}
+        # two dramatiq processes run them; every scrape from either web worker agrees at once
+        worker = start_worker("web_functions", tmp_path / "worker.log", processes=2, threads=2,
+                              **env)
+        wait_for_runs(base, ids)
+        [(scheduled, started, completed, output_bytes)] = _scrape_both(base)
+        assert (scheduled, started, completed) == (7, 7, 7) and output_bytes > 0
+        # pruning every finished run changes none of the counters
+        pruned = subprocess.run([sys.executable, "-m", "tengo_jobs.cli", "prune",
+                                 "--older-than", "1ms"], env=process_env(**env), cwd=ROOT,
+                                capture_output=True, text=True, timeout=120)
+        assert pruned.returncode == 0 and "deleted 7 run(s)" in pruned.stdout, pruned.stderr
+        assert _scrape_both(base) == {(7, 7, 7, output_bytes)}
     finally:
         web.stop()
+        if worker is not None:
+            worker.stop()

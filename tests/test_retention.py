@@ -14,6 +14,8 @@ from tengo_jobs.store.schema import database_proxy
 from tengo_jobs.store.schema import DedupeRow, EventRow, RunRow, StepRow, TimerRow
 from tengo_jobs.testing import make_test_runtime
 
+from tengo_jobs.process.web import create_app
+
 from webhelpers import bearer, make_app
 
 DAY = 86_400_000
@@ -175,6 +177,7 @@ def test_healthz_shows_row_counts_and_the_last_prune(tmp_path):
         assert "rows" not in client.get("/healthz").get_json()  # no credentials: checks only
         body = client.get("/healthz", headers=bearer()).get_json()
         assert body["rows"] == {"runs": 0, "steps": 0, "events": 0}
+        assert body["disk"]["database"] == "sqlite" and body["disk"]["bytes"] > 0
         assert body["last_prune"] is None and body["processes"] == []
         runtime.send({"name": "x.y", "data": {}})
         runtime.clock.advance(31 * DAY)
@@ -182,6 +185,62 @@ def test_healthz_shows_row_counts_and_the_last_prune(tmp_path):
         body = client.get("/healthz", headers=bearer()).get_json()
         assert body["rows"] == {"runs": 0, "steps": 0, "events": 0}
         assert body["last_prune"]["events"] == 1 and body["last_prune"]["at"].endswith("Z")
+
+
+def test_small_batches_step_over_old_events_that_unfinished_runs_still_need(
+        backend, fns, tester):
+    """The oldest events belong to 45-day sleepers: every batch of two finds only those at
+    the head, yet the walk goes on past them to the unreferenced events behind."""
+    sleepers = tester.send([{"name": "sleeper.go", "data": {}}] * 3)
+    backend.clock.advance(1_000)
+    noise = tester.send([{"name": "nobody.listens", "data": {"i": i}} for i in range(5)])
+    _settle(tester)
+    backend.clock.advance(31 * DAY)
+    done = backend.timekeeper.prune(batch=2)
+    assert done.events == 5 and done.runs == 0
+    assert {e.id for e in EventRow.select()} == set(sleepers)
+    assert not set(noise) & {e.id for e in EventRow.select()}
+
+
+def test_healthz_shows_disk_and_rows_left_after_a_prune(backend, fns, tester):
+    """What a user checks after pruning: the tables' sizes and row counts in the health
+    detail (PostgreSQL: the catalog's sizes and estimates, refreshed by ANALYZE)."""
+    client = create_app(backend).test_client()
+    postgres = backend.store.dialect.name == "postgresql"
+
+    def detail():
+        if postgres:  # what autovacuum does on its own, sooner
+            database_proxy.execute_sql("ANALYZE")
+        body = client.get("/healthz", headers=bearer()).get_json()
+        return body["rows"], body["disk"]
+
+    tester.send([{"name": "quick.go", "data": {"pad": "x" * 2000}}] * 40)
+    tester.send({"name": "sleeper.go", "data": {}})
+    _settle(tester)
+    rows, disk = detail()
+    assert rows == {"runs": 41, "steps": 42, "events": 41}
+    assert disk["bytes"] > 40 * 2000
+    if postgres:
+        assert disk["database"] == "postgresql"
+        assert disk["tables"]["tj_runs"]["rows_estimate"] == 41
+        assert disk["tables"]["tj_events"]["rows_estimate"] == 41
+        assert disk["tables"]["tj_runs"]["bytes"] > 0
+        assert disk["bytes"] == sum(t["bytes"] for t in disk["tables"].values())
+    else:
+        assert disk["database"] == "sqlite" and disk["file_bytes"] >= disk["bytes"] - \
+            disk["free_bytes"]
+    before = disk
+
+    backend.clock.advance(31 * DAY)
+    assert backend.timekeeper.prune().runs == 40
+    rows, disk = detail()
+    assert rows == {"runs": 1, "steps": 2, "events": 1}  # the 45-day sleeper stays
+    if postgres:
+        assert disk["tables"]["tj_runs"]["rows_estimate"] == 1
+        assert disk["tables"]["tj_steps"]["rows_estimate"] == 2
+    else:  # the pages the prune freed are free for reuse (VACUUM returns them to the disk)
+        assert disk["free_bytes"] > before["free_bytes"]
+        assert disk["bytes"] - disk["free_bytes"] < before["bytes"] - before["free_bytes"]
 
 
 @pytest.mark.parametrize("backend", ["postgresql"], indirect=True)

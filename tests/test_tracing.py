@@ -18,6 +18,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import StatusCode  # noqa: E402
 
 from tengo_jobs import Jobs, RunStatus, tracing  # noqa: E402
+from tengo_jobs.store.schema import EventRow, RunRow  # noqa: E402
 from tengo_jobs.testing import JobsTester  # noqa: E402
 
 from webhelpers import EVENT_KEY, make_app  # noqa: E402
@@ -129,28 +130,84 @@ def test_an_event_with_a_traceparent_continues_the_callers_trace(tmp_path, spans
             return step.run("hello", lambda: "hi")
 
         caller_trace, caller_span = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+        header = f"00-{caller_trace}-{caller_span}-01"
         answer = app.test_client().post(
             f"/e/{EVENT_KEY}", json={"name": "user.signed-up", "data": {}},
-            headers={"traceparent": f"00-{caller_trace}-{caller_span}-01"})
+            headers={"traceparent": header})
         assert answer.status_code == 200
+        [event_id] = answer.get_json()["ids"]
         [run] = JobsTester(runtime).run_until_idle()
-        [received] = _by_name(spans)["event.received"]
+        # stored with the event and its run
+        assert EventRow.get_by_id(event_id).traceparent == header
+        assert RunRow.get_by_id(run.id).traceparent == header
+
+        named = _by_name(spans)
+        # the run's trace is the caller's: its root span's parent is the caller's span
+        [root] = named["run greet"]
+        run_trace, run_root = tracing.run_trace_ids(run.id, header)
+        assert run_trace == int(caller_trace, 16)
+        assert root.context.trace_id == int(caller_trace, 16)
+        assert root.context.span_id == run_root
+        assert root.parent.span_id == int(caller_span, 16) and root.parent.is_remote
+        [execution] = named["execution"]
+        [step] = named["step hello"]
+        assert execution.parent.span_id == run_root
+        assert step.parent.span_id == execution.context.span_id
+        assert {s.context.trace_id for s in spans.get_finished_spans()} == {int(caller_trace, 16)}
+
+        [received] = named["event.received"]
         assert received.context.trace_id == int(caller_trace, 16)
         assert received.parent.span_id == int(caller_span, 16)
-        assert received.attributes["tengo.event_ids"] == tuple(answer.get_json()["ids"])
+        assert received.attributes["tengo.event_ids"] == (event_id,)
         [link] = received.links
-        run_trace, run_root = tracing.run_trace_ids(run.id)
         assert (link.context.trace_id, link.context.span_id) == (run_trace, run_root)
-        [root] = _by_name(spans)["run greet"]
-        assert root.context.span_id == run_root
 
         # a malformed header is ignored: the event is accepted, no span
         spans.clear()
-        answer = app.test_client().post(f"/e/{EVENT_KEY}", json={"name": "other", "data": {}},
+        answer = app.test_client().post(f"/e/{EVENT_KEY}", json={"name": "user.signed-up",
+                                                                 "data": {}},
                                         headers={"traceparent": "00-zz-bad-01"})
         assert answer.status_code == 200 and "event.received" not in _by_name(spans)
+        [run] = [r for r in JobsTester(runtime).run_until_idle() if r.id != run.id]
+        assert RunRow.get_by_id(run.id).traceparent is None
+        [root] = _by_name(spans)["run greet"]
+        assert root.parent is None and root.context.trace_id == tracing.run_trace_ids(run.id)[0]
     finally:
         runtime.close()
+
+
+def test_jobs_send_inside_an_active_span_continues_its_trace(jobs, tester, spans):
+    from opentelemetry.sdk.trace import TracerProvider
+
+    @jobs.function("child-of-caller", event="order.placed")
+    def handler(ctx, step):
+        step.run("a", lambda: 1)
+        step.sleep("pause", "1s")
+        return step.run("b", lambda: 2)
+
+    caller_tracer = TracerProvider().get_tracer("the-app")  # the application's own tracing
+    with caller_tracer.start_as_current_span("checkout") as caller:
+        jobs.send({"name": "order.placed", "data": {}})
+    caller_ctx = caller.get_span_context()
+    [run] = tester.run_until_idle()
+    assert run.status == RunStatus.COMPLETED
+
+    named = _by_name(spans)
+    [root] = named["run child-of-caller"]
+    assert root.context.trace_id == caller_ctx.trace_id
+    assert root.parent.span_id == caller_ctx.span_id
+    executions = named["execution"]
+    assert len(executions) == 2  # before and after the sleep, both in the caller's trace
+    assert all(e.parent.span_id == root.context.span_id for e in executions)
+    assert {s.context.trace_id for s in spans.get_finished_spans()} == {caller_ctx.trace_id}
+
+    # outside any span, a send starts a trace of the run's own
+    jobs.send({"name": "order.placed", "data": {}})
+    [other] = [r for r in tester.run_until_idle() if r.id != run.id]
+    [root2, _] = sorted(_by_name(spans)["run child-of-caller"],
+                        key=lambda s: s.context.trace_id == caller_ctx.trace_id)
+    assert root2.parent is None
+    assert root2.context.trace_id == tracing.run_trace_ids(other.id)[0]
 
 
 class _Receiver(http.server.BaseHTTPRequestHandler):
@@ -188,11 +245,15 @@ def test_spans_reach_an_otlp_http_receiver_configured_by_the_standard_variables(
             step.sleep("nap", "1s")
             return step.run("two", lambda: 2)
 
-        tester.send({"name": "go", "data": {}})
+        from opentelemetry.sdk.trace import TracerProvider
+
+        with TracerProvider().get_tracer("app").start_as_current_span("caller") as caller:
+            jobs.send({"name": "go", "data": {}})  # the run continues the caller's trace
+        caller_ctx = caller.get_span_context()
         [run] = tester.run_until_idle()
         tracer.flush()
         assert _Receiver.posts
-        names, traces = [], set()
+        names, traces, parents = [], set(), {}
         for path, content_type, body in _Receiver.posts:
             assert path == "/v1/traces" and content_type == "application/x-protobuf"
             request = ExportTraceServiceRequest.FromString(body)
@@ -204,8 +265,11 @@ def test_spans_reach_an_otlp_http_receiver_configured_by_the_standard_variables(
                     for span in scope.spans:
                         names.append(span.name)
                         traces.add(span.trace_id)
+                        parents[span.name] = span.parent_span_id
         assert {"run exported", "step one", "step two", "sleep nap", "execution"} <= set(names)
-        assert traces == {tracing.run_trace_ids(run.id)[0].to_bytes(16, "big")}
+        assert traces == {caller_ctx.trace_id.to_bytes(16, "big")}
+        assert parents["run exported"] == caller_ctx.span_id.to_bytes(8, "big")
+        assert len(names) == len(set(names)) + 1  # two executions; every other span once
     finally:
         tracing.set_tracer(None)
         server.shutdown()

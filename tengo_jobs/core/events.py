@@ -46,6 +46,10 @@ class Event:
     ts: int | None = None
     v: str | None = None
     user: dict | None = None
+    # The W3C ``traceparent`` of the caller it was sent from (the event API's header, or the
+    # active span of ``jobs.send``): stored with the event and its runs, whose trace
+    # continues the caller's. Not part of the event's body (``to_dict``).
+    traceparent: str | None = dataclasses.field(default=None, compare=False, repr=False)
 
     def to_dict(self) -> dict:
         body = {"name": self.name, "data": self.data}

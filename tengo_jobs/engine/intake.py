@@ -57,7 +57,7 @@ class Intake:
             if group_commit else None
 
     def send(self, payload: Any, *, now: int | None = None, internal: bool = False,
-             middleware: tuple = ()) -> list[str]:
+             middleware: tuple = (), traceparent: str | None = None) -> list[str]:
         """Validate, store and start runs for one event or a list; returns one id per event.
 
         An event whose ``id`` was seen in the last 24 h starts nothing and yields the
@@ -71,12 +71,17 @@ class Intake:
         ``after_send_events`` hooks the ids once they are stored. A function declared with
         ``event_schema`` refuses (the whole batch, nothing stored) an event whose data does
         not validate, naming the field.
+
+        ``traceparent`` (a W3C header, already checked by the caller): stored with every
+        event and the runs they start, whose traces continue the caller's.
         """
         if middleware:
             payload = mw.before_send(middleware, payload)
         events = validate_batch(payload, internal=internal)
         if not events:
             return []
+        if traceparent is not None:
+            events = [event.copy(traceparent=traceparent) for event in events]
         batch = [(event, self.registry.triggered_by(event.name)) for event in events]
         for index, (event, functions) in enumerate(batch):
             for fn in functions:

@@ -222,7 +222,7 @@ class Timekeeper:
         if cutoff is not None:
             done.runs = retention.drain(
                 lambda: self._prune_runs(cutoff, batch, done), batch, progress)
-            done.events = retention.drain(lambda: retention.prune_events(cutoff, batch), batch)
+            done.events = retention.prune_all_events(cutoff, batch)
         done.dedupe = retention.drain(lambda: retention.expire_dedupe(now, batch), batch)
         done.heartbeats = self.store.heartbeats.forget(now)
         retention.record("prune", now, {**done.as_dict(), "cutoff": cutoff})

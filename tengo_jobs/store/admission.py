@@ -125,7 +125,8 @@ class Admission:
                     flow.append((i, event_id, event, ts, fn))
                 else:
                     starts.append(RunStart(function_id=fn.id, app_id=fn.app_id,
-                                           event_id=event_id, due=ts))
+                                           event_id=event_id, due=ts,
+                                           traceparent=event.traceparent))
         return BatchPlan(size=len(batch), events=events,
                          admitted=self.admit(starts, now, events=by_id), same_as=same_as,
                          flow=flow)

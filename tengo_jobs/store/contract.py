@@ -109,6 +109,7 @@ class RunStart:
     steps: tuple[StepRecord, ...] = ()
     replay_of: str | None = None
     replay_note: str | None = None
+    traceparent: str | None = None  # the caller's trace, which the run's continues
 
 
 @dataclasses.dataclass(frozen=True)
@@ -132,7 +133,7 @@ class Admitted:
         s = self.start
         return (self.run_id, s.app_id, s.function_id, self.event_id, RunStatus.QUEUED.value, 0,
                 self.now, self.due, self.enqueued_at, s.unique_key, s.parent_run_id, 0,
-                s.replay_of, s.replay_note)
+                s.replay_of, s.replay_note, s.traceparent)
 
 
 def admit_one(start: RunStart, now: int, *, due: int | None = None,
@@ -203,7 +204,7 @@ def event_params(event_id: str, event: Event, now: int) -> tuple:
     """An event row's values in :data:`.statements.EVENT_ROW` order."""
     return (event_id, event.name, json.dumps(event.data, separators=(",", ":")),
             json.dumps(event.user) if event.user is not None else None, event.id,
-            event.ts if event.ts is not None else now, event.v, now)
+            event.ts if event.ts is not None else now, event.v, now, event.traceparent)
 
 
 def resolve_parent(d: Dialect, parent: Parent, status: RunStatus, output: str | None,

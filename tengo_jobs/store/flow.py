@@ -106,9 +106,10 @@ class FlowAdmission:
         the function's ``throttle`` says so: the start goes through the same admission as
         every other start): its id, and its id again when it is due now (to wake)."""
         fn = item.function
-        [admitted] = self.admit_starts([RunStart(function_id=fn.id, app_id=fn.app_id,
-                                                 event_id=item.event_id, due=due)], now,
-                                       events={item.event_id: item.event})
+        [admitted] = self.admit_starts([RunStart(
+            function_id=fn.id, app_id=fn.app_id, event_id=item.event_id, due=due,
+            traceparent=getattr(item.event, "traceparent", None))], now,
+            events={item.event_id: item.event})
         self.d.execute(sql.INSERT_RUN, admitted.run_row())  # the row every start writes
         if admitted.enqueued_at is None:
             self.d.execute(sql.INSERT_EVENT_TIMER, (admitted.run_id, admitted.due))

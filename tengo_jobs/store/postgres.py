@@ -152,12 +152,13 @@ _WAIT_OUTPUT = ("jsonb_build_object('name', kept.name, 'data', kept.data::jsonb,
                 "|| CASE WHEN kept.\"user\" IS NULL THEN '{}'::jsonb "
                 "ELSE jsonb_build_object('user', kept.\"user\"::jsonb) END")
 _PARKED = "r.status IN ('sleeping', 'waiting')"
-# Parameters: event arrays (8), dedupe expiry, now, received at, run arrays (6), created at,
+# Parameters: event arrays (9), dedupe expiry, now, received at, run arrays (6), created at,
 # now, now (wait expiry, twice), now (wake at), now (enqueued at), now (step ended at).
 _ACCEPT = f"""
 WITH ev AS (
   SELECT * FROM unnest(?::int[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[],
-                       ?::bigint[], ?::text[]) AS t(idx, id, name, data, "user", external_id, ts, v)),
+                       ?::bigint[], ?::text[], ?::text[])
+    AS t(idx, id, name, data, "user", external_id, ts, v, traceparent)),
 claim AS (
   INSERT INTO "{DEDUPE}" ("key", "event_id", "expires_at")
   SELECT external_id, id, ? FROM ev WHERE external_id IS NOT NULL
@@ -166,15 +167,17 @@ claim AS (
   RETURNING "event_id"),
 kept AS (SELECT ev.* FROM ev WHERE ev.external_id IS NULL OR ev.id IN (SELECT "event_id" FROM claim)),
 ins_e AS (
-  INSERT INTO "{EVENTS}" ("id", "name", "data", "user", "external_id", "ts", "v", "received_at")
-  SELECT id, name, data, "user", external_id, ts, v, ? FROM kept),
+  INSERT INTO "{EVENTS}" ("id", "name", "data", "user", "external_id", "ts", "v", "received_at",
+                          "traceparent")
+  SELECT id, name, data, "user", external_id, ts, v, ?, traceparent FROM kept),
 rn AS (
   SELECT * FROM unnest(?::int[], ?::text[], ?::text[], ?::text[], ?::bigint[], ?::bigint[])
     AS t(event_idx, id, app_id, function_id, wake_at, enqueued_at)),
 ins_r AS (
   INSERT INTO "{RUNS}" ("id", "app_id", "function_id", "event_id", "status", "attempt",
-                        "created_at", "wake_at", "enqueued_at", "inflight")
-  SELECT rn.id, rn.app_id, rn.function_id, kept.id, 'queued', 0, ?, rn.wake_at, rn.enqueued_at, 0
+                        "created_at", "wake_at", "enqueued_at", "inflight", "traceparent")
+  SELECT rn.id, rn.app_id, rn.function_id, kept.id, 'queued', 0, ?, rn.wake_at, rn.enqueued_at, 0,
+    kept.traceparent
   FROM rn JOIN kept ON kept.idx = rn.event_idx
   RETURNING "id", "wake_at", "enqueued_at"),
 ins_t AS (
@@ -236,8 +239,9 @@ class PgEventStore(EventStore):
     def _accept(self, plan, now: int) -> Accepted:
         events, admitted = plan.events, plan.admitted
         columns = list(zip(*[(i, event_id, e.name, json.dumps(e.data, separators=(",", ":")),
-                              json.dumps(e.user) if e.user is not None else None, e.id, ts, e.v)
-                             for i, event_id, e, ts in events])) or [[]] * 8
+                              json.dumps(e.user) if e.user is not None else None, e.id, ts, e.v,
+                              e.traceparent)
+                             for i, event_id, e, ts in events])) or [[]] * 9
         runs = [(plan.index_of[a.event_id], a.run_id, a.start.app_id, a.start.function_id, a.due,
                  a.enqueued_at) for a in admitted]
         run_columns = list(zip(*runs)) or [[]] * 6

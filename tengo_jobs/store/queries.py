@@ -22,7 +22,7 @@ from ..errors import EventNotFoundError, RunNotFoundError, ValidationError
 from .contract import FAILURE_PREFIX, INVOKE_PREFIX, event_of
 from .dialect import Dialect
 from .statements import PAUSED_ROWS, RUNNABLE, SELECT_EVENT
-from .schema import (EVENTS, FINAL_RUN_STATUSES, RUN_STATUSES, RUNS, SKIPS, SLOT_KEYS,
+from .schema import (COUNTERS, EVENTS, FINAL_RUN_STATUSES, RUN_STATUSES, RUNS, SKIPS, SLOT_KEYS,
                      SLOT_WAITERS, SLOTS, STEPS, THROTTLES, WAITS, EventRow, RunRow, RunStatus,
                      SkipRow, StepRow)
 
@@ -444,29 +444,35 @@ class Queries:
         """Runs due now that no worker holds (the real backlog), counted up to :data:`COUNT_CAP`."""
         return self._capped_count(RUNNABLE, (now, now))
 
-    def inngest_counts(self, *, now: int) -> dict[str, dict]:
-        """Per function, over the runs created in the last :data:`STATS_WINDOW_MS` (one pass
-        over that window of the ``created_at`` index): ``scheduled`` (created), ``started``,
-        ``ended`` (``{status: n}`` of the finished ones) and ``output_bytes`` (of their steps'
-        stored outputs)."""
+    def run_totals(self) -> dict[str, dict]:
+        """Monotonic totals per function since the database was created, read in one
+        statement (one snapshot): ``scheduled`` (runs created), ``started``, ``ended``
+        (``{status: n}``) and ``output_bytes`` (of the ended runs' stored step outputs).
+
+        The ended runs are counted in ``tj_counters`` by the trigger that fires in the
+        transaction ending a run (migration 0012; a few rows per function, never pruned);
+        the unfinished ones are counted through the ``status`` index. A run ending moves
+        from one count to the other in one commit, so ``scheduled`` and ``started`` never go
+        down, and pruning finished runs changes nothing. No full table is read."""
         out: dict[str, dict] = {}
-        for fn_id, status, n, started in self.d.execute(
-                f'SELECT "function_id", "status", count(*), '
-                'SUM(CASE WHEN "started_at" IS NOT NULL THEN 1 ELSE 0 END) FROM '
-                f'"{RUNS}" WHERE "created_at" >= ? GROUP BY "function_id", "status"',
-                (now - STATS_WINDOW_MS,)):
+        unfinished = ", ".join(f"'{s}'" for s in RUN_STATUSES if s not in FINAL_RUN_STATUSES)
+        for fn_id, kind, a, b, c, d, e in self.d.execute(
+                f'SELECT "function_id", \'ended\', SUM("completed"), SUM("failed"), '
+                f'SUM("cancelled"), SUM("started"), SUM("output_bytes") FROM "{COUNTERS}" '
+                'GROUP BY "function_id" UNION ALL '
+                f'SELECT "function_id", \'unfinished\', count(*), count("started_at"), 0, 0, 0 '
+                f'FROM "{RUNS}" WHERE "status" IN ({unfinished}) GROUP BY "function_id"'):
             fn = out.setdefault(fn_id, {"scheduled": 0, "started": 0, "ended": {},
                                         "output_bytes": 0})
-            fn["scheduled"] += n
-            fn["started"] += int(started or 0)
-            if status in FINAL_RUN_STATUSES:
-                fn["ended"][RunStatus(status).value] = n
-        for fn_id, size in self.d.execute(
-                f'SELECT r."function_id", SUM(LENGTH(s."output")) FROM "{RUNS}" r '
-                f'JOIN "{STEPS}" s ON s."run_id" = r."id" WHERE r."created_at" >= ? '
-                'AND s."output" IS NOT NULL GROUP BY r."function_id"', (now - STATS_WINDOW_MS,)):
-            out.setdefault(fn_id, {"scheduled": 0, "started": 0, "ended": {},
-                                   "output_bytes": 0})["output_bytes"] = int(size or 0)
+            a, b, c, d, e = (int(x or 0) for x in (a, b, c, d, e))
+            if kind == "ended":
+                fn["ended"] = {"completed": a, "failed": b, "cancelled": c}
+                fn["scheduled"] += a + b + c
+                fn["started"] += d
+                fn["output_bytes"] = e
+            else:
+                fn["scheduled"] += a
+                fn["started"] += b
         return out
 
     def running_count(self, *, now: int) -> int:

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from typing import Callable
 
 from .dialect import Dialect
@@ -49,9 +50,16 @@ PRUNABLE = f"""(r."status" IN ({_FINAL}) AND r."ended_at" IS NOT NULL AND r."end
        SELECT 1 FROM "{RUNS}" p WHERE p."id" = r."parent_run_id"
        AND p."status" NOT IN ({_FINAL}))))"""
 
-# An event (alias e) no run refers to (after its runs went), received before the cutoff.
-_UNREFERENCED = f"""e."received_at" < ?
-  AND NOT EXISTS (SELECT 1 FROM "{RUNS}" r WHERE r."event_id" = e."id")
+# The next events received before the cutoff, in (received_at, id) order after a cursor:
+# (cutoff, after received_at, after received_at, after id, limit). A walk of the
+# ``received_at`` index from the cursor on (``>=`` is the range's start; the ``OR`` only
+# sorts out the events received in the cursor's millisecond), whatever the planner thinks
+# of the tables' sizes.
+_EVENTS_AFTER = f"""SELECT e."id", e."received_at" FROM "{EVENTS}" e WHERE e."received_at" < ?
+  AND e."received_at" >= ? AND (e."received_at" > ? OR e."id" > ?)
+  ORDER BY e."received_at", e."id" LIMIT ?"""
+# Of those, the ones no run refers to (after its runs went): probes of two indexes each.
+_UNREFERENCED = f"""AND NOT EXISTS (SELECT 1 FROM "{RUNS}" r WHERE r."event_id" = e."id")
   AND NOT EXISTS (SELECT 1 FROM "{BATCH_EVENTS}" b WHERE b."event_id" = e."id")"""
 
 # The same events counted before any run went: referred to by no run that stays.
@@ -140,19 +148,41 @@ class RetentionStore:
                                        ids).rowcount
         return done
 
-    def prune_events(self, cutoff: int, limit: int = BATCH) -> int:
-        """Delete up to ``limit`` events received before ``cutoff`` that no run refers to,
-        and their skips; one transaction. Returns how many events."""
+    def prune_events(self, cutoff: int, limit: int = BATCH,
+                     after: tuple[int, str] = (-1, "")) -> tuple[int, tuple[int, str] | None]:
+        """Of the next ``limit`` events received before ``cutoff`` after the cursor ``after``
+        (``(received_at, id)``), delete those no run refers to, with their skips; one
+        transaction. Returns how many events, and the cursor of the next batch (``None``:
+        none left). Events a remaining run still needs are stepped over, not read again by
+        every batch, and each batch reads at most ``limit`` events whatever the tables hold
+        (a query asking for "the oldest unreferenced events" let the planner hash-join the
+        whole runs table per batch on a large history)."""
         with self.d.transaction():
+            rows = self.d.execute(_EVENTS_AFTER + self.d.skip_locked,
+                                  (cutoff, after[0], after[0], after[1], limit)).fetchall()
+            if not rows:
+                return 0, None
+            cursor = (int(rows[-1][1]), rows[-1][0]) if len(rows) == limit else None
+            marks = _marks(len(rows))
             ids = [e for (e,) in self.d.execute(
-                f'SELECT e."id" FROM "{EVENTS}" e WHERE {_UNREFERENCED} '
-                f'ORDER BY e."received_at" LIMIT ?{self.d.skip_locked}', (cutoff, limit))]
+                f'SELECT e."id" FROM "{EVENTS}" e WHERE e."id" IN ({marks}) {_UNREFERENCED}',
+                [r[0] for r in rows])]
             if not ids:
-                return 0
+                return 0, cursor
             marks = _marks(len(ids))
             self.d.execute(f'DELETE FROM "{SKIPS}" WHERE "event_id" IN ({marks})', ids)
             return self.d.execute(f'DELETE FROM "{EVENTS}" WHERE "id" IN ({marks})',
-                                  ids).rowcount
+                                  ids).rowcount, cursor
+
+    def prune_all_events(self, cutoff: int, limit: int = BATCH) -> int:
+        """:meth:`prune_events` batch after batch until the events before ``cutoff`` are
+        walked; how many were deleted."""
+        total = 0
+        cursor: tuple[int, str] | None = (-1, "")
+        while cursor is not None:
+            deleted, cursor = self.prune_events(cutoff, limit, cursor)
+            total += deleted
+        return total
 
     def expire_dedupe(self, now: int, limit: int = BATCH) -> int:
         """Delete up to ``limit`` dedupe claims whose window is over; one transaction."""
@@ -189,6 +219,22 @@ class RetentionStore:
         return {name: self.d.execute(f'SELECT COUNT(*) FROM "{table}"').fetchone()[0]
                 for name, table in ROW_TABLES.items()}
 
+    def disk(self) -> dict:
+        """What the database takes on disk, without reading a table: on SQLite the pages in
+        use (``page_count`` × ``page_size``), the free pages a prune left (reused by later
+        writes; ``VACUUM`` gives them back to the file system) and the size of the file with
+        its write-ahead log."""
+        page_size = self.d.execute("PRAGMA page_size").fetchone()[0]
+        pages = self.d.execute("PRAGMA page_count").fetchone()[0]
+        free = self.d.execute("PRAGMA freelist_count").fetchone()[0]
+        path = getattr(self.d.db, "database", "") or ""
+        file_bytes = None
+        if path and path != ":memory:" and not path.startswith("file:"):
+            file_bytes = sum(os.path.getsize(p) for p in (path, path + "-wal")
+                             if os.path.exists(p))
+        return {"database": "sqlite", "bytes": page_size * pages, "free_bytes": page_size * free,
+                "file_bytes": file_bytes}
+
 
 class PgRetentionStore(RetentionStore):
     """On PostgreSQL the row counts are the planner's estimates (``pg_class.reltuples``,
@@ -203,6 +249,23 @@ class PgRetentionStore(RetentionStore):
             ("r", *ROW_TABLES.values())).fetchall())
         return {name: (int(rows[table]) if rows.get(table, -1) >= 0 else None)
                 for name, table in ROW_TABLES.items()}
+
+    def disk(self) -> dict:
+        """Per system table (``tj_…``), ``pg_total_relation_size`` (table, indexes and TOAST)
+        and the planner's row estimate (``pg_class.reltuples``; ``None`` before the first
+        ``ANALYZE``), and their total: catalog reads only, never a ``COUNT(*)``. Space a prune
+        frees is reused by the table (autovacuum marks it free); the sizes shrink only after
+        a ``VACUUM FULL``."""
+        tables = {}
+        for name, size, rows in self.d.execute(
+                'SELECT c.relname, pg_total_relation_size(c.oid), c.reltuples FROM pg_class c '
+                'JOIN pg_namespace n ON n.oid = c.relnamespace '
+                'WHERE n.nspname = current_schema() AND c.relkind = ? AND left(c.relname, 3) = ? '
+                'ORDER BY c.relname', ("r", "tj_")):
+            tables[name] = {"bytes": int(size),
+                            "rows_estimate": int(rows) if rows is not None and rows >= 0 else None}
+        return {"database": "postgresql", "bytes": sum(t["bytes"] for t in tables.values()),
+                "tables": tables}
 
 
 IMPLEMENTATIONS = {"postgresql": PgRetentionStore, "sqlite": RetentionStore}

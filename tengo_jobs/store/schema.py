@@ -59,6 +59,8 @@ class EventRow(AppModel):
     ts = pw.BigIntegerField()  # when it happened / when its runs are due (ms)
     v = pw.CharField(max_length=64, null=True)
     received_at = pw.BigIntegerField(index=True)
+    # The W3C traceparent it was sent with (migration 0012): its runs continue that trace.
+    traceparent = pw.CharField(max_length=64, null=True)
 
     class Meta:
         table_name = "tj_events"
@@ -108,6 +110,8 @@ class RunRow(AppModel):
     # A cancellation (``cancel_on``, ``timeouts``) that reached the run while a step executed:
     # the run's error, JSON; the execution stops at its next step boundary.
     cancel_requested = pw.TextField(null=True)
+    # The caller's W3C traceparent (its event's; migration 0012): the run's trace continues it.
+    traceparent = pw.CharField(max_length=64, null=True)
 
     class Meta:
         table_name = "tj_runs"
@@ -345,6 +349,24 @@ class MaintenanceRow(AppModel):
         table_name = "tj_maintenance"
 
 
+class CounterRow(AppModel):
+    """Monotonic totals of ended runs per function, spread over ``shard`` rows (sum them):
+    added to by a trigger in the transaction that ends a run (migration 0012, where the
+    trigger is written; ``store/counters.py`` reads them)."""
+
+    function_id = pw.CharField(max_length=128)
+    shard = pw.IntegerField()
+    completed = pw.BigIntegerField(default=0, constraints=[pw.SQL("DEFAULT 0")])
+    failed = pw.BigIntegerField(default=0, constraints=[pw.SQL("DEFAULT 0")])
+    cancelled = pw.BigIntegerField(default=0, constraints=[pw.SQL("DEFAULT 0")])
+    started = pw.BigIntegerField(default=0, constraints=[pw.SQL("DEFAULT 0")])
+    output_bytes = pw.BigIntegerField(default=0, constraints=[pw.SQL("DEFAULT 0")])
+
+    class Meta:
+        table_name = "tj_counters"
+        primary_key = pw.CompositeKey("function_id", "shard")
+
+
 class SdkAppRow(AppModel):
     """An Inngest SDK app synced with ``POST /fn/register`` (migration 0010): its serve URL,
     SDK, framework, the function configurations it sent (JSON) and what the sync refused."""
@@ -364,7 +386,8 @@ class SdkAppRow(AppModel):
 SYSTEM_MODELS: list[type[pw.Model]] = [EventRow, DedupeRow, RunRow, StepRow, TimerRow, WaitRow,
                                        WaitKeyRow, CronStateRow, PausedFunctionRow, FlowKeyRow,
                                        SkipRow, BatchEventRow, SlotKeyRow, SlotRow, SlotWaiterRow,
-                                       ThrottleRow, HeartbeatRow, MaintenanceRow, SdkAppRow]
+                                       ThrottleRow, HeartbeatRow, MaintenanceRow, SdkAppRow,
+                                       CounterRow]
 
 # Table names for the store's hand-written SQL (never spelled anywhere else).
 EVENTS = EventRow._meta.table_name
@@ -386,6 +409,7 @@ THROTTLES = ThrottleRow._meta.table_name
 HEARTBEATS = HeartbeatRow._meta.table_name
 MAINTENANCE = MaintenanceRow._meta.table_name
 SDK_APPS = SdkAppRow._meta.table_name
+COUNTERS = CounterRow._meta.table_name
 
 RUN_COLUMNS = tuple(f.column_name for f in RunRow._meta.sorted_fields)
 STEP_COLUMNS = tuple(f.column_name for f in StepRow._meta.sorted_fields)

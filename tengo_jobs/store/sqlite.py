@@ -88,11 +88,13 @@ class SqliteRunStore(RunStore):
         with self.d.transaction():
             if token is None:
                 return self.d.execute(sql.END_UNFINISHED, end + (run_id,)).rowcount == 1
-            if self.d.execute(sql.END_FENCED, end + (run_id, token, now)).rowcount != 1:
-                return False
             if record is not None:
+                # the last step first: the trigger that counts the run's end (migration
+                # 0012) sums its steps' output bytes
+                if self.d.execute(sql.CANCEL_REQUESTED, (run_id, token, now)).fetchone() is None:
+                    return False  # the fence: this worker does not hold the lease
                 self.d.execute(sql.UPSERT_STEP, (run_id,) + record.params())
-        return True
+            return self.d.execute(sql.END_FENCED, end + (run_id, token, now)).rowcount == 1
 
 
 class SqliteEventStore(EventStore):

@@ -103,14 +103,15 @@ RELEASE_ORPHANS = (f'UPDATE "{RUNS}" SET "status" = \'queued\', "lease_owner" = 
                    'AND ("lease_owner" IS NOT NULL OR "enqueued_at" IS NOT NULL)')
 
 # -- starting runs -------------------------------------------------------------------------
-EVENT_ROW = ("id", "name", "data", "user", "external_id", "ts", "v", "received_at")
+EVENT_ROW = ("id", "name", "data", "user", "external_id", "ts", "v", "received_at",
+             "traceparent")
 RUN_ROW = ("id", "app_id", "function_id", "event_id", "status", "attempt", "created_at",
            "wake_at", "enqueued_at", "unique_key", "parent_run_id", "inflight", "replay_of",
-           "replay_note")
+           "replay_note", "traceparent")
 INSERT_EVENT = (f'INSERT INTO "{EVENTS}" (' + ", ".join(f'"{c}"' for c in EVENT_ROW)
-                + ") VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+                + ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
 INSERT_RUN = (f'INSERT INTO "{RUNS}" (' + ", ".join(f'"{c}"' for c in RUN_ROW)
-              + ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+              + ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
 INSERT_RUN_ONCE = INSERT_RUN + ' ON CONFLICT ("unique_key") DO NOTHING'
 INSERT_EVENT_TIMER = (f'INSERT INTO "{TIMERS}" ("run_id", "step_key", "due_at", "kind") '
                       "VALUES (?, '', ?, 'event')")

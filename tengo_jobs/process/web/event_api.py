@@ -118,7 +118,9 @@ def _intake(key: str | None):
     payload = parse_json(body)  # ValidationError: 400 naming the body (see params.py)
     _apply_id_seed(payload)
     runtime = current_app.extensions["tengo_jobs"]
-    ids = runtime.send(payload)  # ValidationError / database errors: see errors.py
+    # ValidationError / database errors: see errors.py. A well-formed traceparent header is
+    # stored with the events and their runs (their traces continue the caller's).
+    ids = runtime.send(payload, traceparent=request.headers.get("traceparent"))
     _trace_intake(runtime, ids)
     return jsonify({"ids": ids, "status": 200})
 

@@ -7,6 +7,10 @@ set) the answer also says how the deployment is doing, cheaply:
   heartbeats — ``{kind, host, pid, version, threads_busy, started_at, last_seen, status}``,
   ``status`` ``down`` after three of its heartbeat intervals without a beat;
 - ``rows``: ``{runs, steps, events}`` (PostgreSQL: the planner's estimates, no table scan);
+- ``disk``: what the database takes (PostgreSQL: ``bytes`` of every ``tj_`` table with its
+  indexes, and per table its ``bytes`` and ``rows_estimate``, from the catalog; SQLite:
+  ``bytes`` in pages, ``free_bytes`` a prune left for reuse, ``file_bytes`` of the file and
+  its write-ahead log) — after a prune, what it left;
 - ``last_prune``: when the last prune ran and what it deleted, or ``null``.
 
 Without credentials only the checks are given: host names, process ids and sizes are not
@@ -50,6 +54,7 @@ def _detail(runtime) -> dict:
             at, last = last
             last = {**last, "at": ms_to_iso(at), "cutoff": ms_to_iso(last.get("cutoff"))}
         return {"processes": store.heartbeats.processes(runtime.now()),
-                "rows": store.retention.row_counts(), "last_prune": last}
+                "rows": store.retention.row_counts(), "disk": store.retention.disk(),
+                "last_prune": last}
     except Exception as exc:  # noqa: BLE001 - liveness does not depend on the detail
         return {"detail_error": type(exc).__name__}

@@ -19,16 +19,21 @@ at 100,000:
 - ``tengo_runs_waiting_for_capacity`` by function and ``tengo_concurrency_slots_in_use`` by
   function and limit (functions with a ``concurrency`` limit).
 
-Beside them, Inngest's names (its self-hosted Prometheus endpoint; same window and
-bounds, so a dashboard built for Inngest reads these):
+Beside them, Inngest's names (its self-hosted Prometheus endpoint), so a dashboard built
+for Inngest reads these:
 
 - ``inngest_function_run_scheduled_total`` / ``inngest_function_run_started_total`` by
-  ``fn``, and ``inngest_function_run_ended_total`` by ``fn`` and ``status``
-  (``completed``, ``failed``, ``cancelled``): runs created in the last 24 hours, as gauges
-  (a sliding window goes down as well as up; see ``docs/semantics.md``);
+  ``fn``, ``inngest_function_run_ended_total`` by ``fn`` and ``status`` (``completed``,
+  ``failed``, ``cancelled``) and ``inngest_step_output_bytes_total`` by ``fn`` (bytes of
+  the stored step outputs of ended runs, counted when the run ends): real counters, since
+  the database was created, read at every scrape without the cache
+  (:meth:`~tengo_jobs.store.queries.Queries.run_totals`: a trigger keeps per-function
+  totals of ended runs in the transaction that ends each run, plus the unfinished runs
+  through the status index). Every gunicorn worker, and every scrape, reads the same
+  committed rows, so the numbers agree between workers and never go down, across pruning
+  too;
 - ``inngest_steps_scheduled``: runs due now that no worker holds; ``inngest_steps_running``:
   runs a worker holds now (a live lease);
-- ``inngest_step_output_bytes_total`` by ``fn``: bytes of stored step outputs;
 - ``tengo_scheduler_lag_seconds``: how long the oldest due, unheld run has waited, and
   ``tengo_run_start_lag_seconds``: histogram of creation-to-start delays by function.
 """
@@ -41,7 +46,8 @@ import time
 
 from flask import Blueprint, Response, current_app
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.core import (CounterMetricFamily, GaugeMetricFamily,
+                                    HistogramMetricFamily)
 
 from .auth import require_api
 
@@ -63,10 +69,36 @@ class DatabaseCollector:
     def collect(self):
         with self._lock:
             if self._cached is None or time.monotonic() - self._cached[0] > CACHE_SECONDS:
-                self._cached = (time.monotonic(), self._measure())
-            return list(self._cached[1])
+                self._cached = (time.monotonic(), self._measure_gauges())
+            gauges = list(self._cached[1])
+        return self._counters() + gauges
 
     def _measure(self) -> list:
+        """Every family, read now (tests)."""
+        return self._counters() + self._measure_gauges()
+
+    def _counters(self) -> list:
+        """Inngest's ``*_total`` counters: read at every scrape (a cached value could be
+        older than one another worker just served, and a counter must not go down)."""
+        scheduled = CounterMetricFamily("inngest_function_run_scheduled_total",
+                                        "Function runs scheduled.", labels=["fn"])
+        started = CounterMetricFamily("inngest_function_run_started_total",
+                                      "Function runs started.", labels=["fn"])
+        ended = CounterMetricFamily("inngest_function_run_ended_total",
+                                    "Function runs ended, by status.", labels=["fn", "status"])
+        output = CounterMetricFamily("inngest_step_output_bytes_total",
+                                     "Bytes of step outputs stored (counted when the run ends).",
+                                     labels=["fn"])
+        for fn_id, counts in sorted(self.runtime.store.queries.run_totals().items()):
+            scheduled.add_metric([fn_id], counts["scheduled"])
+            started.add_metric([fn_id], counts["started"])
+            for status, n in sorted(counts["ended"].items()):
+                if n:
+                    ended.add_metric([fn_id, status], n)
+            output.add_metric([fn_id], counts["output_bytes"])
+        return [scheduled, started, ended, output]
+
+    def _measure_gauges(self) -> list:
         now = self.runtime.now()
         queries = self.runtime.store.queries
         events = GaugeMetricFamily("tengo_events_received_24h",
@@ -111,26 +143,9 @@ class DatabaseCollector:
         return metrics
 
     def _inngest(self, now: int) -> list:
-        """The families under Inngest's names, and the scheduler's lag."""
+        """The gauges under Inngest's names, and the scheduler's lag (the counters:
+        :meth:`_counters`)."""
         queries = self.runtime.store.queries
-        scheduled = GaugeMetricFamily("inngest_function_run_scheduled_total",
-                                      "Function runs scheduled (created in the last 24 hours).",
-                                      labels=["fn"])
-        started = GaugeMetricFamily("inngest_function_run_started_total",
-                                    "Function runs started (of those created in the last 24 hours).",
-                                    labels=["fn"])
-        ended = GaugeMetricFamily("inngest_function_run_ended_total",
-                                  "Function runs ended, by status (of those created in the last "
-                                  "24 hours).", labels=["fn", "status"])
-        output = GaugeMetricFamily("inngest_step_output_bytes_total",
-                                   "Bytes of step outputs stored (runs of the last 24 hours).",
-                                   labels=["fn"])
-        for fn_id, counts in sorted(queries.inngest_counts(now=now).items()):
-            scheduled.add_metric([fn_id], counts["scheduled"])
-            started.add_metric([fn_id], counts["started"])
-            for status, n in sorted(counts["ended"].items()):
-                ended.add_metric([fn_id, status], n)
-            output.add_metric([fn_id], counts["output_bytes"])
         steps_scheduled = GaugeMetricFamily("inngest_steps_scheduled",
                                             "Runs due now that no worker holds.")
         steps_scheduled.add_metric([], queries.due_count(now=now))
@@ -147,7 +162,7 @@ class DatabaseCollector:
             buckets = [(str(b), int(c or 0)) for b, c in zip(STEP_BUCKETS_S, cumulative)]
             buckets.append(("+Inf", int(count)))
             start_lag.add_metric([fn_id], buckets, (total_ms or 0) / 1000)
-        return [scheduled, started, ended, output, steps_scheduled, running, lag, start_lag]
+        return [steps_scheduled, running, lag, start_lag]
 
     def _capacity(self, now: int) -> list:
         """Per function with a concurrency limit: runs waiting for a slot, slots in use."""
