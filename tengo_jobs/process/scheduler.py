@@ -12,6 +12,8 @@ to run in several scheduler processes at once; this module runs them on a clock:
 - the sweeper every ``TENGO_SWEEP_INTERVAL``;
 - the pruning every ``TENGO_PRUNE_INTERVAL`` (5 minutes; finished runs older than
   ``TENGO_RETENTION``, expired dedupe claims, day-old heartbeats), in short batches;
+- the performance summaries' roll-up every ``stats_interval_ms`` (a minute; 5 s in
+  ``tengo-jobs dev``);
 - this process's heartbeat every ``TENGO_HEARTBEAT_INTERVAL`` (a job of the same
   scheduler, so a beat also says its jobs are being run).
 
@@ -35,6 +37,7 @@ from ..core.cron import CronSpec, parse_cron
 from ..errors import ConfigurationError, TengoJobsError
 from ..runtime import Runtime, boot, refuse_to_start
 from ..store.connection import describe
+from ..store.stats import ROLLUP_INTERVAL_MS
 
 if TYPE_CHECKING:
     from ..core.functions import FunctionDef
@@ -79,8 +82,10 @@ class Scheduler:
     cron trigger: ``"0"`` always, except in tests of the scheduler process.
     """
 
-    def __init__(self, runtime: "Runtime", *, cron_second: str = "0"):
+    def __init__(self, runtime: "Runtime", *, cron_second: str = "0",
+                 stats_interval_ms: int = ROLLUP_INTERVAL_MS):
         self.runtime = runtime
+        self.stats_interval_ms = stats_interval_ms
         self.functions = {fn.id: fn for fn in runtime.registry.cron_functions()}
         self.specs = cron_specs(list(self.functions.values()), second=cron_second)
         self._aps: BackgroundScheduler | None = None
@@ -100,6 +105,8 @@ class Scheduler:
                     id="sweeper", name="sweeper")
         aps.add_job(self._prune_job, IntervalTrigger(seconds=settings.prune_interval_ms / 1000),
                     id="prune", name="prune")
+        aps.add_job(self._stats_job, IntervalTrigger(seconds=self.stats_interval_ms / 1000),
+                    id="stats", name="stats roll-up")
         heartbeat = self.runtime.make_heartbeat("scheduler")
         heartbeat.beat_now()
         aps.add_job(heartbeat.beat_now,
@@ -134,6 +141,11 @@ class Scheduler:
         except Exception as exc:  # noqa: BLE001 - the next sweep retries
             log.warning("sweep failed (%s: %s)", type(exc).__name__, exc)
 
+    def _stats_job(self) -> None:
+        try:
+            self.runtime.timekeeper.roll_up_stats()
+        except Exception as exc:  # noqa: BLE001 - the next pass takes it from the watermark
+            log.warning("stats roll-up failed (%s: %s)", type(exc).__name__, exc)
 
     def _prune_job(self) -> None:
         try:
