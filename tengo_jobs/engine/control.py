@@ -291,9 +291,10 @@ class Control:
 
     def invoke(self, function_id: str, data: Any = None, *, now: int | None = None) -> str | None:
         """Start a run of ``function_id`` now with ``data`` (a JSON object), as the "Invoke"
-        button of Inngest's dashboard does: its event is ``inngest/function.invoked``, and it
-        goes through the function's admission like every start. Returns the run's id, or
-        ``None`` when the function's flow control started none (see the event's page)."""
+        button of Inngest's dashboard does: its event is ``inngest/function.invoked``. It is
+        admitted as an invoked child is (``RunStore.start``): throttle and concurrency
+        apply, the rules kept on events' keys (rate limit, idempotency, debounce, batch,
+        singleton) do not. Returns the run's id (``None`` only if no run was started)."""
         fn = self.registry.find(function_id)
         if fn is None:
             raise FunctionNotFoundError(f"no function {function_id!r} is registered")

@@ -2,8 +2,8 @@
 schedule's next five fires (in the function's zone and in UTC, from the engine's cron
 module), retries and flow-control settings, its last 24 hours from the performance
 summaries (success rate, p50/p95 duration, runs per hour as an inline SVG chart), and
-forms that act on it: **Invoke** (a JSON payload; the run starts through the function's
-admission, :meth:`~tengo_jobs.engine.control.Control.invoke`), **Pause** and **Resume**
+forms that act on it: **Invoke** (a JSON payload; a run of this function only, admitted as
+an invoked child is, :meth:`~tengo_jobs.engine.control.Control.invoke`), **Pause** and **Resume**
 (:meth:`~tengo_jobs.engine.control.Control.pause`, the REST API's own calls).
 
 A paused function shows a ``paused`` badge on every page of this module and of
@@ -121,9 +121,8 @@ def invoke_function(function_id: str):
     except TengoJobsError as exc:
         return _function_page(function_id, invoke_form=raw, invoke_error=str(exc), status=400)
     if run_id is None:
-        return _function_page(function_id, invoke_form=raw, status=409, invoke_error=(
-            "the function's flow control started no run for this invocation (rate limit, "
-            "idempotency or singleton); see its recent events"))
+        return _function_page(function_id, invoke_form=raw, status=409,
+                              invoke_error="no run was started for this invocation")
     return redirect(url_for(".run_page", run_id=run_id), 303)
 
 

@@ -33,6 +33,16 @@ def _runtime():
     return current_app.extensions["tengo_jobs"]
 
 
+def _every_function(per_function: dict, registry) -> dict:
+    """Every registered function (a row of zeros when it ran nothing), and any other
+    function that ran in the window."""
+    for fn in registry.all():
+        per_function.setdefault(fn.id, {"started": 0, "completed": 0, "failed": 0,
+                                        "cancelled": 0, "success_rate": None, "p50": None,
+                                        "p95": None, "p99": None})
+    return per_function
+
+
 @bp.get("/performance")
 @require_dashboard
 def performance_page():
@@ -54,7 +64,8 @@ def performance_page():
         ended_chart=bar_chart(series["points"], ("completed", "failed", "cancelled"),
                               label="runs ended"),
         started_chart=bar_chart(series["points"], ("started",), label="runs started"),
-        per_function=(None if function_id else stats.per_function(window=window, now=now)),
+        per_function=(None if function_id else _every_function(
+            stats.per_function(window=window, now=now), runtime.registry)),
         slowest=stats.slowest_steps(window=window, now=now, function_ids=scope),
         errors=stats.top_errors(window=window, now=now, function_ids=scope),
         rolled_up=(ms_to_iso(mark[1]["ended"]) if mark else None),
