@@ -278,3 +278,17 @@ def test_the_health_page_shows_database_broker_timers_and_processes(site):
     runtime.clock.advance(120_000)
     late = _html(client.get("/health"))
     assert "event timer of run" in late and "2.0 min ago" in late
+
+
+def test_the_first_roll_up_counts_the_runs_of_the_last_week_created_and_ended(jobs, tester):
+    _declare(jobs)
+    runtime = jobs.runtime
+    tester.send({"name": "perf.slow", "data": {}})
+    tester.run_until_idle()
+    runtime.clock.advance(3 * 3_600_000)
+    tester.send({"name": "perf.broken", "data": {"order": "D-4"}})
+    tester.run_until_idle()
+    now = runtime.clock.now() + SETTLE_MS + 1
+    assert runtime.store.stats.roll_up(now)["runs"] == 2  # no roll-up had run before
+    day = runtime.store.stats.series(window="24h", now=now)
+    assert day["totals"] == {"started": 2, "completed": 1, "failed": 1, "cancelled": 0}

@@ -179,10 +179,11 @@ class StatsStore:
         select = f'SELECT "detail" FROM "{MAINTENANCE}" WHERE "name" = ?{self.d.for_update}'
         row = self.d.execute(select, (WATERMARK,)).fetchone()
         if row is None:
-            first = self.d.execute(f'SELECT MIN("ended_at") FROM "{RUNS}" WHERE "ended_at" > ?',
-                                   (now - BACKFILL_MS,)).fetchone()[0]
-            start = (int(first) - 1) if first is not None else now - SETTLE_MS
-            detail = {"ended": start, "created": start}
+            detail = {}
+            for mark, column in (("ended", "ended_at"), ("created", "created_at")):
+                first = self.d.execute(f'SELECT MIN("{column}") FROM "{RUNS}" '
+                                       f'WHERE "{column}" > ?', (now - BACKFILL_MS,)).fetchone()[0]
+                detail[mark] = (int(first) - 1) if first is not None else now - SETTLE_MS
             self.d.execute(f'INSERT INTO "{MAINTENANCE}" ("name", "ran_at", "detail") '
                            'VALUES (?, ?, ?) ON CONFLICT ("name") DO NOTHING',
                            (WATERMARK, now, json.dumps(detail)))
