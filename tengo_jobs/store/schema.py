@@ -376,10 +376,12 @@ def _add_histogram(model: type[pw.Model], prefix: str) -> None:
 
 
 class StatsRow(AppModel):
-    """Per function and 5-minute bucket: runs started, completed, failed, cancelled, and the
+    """Per function and 5-minute bucket (and per hour: ``span``): runs started, completed,
+    failed, cancelled, and the
     histograms of run duration (``d…``), queue delay (``q…``) and step duration (``s…``)
     (migration 0013; maintained by ``store/stats.py``)."""
 
+    span = pw.IntegerField()  # the bucket's length: 5 minutes or an hour
     bucket = pw.BigIntegerField()
     function_id = pw.CharField(max_length=128)
     started = pw.IntegerField(default=0)
@@ -395,7 +397,7 @@ class StatsRow(AppModel):
 
     class Meta:
         table_name = "tj_stats"
-        primary_key = pw.CompositeKey("bucket", "function_id")
+        primary_key = pw.CompositeKey("span", "bucket", "function_id")
 
 
 class StatsStepRow(AppModel):

@@ -9,7 +9,9 @@ its watermark (on the partial index on ``tj_runs.ended_at`` from m0009) and the 
 *created* since its other watermark (the ``created_at`` index): a few range reads a minute
 however many runs end, and the hot path writes nothing more.
 
-What is counted (see migration 0013 for the tables): per function and 5-minute bucket,
+What is counted (see migration 0013 for the tables): per function and hour (``span``
+3600000), and per 5-minute bucket for the last :data:`FINE_KEEP_MS` (``span`` 300000: the
+1-hour window's bars) —
 runs ``started`` (created: triggered or scheduled) in it, and ``completed`` / ``failed`` /
 ``cancelled`` in the bucket they ended in, with the histograms of run duration (first
 start to end), queue delay (from when the run was due — its event's ``ts`` or its
@@ -18,7 +20,7 @@ hour, each step name's count, failures and histogram (the slowest steps), and ea
 count with its latest run (top errors grouped by message).
 
 **Watermarks** (``tj_maintenance`` row ``stats``): a pass reads the runs that ended in
-``(ended watermark, now - SETTLE_MS]`` (at most :data:`PASS_SPAN_MS` of them, then the next
+``(ended watermark, now - SETTLE_MS]`` (about :data:`PASS_RUNS` of them, then the next
 pass), adds them to the summary rows with ``n = n + EXCLUDED.n`` upserts and moves the
 watermarks, in one transaction that first locks the watermark row: two schedulers never
 count a run twice. A run whose end commits more than :data:`SETTLE_MS` after the time it
@@ -27,13 +29,14 @@ records is not counted (its end is older than the watermark by then). Summary ro
 
 **Reads** (:meth:`StatsStore.series`, :meth:`StatsStore.slowest_steps`,
 :meth:`StatsStore.top_errors`) sum the summary rows of a window (1 h, 24 h, 7 d) on their
-primary key, whose first column is the bucket: at most 2,016 rows per function for 7 days,
-never the runs table. Percentiles are estimated from the histogram (linear inside a
+primary key (span, bucket, …): at most 168 rows per function for 7 days, never the runs
+table. Percentiles are estimated from the histogram (linear inside a
 bucket; the open last bucket reports its lower bound).
 """
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Any, Iterable
 
@@ -44,9 +47,10 @@ from .schema import (EVENTS, MAINTENANCE, RUNS, STATS, STATS_BOUNDS_MS, STATS_ER
 BUCKET_MS = 300_000  # tj_stats
 HOUR_MS = 3_600_000  # tj_stats_steps, tj_stats_errors
 SETTLE_MS = 10_000  # a run's end is counted once it is this old
-PASS_SPAN_MS = 15 * 60_000  # ended time one pass reads at most
+PASS_RUNS = 20_000  # ended runs one pass reads (about; the rest in the next pass)
 MAX_PASSES = 200  # per roll_up call (the rest on the next)
-KEEP_MS = 8 * 24 * HOUR_MS
+KEEP_MS = 8 * 24 * HOUR_MS  # hourly rows (7-day window + a day)
+FINE_KEEP_MS = 2 * HOUR_MS  # 5-minute rows: only the 1-hour window reads them
 BACKFILL_MS = 7 * 24 * HOUR_MS  # the first pass starts this far back (or at the first run)
 MAX_STEP_NAMES = 100  # distinct step names per function and pass; the rest are "(other steps)"
 MAX_ERRORS = 50  # distinct messages per function and pass; the rest "(other errors)"
@@ -54,10 +58,10 @@ MESSAGE_CHARS = 200
 WATERMARK = "stats"
 ROLLUP_INTERVAL_MS = 60_000
 
-WINDOWS = {  # window name: (length, interval of one bar)
-    "1h": (HOUR_MS, BUCKET_MS),
-    "24h": (24 * HOUR_MS, HOUR_MS),
-    "7d": (7 * 24 * HOUR_MS, 6 * HOUR_MS),
+WINDOWS = {  # window name: (length, interval of one bar, summary rows read: their span)
+    "1h": (HOUR_MS, BUCKET_MS, BUCKET_MS),
+    "24h": (24 * HOUR_MS, HOUR_MS, HOUR_MS),
+    "7d": (7 * 24 * HOUR_MS, 6 * HOUR_MS, HOUR_MS),
 }
 HISTS = {"duration": "d", "queue": "q", "step": "s"}
 _N = len(STATS_BOUNDS_MS) + 1
@@ -103,10 +107,17 @@ class _Acc:
         self.hists = {p: [0] * _N for p in HISTS.values()}
         self.sums = {p: 0 for p in HISTS.values()}
 
-    def add(self, prefix: str, ms: int) -> None:
-        ms = max(0, int(ms))
-        self.hists[prefix][bucket_index(ms)] += 1
-        self.sums[prefix] += ms
+    def merge(self, other: "_Acc") -> None:
+        for key, n in other.counts.items():
+            self.counts[key] += n
+        for prefix, hist in other.hists.items():
+            self.hists[prefix] = [a + b for a, b in zip(self.hists[prefix], hist)]
+            self.sums[prefix] += other.sums[prefix]
+
+    def add_histogram(self, prefix: str, n: int, total: int, counts: list[int]) -> None:
+        if n:
+            self.hists[prefix] = [a + b for a, b in zip(self.hists[prefix], counts)]
+            self.sums[prefix] += total
 
 
 def _error_parts(text: str | None) -> tuple[str, str]:
@@ -128,28 +139,62 @@ _STATS_COLUMNS = ("started", "completed", "failed", "cancelled", "duration_n", "
 _STEP_COLUMNS = ("n", "failed", "total_ms", *_HIST_COLUMNS["s"])
 
 
+@functools.lru_cache(maxsize=None)
 def _upsert(table: str, keys: tuple[str, ...], columns: tuple[str, ...],
             replace: tuple[str, ...] = ()) -> str:
+    """An upsert of one row adding ``columns`` to the stored ones and replacing ``replace``."""
     names = ", ".join(f'"{c}"' for c in keys + columns + replace)
-    marks = ", ".join("?" for _ in keys + columns + replace)
+    one = "(" + ", ".join("?" for _ in keys + columns + replace) + ")"
     sets = [f'"{c}" = "{table}"."{c}" + EXCLUDED."{c}"' for c in columns]
     sets += [f'"{c}" = EXCLUDED."{c}"' for c in replace]
-    return (f'INSERT INTO "{table}" ({names}) VALUES ({marks}) ON CONFLICT '
+    return (f'INSERT INTO "{table}" ({names}) VALUES {one} ON CONFLICT '
             f'({", ".join(chr(34) + k + chr(34) for k in keys)}) DO UPDATE SET {", ".join(sets)}')
 
 
-UPSERT_STATS = _upsert(STATS, ("bucket", "function_id"), _STATS_COLUMNS)
-UPSERT_STEPS = _upsert(STATS_STEPS, ("bucket", "function_id", "step"), _STEP_COLUMNS)
-UPSERT_ERRORS = _upsert(STATS_ERRORS, ("bucket", "function_id", "message"), ("n",),
-                        ("name", "last_run_id", "last_at"))
-ENDED_RUNS = (f'SELECT r."id", r."function_id", r."status", r."created_at", r."started_at", '
-              f'r."ended_at", CASE WHEN r."status" = \'failed\' THEN r."error" END, e."ts" '
+_STATS_UPSERT = (STATS, ("span", "bucket", "function_id"), _STATS_COLUMNS)
+_STEPS_UPSERT = (STATS_STEPS, ("bucket", "function_id", "step"), _STEP_COLUMNS)
+_ERRORS_UPSERT = (STATS_ERRORS, ("bucket", "function_id", "message"), ("n",),
+                  ("name", "last_run_id", "last_at"))
+
+
+NTH_ENDED = (f'SELECT "ended_at" FROM "{RUNS}" WHERE "ended_at" > ? AND "ended_at" <= ? '
+             'ORDER BY "ended_at" LIMIT 1 OFFSET ?')
+def _histogram_sql(value: str) -> str:
+    """SQL summing, over a group, ``value``'s count, total (negative as 0) and cumulative
+    count under each bound (``NULL`` values not counted)."""
+    clipped = f"CASE WHEN {value} < 0 THEN 0 ELSE {value} END"
+    cumulative = ", ".join(f"SUM(CASE WHEN {value} <= {b} THEN 1 ELSE 0 END)"
+                           for b in STATS_BOUNDS_MS)
+    return (f"SUM(CASE WHEN {value} IS NULL THEN 0 ELSE 1 END), "
+            f"COALESCE(SUM({clipped}), 0), {cumulative}")
+
+
+def _from_cumulative(n: int, cumulative: list[int]) -> list[int]:
+    """The buckets' counts from the cumulative counts under each bound (and the total)."""
+    edges = [0, *cumulative, n]
+    return [edges[i + 1] - edges[i] for i in range(len(edges) - 1)]
+
+
+_DURATION = ('CASE WHEN r."status" IN (\'completed\', \'failed\') '
+             'THEN r."ended_at" - r."started_at" END')
+_QUEUE = ('r."started_at" - CASE WHEN e."ts" > r."created_at" THEN e."ts" '
+          'ELSE r."created_at" END')
+_RUN_BUCKET = f'r."ended_at" / {BUCKET_MS} * {BUCKET_MS}'
+ENDED_RUNS = (f'SELECT r."function_id", {_RUN_BUCKET}, count(*), '
+              'SUM(CASE WHEN r."status" = \'completed\' THEN 1 ELSE 0 END), '
+              'SUM(CASE WHEN r."status" = \'failed\' THEN 1 ELSE 0 END), '
+              'SUM(CASE WHEN r."status" = \'cancelled\' THEN 1 ELSE 0 END), '
+              f'{_histogram_sql(_DURATION)}, {_histogram_sql(_QUEUE)} '
               f'FROM "{RUNS}" r LEFT JOIN "{EVENTS}" e ON e."id" = r."event_id" '
-              'WHERE r."ended_at" > ? AND r."ended_at" <= ? ORDER BY r."ended_at"')
-ENDED_STEPS = (f'SELECT r."function_id", r."ended_at", s."name", s."status", s."started_at", '
-               f's."ended_at" FROM "{RUNS}" r JOIN "{STEPS}" s ON s."run_id" = r."id" '
+              'WHERE r."ended_at" > ? AND r."ended_at" <= ? GROUP BY 1, 2')
+FAILED_RUNS = (f'SELECT "id", "function_id", "ended_at", "error" FROM "{RUNS}" '
+               'WHERE "ended_at" > ? AND "ended_at" <= ? AND "status" = \'failed\'')
+_STEP_MS = 's."ended_at" - s."started_at"'
+ENDED_STEPS = (f'SELECT r."function_id", {_RUN_BUCKET}, s."name", '
+               'SUM(CASE WHEN s."status" = \'failed\' THEN 1 ELSE 0 END), '
+               f'{_histogram_sql(_STEP_MS)} FROM "{RUNS}" r JOIN "{STEPS}" s ON s."run_id" = r."id" '
                'WHERE r."ended_at" > ? AND r."ended_at" <= ? AND s."kind" = \'run\' '
-               'AND s."started_at" IS NOT NULL AND s."ended_at" IS NOT NULL')
+               'AND s."started_at" IS NOT NULL AND s."ended_at" IS NOT NULL GROUP BY 1, 2, 3')
 CREATED_RUNS = (f'SELECT "function_id", "created_at" / {BUCKET_MS} * {BUCKET_MS}, count(*) '
                 f'FROM "{RUNS}" WHERE "created_at" > ? AND "created_at" <= ? '
                 'GROUP BY 1, 2')
@@ -160,6 +205,7 @@ class StatsStore:
 
     def __init__(self, dialect: Dialect):
         self.d = dialect
+        self._fine_from = 0
 
     # -- the roll-up ----------------------------------------------------------------------------
     def roll_up(self, now: int) -> dict:
@@ -195,72 +241,89 @@ class StatsStore:
         with self.d.db.atomic():
             marks = self._lock_watermarks(now)
             ended_from = int(marks["ended"])
-            ended_to = min(upto_limit, ended_from + PASS_SPAN_MS)
+            ended_to = upto_limit
+            nth = self.d.execute(NTH_ENDED, (ended_from, upto_limit, PASS_RUNS)).fetchone()
+            if nth is not None:  # more than a pass's worth: stop before the run after them
+                ended_to = max(int(nth[0]) - 1, ended_from + 1)
             created_from = int(marks.get("created", ended_from))
             created_to = max(created_from, upto_limit)
             if ended_to <= ended_from and created_to <= created_from:
                 return 0, ended_from, True
             rows: dict[tuple[int, str], _Acc] = {}
+            self._fine_from = now - FINE_KEEP_MS
 
             def acc(bucket: int, fn_id: str) -> _Acc:
-                return rows.setdefault((bucket, fn_id), _Acc())
+                row = rows.get((bucket, fn_id))
+                if row is None:
+                    row = rows[(bucket, fn_id)] = _Acc()
+                return row
 
             errors: dict[tuple[int, str, str], list] = {}
+            steps: dict[tuple[int, str, str], list] = {}
             runs = 0
             if ended_to > ended_from:
-                for run_id, fn_id, status, created, started, ended, error, ts in self.d.execute(
-                        ENDED_RUNS, (ended_from, ended_to)):
-                    runs += 1
-                    row = acc(_floor(int(ended), BUCKET_MS), fn_id)
-                    status = getattr(status, "value", status)
-                    if status in row.counts:
-                        row.counts[status] += 1
-                    if started is not None:
-                        if status in ("completed", "failed"):
-                            row.add("d", int(ended) - int(started))
-                        due = max(int(created), int(ts) if ts is not None else 0)
-                        row.add("q", int(started) - due)
-                    if status == "failed":
-                        self._count_error(errors, fn_id, int(ended), run_id, error)
+                width = 2 + len(STATS_BOUNDS_MS)
+                for record in self.d.execute(ENDED_RUNS, (ended_from, ended_to)):
+                    fn_id, bucket, n, completed, failed, cancelled = record[:6]
+                    runs += int(n)
+                    row = acc(int(bucket), fn_id)
+                    row.counts["completed"] += int(completed)
+                    row.counts["failed"] += int(failed)
+                    row.counts["cancelled"] += int(cancelled)
+                    for prefix, at in (("d", 6), ("q", 6 + width)):
+                        row.add_histogram(prefix, *self._histogram(record[at:at + width]))
+                for run_id, fn_id, ended, error in self.d.execute(FAILED_RUNS,
+                                                                  (ended_from, ended_to)):
+                    self._count_error(errors, fn_id, int(ended), run_id, error)
                 steps = self._steps(ended_from, ended_to, acc)
-            else:
-                steps = {}
             for fn_id, bucket, n in self.d.execute(CREATED_RUNS, (created_from, created_to)):
                 acc(int(bucket), fn_id).counts["started"] += int(n)
             self._write(rows, steps, errors)
             marks = {"ended": max(ended_from, ended_to), "created": created_to}
             self.d.execute(f'UPDATE "{MAINTENANCE}" SET "ran_at" = ?, "detail" = ? '
                            'WHERE "name" = ?', (now, json.dumps(marks), WATERMARK))
-            self.d.execute(f'DELETE FROM "{STATS}" WHERE "bucket" < ?', (now - KEEP_MS,))
+            for span, keep in ((BUCKET_MS, FINE_KEEP_MS), (HOUR_MS, KEEP_MS)):
+                self.d.execute(f'DELETE FROM "{STATS}" WHERE "span" = ? AND "bucket" < ?',
+                               (span, now - keep))
             for table in (STATS_STEPS, STATS_ERRORS):
                 self.d.execute(f'DELETE FROM "{table}" WHERE "bucket" < ?', (now - KEEP_MS,))
         return runs, marks["ended"], marks["ended"] >= upto_limit
 
+    @staticmethod
+    def _histogram(values) -> tuple[int, int, list[int]]:
+        """(count, total ms, bucket counts) from a row of :func:`_histogram_sql`'s columns."""
+        n, total, *cumulative = (int(v or 0) for v in values)
+        return n, total, _from_cumulative(n, cumulative)
+
     def _steps(self, ended_from: int, ended_to: int, acc) -> dict:
+        """The step histograms of the runs ended in the range, per 5-minute bucket (into
+        ``acc``) and per hour and step name (returned)."""
         steps: dict[tuple[int, str, str], list] = {}
         names: dict[str, set] = {}
-        for fn_id, run_ended, name, status, started, ended in self.d.execute(
-                ENDED_STEPS, (ended_from, ended_to)):
-            ms = max(0, int(ended) - int(started))
-            acc(_floor(int(run_ended), BUCKET_MS), fn_id).add("s", ms)
+        for fn_id, bucket, name, failed, *hist in self.d.execute(ENDED_STEPS,
+                                                                  (ended_from, ended_to)):
+            n, total, counts = self._histogram(hist)
+            acc(int(bucket), fn_id).add_histogram("s", n, total, counts)
             seen = names.setdefault(fn_id, set())
             if name not in seen and len(seen) >= MAX_STEP_NAMES:
                 name = "(other steps)"
             seen.add(name)
-            row = steps.setdefault((_floor(int(run_ended), HOUR_MS), fn_id, name[:256]),
+            row = steps.setdefault((_floor(int(bucket), HOUR_MS), fn_id, name[:256]),
                                    [0, 0, 0, [0] * _N])
-            row[0] += 1
-            row[1] += 1 if getattr(status, "value", status) == "failed" else 0
-            row[2] += ms
-            row[3][bucket_index(ms)] += 1
+            row[0] += n
+            row[1] += int(failed or 0)
+            row[2] += total
+            row[3] = [a + b for a, b in zip(row[3], counts)]
         return steps
 
     @staticmethod
     def _count_error(errors: dict, fn_id: str, ended: int, run_id: str, error: Any) -> None:
+        """Count a failed run under its message (the first :data:`MAX_ERRORS` messages of a
+        function and hour in a pass; "(other errors)" after them)."""
         name, message = _error_parts(error)
         hour = _floor(ended, HOUR_MS)
         if (hour, fn_id, message) not in errors and sum(
-                1 for k in errors if k[0] == hour and k[1] == fn_id) >= MAX_ERRORS:
+                1 for key in errors if key[:2] == (hour, fn_id)) >= MAX_ERRORS:
             name, message = "Error", "(other errors)"
         row = errors.setdefault((hour, fn_id, message), [name, 0, run_id, ended])
         row[1] += 1
@@ -268,17 +331,27 @@ class StatsStore:
             row[0], row[2], row[3] = name, run_id, ended
 
     def _write(self, rows: dict, steps: dict, errors: dict) -> None:
-        self.d.executemany(UPSERT_STATS, [
-            (bucket, fn_id, *a.counts.values(),
+        hourly: dict[tuple[int, str], _Acc] = {}
+        for (bucket, fn_id), a in rows.items():
+            hourly.setdefault((_floor(bucket, HOUR_MS), fn_id), _Acc()).merge(a)
+        fine = {key: a for key, a in rows.items() if key[0] >= self._fine_from}
+        self._upsert(_STATS_UPSERT, [
+            (span, bucket, fn_id, *a.counts.values(),
              sum(a.hists["d"]), a.sums["d"], sum(a.hists["q"]), a.sums["q"],
              sum(a.hists["s"]), a.sums["s"], *a.hists["d"], *a.hists["q"], *a.hists["s"])
-            for (bucket, fn_id), a in sorted(rows.items())])
-        self.d.executemany(UPSERT_STEPS, [
+            for span, table in ((BUCKET_MS, fine), (HOUR_MS, hourly))
+            for (bucket, fn_id), a in sorted(table.items())])
+        self._upsert(_STEPS_UPSERT, [
             (bucket, fn_id, name, n, failed, total, *hist)
             for (bucket, fn_id, name), (n, failed, total, hist) in sorted(steps.items())])
-        self.d.executemany(UPSERT_ERRORS, [
-            (bucket, fn_id, message, n, name, run_id, at)
-            for (bucket, fn_id, message), (name, n, run_id, at) in sorted(errors.items())])
+        self._upsert(_ERRORS_UPSERT, [
+            (bucket, fn_id, message, row[1], row[0], row[2], row[3])
+            for (bucket, fn_id, message), row in sorted(errors.items())])
+
+    def _upsert(self, target: tuple, rows: list[tuple]) -> None:
+        """``rows`` (sorted: a fixed lock order), one pipelined statement each: the same
+        upsert text every time (one prepared statement), however many rows a pass has."""
+        self.d.executemany(_upsert(*target), rows)
 
     def watermark(self) -> tuple[int, dict] | None:
         """When the last pass ran and its watermarks, or ``None`` before the first."""
@@ -292,10 +365,10 @@ class StatsStore:
         (``None``): ``{"window", "interval_ms", "points": [{"at", "started", "completed",
         "failed", "cancelled"}, …] (oldest first, every interval present), "totals": {…},
         "duration"/"queue"/"step": {"n", "mean", "p50", "p95", "p99"}}``."""
-        length, interval = WINDOWS[window]
-        end = _floor(now, BUCKET_MS) + BUCKET_MS
+        length, interval, span = WINDOWS[window]
+        end = _floor(now, span) + span
         start = end - length
-        where, params = self._scope(start, function_ids)
+        where, params = self._scope(start, function_ids, span=span)
         sums = ", ".join(f'SUM("{c}")' for c in _STATS_COLUMNS)
         rows = self.d.execute(
             f'SELECT ? + ("bucket" - ?) / ? * ?, {sums} FROM "{STATS}" WHERE {where} '
@@ -320,26 +393,30 @@ class StatsStore:
                            "p99": percentile(hist, 0.99)}
         return body
 
-    def _scope(self, start: int, function_ids: Iterable[str] | None) -> tuple[str, tuple]:
+    @staticmethod
+    def _scope(start: int, function_ids: Iterable[str] | None, *,
+               span: int | None = None) -> tuple[str, tuple]:
+        where, params = ('"span" = ? AND "bucket" >= ?', (span, start)) if span else \
+            ('"bucket" >= ?', (start,))
         if function_ids is None:
-            return '"bucket" >= ?', (start,)
+            return where, params
         ids = tuple(function_ids)
         if not ids:
-            return '"bucket" >= ? AND 1 = 0', (start,)
+            return where + " AND 1 = 0", params
         marks = ", ".join("?" for _ in ids)
-        return f'"bucket" >= ? AND "function_id" IN ({marks})', (start, *ids)
+        return f'{where} AND "function_id" IN ({marks})', (*params, *ids)
 
     def per_function(self, *, window: str, now: int) -> dict[str, dict]:
         """Per function over a window: counts, success rate and duration p50/p95/p99 (the
         functions and performance pages' tables), from one grouped read."""
-        length, _ = WINDOWS[window]
-        start = _floor(now, BUCKET_MS) + BUCKET_MS - length
+        length, _, span = WINDOWS[window]
+        start = _floor(now, span) + span - length
         hist = ", ".join(f'SUM("{c}")' for c in _HIST_COLUMNS["d"])
         out = {}
         for row in self.d.execute(
                 f'SELECT "function_id", SUM("started"), SUM("completed"), SUM("failed"), '
-                f'SUM("cancelled"), {hist} FROM "{STATS}" WHERE "bucket" >= ? '
-                'GROUP BY "function_id"', (start,)):
+                f'SUM("cancelled"), {hist} FROM "{STATS}" WHERE "span" = ? AND "bucket" >= ? '
+                'GROUP BY "function_id"', (span, start)):
             started, completed, failed, cancelled = (int(v or 0) for v in row[1:5])
             durations = [int(v or 0) for v in row[5:]]
             finished = completed + failed
@@ -354,7 +431,7 @@ class StatsStore:
                       limit: int = 10) -> list[dict]:
         """The steps with the highest p95 duration in the window: ``{function_id, step, n,
         failed, mean, p50, p95, p99}``."""
-        length, _ = WINDOWS[window]
+        length = WINDOWS[window][0]
         start = _floor(now, HOUR_MS) + HOUR_MS - length
         where, params = self._scope(start, function_ids)
         hist = ", ".join(f'SUM("{c}")' for c in _HIST_COLUMNS["s"])
@@ -374,7 +451,7 @@ class StatsStore:
                    limit: int = 10) -> list[dict]:
         """The most frequent errors in the window, grouped by message: ``{function_id, name,
         message, n, last_run_id, last_at}``."""
-        length, _ = WINDOWS[window]
+        length = WINDOWS[window][0]
         start = _floor(now, HOUR_MS) + HOUR_MS - length
         where, params = self._scope(start, function_ids)
         return [{"function_id": r[0], "message": r[1], "n": int(r[2]), "last_run_id": r[3],

@@ -1,7 +1,8 @@
 """Performance summaries, maintained by the scheduler (``store/stats.py``), so the dashboard's
 performance and functions pages read a few hundred summary rows instead of scanning runs.
 
-- ``tj_stats``: per function and 5-minute bucket (``bucket``: its start, epoch ms): runs
+- ``tj_stats``: per function and 5-minute bucket (``bucket``: its start, epoch ms), and
+  again per hour (``span``: the bucket's length, 300000 or 3600000 ms): runs
   ``started`` (created in the bucket), ``completed``, ``failed``, ``cancelled`` (ended in
   it), and three histograms — run duration (``d00``…``d21``), queue delay (event due to
   first step, ``q…``) and step duration (``s…``) — each with its count and sum (ms); the
@@ -30,13 +31,15 @@ def _hist(prefix: str) -> str:
 
 def _statements(big: str) -> list[str]:
     return [
-        f'CREATE TABLE "tj_stats" ("bucket" {big} NOT NULL, "function_id" VARCHAR(128) NOT NULL, '
+        f'CREATE TABLE "tj_stats" ("span" INTEGER NOT NULL, "bucket" {big} NOT NULL, '
+        '"function_id" VARCHAR(128) NOT NULL, '
         '"started" INTEGER NOT NULL DEFAULT 0, "completed" INTEGER NOT NULL DEFAULT 0, '
         '"failed" INTEGER NOT NULL DEFAULT 0, "cancelled" INTEGER NOT NULL DEFAULT 0, '
         f'"duration_n" INTEGER NOT NULL DEFAULT 0, "duration_sum" {big} NOT NULL DEFAULT 0, '
         f'"queue_n" INTEGER NOT NULL DEFAULT 0, "queue_sum" {big} NOT NULL DEFAULT 0, '
         f'"step_n" INTEGER NOT NULL DEFAULT 0, "step_sum" {big} NOT NULL DEFAULT 0, '
-        f'{_hist("d")}, {_hist("q")}, {_hist("s")}, PRIMARY KEY ("bucket", "function_id"))',
+        f'{_hist("d")}, {_hist("q")}, {_hist("s")}, '
+        'PRIMARY KEY ("span", "bucket", "function_id"))',
         f'CREATE TABLE "tj_stats_steps" ("bucket" {big} NOT NULL, '
         '"function_id" VARCHAR(128) NOT NULL, "step" VARCHAR(256) NOT NULL, '
         '"n" INTEGER NOT NULL DEFAULT 0, "failed" INTEGER NOT NULL DEFAULT 0, '
