@@ -7,8 +7,8 @@ them failed with one of 20 messages — written with ``INSERT … SELECT generat
 engine's own schema. Then, in one invocation:
 
 * ``backfill``: the first roll-up (reads the whole week once, pass by pass);
-* ``minute``: one steady-state roll-up of a minute of ended runs (``--per-minute``, default
-  6,000: 100 runs/s) added after the backfill;
+* ``minute``: one steady-state roll-up of about a minute of ended runs (``--per-minute``,
+  default 6,000: 100 runs/s, each with its steps) added after the backfill;
 * ``page 7d`` / ``page 24h`` / ``page fn 7d``: server time of ``GET /performance`` (Flask's
   test client, whole request: auth, reads, template), median and p90 of ``--repeat``;
 * ``naive 7d``: what the page would cost without summaries — the p50/p95/p99 of the week's run
@@ -97,8 +97,9 @@ def main() -> int:
               f"{(time.perf_counter() - t0):.1f} s", flush=True)
 
         later = now + 60_000
-        _fill(conn, runs=args.per_minute, steps=args.steps, now=later - 20_000,
-              first=args.runs, span=60_000)
+        # ended after the backfill's watermark (now - 10 s) and settled by ``later``
+        _fill(conn, runs=args.per_minute, steps=args.steps, now=later - 11_000,
+              first=args.runs, span=58_000)
         t0 = time.perf_counter()
         done = stats.roll_up(later)
         print(f"minute: {done['runs']:,} runs in {done['passes']} pass(es), "
