@@ -11,8 +11,7 @@ however many runs end, and the hot path writes nothing more.
 
 What is counted (see migration 0013 for the tables): per function and hour (``span``
 3600000), and per 5-minute bucket for the last :data:`FINE_KEEP_MS` (``span`` 300000: the
-1-hour window's bars) —
-runs ``started`` (created: triggered or scheduled) in it, and ``completed`` / ``failed`` /
+1-hour window's bars): runs ``started`` (created: triggered or scheduled) in it, and ``completed`` / ``failed`` /
 ``cancelled`` in the bucket they ended in, with the histograms of run duration (first
 start to end), queue delay (from when the run was due — its event's ``ts`` or its
 creation, the later — to its first start) and the duration of its ``step.run`` steps; per
