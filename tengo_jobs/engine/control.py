@@ -1,5 +1,5 @@
-"""Acting on runs from outside an execution: cancel, replay (one run, or in bulk), pausing
-and resuming a function, and the functions overview.
+"""Acting on runs from outside an execution: cancel, replay (one run, or in bulk), invoking,
+pausing and resuming a function, and the functions overview.
 
 The REST API, the dashboard and the CLI call these; the state changes themselves are
 the store's (:meth:`~tengo_jobs.store.RunStore.cancel`; a replay is a run started through
@@ -20,6 +20,7 @@ import json
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from ..core.cron import parse_cron
+from ..core.events import FUNCTION_INVOKED_EVENT, validate_event
 from ..core.expressions import compile_expression, matches
 from ..core.registry import Registry
 from ..core.ops import StepRecord
@@ -287,6 +288,26 @@ class Control:
         if run_ids:
             self.enqueue(run_ids)
         return {**self.pause_state(function_id), "resumed_runs": len(run_ids)}
+
+    def invoke(self, function_id: str, data: Any = None, *, now: int | None = None) -> str | None:
+        """Start a run of ``function_id`` now with ``data`` (a JSON object), as the "Invoke"
+        button of Inngest's dashboard does: its event is ``inngest/function.invoked``. It is
+        admitted as an invoked child is (``RunStore.start``): throttle and concurrency
+        apply, the rules kept on events' keys (rate limit, idempotency, debounce, batch,
+        singleton) do not. Returns the run's id (``None`` only if no run was started)."""
+        fn = self.registry.find(function_id)
+        if fn is None:
+            raise FunctionNotFoundError(f"no function {function_id!r} is registered")
+        event = validate_event({"name": FUNCTION_INVOKED_EVENT, "data": {} if data is None
+                                else data}, internal=True)
+        with self.store.atomic():
+            started = self.store.runs.start([RunStart(function_id=fn.id, app_id=fn.app_id,
+                                                      event=event)],
+                                            self.clock.now() if now is None else now)
+        run_id = next((r for r in started if r), None)
+        if run_id is not None:
+            self.enqueue([run_id])
+        return run_id
 
     def functions(self, *, now: int | None = None) -> list[dict]:
         """The registered functions with triggers, next cron fire, whether each is paused,

@@ -29,6 +29,9 @@ so tests move time instead of waiting:
   sweep interval (5 s) a lost wake-up is sent again within about 10 s of the moment it
   would have been consumed. A broker that cannot tell (not Redis) gets the fixed
   ``TENGO_REDELIVER_AFTER``.
+- **performance summaries** (:meth:`Timekeeper.roll_up_stats`): the runs that ended
+  since the last pass are added to the per-function summaries the dashboard's
+  performance page reads (``store/stats.py``); each sweep also records its pass.
 - **pruning** (:meth:`Timekeeper.prune`): finished runs older than ``TENGO_RETENTION``
   go, with their steps and the events no remaining run needs; dedupe claims whose 24 h
   window is over and heartbeats a day old go too. Batch after batch, each a short
@@ -202,7 +205,15 @@ class Timekeeper:
         if run_ids:
             self.enqueue(run_ids)
             log.info("sweeper sent %d lost wake-up(s) again", len(run_ids))
+        # its last pass, for the dashboard's health page (one small upsert per sweep)
+        self.store.retention.record("sweep", now, {"resent": len(run_ids), "freed": len(freed)})
         return run_ids
+
+    # -- performance summaries --------------------------------------------------------------------
+    def roll_up_stats(self, *, now: int | None = None) -> dict:
+        """Add the runs that ended (and were created) since the last pass to the performance
+        summaries (``store/stats.py``: why this is a roll-up and not a write per run)."""
+        return self.store.stats.roll_up(self.clock.now() if now is None else now)
 
     # -- pruning ------------------------------------------------------------------------------
     def prune(self, *, now: int | None = None, older_than_ms: int | None = None,

@@ -45,6 +45,7 @@ log = logging.getLogger("tengo_jobs.dev")
 
 DEV_SWEEP_INTERVAL_MS = 1_000
 DEV_REDELIVER_AFTER_MS = 2_000
+DEV_STATS_INTERVAL_MS = 5_000  # the performance page follows a test run closely
 
 
 def dev_settings(environ=None):
@@ -87,7 +88,7 @@ class Background:
         self._worker = Worker(self.runtime.broker, worker_threads=self.threads, worker_timeout=100)
         self._worker.start()
         try:
-            self._scheduler = Scheduler(self.runtime)
+            self._scheduler = Scheduler(self.runtime, stats_interval_ms=DEV_STATS_INTERVAL_MS)
             self._scheduler.start()
         except BaseException:
             self.stop()

@@ -12,6 +12,8 @@ to run in several scheduler processes at once; this module runs them on a clock:
 - the sweeper every ``TENGO_SWEEP_INTERVAL``;
 - the pruning every ``TENGO_PRUNE_INTERVAL`` (5 minutes; finished runs older than
   ``TENGO_RETENTION``, expired dedupe claims, day-old heartbeats), in short batches;
+- the performance summaries' roll-up every ``stats_interval_ms`` (a minute; 5 s in
+  ``tengo-jobs dev``);
 - this process's heartbeat every ``TENGO_HEARTBEAT_INTERVAL`` (a job of the same
   scheduler, so a beat also says its jobs are being run).
 
@@ -36,6 +38,7 @@ from ..durations import ms_to_iso
 from ..errors import ConfigurationError, TengoJobsError
 from ..runtime import Runtime, boot, refuse_to_start
 from ..store.connection import describe
+from ..store.stats import ROLLUP_INTERVAL_MS
 
 if TYPE_CHECKING:
     from ..core.functions import FunctionDef
@@ -83,9 +86,11 @@ class Scheduler:
     cron trigger: ``"0"`` always, except in tests of the scheduler process.
     """
 
-    def __init__(self, runtime: "Runtime", *, cron_second: str = "0"):
+    def __init__(self, runtime: "Runtime", *, cron_second: str = "0",
+                 stats_interval_ms: int = ROLLUP_INTERVAL_MS):
         self.runtime = runtime
         self.cron_second = cron_second
+        self.stats_interval_ms = stats_interval_ms
         self.functions = {fn.id: fn for fn in runtime.registry.cron_functions()}
         self.specs = cron_specs(list(self.functions.values()), second=cron_second)
         self._aps: BackgroundScheduler | None = None
@@ -107,6 +112,8 @@ class Scheduler:
                     id="prune", name="prune")
         aps.add_job(self._sdk_cron_job, IntervalTrigger(seconds=SDK_CRON_CHECK_MS / 1000),
                     id="sdk-crons", name="crons of synced SDK apps")
+        aps.add_job(self._stats_job, IntervalTrigger(seconds=self.stats_interval_ms / 1000),
+                    id="stats", name="stats roll-up")
         heartbeat = self.runtime.make_heartbeat("scheduler")
         heartbeat.beat_now()
         aps.add_job(heartbeat.beat_now,
@@ -176,6 +183,11 @@ class Scheduler:
         except Exception as exc:  # noqa: BLE001 - the next sweep retries
             log.warning("sweep failed (%s: %s)", type(exc).__name__, exc)
 
+    def _stats_job(self) -> None:
+        try:
+            self.runtime.timekeeper.roll_up_stats()
+        except Exception as exc:  # noqa: BLE001 - the next pass takes it from the watermark
+            log.warning("stats roll-up failed (%s: %s)", type(exc).__name__, exc)
 
     def _prune_job(self) -> None:
         try:

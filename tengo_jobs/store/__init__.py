@@ -13,6 +13,8 @@ contract (:mod:`.contract`) with one implementation per database (:mod:`.postgre
 - :attr:`Store.slots` — concurrency slots held across processes (:mod:`.slots`);
 - :attr:`Store.retention` — the pruning's batched deletes and the row counts
   (:mod:`.retention`); :attr:`Store.heartbeats` — processes' heartbeats (:mod:`.heartbeats`);
+- :attr:`Store.stats` — the performance summaries rolled up from finished runs and their
+  reads (:mod:`.stats`); :attr:`Store.health` — the health page's timer lookup (:mod:`.health`);
 - :attr:`Store.apps` — Inngest SDK apps and the functions they synced (:mod:`.apps`);
 - :attr:`Store.queries` — named reads for the API, dashboard, CLI and metrics
   (:mod:`.queries`).
@@ -42,6 +44,8 @@ from .heartbeats import Beat, HeartbeatStore
 from .migrations import migrate
 from .queries import Queries
 from .retention import IMPLEMENTATIONS as _RETENTION, Pruned, RetentionStore
+from .health import HealthStore
+from .stats import StatsStore
 from .slots import NEVER, SlotStore, ThrottleStore
 from .schema import (AppModel, EnumField, RunRow, RunStatus, StepKind, StepRow, StepStatus,
                      TimerKind)
@@ -83,6 +87,8 @@ class Store:
         self.retention: RetentionStore = _RETENTION[self.dialect.name](self.dialect)
         self.heartbeats = HeartbeatStore(self.dialect)
         self.apps = AppStore(self.dialect)
+        self.stats = StatsStore(self.dialect)
+        self.health = HealthStore(self.dialect)
 
     def migrate(self, extra_models=()) -> list[str]:
         """Apply the pending migrations of the system tables, and create what ``extra_models``'
@@ -111,4 +117,4 @@ __all__ = ["Store", "Accepted", "Acquired", "Parent", "Parked", "RunStart", "Ste
            "StepStatus", "StepKind", "TimerKind", "bulk_insert", "Dialect", "PostgresDialect",
            "EventStore", "RunStore", "TimerStore", "Queries", "CronStore", "WaitStore",
            "Admission", "Cancelled", "cancelled_error", "SlotStore", "NEVER", "RetentionStore",
-           "Pruned", "HeartbeatStore", "Beat", "AppStore", "SdkApp"]
+           "Pruned", "HeartbeatStore", "Beat", "AppStore", "SdkApp", "StatsStore"]

@@ -383,11 +383,91 @@ class SdkAppRow(AppModel):
         table_name = "tj_apps"
 
 
+# The upper bounds (ms) of the performance histograms' buckets; the last bucket is open.
+# The same tuple is frozen in migration 0013, which made the columns.
+STATS_BOUNDS_MS = (5, 10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 30_000, 60_000,
+                   120_000, 300_000, 600_000, 1_800_000, 3_600_000, 7_200_000, 21_600_000,
+                   86_400_000)
+
+
+def hist_columns(prefix: str) -> tuple[str, ...]:
+    """A histogram's column names: ``d00`` … ``d21`` for ``prefix`` ``"d"``."""
+    return tuple(f"{prefix}{i:02d}" for i in range(len(STATS_BOUNDS_MS) + 1))
+
+
+def _add_histogram(model: type[pw.Model], prefix: str) -> None:
+    for column in hist_columns(prefix):
+        model._meta.add_field(column, pw.IntegerField(default=0,
+                                                      constraints=[pw.SQL("DEFAULT 0")]))
+
+
+class StatsRow(AppModel):
+    """Per function and 5-minute bucket (and per hour: ``span``): runs started, completed,
+    failed, cancelled, and the
+    histograms of run duration (``d…``), queue delay (``q…``) and step duration (``s…``)
+    (migration 0013; maintained by ``store/stats.py``)."""
+
+    span = pw.IntegerField()  # the bucket's length: 5 minutes or an hour
+    bucket = pw.BigIntegerField()
+    function_id = pw.CharField(max_length=128)
+    started = pw.IntegerField(default=0)
+    completed = pw.IntegerField(default=0)
+    failed = pw.IntegerField(default=0)
+    cancelled = pw.IntegerField(default=0)
+    duration_n = pw.IntegerField(default=0)
+    duration_sum = pw.BigIntegerField(default=0)
+    queue_n = pw.IntegerField(default=0)
+    queue_sum = pw.BigIntegerField(default=0)
+    step_n = pw.IntegerField(default=0)
+    step_sum = pw.BigIntegerField(default=0)
+
+    class Meta:
+        table_name = "tj_stats"
+        primary_key = pw.CompositeKey("span", "bucket", "function_id")
+
+
+class StatsStepRow(AppModel):
+    """Per function, hour and step name: how many ran, failed, their total time and the
+    step-duration histogram (migration 0013)."""
+
+    bucket = pw.BigIntegerField()
+    function_id = pw.CharField(max_length=128)
+    step = pw.CharField(max_length=256)
+    n = pw.IntegerField(default=0)
+    failed = pw.IntegerField(default=0)
+    total_ms = pw.BigIntegerField(default=0)
+
+    class Meta:
+        table_name = "tj_stats_steps"
+        primary_key = pw.CompositeKey("bucket", "function_id", "step")
+
+
+class StatsErrorRow(AppModel):
+    """Per function, hour and error message: how many runs failed with it, and the latest."""
+
+    bucket = pw.BigIntegerField()
+    function_id = pw.CharField(max_length=128)
+    message = pw.CharField(max_length=200)
+    name = pw.CharField(max_length=128)
+    n = pw.IntegerField(default=0)
+    last_run_id = pw.CharField(max_length=32)
+    last_at = pw.BigIntegerField()
+
+    class Meta:
+        table_name = "tj_stats_errors"
+        primary_key = pw.CompositeKey("bucket", "function_id", "message")
+
+
+for _prefix in ("d", "q", "s"):
+    _add_histogram(StatsRow, _prefix)
+_add_histogram(StatsStepRow, "s")
+
+
 SYSTEM_MODELS: list[type[pw.Model]] = [EventRow, DedupeRow, RunRow, StepRow, TimerRow, WaitRow,
                                        WaitKeyRow, CronStateRow, PausedFunctionRow, FlowKeyRow,
                                        SkipRow, BatchEventRow, SlotKeyRow, SlotRow, SlotWaiterRow,
                                        ThrottleRow, HeartbeatRow, MaintenanceRow, SdkAppRow,
-                                       CounterRow]
+                                       CounterRow, StatsRow, StatsStepRow, StatsErrorRow]
 
 # Table names for the store's hand-written SQL (never spelled anywhere else).
 EVENTS = EventRow._meta.table_name
@@ -410,6 +490,9 @@ HEARTBEATS = HeartbeatRow._meta.table_name
 MAINTENANCE = MaintenanceRow._meta.table_name
 SDK_APPS = SdkAppRow._meta.table_name
 COUNTERS = CounterRow._meta.table_name
+STATS = StatsRow._meta.table_name
+STATS_STEPS = StatsStepRow._meta.table_name
+STATS_ERRORS = StatsErrorRow._meta.table_name
 
 RUN_COLUMNS = tuple(f.column_name for f in RunRow._meta.sorted_fields)
 STEP_COLUMNS = tuple(f.column_name for f in StepRow._meta.sorted_fields)

@@ -29,6 +29,8 @@ from ...engine.sdk_sync import SyncOnStart
 from ...errors import ConfigurationError
 from . import (api, auth, csrf, dashboard, event_api, headers, health, metrics, openapi, params,
                sdk_api)
+# the dashboard's other pages: routes of its blueprint, in modules of their own
+from . import dash_events, dash_functions, dash_health, dash_perf  # noqa: F401
 from .errors import error_response, register_error_handlers
 from .dashboard import add_nav_link, printable
 from .event_api import MAX_REQUEST_BYTES

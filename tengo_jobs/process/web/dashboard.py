@@ -1,8 +1,10 @@
 """The dashboard: server-rendered pages over the same queries as the REST API.
 
 ``/`` runs (filter by status and function), ``/runs/<id>`` a run with its step
-timeline, ``/events`` events with a send-test-event form, ``/functions`` the
-registered functions. Pages need the dashboard password: ``/login`` asks for it and
+timeline; the events, functions, performance and health pages are routes of this same
+blueprint kept in their own modules (:mod:`.dash_events`, :mod:`.dash_functions`,
+:mod:`.dash_perf`, :mod:`.dash_health`), so every page shares its login, error page,
+filters and endpoint names (``tengo_dashboard.event_page``). Pages need the dashboard password: ``/login`` asks for it and
 sets a signed session cookie, ``POST /logout`` drops it (HTTP basic auth and bearer
 tokens work too, for scripts; see :mod:`.auth`). A run's page acts on it with forms that
 post directly: cancel, rerun, rerun from a step with edited input. Pages run no script and take their style from one stylesheet,
@@ -220,43 +222,3 @@ def _timeline(steps: list[dict]) -> list[dict]:
         bars.append(dict(step=step, left=round(left, 2),
                          width=round(max(0.5, ((b or a) - a) * 100 / total), 2)))
     return bars
-
-
-@bp.get("/events")
-@require_dashboard
-def events_page():
-    page = _runtime().store.queries.list_events(limit=50, cursor=params.cursor_arg())
-    return render_template("tj/events.html", events=page["data"],
-                           next_cursor=page.get("next_cursor"), error=None, form={})
-
-
-@bp.post("/events/send")
-@require_dashboard
-def send_test_event():
-    name = request.form.get("name", "")
-    raw = request.form.get("data", "") or "{}"
-    try:
-        data = params.parse_json(raw, field="data", what="data")
-        ids = _runtime().send({"name": name, "data": data})
-    except TengoJobsError as exc:
-        page = _runtime().store.queries.list_events(limit=50)
-        return render_template("tj/events.html", events=page["data"],
-                               next_cursor=page.get("next_cursor"), error=str(exc),
-                               form={"name": name, "data": raw}), 400
-    return redirect(url_for("tengo_dashboard.event_page", event_id=ids[0]))
-
-
-@bp.get("/events/<event_id>")
-@require_dashboard
-def event_page(event_id: str):
-    try:
-        event = _runtime().store.queries.get_event(event_id)
-    except TengoJobsError as exc:
-        return render_template("tj/message.html", title="Event not found", message=str(exc)), 404
-    return render_template("tj/event.html", event=event)
-
-
-@bp.get("/functions")
-@require_dashboard
-def functions_page():
-    return render_template("tj/functions.html", functions=_runtime().control.functions())
