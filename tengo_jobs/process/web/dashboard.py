@@ -16,7 +16,6 @@ calling :func:`add_nav_link`.
 from __future__ import annotations
 
 import json
-from datetime import datetime
 from pathlib import Path
 
 from flask import (Blueprint, current_app, redirect, render_template, request, send_from_directory,
@@ -118,110 +117,6 @@ def _runtime():
     return current_app.extensions["tengo_jobs"]
 
 
-@bp.get("/")
-@require_dashboard
-def runs_page():
-    status = request.args.get("status") or None
-    function_id = params.text_arg("function")
-    try:
-        page = _runtime().store.queries.list_runs(status=params.status_arg(blank_is_absent=True),
-                                                  function_id=function_id, limit=50,
-                                                  cursor=params.cursor_arg())
-    except TengoJobsError as exc:
-        return render_template("tj/runs.html", runs=[], next_cursor=None, error=str(exc),
-                               status=status, function=function_id), 400
-    return render_template("tj/runs.html", runs=page["data"], next_cursor=page.get("next_cursor"),
-                           status=status, function=function_id, error=None)
-
-
-@bp.get("/runs/<run_id>")
-@require_dashboard
-def run_page(run_id: str):
-    return _run_page(run_id)
-
-
-def _run_page(run_id: str, *, error: str | None = None, form: dict | None = None,
-              status: int = 200):
-    runtime = _runtime()
-    queries = runtime.store.queries
-    try:
-        run = queries.get_run(run_id, now=runtime.clock.now())
-    except TengoJobsError as exc:
-        return render_template("tj/message.html", title="Run not found", message=str(exc)), 404
-    event = None
-    if run["event_id"]:
-        try:
-            event = queries.get_event(run["event_id"])
-        except TengoJobsError:  # pruned
-            event = None
-    return render_template("tj/run.html", run=run, timeline=_timeline(run["steps"]),
-                           links=queries.run_links(run_id), event=event, action_error=error,
-                           form=form or {}), status
-
-
-@bp.post("/runs/<run_id>/cancel")
-@require_dashboard
-def cancel_run(run_id: str):
-    try:
-        _runtime().control.cancel(run_id)
-    except TengoJobsError as exc:
-        return _run_page(run_id, error=str(exc), status=_status_of(exc))
-    return redirect(url_for(".run_page", run_id=run_id), 303)
-
-
-@bp.post("/runs/<run_id>/rerun")
-@require_dashboard
-def rerun(run_id: str):
-    """Rerun from the top, or (``from_step``) from a step, the steps before it keeping their
-    stored results; ``input`` (JSON, optional) replaces that step's arguments."""
-    from_step = request.form.get("from_step") or None
-    raw = (request.form.get("input") or "").strip()
-    body: dict = {"from_step": from_step}
-    try:
-        if raw:
-            body["input"] = params.parse_json(raw, field="input", what="input")
-        new = _runtime().control.replay(run_id, **body)
-    except TengoJobsError as exc:
-        return _run_page(run_id, error=str(exc), status=_status_of(exc),
-                         form={"from_step": from_step, "input": raw})
-    return redirect(url_for(".run_page", run_id=new["id"]), 303)
-
-
-def _status_of(exc: TengoJobsError) -> int:
-    """As the REST API answers: 404 no such run, 409 a run in the wrong state, 400 bad input
-    (anything else is not caught here: the app's handlers log it and answer 500)."""
-    if isinstance(exc, RunNotFoundError):
-        return 404
-    if isinstance(exc, InvalidRunStateError):
-        return 409
-    if isinstance(exc, ValidationError):
-        return 400
-    raise exc
-
-
-def _timeline(steps: list[dict]) -> list[dict]:
-    """Each step's bar as left offset and width in percent of the run's span."""
-    def ms(text):
-        return int(datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() * 1000) if text else None
-
-    spans = [(ms(s.get("started_at")), ms(s.get("ended_at"))) for s in steps]
-    starts = [a for a, _ in spans if a is not None]
-    ends = [b or a for a, b in spans if a is not None]
-    if not starts:
-        return [dict(step=s, left=0, width=0) for s in steps]
-    t0, t1 = min(starts), max(ends)
-    total = max(1, t1 - t0)
-    bars = []
-    for step, (a, b) in zip(steps, spans):
-        if a is None:
-            bars.append(dict(step=step, left=0, width=0))
-            continue
-        left = (a - t0) * 100 / total
-        bars.append(dict(step=step, left=round(left, 2),
-                         width=round(max(0.5, ((b or a) - a) * 100 / total), 2)))
-    return bars
-
-
 @bp.get("/events")
 @require_dashboard
 def events_page():
@@ -260,3 +155,6 @@ def event_page(event_id: str):
 @require_dashboard
 def functions_page():
     return render_template("tj/functions.html", functions=_runtime().control.functions())
+
+
+from . import dash_runs  # noqa: E402,F401  (the runs and run pages: routes on bp)
