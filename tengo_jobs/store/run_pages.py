@@ -22,6 +22,7 @@ m0014), never a count of the whole table.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from ..core.states import RUN_STATUSES
@@ -49,6 +50,15 @@ def _like_pattern(text: str) -> str:
     escaped = (text.replace(_LIKE_ESCAPE, _LIKE_ESCAPE * 2).replace("%", _LIKE_ESCAPE + "%")
                .replace("_", _LIKE_ESCAPE + "_"))
     return f"%{escaped}%"
+
+
+def _key_text(stored: str) -> str:
+    """A flow-control key as the user wrote its value (stored as JSON text: ``"d-1"``)."""
+    try:
+        value = json.loads(stored)
+    except ValueError:
+        return stored
+    return value if isinstance(value, str) else stored
 
 
 class RunFilters:
@@ -165,9 +175,12 @@ class RunPages:
             event_where.append('e."name" = ?')
             event_params.append(filters.event)
         if filters.text is not None:
+            # as typed, and as JSON text stores it when it is not ASCII ("Luc\\u00eda")
             like = "ILIKE" if self.d.postgres else "LIKE"
-            event_where.append(f'e."data" {like} ? ESCAPE \'{_LIKE_ESCAPE}\'')
-            event_params.append(_like_pattern(filters.text))
+            forms = list(dict.fromkeys((filters.text, json.dumps(filters.text)[1:-1])))
+            event_where.append("(" + " OR ".join(
+                f'e."data" {like} ? ESCAPE \'{_LIKE_ESCAPE}\'' for _ in forms) + ")")
+            event_params += [_like_pattern(f) for f in forms]
         rows = self.d.execute(
             f'SELECT {_R_COLUMNS}, e."name" FROM ({window}) w '
             f'JOIN "{EVENTS}" e ON e."id" = w."event_id" '
@@ -222,7 +235,7 @@ class RunPages:
             'LIMIT 1', (function_id, run_id)).fetchone()
         if row is None:
             return None
-        return {"kind": row[0], "key": row[1], "size": row[2], "first_at": row[3],
+        return {"kind": row[0], "key": _key_text(row[1]), "size": row[2], "first_at": row[3],
                 "expires_at": row[4]}
 
     def throttled_until(self, function_id: str) -> int | None:

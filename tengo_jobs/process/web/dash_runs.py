@@ -128,9 +128,9 @@ def act_on_selected():
         raise ValidationError("action must be cancel or replay", field="action")
     run_ids = [r for r in request.form.getlist("run_id") if r]
     if not run_ids:
-        raise ValidationError("select at least one run", field="run_id")
+        raise ValidationError("run_id: select at least one run (tick its box)", field="run_id")
     if len(run_ids) > MAX_SELECTED:
-        raise ValidationError(f"select at most {MAX_SELECTED} runs at a time", field="run_id")
+        raise ValidationError(f"run_id: select at most {MAX_SELECTED} runs at a time", field="run_id")
     control, queries = _runtime().control, _runtime().store.queries
     ok = refused = 0
     for run_id in dict.fromkeys(run_ids):
