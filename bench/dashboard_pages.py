@@ -24,6 +24,7 @@ Run: ``python bench/dashboard_pages.py`` (``--runs 200000`` for a quicker look;
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import platform
 import statistics
@@ -138,7 +139,9 @@ def main() -> None:
     parser.add_argument("--names", type=int, default=10)
     parser.add_argument("--days", type=int, default=30)
     parser.add_argument("--repeat", type=int, default=7)
-    parser.add_argument("--keep", action="store_true")
+    parser.add_argument("--keep", action="store_true", help="do not drop the database")
+    parser.add_argument("--reuse", metavar="URL",
+                        help="time the pages of a database a --keep run filled (no fill)")
     args = parser.parse_args()
 
     import psycopg
@@ -147,11 +150,17 @@ def main() -> None:
     from tengo_jobs.testing import make_test_runtime
 
     os.environ.setdefault("TENGO_ENV", "development")
-    with H.postgres_url() as url:
-        runtime = make_test_runtime(url)
+    with _database(args) as url:
+        runtime = make_test_runtime(url, migrate=not args.reuse)
         with psycopg.connect(url, autocommit=True) as conn:
-            filled = fill(conn, runs=args.runs, functions=args.functions, names=args.names,
-                          days=args.days)
+            if args.reuse:
+                count = conn.execute("SELECT count(*) FROM tj_runs").fetchone()[0]
+                filled = {"load_s": "-", "index_s": "-",
+                          "spacing_ms": max(1, args.days * 86_400_000 // count)}
+                args.runs = count
+            else:
+                filled = fill(conn, runs=args.runs, functions=args.functions, names=args.names,
+                              days=args.days)
             sizes = conn.execute(
                 "SELECT (SELECT count(*) FROM tj_runs), (SELECT count(*) FROM tj_steps), "
                 "pg_size_pretty(pg_database_size(current_database()))").fetchone()
@@ -198,9 +207,23 @@ def main() -> None:
         for name, result in rows:
             print(f"| {name} | {result['median_ms']} | {result['max_ms']} |")
         runtime.close()
-        if args.keep:
-            print("kept:", url)
-            input("press enter to drop the database")
+
+
+@contextlib.contextmanager
+def _database(args):
+    if args.reuse:
+        yield args.reuse
+    elif args.keep:
+        import psycopg
+        name = f"tj_bench_dashruns_{os.getpid()}"
+        with psycopg.connect(H.POSTGRES_URL, autocommit=True) as admin:
+            admin.execute(f'CREATE DATABASE "{name}"')
+        url = f"{H.POSTGRES_URL.rsplit('/', 1)[0]}/{name}"
+        print("# kept (drop it when done):", url, flush=True)
+        yield url
+    else:
+        with H.postgres_url() as url:
+            yield url
 
 
 if __name__ == "__main__":
