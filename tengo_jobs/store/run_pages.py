@@ -30,6 +30,7 @@ import json
 from typing import Any
 
 from ..core.states import RUN_STATUSES
+from ..errors import ValidationError
 from ..ids import ulid
 from .dialect import Dialect
 from .queries import check_cursor, check_status, run_dict
@@ -74,7 +75,6 @@ class RunFilters:
     def __init__(self, *, status: str | None = None, function_id: str | None = None,
                  since: int | None = None, until: int | None = None, event: str | None = None,
                  text: str | None = None):
-        from ..errors import ValidationError
         self.status = check_status(status or None)
         self.function_id = function_id or None
         self.since, self.until = since, until

@@ -177,8 +177,12 @@ def _run_page(run_id: str, *, error: str | None = None, form: dict | None = None
     paused = unfinished and run["function_id"] in queries.paused_functions()
     hold = pages.flow_hold(run_id, run["function_id"]) if unfinished else None
     pending = pages.pending(run_id, now=now) if unfinished else None
-    wakes = {s["step"]: iso_ms(s["until"]) for s in links["sleeping"]}
-    wakes.update({w["step"]: iso_ms(w["expires_at"]) for w in links["waiting"]})
+    wakes: dict[str, int] = {}
+    for step, due in [*((s["step"], s["until"]) for s in links["sleeping"]),
+                      *((w["step"], w["expires_at"]) for w in links["waiting"])]:
+        due_ms = iso_ms(due)
+        if due_ms is not None:
+            wakes[step] = due_ms
     chart = gantt(run, run["steps"], now=now, wakes=wakes,
                   waits={w["step"]: w["event"] for w in links["waiting"]})
     return render_template("tj/run.html", run=run, chart=chart, links=links, event=event,
