@@ -17,8 +17,8 @@ in it goes through Jinja's autoescaping.
   a gap up to that attempt (``backoff``).
 - **The run** is a lane above the steps: queued from creation to its first start
   (``queue``), then its execution up to its end or now (``run``).
-- **Axis.** Ticks at a round interval (1, 2 or 5 × a power of ten ms; then seconds,
-  minutes, hours), labelled with the time since the run was created.
+- **Axis.** Ticks at a round interval (1, 2 or 5 × a power of ten ms; then 1, 2, 5, 10,
+  15, 30 s; minutes; hours), labelled with the time since the run was created.
 """
 
 from __future__ import annotations
@@ -31,8 +31,11 @@ LABEL = 150
 LANE_H = 26
 BAR_H = 16
 AXIS_H = 24
-_NICE = (1, 2, 5)
-_UNITS = ((3_600_000, "h"), (60_000, "min"), (1000, "s"), (1, "ms"))
+_ROUND = (1, 2, 5, 10, 20, 50, 100, 200, 500,
+          1000, 2000, 5000, 10_000, 15_000, 30_000,
+          60_000, 120_000, 300_000, 600_000, 900_000, 1_800_000,
+          3_600_000, 7_200_000, 10_800_000, 21_600_000, 43_200_000, 86_400_000)
+_UNITS = ((86_400_000, "d"), (3_600_000, "h"), (60_000, "min"), (1000, "s"), (1, "ms"))
 
 
 def iso_ms(text: str | None) -> int | None:
@@ -51,14 +54,14 @@ def duration_text(ms: int) -> str:
 
 
 def tick_interval(span_ms: int, *, target: int = 8) -> int:
-    """A round interval giving about ``target`` ticks over ``span_ms``."""
+    """A round interval giving at most about ``target`` ticks over ``span_ms``: 1, 2 or 5 ×
+    a power of ten milliseconds below a second, then round seconds, minutes, hours, days."""
     raw = max(1, span_ms // target)
-    scale = 1
-    while True:
-        for nice in _NICE:
-            if nice * scale >= raw:
-                return nice * scale
-        scale *= 10
+    for nice in _ROUND:
+        if nice >= raw:
+            return nice
+    days = 86_400_000
+    return -(-raw // days) * days
 
 
 def _lane_of(lanes_end: list[int], start: int, end: int) -> int:
