@@ -140,6 +140,10 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=30)
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--keep", action="store_true", help="do not drop the database")
+    parser.add_argument("--compare-plans", action="store_true",
+                        help="each runs-page case again on generic plans, side by side")
+    parser.add_argument("--compare-index", action="store_true",
+                        help="time the function filters again without m0014's index")
     parser.add_argument("--reuse", metavar="URL",
                         help="time the pages of a database a --keep run filled (no fill)")
     args = parser.parse_args()
@@ -181,6 +185,8 @@ def main() -> None:
             ("status=queued (rare)", "/?status=queued"),
             ("function", "/?function=fn-3"),
             ("function + status=failed", "/?function=fn-3&status=failed"),
+            ("function with no runs", "/?function=fn-none"),
+            ("function + text in event data", "/?function=fn-3&text=c42"),
             ("time range (one day, 10 days back)",
              f"/?from={iso(end_ms - 11 * day)}&to={iso(end_ms - 10 * day)}"),
             ("event name", "/?event=bench/order.7"),
@@ -201,12 +207,77 @@ def main() -> None:
             rows.append((name, result))
             print(f"{name:40s} median {result['median_ms']:7.1f} ms   max {result['max_ms']:7.1f} ms"
                   f"   {'ok' if result['median_ms'] < TARGET_MS else 'OVER'}", flush=True)
+        if args.compare_plans:
+            rows += compare_generic_plans(client, cases, args.repeat)
+        if args.compare_index:
+            rows += compare_without_index(url, client, cases, args.repeat)
         print(f"\n| page | median ms | max ms |  ({platform.node()}, load "
               f"{os.getloadavg()[0]:.1f}, {args.repeat} requests each)")
         print("| --- | --- | --- |")
         for name, result in rows:
             print(f"| {name} | {result['median_ms']} | {result['max_ms']} |")
         runtime.close()
+
+
+def compare_generic_plans(client, cases, repeat: int) -> list:
+    """Each case again, alternating request by request between the pages as shipped (with a
+    function filter, reads planned for their values) and the same reads on the connections'
+    generic plans only."""
+    import contextlib as _contextlib
+
+    from tengo_jobs.store.run_pages import RunPages
+
+    shipped = RunPages._planned_for_values
+    generic = _contextlib.contextmanager(lambda self, filters: iter([None]))
+    out = []
+    for name, path in cases:
+        if path.startswith("/runs/"):
+            continue
+        times: dict[str, list[float]] = {"custom": [], "generic": []}
+        for _ in range(repeat):
+            for label, plan in (("custom", shipped), ("generic", generic)):
+                RunPages._planned_for_values = plan
+                t = time.perf_counter()
+                assert client.get(path).status_code == 200
+                times[label].append((time.perf_counter() - t) * 1000)
+        RunPages._planned_for_values = shipped
+        custom, plain = statistics.median(times["custom"]), statistics.median(times["generic"])
+        print(f"{name:40s} custom plans {custom:7.1f} ms   generic plans {plain:8.1f} ms   "
+              f"ratio {plain / custom:5.1f}", flush=True)
+        out.append((f"{name}: generic plans (custom {custom:.1f})",
+                    {"median_ms": round(plain, 1), "max_ms": round(max(times["generic"]), 1)}))
+    return out
+
+
+def compare_without_index(url: str, client, cases, repeat: int) -> list:
+    """The function-filtered cases again without m0014's index (dropped, then rebuilt)."""
+    import psycopg
+
+    index = "tj_runs_function_status_id"
+    with psycopg.connect(url, autocommit=True) as conn:
+        definition = conn.execute("SELECT indexdef FROM pg_indexes WHERE indexname = %s",
+                                  (index,)).fetchone()
+        if definition is None:
+            print("# no", index, "to compare without")
+            return []
+        conn.execute(f'DROP INDEX "{index}"')
+        try:
+            out = []
+            for name, path in cases:
+                if "function" not in path:
+                    continue
+                result = timed(client, path, repeat)
+                out.append((f"{name}, without {index}", result))
+                print(f"{name + ' (no m0014 index)':40s} median {result['median_ms']:7.1f} ms   "
+                      f"max {result['max_ms']:7.1f} ms", flush=True)
+        finally:
+            conn.execute(definition[0])
+            conn.execute('ANALYZE "tj_runs"')
+    for name, path in cases:
+        if "function" in path:
+            result = timed(client, path, repeat)
+            out.append((f"{name}, with the index again", result))
+    return out
 
 
 @contextlib.contextmanager

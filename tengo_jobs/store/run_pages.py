@@ -26,6 +26,7 @@ m0014), never a count of the whole table.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from typing import Any
 
@@ -108,11 +109,44 @@ class RunFilters:
         return where, params
 
 
+def _window(runs_where: str, params: list, order: str, n: int, *, split: bool
+            ) -> tuple[str, tuple]:
+    """A statement giving ``id, event_id`` of the first ``n`` runs matching ``runs_where``
+    in id ``order``, and its parameters. ``split`` (a function without a status): one
+    range scan of ``(function_id, status, id)`` per status, merged, so a function with few
+    runs costs seven short index scans instead of a walk of every run's id looking for it."""
+    if not split:
+        return (f'SELECT r."id", r."event_id" FROM "{RUNS}" r WHERE {runs_where} '
+                f'ORDER BY r."id" {order} LIMIT {int(n)}', tuple(params))
+    parts = [f'SELECT * FROM (SELECT r."id", r."event_id" FROM "{RUNS}" r WHERE {runs_where} '
+             f'AND r."status" = \'{status}\' ORDER BY r."id" {order} LIMIT {int(n)}) p{i}'
+             for i, status in enumerate(RUN_STATUSES)]
+    return (f'SELECT * FROM ({" UNION ALL ".join(parts)}) u ORDER BY "id" {order} '
+            f'LIMIT {int(n)}', tuple(params) * len(RUN_STATUSES))
+
+
 class RunPages:
     """The reads of the module docstring, on one database."""
 
     def __init__(self, dialect: Dialect):
         self.d = dialect
+
+    @contextlib.contextmanager
+    def _planned_for_values(self, filters: RunFilters):
+        """With a function filter, a read transaction whose statements PostgreSQL plans for
+        their actual values (without one, the generic plans are right and cheaper).
+
+        The store's connections use generic plans (``store/connection.py``), right for the
+        engine's statements on primary keys and wrong here: a generic plan of a count
+        "``function_id = $1 … LIMIT 10001``" assumes an average function and scans the
+        table for one that has no runs (2 s at a million runs); planned for its value it is
+        an empty index range. A few milliseconds of planning per statement, on a page."""
+        if filters.function_id is None or not self.d.postgres:
+            yield
+            return
+        with self.d.transaction():
+            self.d.execute("SET LOCAL plan_cache_mode = force_custom_plan")
+            yield
 
     # -- the list -------------------------------------------------------------------------
     def page(self, filters: RunFilters, *, cursor: str | None = None, before: str | None = None,
@@ -122,6 +156,11 @@ class RunPages:
         was reached through a cursor), ``searched_to`` (an event filter's window ended at
         this id before the page filled: older runs were not searched yet)."""
         cursor, before = check_cursor(cursor), check_cursor(before)
+        with self._planned_for_values(filters):
+            return self._page(filters, cursor, before, limit)
+
+    def _page(self, filters: RunFilters, cursor: str | None, before: str | None,
+              limit: int) -> dict:
         where, params = filters.run_where()
         newer = before is not None
         if cursor is not None and not newer:
@@ -133,16 +172,15 @@ class RunPages:
         order = "ASC" if newer else "DESC"
         runs_where = " AND ".join(where) or "1 = 1"
         searched_to = None
+        split = filters.function_id is not None and filters.status is None
         if filters.searches_events:
             rows, scanned, last_scanned = self._search(filters, runs_where, params, order,
-                                                       limit + 1)
+                                                       limit + 1, split=split)
             if len(rows) <= limit and scanned >= SEARCH_WINDOW:
                 searched_to = last_scanned
         else:
-            rows = self.d.execute(
-                f'SELECT {_R_COLUMNS}, {_EVENT_NAME} FROM "{RUNS}" r '
-                f'WHERE {runs_where} ORDER BY r."id" {order} LIMIT {int(limit) + 1}',
-                tuple(params)).fetchall()
+            window, window_params = _window(runs_where, params, order, limit + 1, split=split)
+            rows = self._runs([r[0] for r in self.d.execute(window, window_params)], order)
         more = len(rows) > limit
         rows = rows[:limit]
         if newer:
@@ -165,12 +203,20 @@ class RunPages:
         return {"data": data, "next_cursor": next_cursor, "prev_cursor": prev_cursor,
                 "searched_to": searched_to, "window": SEARCH_WINDOW}
 
+    def _runs(self, ids: list[str], order: str) -> list:
+        """The rows of the runs ``ids`` (with their event's name), in id ``order``."""
+        if not ids:
+            return []
+        marks = ", ".join("?" for _ in ids)
+        return self.d.execute(
+            f'SELECT {_R_COLUMNS}, {_EVENT_NAME} FROM "{RUNS}" r WHERE r."id" IN ({marks}) '
+            f'ORDER BY r."id" {order}', tuple(ids)).fetchall()
+
     def _search(self, filters: RunFilters, runs_where: str, params: list, order: str,
-                limit: int) -> tuple[list, int, str | None]:
+                limit: int, *, split: bool) -> tuple[list, int, str | None]:
         """The runs of the window (at most :data:`SEARCH_WINDOW` past the cursor) whose event
         matches; with how many runs the window held and the last id it reached."""
-        window = (f'SELECT r."id", r."event_id" FROM "{RUNS}" r WHERE {runs_where} '
-                  f'ORDER BY r."id" {order} LIMIT {int(SEARCH_WINDOW)}')
+        window, params = _window(runs_where, params, order, SEARCH_WINDOW, split=split)
         bounds = self.d.execute(f'SELECT count(*), {"MIN" if order == "DESC" else "MAX"}(w."id") '
                                 f'FROM ({window}) w', tuple(params)).fetchone()
         scanned, last_scanned = int(bounds[0] or 0), bounds[1]
@@ -194,26 +240,20 @@ class RunPages:
             f'WHERE e."id" = w."event_id" AND {" AND ".join(event_where)}) IS NOT NULL '
             f'ORDER BY w."id" {order} LIMIT {int(limit)}',
             (*params, *event_params)).fetchall()]
-        if not matching:
-            return [], scanned, last_scanned
-        marks = ", ".join("?" for _ in matching)
-        rows = self.d.execute(
-            f'SELECT {_R_COLUMNS}, {_EVENT_NAME} FROM "{RUNS}" r WHERE r."id" IN ({marks}) '
-            f'ORDER BY r."id" {order}', tuple(matching)).fetchall()
-        return rows, scanned, last_scanned
+        return self._runs(matching, order), scanned, last_scanned
 
     def status_counts(self, filters: RunFilters) -> dict[str, dict]:
         """``{status: {"n": count, "capped": bool}}`` for the run filters but the status
         (function, time range; not the event filters), each count stopping at
         :data:`COUNT_CAP`."""
         where, params = filters.run_where(with_status=False)
-        where.append('r."status" = ?')
-        text = " AND ".join(where)
-        one = (f'(SELECT count(*) FROM (SELECT 1 FROM "{RUNS}" r WHERE {text} '
-               f'LIMIT {int(COUNT_CAP) + 1}) c)')
-        row = self.d.execute("SELECT " + ", ".join([one] * len(RUN_STATUSES)),
-                             tuple(v for status in RUN_STATUSES
-                                   for v in (*params, status))).fetchone()
+        text = " AND ".join(where) or "1 = 1"
+        counts = [f'(SELECT count(*) FROM (SELECT 1 FROM "{RUNS}" r WHERE {text} '
+                  f'AND r."status" = \'{status}\' LIMIT {int(COUNT_CAP) + 1}) c{i})'
+                  for i, status in enumerate(RUN_STATUSES)]  # statuses: constants
+        with self._planned_for_values(filters):
+            row = self.d.execute("SELECT " + ", ".join(counts),
+                                 tuple(params) * len(RUN_STATUSES)).fetchone()
         return {status: {"n": min(n, COUNT_CAP), "capped": n > COUNT_CAP}
                 for status, n in zip(RUN_STATUSES, row)}
 
