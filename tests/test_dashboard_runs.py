@@ -117,15 +117,29 @@ def test_keyset_pages_go_to_older_runs_and_back_to_newer_ones(site):
     top = pages.page(RunFilters(), before=back["prev_cursor"], limit=3)
     assert [r["id"] for r in top["data"]] == newest_first[:3] and top["prev_cursor"] is None
 
+    # by function (one index range per status, merged): the same pages across statuses
+    mixed = [_send(runtime, tester, "dr/pay", {"order": f"M-{i}", "fail": i % 2 == 0})
+             for i in range(4)][::-1] + newest_first
+    _send(runtime, tester, "dr/nap", {})  # another function's, never listed
+    seen, cursor = [], None
+    while True:
+        page = pages.page(RunFilters(function_id="dr-pay"), cursor=cursor, limit=4)
+        seen += [r["id"] for r in page["data"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == mixed
+    assert pages.page(RunFilters(function_id="dr-none"))["data"] == []
+
     # the page's links carry the cursor and the filters
     html = client.get("/?function=dr-pay").get_data(as_text=True)
     older = re.search(r'<a rel="next" href="([^"]+)"', html)
-    assert older is None  # 7 runs fit one page of 50
+    assert older is None  # 11 runs fit one page of 50
     monkey_limit = client.get(f"/?function=dr-pay&cursor={newest_first[2]}").get_data(as_text=True)
     assert _ids(monkey_limit) == newest_first[3:]
     newer = re.search(r'<a rel="prev" href="([^"]+)"', monkey_limit).group(1).replace("&amp;", "&")
     assert "function=dr-pay" in newer and f"before={newest_first[3]}" in newer
-    assert _ids(client.get(newer).get_data(as_text=True)) == newest_first[:3]
+    assert _ids(client.get(newer).get_data(as_text=True)) == mixed[:4] + newest_first[:3]
 
 
 def test_counts_per_status_stop_at_the_cap(site, monkeypatch):
