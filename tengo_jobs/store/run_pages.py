@@ -216,9 +216,9 @@ class RunPages:
                 limit: int, *, split: bool) -> tuple[list, int, str | None]:
         """The runs of the window (at most :data:`SEARCH_WINDOW` past the cursor) whose event
         matches; with how many runs the window held and the last id it reached."""
-        window, params = _window(runs_where, params, order, SEARCH_WINDOW, split=split)
+        window, window_params = _window(runs_where, params, order, SEARCH_WINDOW, split=split)
         bounds = self.d.execute(f'SELECT count(*), {"MIN" if order == "DESC" else "MAX"}(w."id") '
-                                f'FROM ({window}) w', tuple(params)).fetchone()
+                                f'FROM ({window}) w', window_params).fetchone()
         scanned, last_scanned = int(bounds[0] or 0), bounds[1]
         event_where: list[str] = []
         event_params: list[Any] = []
@@ -239,7 +239,7 @@ class RunPages:
             f'SELECT w."id" FROM ({window}) w WHERE (SELECT 1 FROM "{EVENTS}" e '
             f'WHERE e."id" = w."event_id" AND {" AND ".join(event_where)}) IS NOT NULL '
             f'ORDER BY w."id" {order} LIMIT {int(limit)}',
-            (*params, *event_params)).fetchall()]
+            (*window_params, *event_params)).fetchall()]
         return self._runs(matching, order), scanned, last_scanned
 
     def status_counts(self, filters: RunFilters) -> dict[str, dict]:
