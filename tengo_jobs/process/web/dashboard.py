@@ -1,12 +1,13 @@
 """The dashboard: server-rendered pages over the same queries as the REST API.
 
-``/`` runs (filter by status and function), ``/runs/<id>`` a run with its step
-timeline, ``/events`` events with a send-test-event form, ``/functions`` the
+``/`` runs and ``/runs/<id>`` a run (their routes in :mod:`.dash_runs`), ``/events`` events with a send-test-event form, ``/functions`` the
 registered functions. Pages need the dashboard password: ``/login`` asks for it and
 sets a signed session cookie, ``POST /logout`` drops it (HTTP basic auth and bearer
 tokens work too, for scripts; see :mod:`.auth`). A run's page acts on it with forms that
-post directly: cancel, rerun, rerun from a step with edited input. Pages run no script and take their style from one stylesheet,
-as the Content-Security-Policy demands (:mod:`.headers`); a form carries
+post directly: cancel, rerun, rerun from a step with edited input. Pages run no inline
+script (the runs page loads one script file from this origin, for its live refresh) and take
+their style from stylesheets of this origin, as the Content-Security-Policy demands
+(:mod:`.headers`); a form carries
 ``{{ csrf_token() }}`` in a hidden ``csrf_token`` field (:mod:`.csrf`). Parameters are
 read through :mod:`.params`. Applications add pages of their own (Tengo Lugar's email
 outbox) by registering a blueprint whose templates extend ``tj/base.html`` and
@@ -22,7 +23,7 @@ from flask import (Blueprint, current_app, redirect, render_template, request, s
                    url_for)
 
 from ...durations import ms_to_iso
-from ...errors import InvalidRunStateError, RunNotFoundError, TengoJobsError, ValidationError
+from ...errors import TengoJobsError, ValidationError
 from . import auth, csrf, params
 from .auth import require_dashboard
 

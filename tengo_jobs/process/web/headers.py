@@ -1,8 +1,8 @@
 """Security headers on every response: pages, JSON, errors, 401s, 404s, health, metrics.
 
-The dashboard is server-rendered HTML with no script at all and one stylesheet
-(``/static/tj/dashboard.css``), so the policy is strict: nothing but this origin's own
-files, no plugins, no ``<base>`` rewriting, forms posting only here, and no framing
+The dashboard is server-rendered HTML with no inline script or style: stylesheets and one
+script file (the runs page's live refresh, ``/static/tj/runs.js``) of this origin, so the
+policy is strict: nothing but this origin's own files, no plugins, no ``<base>`` rewriting, forms posting only here, and no framing
 (``frame-ancestors 'none'`` and ``X-Frame-Options: DENY`` against clickjacking). A
 response that already carries one of these headers (an application's page) keeps its own.
 """
