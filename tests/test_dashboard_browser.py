@@ -199,3 +199,60 @@ def test_xss_payloads_render_as_text_and_a_post_without_a_token_is_refused(page,
                .status""", f"{base}/runs/{run_id}/rerun")
     assert status == 403
     assert api(base, f"/runs/{run_id}")["replays"] == []
+
+
+def test_runs_page_finds_by_event_data_refreshes_live_cancels_selected_and_draws_the_timeline(
+        page, dev):
+    base, _ = dev
+    failed_event = send(base, "dash/charge", {"order": "Z-99"})
+    nap_events = [send(base, "dash/nap", {"n": n}) for n in range(2)]
+    failed_id = wait_for_run_status(page, base, failed_event, "failed")
+    nappers = [wait_for_run_status(page, base, e, "sleeping") for e in nap_events]
+    login(page, base)
+
+    # find the failed run by its event's name and a text in its data, then by status
+    page.fill("input[name=event]", "dash/charge")
+    page.fill("input[name=text]", "z-99")  # case aside
+    page.click("form.filters button")
+    page.wait_for_url(re.compile(r".*text=z-99.*"))
+    assert page.locator("table.runs tbody tr[data-run]").count() == 1
+    assert page.locator(f"tr[data-run='{failed_id}']").count() == 1
+    page.goto(f"{base}/?status=failed&function=dash-charge")
+    assert page.locator(f"tr[data-run='{failed_id}']").count() == 1
+    assert page.locator("tr[data-run]").count() == 1
+    assert page.text_content("ul.counts a.failed b") == "1"
+    assert page.text_content("ul.counts a.sleeping b") == "0"  # counts keep the function filter
+
+    # live refresh: a run started now shows up without a reload
+    page.goto(f"{base}/")
+    page.evaluate("window.__same_page = true")
+    late_event = send(base, "dash/nap", {"late": True})
+    late_id = wait_for_run_status(page, base, late_event, "sleeping")
+    page.wait_for_selector(f"tr[data-run='{late_id}']", timeout=20_000)
+    assert page.evaluate("window.__same_page === true")  # no navigation happened
+    shot(page, "runs")
+
+    # select two sleeping runs and cancel them (the confirmation accepted)
+    page.on("dialog", lambda dialog: dialog.accept())
+    for run_id in nappers:
+        page.check(f"tr[data-run='{run_id}'] input[name=run_id]")
+    shot(page, "runs-selected")
+    page.click("button[value=cancel]")
+    page.wait_for_selector("p.notice")
+    assert "Cancelled 2 runs" in page.text_content("p.notice")
+    for run_id in nappers:
+        assert api(base, f"/runs/{run_id}")["status"] == "cancelled"
+    assert api(base, f"/runs/{late_id}")["status"] == "sleeping"
+
+    # the run's timeline: one bar per step attempt, the failed one marked
+    page.goto(f"{base}/runs/{failed_id}")
+    gantt = page.locator("svg.gantt")
+    assert gantt.count() == 1
+    assert gantt.locator("rect.exec").count() == 2  # prepare and charge, one attempt each
+    assert gantt.locator("rect.exec.failed").count() == 1
+    assert gantt.locator("g[data-step='charge'] rect.exec title").text_content().startswith(
+        "charge: failed")
+    shot(page, "run-timeline")
+    page.goto(f"{base}/runs/{late_id}")
+    assert page.locator("svg.gantt g[data-step='long-nap'] rect.gap").count() == 1
+    assert re.search(r"Sleeping in step long-nap until \d{4}-", page.text_content("section.why"))

@@ -1,9 +1,9 @@
 """Security headers on every response: pages, JSON, errors, 401s, 404s, health, metrics.
 
-The dashboard is server-rendered HTML with one stylesheet (``/static/tj/dashboard.css``)
-and no inline script (one same-origin file, ``/static/tj/json-field.js``, checks JSON fields
-as they are typed), so the policy is strict: nothing but this origin's own
-files, no plugins, no ``<base>`` rewriting, forms posting only here, and no framing
+The dashboard is server-rendered HTML with no inline script or style: stylesheets and two
+script files of this origin (``/static/tj/runs.js``, the runs page's live refresh, and
+``/static/tj/json-field.js``, which checks JSON fields as they are typed), so the
+policy is strict: nothing but this origin's own files, no plugins, no ``<base>`` rewriting, forms posting only here, and no framing
 (``frame-ancestors 'none'`` and ``X-Frame-Options: DENY`` against clickjacking). A
 response that already carries one of these headers (an application's page) keeps its own.
 """
