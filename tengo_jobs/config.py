@@ -13,7 +13,7 @@ import hashlib
 import os
 import re
 import urllib.parse
-from typing import Iterable, Mapping
+from typing import Any, Iterable, Mapping
 
 from .durations import to_ms
 from .errors import ConfigurationError, UnsafeProductionError
@@ -180,7 +180,7 @@ class Settings:
     session_lifetime_ms: int = 12 * 3_600_000  # how long a dashboard login lasts
     log_format: str = "text"  # "json": one JSON object per line (tengo_jobs.logsafe)
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if self.broker_url is None and self.redis_url:
             object.__setattr__(self, "broker_url", self.redis_url)
         if self.log_format not in LOG_FORMATS:
@@ -188,7 +188,7 @@ class Settings:
                                      f"{', '.join(LOG_FORMATS)}")
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides) -> "Settings":
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> "Settings":
         """Build settings from ``environ`` (default ``os.environ``); ``overrides`` win."""
         e = os.environ if environ is None else environ
         env = e.get(Env.TENGO_ENV.value, "development").strip().lower() or "development"
@@ -200,7 +200,7 @@ class Settings:
             port = int(port_raw)
         except ValueError:
             raise ConfigurationError(f"PORT={port_raw!r} is not an integer") from None
-        values = dict(
+        values: dict[str, Any] = dict(
             database_url=e.get(Env.DATABASE_URL.value) or DEFAULT_DATABASE_URL,
             redis_url=e.get(Env.REDIS_URL.value) or None,
             broker_url=e.get(Env.TENGO_BROKER_URL.value) or None,
@@ -252,7 +252,8 @@ class Settings:
             values += [key, hashlib.sha256(key.encode()).hexdigest()]
         if self.signing_key:
             values += _signing_key_forms(self.signing_key)
-        values.append(self.dashboard_password)
+        if self.dashboard_password:
+            values.append(self.dashboard_password)
         for url in (self.database_url, self.broker_url, self.redis_url):
             values += url_password_forms(url)
         return tuple(dict.fromkeys(v for v in values if v))

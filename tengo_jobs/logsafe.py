@@ -181,7 +181,7 @@ def _install_hooks() -> None:
             return handler_format(self, record)
         return redact(handler_format(self, record))
 
-    logging.Handler.format = format_redacted
+    logging.Handler.format = format_redacted  # type: ignore[method-assign]
 
     def excepthook(exc_type, exc, tb):
         text = "".join(traceback.format_exception(exc_type, exc, tb))
