@@ -10,9 +10,11 @@ import dataclasses
 import os
 import threading
 import time
-from typing import Any, Callable, Mapping, ParamSpec, Sequence, TypeVar
+from typing import (TYPE_CHECKING, Any, Awaitable, Callable, Mapping, MutableMapping, ParamSpec,
+                    Sequence, TypeVar, cast)
 
 from . import tracing
+from .core.events import Event
 from .core.functions import DEFAULT_RETRIES, FunctionDef, build_function
 from .core.states import RunStatus
 from .core.registry import Registry, registry as default_registry
@@ -21,11 +23,23 @@ from .errors import ConfigurationError
 from .middleware import Middleware, check_middleware
 from .process.dev import Background
 from .process.web import create_app, init_app as register_web
-from .runtime import boot, get_runtime
+from .runtime import Runtime, boot, get_runtime
 from .store.queries import run_dict
+from .store.schema import RunRow
+
+if TYPE_CHECKING:
+    from flask import Flask
 
 P = ParamSpec("P")
 R = TypeVar("R")
+
+#: What :meth:`Jobs.send` takes: one event (a dict ``{"name", "data", ...}`` or an
+#: :class:`~tengo_jobs.Event`) or a list of them.
+EventsToSend = Event | Mapping[str, Any] | Sequence[Event | Mapping[str, Any]]
+
+#: An ASGI 3 application, typed as Starlette and FastAPI take one (``app.mount``).
+ASGIApp = Callable[[MutableMapping[str, Any], Callable[[], Awaitable[MutableMapping[str, Any]]],
+                    Callable[[MutableMapping[str, Any]], Awaitable[None]]], Awaitable[None]]
 
 # wait_for_run polls the database: first after this many seconds, then each wait twice the
 # last, up to the ceiling (a run finishing in 30 ms is seen in about 30 ms; a long one costs
@@ -64,7 +78,7 @@ class RunResult:
     function_id: str
     status: RunStatus
     output: Any
-    error: dict | None
+    error: dict[str, Any] | None
     attempt: int
     event_id: str | None
     created_at: str | None
@@ -77,7 +91,7 @@ class RunResult:
         return self.status.is_final
 
     @classmethod
-    def from_row(cls, row) -> "RunResult":
+    def from_row(cls, row: RunRow) -> "RunResult":
         body = run_dict(row)
         return cls(id=body["id"], function_id=body["function_id"], status=row.status,
                    output=body["output"], error=body["error"], attempt=body["attempt"],
@@ -110,20 +124,21 @@ class Jobs:
         self.registry = registry or default_registry
         for extension in extensions:
             self.registry.add_extension(extension)
-        self.functions: dict[str, FunctionDef] = {}
-        self._background = None  # the worker threads and scheduler loop of launch()
+        self.functions: dict[str, FunctionDef[..., Any]] = {}
+        # the worker threads and scheduler loop of launch()
+        self._background: Background | None = None
         self._embed_lock = threading.RLock()
         if runtime is None:
             self.runtime  # bind the process runtime now (Dramatiq's CLI needs the actor)
 
     @property
-    def runtime(self):
+    def runtime(self) -> Runtime:
         if self._runtime is not None:
-            return self._runtime
+            return cast(Runtime, self._runtime)
         return get_runtime()
 
     def function(self, id: str, *, event: str | list[str] | None = None, cron: str | None = None,
-                 retries: int = DEFAULT_RETRIES, on_failure: Callable | None = None,
+                 retries: int = DEFAULT_RETRIES, on_failure: Callable[..., Any] | None = None,
                  misfire: str = "coalesce", name: str | None = None,
                  event_schema: type | None = None,
                  **options: Any) -> Callable[[Callable[P, R]], FunctionDef[P, R]]:
@@ -148,7 +163,7 @@ class Jobs:
 
         return decorate
 
-    def send(self, events, *, now: int | None = None) -> list[str]:
+    def send(self, events: EventsToSend, *, now: int | None = None) -> list[str]:
         """Send one event (a dict or ``Event``) or a list; returns one event id per event.
         Called inside an active OpenTelemetry span, the runs' traces continue it."""
         traceparent = tracing.current_traceparent()
@@ -157,7 +172,7 @@ class Jobs:
                                      traceparent=traceparent)
         return self.runtime.send(events, now=now, traceparent=traceparent)
 
-    async def send_async(self, events, *, now: int | None = None) -> list[str]:
+    async def send_async(self, events: EventsToSend, *, now: int | None = None) -> list[str]:
         """:meth:`send` from asyncio code, with the same contract (validation, ids, runs
         started in the same transaction). The intake runs in a thread
         (``asyncio.to_thread``): the event loop is not blocked on the database round trip,
@@ -194,7 +209,7 @@ class Jobs:
         return run
 
     # -- inside the application's own process ------------------------------------------------
-    def _engine_runtime(self, config: Mapping[str, object] | None = None):
+    def _engine_runtime(self, config: Mapping[str, object] | None = None) -> Runtime:
         """The runtime this process serves and executes with, booted once (settings read,
         function modules imported, production check, tables migrated; logging left as the
         application set it). ``config`` (a Flask ``app.config``) overrides the environment
@@ -203,7 +218,8 @@ class Jobs:
         with self._embed_lock:
             if self._runtime is None:
                 settings = Settings.from_env({**os.environ, **given}) if given else None
-                parts = {} if self.registry is default_registry else {"registry": self.registry}
+                parts: dict[str, Any] = ({} if self.registry is default_registry
+                                         else {"registry": self.registry})
                 self._runtime = boot("web", settings=settings, configure_logging=False, **parts)
             elif given and Settings.from_env({**os.environ, **given}) != self._runtime.settings:
                 raise ConfigurationError(
@@ -211,9 +227,9 @@ class Jobs:
                     f"gives ({', '.join(sorted(given))}): one Jobs serves one set of settings; "
                     "declare another Jobs (with its own functions) for a differently "
                     "configured app")
-            return self._runtime
+            return cast(Runtime, self._runtime)
 
-    def init_app(self, app, *, url_prefix: str = "/jobs") -> None:
+    def init_app(self, app: Flask, *, url_prefix: str = "/jobs") -> None:
         """Register the event API (``<prefix>/e/<key>``, ``<prefix>/api/events``), the REST
         API, the dashboard, health, metrics and OpenAPI on the application's Flask ``app``
         under ``url_prefix`` (the Flask extension convention: ``jobs = Jobs(...)`` at import,
@@ -232,7 +248,7 @@ class Jobs:
         register_web(app, self._engine_runtime(app.config), url_prefix=url_prefix)
         app.extensions["tengo_jobs_client"] = self
 
-    def asgi_app(self):
+    def asgi_app(self) -> ASGIApp:
         """The engine's web app (event API, REST API, dashboard…) as an ASGI application, to
         mount in FastAPI or Starlette: ``app.mount("/jobs", jobs.asgi_app())``. Settings come
         from the environment. Needs the ``asgi`` extra (a2wsgi: the Flask app runs in its
@@ -243,7 +259,7 @@ class Jobs:
             raise ConfigurationError("jobs.asgi_app() needs the a2wsgi package: "
                                      "pip install 'tengo-jobs[asgi]'") from None
 
-        return WSGIMiddleware(create_app(self._engine_runtime()))
+        return cast(ASGIApp, WSGIMiddleware(cast(Any, create_app(self._engine_runtime()))))
 
     def launch(self, *, threads: int = 4) -> None:
         """Start this process's worker threads (``threads`` executing runs) and scheduler

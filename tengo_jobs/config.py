@@ -13,7 +13,7 @@ import hashlib
 import os
 import re
 import urllib.parse
-from typing import Iterable, Mapping
+from typing import Any, Iterable, Mapping
 
 from .durations import to_ms
 from .errors import ConfigurationError, UnsafeProductionError
@@ -183,7 +183,7 @@ class Settings:
     # Inngest SDK apps' serve URLs asked to sync at start-up (``TENGO_SDK_URLS``).
     sdk_urls: tuple[str, ...] = ()
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if self.broker_url is None and self.redis_url:
             object.__setattr__(self, "broker_url", self.redis_url)
         for url in self.sdk_urls:
@@ -195,7 +195,7 @@ class Settings:
                                      f"{', '.join(LOG_FORMATS)}")
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides) -> "Settings":
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> "Settings":
         """Build settings from ``environ`` (default ``os.environ``); ``overrides`` win."""
         e = os.environ if environ is None else environ
         env = e.get(Env.TENGO_ENV.value, "development").strip().lower() or "development"
@@ -207,7 +207,7 @@ class Settings:
             port = int(port_raw)
         except ValueError:
             raise ConfigurationError(f"PORT={port_raw!r} is not an integer") from None
-        values = dict(
+        values: dict[str, Any] = dict(
             database_url=e.get(Env.DATABASE_URL.value) or DEFAULT_DATABASE_URL,
             redis_url=e.get(Env.REDIS_URL.value) or None,
             broker_url=e.get(Env.TENGO_BROKER_URL.value) or None,
@@ -260,7 +260,8 @@ class Settings:
             values += [key, hashlib.sha256(key.encode()).hexdigest()]
         if self.signing_key:
             values += _signing_key_forms(self.signing_key)
-        values.append(self.dashboard_password)
+        if self.dashboard_password:
+            values.append(self.dashboard_password)
         for url in (self.database_url, self.broker_url, self.redis_url):
             values += url_password_forms(url)
         return tuple(dict.fromkeys(v for v in values if v))

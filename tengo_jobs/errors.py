@@ -11,6 +11,8 @@ lease) derive from :class:`BaseException` on purpose: a user's
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class TengoJobsError(Exception):
     """Base class for every error tengo_jobs raises."""
@@ -49,8 +51,8 @@ class ValidationError(TengoJobsError, ValueError):
         self.field = field
         self.index = index
 
-    def to_dict(self) -> dict:
-        body = {"error": self.message, "field": self.field}
+    def to_dict(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"error": self.message, "field": self.field}
         if self.index is not None:
             body["index"] = self.index
         return body
@@ -92,7 +94,7 @@ class NonRetriableError(TengoJobsError):
 class RetryAfterError(TengoJobsError):
     """Raise from a step to retry it after ``delay`` (seconds, a timedelta or ``"30s"``)."""
 
-    def __init__(self, message: str = "retry requested", delay=None):
+    def __init__(self, message: str = "retry requested", delay: Any = None):
         super().__init__(message)
         self.delay = delay
 
@@ -163,7 +165,7 @@ class Suspend(Interrupt):
     (:mod:`tengo_jobs.core.ops`: sleeps, retry backoffs, waits, invoked children), written
     as its state; the run resumes when one of them is resolved."""
 
-    def __init__(self, ops: list):
+    def __init__(self, ops: list[Any]):
         super().__init__(", ".join(getattr(op, "key", "?") for op in ops))
         self.ops = list(ops)
 
@@ -173,6 +175,6 @@ class CancelRequested(Interrupt):
     that step's result is kept, and the run stops here, before the next one. ``error`` is
     the run's recorded error (``{"name": "RunCancelled", "message": reason}``)."""
 
-    def __init__(self, error: dict):
+    def __init__(self, error: dict[str, Any]):
         super().__init__(error.get("message", "cancelled"))
         self.error = error

@@ -116,12 +116,39 @@ def redact(text: str, secrets: Iterable[str] | None = None) -> str:
     return text
 
 
-def _redact_record(record: logging.LogRecord) -> logging.LogRecord:
+_PLAIN_ARG = (str, int, float, bool, type(None))
+
+
+def _redact_message(record: logging.LogRecord) -> None:
+    """Redact the record's message. A record with nothing to redact keeps its ``msg`` and
+    ``args`` (formatters such as uvicorn's access log unpack ``args``); one with a secret
+    keeps them redacted one by one where the result is clean, else becomes the redacted
+    text with no ``args``."""
     try:
         message = record.getMessage()
     except Exception:  # noqa: BLE001 - a broken format string must not hide the line
-        message = f"{record.msg!r} {record.args!r}"
-    record.msg, record.args = redact(message), None
+        record.msg, record.args = redact(f"{record.msg!r} {record.args!r}"), None
+        return
+    clean = redact(message)
+    if clean == message:
+        return
+    args = record.args
+    if isinstance(args, tuple) and args and isinstance(record.msg, str) and all(
+            isinstance(a, _PLAIN_ARG) for a in args):
+        msg = redact(record.msg)
+        parts = tuple(redact(a) if isinstance(a, str) else a for a in args)
+        try:
+            rendered = msg % parts
+        except Exception:  # noqa: BLE001 - e.g. %d given a redacted string: flatten below
+            rendered = None
+        if rendered is not None and redact(rendered) == rendered:
+            record.msg, record.args = msg, parts
+            return
+    record.msg, record.args = clean, None
+
+
+def _redact_record(record: logging.LogRecord) -> logging.LogRecord:
+    _redact_message(record)
     if record.exc_info and not record.exc_text:
         record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
     elif record.exc_text:
@@ -154,7 +181,7 @@ def _install_hooks() -> None:
             return handler_format(self, record)
         return redact(handler_format(self, record))
 
-    logging.Handler.format = format_redacted
+    logging.Handler.format = format_redacted  # type: ignore[method-assign]
 
     def excepthook(exc_type, exc, tb):
         text = "".join(traceback.format_exception(exc_type, exc, tb))

@@ -18,7 +18,8 @@ import json
 import shutil
 import tempfile
 import weakref
-from typing import Any
+from pathlib import Path
+from typing import Any, Iterator, Sequence, cast
 
 import pytest
 from dramatiq import Worker
@@ -56,12 +57,12 @@ class TestRuntime(Runtime):
     def __enter__(self) -> "TestRuntime":
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
 
 def make_test_runtime(database_url: str | None = None, *, clock: FakeClock | None = None,
-                      broker=None, migrate: bool = True, **settings) -> TestRuntime:
+                      broker: Any = None, migrate: bool = True, **settings: Any) -> TestRuntime:
     """A runtime on ``database_url`` (default: a fresh SQLite file in a temporary directory,
     removed by ``close()`` or at exit), a StubBroker and a FakeClock, migrated (unless
     ``migrate=False``: a fixture that keeps one migrated database between tests) and set as
@@ -70,8 +71,9 @@ def make_test_runtime(database_url: str | None = None, *, clock: FakeClock | Non
     if database_url is None:
         tmpdir = tempfile.mkdtemp(prefix="tengo-test-")
         database_url = f"sqlite:///{tmpdir}/jobs.db"
-    defaults = dict(database_url=database_url, env="test", retry_base_ms=1, retry_max_ms=10,
-                    lease_ttl_ms=30_000, redeliver_after_ms=1_000, functions=())
+    defaults: dict[str, Any] = dict(
+        database_url=database_url, env="test", retry_base_ms=1, retry_max_ms=10,
+        lease_ttl_ms=30_000, redeliver_after_ms=1_000, functions=())
     defaults.update(settings)
     try:
         runtime = TestRuntime(settings=Settings(**defaults), broker=broker or StubBroker(),
@@ -97,7 +99,8 @@ class JobsTester:
         self.runtime = runtime
         self.clock = runtime.clock
 
-    def send(self, events, *, step_stubs: dict[str, Any] | None = None, **kwargs) -> list[str]:
+    def send(self, events: Any, *, step_stubs: dict[str, Any] | None = None,
+             **kwargs: Any) -> list[str]:
         """Send events as :meth:`Jobs.send <tengo_jobs.Jobs.send>` does. ``step_stubs``
         (``{"step-id": value}``): in the runs this send starts, a ``step.run`` /
         ``step.transaction`` with that id is not run: ``value`` is its result (stored and
@@ -148,7 +151,7 @@ class JobsTester:
             self.clock.set(max(now, due))
         return self.runs()
 
-    def tick(self, function: FunctionDef, at: int) -> RunRow:
+    def tick(self, function: FunctionDef[..., Any], at: int) -> RunRow:
         """Fire ``function``'s cron tick at ``at`` (epoch ms) as the scheduler does (the same
         event and unique key), run everything until idle, and return that tick's run."""
         [run_id] = self.runtime.store.runs.start([RunStart(
@@ -172,41 +175,41 @@ class JobsTester:
         return self.runtime.store.queries.steps(run_id)
 
     @staticmethod
-    def output(run: RunRow):
+    def output(run: RunRow) -> Any:
         return None if run.output is None else json.loads(run.output)
 
     @staticmethod
-    def error(run: RunRow):
+    def error(run: RunRow) -> Any:
         return None if run.error is None else json.loads(run.error)
 
 
 # -- pytest fixtures ------------------------------------------------------------------------
 @pytest.fixture
-def tj_runtime(tmp_path):
+def tj_runtime(tmp_path: Path) -> Iterator[TestRuntime]:
     """A fresh runtime: SQLite in ``tmp_path``, StubBroker, FakeClock, millisecond backoffs."""
     with make_test_runtime(f"sqlite:///{tmp_path / 'jobs.db'}") as runtime:
         yield runtime
 
 
 @pytest.fixture
-def jobs_tester(tj_runtime):
+def jobs_tester(tj_runtime: TestRuntime) -> JobsTester:
     return JobsTester(tj_runtime)
 
 
 @pytest.fixture
-def stub_broker(tj_runtime):
-    return tj_runtime.broker
+def stub_broker(tj_runtime: TestRuntime) -> StubBroker:
+    return cast(StubBroker, tj_runtime.broker)
 
 
 @pytest.fixture
-def stub_worker(stub_broker):
+def stub_worker(stub_broker: StubBroker) -> Iterator[Worker]:
     worker = Worker(stub_broker, worker_timeout=100, worker_threads=4)
     worker.start()
     yield worker
     worker.stop()
 
 
-def max_overlap(intervals) -> int:
+def max_overlap(intervals: Sequence[Sequence[float]]) -> int:
     """The most ``(start, end)`` intervals open at one instant (an end sorts before a start
     at a tie): the concurrency a test or benchmark observed, e.g. from the times its steps
     recorded, to compare with a ``concurrency`` limit."""

@@ -208,40 +208,78 @@ def test_fastapi_mount(embedded, runtime):
         assert [r["function_id"] for r in runs] == ["greet"]
 
 
+def _serve_team_app(tmp_path, backend_url, args: list[str], **env: str) -> tuple[Proc, str]:
+    """Start ``args`` (a server on ``{port}``) with the team's app; no Redis: one process."""
+    port = free_port()
+    full = process_env(EMBED_DATABASE_URL=backend_url, TENGO_ENV="development",
+                       TENGO_SWEEP_INTERVAL="1s", **env)
+    full.pop("REDIS_URL", None)
+    full.pop("TENGO_BROKER_URL", None)
+    proc = Proc([a.format(port=port) for a in args], full, tmp_path / "team.log")
+    base = f"http://127.0.0.1:{port}"
+    wait_until(lambda: proc.alive() and requests.get(f"{base}/", timeout=2).ok, timeout=30,
+               message=f"the team's app on {base}\n{proc.log()}")
+    return proc, base
+
+
+def _check_team_routes_and_a_run_under_jobs(base: str, home: str, function_id: str) -> None:
+    """The team's own routes answer; an event posted under /jobs/e/<key> runs to completion
+    and reads back through the REST API and the dashboard under /jobs."""
+    assert home in requests.get(f"{base}/", timeout=5).text
+    assert requests.post(f"{base}/orders", timeout=5).status_code == 201
+    assert requests.get(f"{base}/no-such-page", timeout=5).status_code == 404
+    sent = requests.post(f"{base}/jobs/e/team-key-0123456789", timeout=5,
+                         json={"name": "demo.greet", "data": {"name": "ana"}})
+    assert sent.status_code == 200, sent.text
+    [event_id] = sent.json()["ids"]
+
+    def completed():
+        runs = requests.get(f"{base}/jobs/api/events/{event_id}", timeout=5).json()["runs"]
+        return runs and runs[0]["status"] == "completed" and runs[0]
+
+    run = wait_until(completed, timeout=30, message="the run to complete")
+    assert run["function_id"] == function_id
+    detail = requests.get(f"{base}/jobs/api/runs/{run['id']}", timeout=5).json()
+    assert detail["output"] == {"hello": "ANA"}
+    page = requests.get(f"{base}/jobs/runs/{run['id']}", timeout=5)
+    assert page.status_code == 200 and function_id in page.text
+
+
+def _stop_cleanly(proc: Proc, exit_codes: tuple[int, ...] = (0,)) -> None:
+    proc.kill(signal.SIGTERM)
+    proc.popen.wait(20)
+    proc.stop()
+    assert proc.popen.returncode in exit_codes, proc.log()
+    assert "Traceback" not in proc.log(), proc.log()
+
+
 @pytest.mark.timeout(120)
 def test_team_app_as_a_process_runs_events_with_launch(tmp_path, backend_url):
-    """gunicorn serving the team's app, with jobs.launch() in it: no Redis, one process."""
-    port = free_port()
-    env = process_env(EMBED_DATABASE_URL=backend_url,
-                      TENGO_ENV="development", TENGO_SWEEP_INTERVAL="1s")
-    env.pop("REDIS_URL", None)
-    env.pop("TENGO_BROKER_URL", None)
-    proc = Proc([sys.executable, "-m", "gunicorn", "embed_app:app", "-b", f"127.0.0.1:{port}",
-                 "-w", "1", "--threads", "4", "--graceful-timeout", "5",
-                 "--error-logfile", "-"], env, tmp_path / "team.log")
-    base = f"http://127.0.0.1:{port}"
+    """gunicorn serving the team's Flask app, with jobs.launch() in it: no Redis, one process."""
+    proc, base = _serve_team_app(
+        tmp_path, backend_url,
+        [sys.executable, "-m", "gunicorn", "embed_app:app", "-b", "127.0.0.1:{port}", "-w", "1",
+         "--threads", "4", "--graceful-timeout", "5", "--error-logfile", "-"])
     try:
-        wait_until(lambda: proc.alive() and requests.get(f"{base}/", timeout=2).ok, timeout=30,
-                   message=f"the team's app on {base}\n{proc.log()}")
-        assert requests.get(f"{base}/").text == "the team's home page"
-        assert requests.post(f"{base}/orders", timeout=5).status_code == 201
-        sent = requests.post(f"{base}/jobs/e/team-key-0123456789", timeout=5,
-                             json={"name": "demo.greet", "data": {"name": "ana"}})
-        assert sent.status_code == 200, sent.text
-        [event_id] = sent.json()["ids"]
-
-        def completed():
-            runs = requests.get(f"{base}/jobs/api/events/{event_id}", timeout=5).json()["runs"]
-            return runs and runs[0]["status"] == "completed" and runs[0]
-
-        run = wait_until(completed, timeout=30, message="the run to complete")
-        detail = requests.get(f"{base}/jobs/api/runs/{run['id']}", timeout=5).json()
-        assert detail["output"] == {"hello": "ANA"}
-        page = requests.get(f"{base}/jobs/runs/{run['id']}", timeout=5)
-        assert page.status_code == 200 and "greet" in page.text
+        _check_team_routes_and_a_run_under_jobs(base, "the team's home page", "greet")
     finally:
-        proc.kill(signal.SIGTERM)
-        proc.popen.wait(20)
-        proc.stop()
-    assert proc.popen.returncode == 0, proc.log()
-    assert "Traceback" not in proc.log(), proc.log()
+        _stop_cleanly(proc)
+
+
+@pytest.mark.timeout(120)
+def test_fastapi_app_served_by_uvicorn_runs_events_with_launch(tmp_path, backend_url):
+    """Real uvicorn serving a FastAPI app that mounts jobs.asgi_app() at /jobs and launches
+    the engine in its lifespan; an async handler runs on it."""
+    pytest.importorskip("uvicorn", reason="uvicorn is in the test extra")
+    proc, base = _serve_team_app(
+        tmp_path, backend_url,
+        [sys.executable, "-m", "uvicorn", "embed_asgi_app:app", "--host", "127.0.0.1",
+         "--port", "{port}", "--timeout-graceful-shutdown", "5"],
+        DATABASE_URL=backend_url, TENGO_EVENT_KEYS="team-key-0123456789")
+    try:
+        _check_team_routes_and_a_run_under_jobs(base, "the team's home page", "greet-async")
+    finally:
+        # uvicorn shuts down (the lifespan's jobs.shutdown()), then re-raises the SIGTERM it
+        # caught, so its exit status is the signal's
+        _stop_cleanly(proc, exit_codes=(0, -signal.SIGTERM))
+    assert "Application shutdown complete." in proc.log(), proc.log()

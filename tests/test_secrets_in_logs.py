@@ -71,6 +71,26 @@ def test_short_secrets_are_redacted_where_they_stand_alone():
     assert logsafe.redact(f"x{long_secret}x", secrets=[long_secret]) == "x[REDACTED]x"
 
 
+def test_a_record_keeps_its_args_for_formatters_that_unpack_them():
+    """uvicorn's access formatter unpacks ``record.args``: a line with nothing to redact keeps
+    them as they are, one with a secret keeps them redacted one by one."""
+    secret = "planted-args-secret-4c"
+    logsafe.install([secret])
+    access = '%s - "%s %s HTTP/%s" %d'
+    plain = logging.makeLogRecord({"msg": access, "args": ("127.0.0.1:1", "GET", "/", "1.1", 200)})
+    logsafe.RedactingFilter().filter(plain)
+    assert plain.args == ("127.0.0.1:1", "GET", "/", "1.1", 200)
+    keyed = logging.makeLogRecord({"msg": access,
+                                   "args": ("127.0.0.1:1", "POST", f"/jobs/e/{EVENT_KEY}", "1.1", 200)})
+    logsafe.RedactingFilter().filter(keyed)
+    assert keyed.args == ("127.0.0.1:1", "POST", "/jobs/e/[REDACTED]", "1.1", 200)
+    client, method, path, version, status = keyed.args  # what uvicorn does
+    assert EVENT_KEY not in keyed.getMessage()
+    leaky = logging.makeLogRecord({"msg": "%s and %d", "args": (Exception(secret), 3)})
+    logsafe.RedactingFilter().filter(leaky)  # not a plain value: flattened, redacted
+    assert leaky.args is None and leaky.msg == "[REDACTED] and 3"
+
+
 def test_handlers_formatters_and_uncaught_tracebacks_are_redacted(capsys):
     secret = "planted-format-secret-9d"
     logsafe.install([secret])

@@ -31,7 +31,7 @@ def declare_actor(broker: dramatiq.Broker, execute: Callable[[str], object], que
     if existing is not None:
         existing.fn = execute
         return existing
-    return dramatiq.actor(
+    return dramatiq.actor(  # type: ignore[call-overload]  # fn with options: not in stubs
         execute, actor_name=ACTOR_NAME, queue_name=queue_name, broker=broker,
         retry_when=_retry_when, min_backoff=DATABASE_RETRY_BACKOFF_MS[0],
         max_backoff=DATABASE_RETRY_BACKOFF_MS[1], time_limit=ACTOR_TIME_LIMIT_MS)

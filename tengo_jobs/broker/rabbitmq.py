@@ -34,7 +34,7 @@ try:  # the optional extra
     from dramatiq.brokers.rabbitmq import RabbitmqBroker
 except ImportError:  # pragma: no cover - exercised only without the extra
     pika = None
-    RabbitmqBroker = None
+    RabbitmqBroker = None  # type: ignore[misc,assignment]
 
 log = logging.getLogger(__name__)
 

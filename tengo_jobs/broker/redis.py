@@ -10,6 +10,7 @@ of Dramatiq's private details lives in :mod:`._redis_internals`.
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import dramatiq
 from dramatiq.brokers.redis import RedisBroker
@@ -103,8 +104,9 @@ class RedisAdapter(BrokerAdapter):
         bodies = {}
         for run_id in run_ids:
             redis_id = str(uuid.uuid4())
-            message = Message(queue_name=actor.queue_name, actor_name=actor.actor_name,
-                              args=(run_id,), kwargs={}, options={"redis_message_id": redis_id})
+            message: Message[Any] = Message(
+                queue_name=actor.queue_name, actor_name=actor.actor_name, args=(run_id,),
+                kwargs={}, options={"redis_message_id": redis_id})
             bodies[redis_id] = message.encode()
         internals.push_bodies(self.broker, actor.queue_name, bodies)
         return True

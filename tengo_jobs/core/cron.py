@@ -24,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import zoneinfo
+from typing import Any
 
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
@@ -80,7 +81,8 @@ class CronSpec:
 
     def ticks_between(self, after_ms: int, until_ms: int, limit: int = 10_000) -> list[int]:
         """Ticks in ``(after_ms, until_ms]``, oldest first, at most ``limit`` of them."""
-        ticks, cursor = [], after_ms
+        ticks: list[int] = []
+        cursor = after_ms
         while len(ticks) < limit:
             nxt = self.next_fire(cursor)
             if nxt is None or nxt > until_ms:
@@ -114,7 +116,8 @@ class CronSpecTrigger(BaseTrigger):
     def __init__(self, spec: CronSpec):
         self.spec = spec
 
-    def get_next_fire_time(self, previous_fire_time, now):
+    def get_next_fire_time(self, previous_fire_time: dt.datetime | None,
+                           now: dt.datetime) -> dt.datetime | None:
         after = _to_ms(now) - 1
         if previous_fire_time is not None:
             after = max(after, _to_ms(previous_fire_time))
@@ -169,7 +172,7 @@ _FIELDS = (("second", "second"), ("minute", "minute"), ("hour", "hour"),
            ("day-of-month", "day"), ("month", "month"), ("day-of-week", "day_of_week"))
 
 
-def _trigger(where: str, **fields) -> CronTrigger:
+def _trigger(where: str, **fields: Any) -> CronTrigger:
     try:
         return CronTrigger(timezone=_UTC, **fields)
     except ValueError as exc:
@@ -214,8 +217,9 @@ def parse_cron(expression: str, *, function_id: str = "?", second: str = "0") ->
     common = dict(second=second, minute=minute, hour=hour, month=month)
     if day not in _WILDCARDS and dow not in _WILDCARDS:
         # Standard cron: either restricted day field matching is enough.
-        triggers = (_trigger(where, day=day, day_of_week="*", **common),
-                    _trigger(where, day="*", day_of_week=day_of_week, **common))
+        triggers: tuple[Any, ...] = (
+            _trigger(where, day=day, day_of_week="*", **common),
+            _trigger(where, day="*", day_of_week=day_of_week, **common))
     else:
         triggers = (_trigger(where, day=day, day_of_week=day_of_week, **common),)
     return CronSpec(expression=expression, timezone=tz_name, wall_triggers=triggers)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from typing import Any
+from typing import Any, NoReturn
 
 from ..errors import EventTooLargeError, EventValidationError
 from ..serde import to_jsonable
@@ -41,25 +41,25 @@ class Event:
     """An event as producers send it. ``ts`` is epoch milliseconds; ``id`` dedupes for 24 h."""
 
     name: str
-    data: dict = dataclasses.field(default_factory=dict)
+    data: dict[str, Any] = dataclasses.field(default_factory=dict)
     id: str | None = None
     ts: int | None = None
     v: str | None = None
-    user: dict | None = None
+    user: dict[str, Any] | None = None
     # The W3C ``traceparent`` of the caller it was sent from (the event API's header, or the
     # active span of ``jobs.send``): stored with the event and its runs, whose trace
     # continues the caller's. Not part of the event's body (``to_dict``).
     traceparent: str | None = dataclasses.field(default=None, compare=False, repr=False)
 
-    def to_dict(self) -> dict:
-        body = {"name": self.name, "data": self.data}
+    def to_dict(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"name": self.name, "data": self.data}
         for key in ("id", "ts", "v", "user"):
             value = getattr(self, key)
             if value is not None:
                 body[key] = value
         return body
 
-    def copy(self, **changes) -> "Event":
+    def copy(self, **changes: Any) -> "Event":
         return dataclasses.replace(self, **changes)
 
 
@@ -67,7 +67,8 @@ def _where(index: int | None) -> str:
     return "" if index is None else f" (event {index} in the batch)"
 
 
-def _fail(message: str, field: str, index: int | None, cls=EventValidationError):
+def _fail(message: str, field: str, index: int | None,
+          cls: type[EventValidationError] = EventValidationError) -> NoReturn:
     raise cls(message + _where(index), field=field, index=index)
 
 

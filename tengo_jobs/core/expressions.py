@@ -18,7 +18,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
-from typing import Any
+from typing import Any, Callable
 
 import celpy
 from lark import Token, Tree
@@ -29,8 +29,13 @@ _WRAPPERS = {"expr", "conditionalor", "conditionaland", "relation", "addition",
              "multiplication", "unary", "member", "primary", "paren_expr"}
 
 
+#: celpy's JSON-to-CEL conversion (celpy imports it into its package without declaring it
+#: public, which a strict type check refuses).
+json_to_cel: Callable[[Any], Any] = celpy.json_to_cel
+
+
 @functools.lru_cache(maxsize=512)
-def _compiled(expression: str):
+def _compiled(expression: str) -> tuple[Any, Any]:
     env = celpy.Environment()
     try:
         ast = env.compile(expression)
@@ -40,19 +45,19 @@ def _compiled(expression: str):
                               field="if_exp") from None
 
 
-def compile_expression(expression: str):
+def compile_expression(expression: str) -> Any:
     """Compile ``expression`` once; a syntax error is a clear :class:`ExpressionError`."""
     return _compiled(expression)[1]
 
 
-def matches(expression: str | None, event: dict, incoming: dict) -> bool:
+def matches(expression: str | None, event: dict[str, Any], incoming: dict[str, Any]) -> bool:
     """Does ``incoming`` satisfy ``expression`` for a run triggered by ``event``?"""
     if not expression:
         return True
     program = compile_expression(expression)
     try:
-        result = program.evaluate({"event": celpy.json_to_cel(event),
-                                   "async": celpy.json_to_cel(incoming)})
+        result = program.evaluate({"event": json_to_cel(event),
+                                   "async": json_to_cel(incoming)})
     except Exception:  # noqa: BLE001 - a missing field means "no match", as in Inngest
         return False
     return bool(result) if not isinstance(result, Exception) else False
@@ -68,13 +73,13 @@ class MatchPlan:
     exact: bool
 
 
-def _unwrap(node):
+def _unwrap(node: Any) -> Any:
     while isinstance(node, Tree) and node.data in _WRAPPERS and len(node.children) == 1:
         node = node.children[0]
     return node
 
 
-def _path(node) -> tuple[str, ...] | None:
+def _path(node: Any) -> tuple[str, ...] | None:
     """``a.b.c`` as ``("a", "b", "c")``, or ``None`` for anything but a plain field path."""
     node = _unwrap(node)
     parts: list[str] = []
@@ -90,14 +95,14 @@ def _path(node) -> tuple[str, ...] | None:
     return None
 
 
-def _conjuncts(node) -> list:
+def _conjuncts(node: Any) -> list[Any]:
     node = _unwrap(node)
     if isinstance(node, Tree) and node.data == "conditionaland" and len(node.children) == 2:
         return _conjuncts(node.children[0]) + _conjuncts(node.children[1])
     return [node]
 
 
-def _operands(node) -> tuple | None:
+def _operands(node: Any) -> tuple[Any, ...] | None:
     """The two sides of ``a == b``. cel-python 0.4 parses it as ``relation_eq(a, b)``;
     0.5 as ``relation(relation_eq(a), b)``."""
     if not isinstance(node, Tree):
@@ -111,7 +116,7 @@ def _operands(node) -> tuple | None:
     return None
 
 
-def _equality(node) -> MatchPlan | None:
+def _equality(node: Any) -> MatchPlan | None:
     operands = _operands(node)
     if operands is None:
         return None

@@ -19,7 +19,7 @@ along, so nothing happens as a side effect of importing a module.
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -27,10 +27,10 @@ class Extension:
     """The parts an application adds to the engine's processes (see the module docstring)."""
 
     name: str
-    models: tuple = ()  # Peewee models on tengo_jobs.AppModel
-    blueprints: tuple = ()  # Flask blueprints
+    models: tuple[Any, ...] = ()  # Peewee models on tengo_jobs.AppModel
+    blueprints: tuple[Any, ...] = ()  # Flask blueprints
     nav_links: tuple[tuple[str, str], ...] = ()  # (label, endpoint) in the dashboard's navigation
-    commands: tuple = ()  # click commands added to `tengo-jobs`
+    commands: tuple[Any, ...] = ()  # click commands added to `tengo-jobs`
     # values never to be logged (or {setting name: value})
     secrets: Callable[[], Iterable[str] | Mapping[str, str | None]] | None = None
 

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from typing import Any
+from typing import Any, cast
 
 import celpy
 
 from ..durations import to_ms
 from ..errors import ConfigurationError, DurationError
-from .expressions import compile_expression
+from .expressions import compile_expression, json_to_cel
 
 SECOND = 1_000
 RATE_LIMIT_PERIOD = (1 * SECOND, 24 * 3_600 * SECOND)
@@ -75,7 +75,7 @@ class FlowControl:
     def any(self) -> bool:
         return any(getattr(self, f.name) is not None for f in dataclasses.fields(self))
 
-    def describe(self) -> dict:
+    def describe(self) -> dict[str, Any]:
         """The settings as the API shows them (durations in ms)."""
         out: dict[str, Any] = {}
         for field in dataclasses.fields(self):
@@ -86,24 +86,24 @@ class FlowControl:
 
 
 # -- evaluation ------------------------------------------------------------------------------
-def key_of(expression: str | None, event: dict) -> str:
+def key_of(expression: str | None, event: dict[str, Any]) -> str:
     """The key value of ``event`` under ``expression`` as text (``""`` without a key). A
     field the event lacks gives the key ``null``: such events share one key."""
     if not expression:
         return ""
     try:
-        value = compile_expression(expression).evaluate({"event": celpy.json_to_cel(event)})
+        value = compile_expression(expression).evaluate({"event": json_to_cel(event)})
     except Exception:  # noqa: BLE001 - a missing field: the shared null key
         return "null"
     return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)[:250]
 
 
-def condition_holds(expression: str | None, event: dict) -> bool:
+def condition_holds(expression: str | None, event: dict[str, Any]) -> bool:
     """Does ``event`` satisfy ``expression`` (``batch_events.if_exp``)? Errors are false."""
     if not expression:
         return True
     try:
-        result = compile_expression(expression).evaluate({"event": celpy.json_to_cel(event)})
+        result = compile_expression(expression).evaluate({"event": json_to_cel(event)})
     except Exception:  # noqa: BLE001 - a missing field is "no"
         return False
     return isinstance(result, (bool, celpy.celtypes.BoolType)) and bool(result)
@@ -117,7 +117,8 @@ class _Checker:
     def fail(self, message: str) -> ConfigurationError:
         return ConfigurationError(f"{self.where}: option {self.option!r}: {message}")
 
-    def mapping(self, value, required: tuple, optional: tuple) -> dict:
+    def mapping(self, value: Any, required: tuple[str, ...],
+                optional: tuple[str, ...]) -> dict[str, Any]:
         if not isinstance(value, dict):
             raise self.fail(f"must be a dict with {', '.join(required)}"
                             + (f" (and optionally {', '.join(optional)})" if optional else "")
@@ -131,7 +132,7 @@ class _Checker:
             raise self.fail(f"field {missing[0]!r} is required")
         return value
 
-    def expression(self, value, field: str) -> str | None:
+    def expression(self, value: Any, field: str) -> str | None:
         if value is None:
             return None
         name = self.option if field == "" else f"{self.option}.{field}"
@@ -144,7 +145,7 @@ class _Checker:
             raise ConfigurationError(f"{self.where}: option {name!r}: {exc}") from None
         return value
 
-    def duration(self, value, field: str, bounds: tuple[int, int]) -> int:
+    def duration(self, value: Any, field: str, bounds: tuple[int, int]) -> int:
         low, high = bounds
         rng = f"from {_human(low)} to {_human(high)}"
         try:
@@ -155,10 +156,10 @@ class _Checker:
             raise self.fail(f"{field} must be {rng}, got {value!r}")
         return ms
 
-    def integer(self, value, field: str, low: int, high: int) -> int:
+    def integer(self, value: Any, field: str, low: int, high: int) -> int:
         if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
             raise self.fail(f"{field} must be an integer from {low} to {high}, got {value!r}")
-        return value
+        return cast(int, value)
 
 
 def _human(ms: int) -> str:
@@ -168,7 +169,7 @@ def _human(ms: int) -> str:
     return f"{ms}ms"
 
 
-def parse_flow(where: str, options: dict, *,
+def parse_flow(where: str, options: dict[str, Any], *,
                max_batch_size: int = DEFAULT_MAX_BATCH_SIZE) -> FlowControl:
     """Validate the flow options of one declaration (``where``: ``function 'id'``)."""
     values: dict[str, Any] = {}

@@ -17,13 +17,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from typing import Any
-
-import celpy
+from typing import Any, cast
 
 from ..durations import to_ms
 from ..errors import ConfigurationError, DurationError, ExpressionError
-from .expressions import compile_expression
+from .expressions import compile_expression, json_to_cel
 
 MAX_CONCURRENCY_LIMITS = 2
 MAX_CONCURRENCY = 100_000
@@ -40,7 +38,7 @@ class ConcurrencyLimit:
     key: str | None = None
     scope: str = "fn"
 
-    def scope_key(self, function_id: str, event: dict) -> str:
+    def scope_key(self, function_id: str, event: dict[str, Any]) -> str:
         if self.key is None:
             return FUNCTION_SCOPE + function_id
         value = _key_value(self.key, event)
@@ -48,7 +46,7 @@ class ConcurrencyLimit:
             return f"c:env:{self.key}={value}"
         return f"c:fn:{function_id}:{self.key}={value}"
 
-    def describe(self) -> dict:
+    def describe(self) -> dict[str, Any]:
         return {"limit": self.limit, "key": self.key, "scope": self.scope}
 
 
@@ -64,7 +62,7 @@ class Throttle:
         """GCRA's emission interval: one start every ``period / limit``."""
         return self.period_ms / self.limit
 
-    def describe(self) -> dict:
+    def describe(self) -> dict[str, Any]:
         return {"limit": self.limit, "period_ms": self.period_ms, "burst": self.burst,
                 "key": self.key}
 
@@ -78,11 +76,11 @@ class Capacity:
     throttle: Throttle | None = None
     priority: str | None = None  # CEL, int seconds
 
-    def slot_keys(self, event: dict) -> list[tuple[str, int]]:
+    def slot_keys(self, event: dict[str, Any]) -> list[tuple[str, int]]:
         """``(scope key, limit)`` of each concurrency limit for a run of ``event``."""
         return [(c.scope_key(self.function_id, event), c.limit) for c in self.concurrency]
 
-    def fair_key(self, event: dict) -> str | None:
+    def fair_key(self, event: dict[str, Any]) -> str | None:
         """With a function-wide limit and a keyed one, the keyed one's scope key: the runs
         waiting for the function-wide slot are served round-robin across its values."""
         if len(self.concurrency) == 2 and any(c.key is None for c in self.concurrency):
@@ -90,20 +88,20 @@ class Capacity:
             return keyed.scope_key(self.function_id, event)
         return None
 
-    def throttle_key(self, event: dict) -> str:
+    def throttle_key(self, event: dict[str, Any]) -> str:
         t = self.throttle
         assert t is not None
         if t.key is None:
             return f"t:{self.function_id}"
         return f"t:{self.function_id}:{t.key}={_key_value(t.key, event)}"
 
-    def priority_of(self, event: dict) -> int:
+    def priority_of(self, event: dict[str, Any]) -> int:
         """The run's priority in seconds, clamped to -600..600 (0 when the expression
         fails or is not a number, as Inngest does)."""
         if not self.priority:
             return 0
         try:
-            value = compile_expression(self.priority).evaluate({"event": celpy.json_to_cel(event)})
+            value = compile_expression(self.priority).evaluate({"event": json_to_cel(event)})
         except Exception:  # noqa: BLE001 - a missing field is priority 0
             return 0
         if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -111,17 +109,17 @@ class Capacity:
         lo, hi = PRIORITY_RANGE_S
         return max(lo, min(hi, int(value)))
 
-    def describe(self) -> dict:
+    def describe(self) -> dict[str, Any]:
         return {"concurrency": [c.describe() for c in self.concurrency],
                 "throttle": self.throttle.describe() if self.throttle else None,
                 "priority": {"run": self.priority} if self.priority else None}
 
 
-def _key_value(expression: str, event: dict) -> str:
+def _key_value(expression: str, event: dict[str, Any]) -> str:
     """The text of a key expression's value for ``event`` (``""`` when it cannot be
     evaluated: a missing field puts the run under the empty key)."""
     try:
-        value = compile_expression(expression).evaluate({"event": celpy.json_to_cel(event)})
+        value = compile_expression(expression).evaluate({"event": json_to_cel(event)})
     except Exception:  # noqa: BLE001
         return ""
     if isinstance(value, Exception):
@@ -134,7 +132,7 @@ def _key_value(expression: str, event: dict) -> str:
         return str(value)
 
 
-def _plain(value: Any):
+def _plain(value: Any) -> Any:
     if isinstance(value, bool):
         return bool(value)
     if isinstance(value, int):
@@ -149,7 +147,7 @@ def _plain(value: Any):
 
 
 # -- validation at declaration ------------------------------------------------------------------
-def _expression(where: str, option: str, text) -> str:
+def _expression(where: str, option: str, text: Any) -> str:
     if not isinstance(text, str) or not text.strip():
         raise ConfigurationError(f"{where}: {option} must be a non-empty CEL expression, got {text!r}")
     try:
@@ -159,21 +157,21 @@ def _expression(where: str, option: str, text) -> str:
     return text
 
 
-def _int(where: str, option: str, value, lo: int, hi: int) -> int:
+def _int(where: str, option: str, value: Any, lo: int, hi: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
         raise ConfigurationError(f"{where}: {option} must be an integer from {lo} to {hi}, "
                                  f"got {value!r}")
-    return value
+    return cast(int, value)
 
 
-def _only(where: str, option: str, value: dict, allowed: tuple[str, ...]) -> None:
+def _only(where: str, option: str, value: dict[str, Any], allowed: tuple[str, ...]) -> None:
     extra = sorted(set(value) - set(allowed))
     if extra:
         raise ConfigurationError(f"{where}: {option} has unknown field(s) {', '.join(extra)} "
                                  f"(allowed: {', '.join(allowed)})")
 
 
-def _concurrency_one(where: str, option: str, value) -> ConcurrencyLimit:
+def _concurrency_one(where: str, option: str, value: Any) -> ConcurrencyLimit:
     if isinstance(value, int) and not isinstance(value, bool):
         return ConcurrencyLimit(limit=_int(where, option, value, 1, MAX_CONCURRENCY))
     if not isinstance(value, dict):
@@ -196,7 +194,7 @@ def _concurrency_one(where: str, option: str, value) -> ConcurrencyLimit:
     return ConcurrencyLimit(limit=limit, key=key, scope=scope)
 
 
-def parse_concurrency(where: str, value) -> tuple[ConcurrencyLimit, ...]:
+def parse_concurrency(where: str, value: Any) -> tuple[ConcurrencyLimit, ...]:
     if isinstance(value, list):
         if not 1 <= len(value) <= MAX_CONCURRENCY_LIMITS:
             raise ConfigurationError(f"{where}: concurrency takes 1 to {MAX_CONCURRENCY_LIMITS} "
@@ -210,7 +208,7 @@ def parse_concurrency(where: str, value) -> tuple[ConcurrencyLimit, ...]:
     return limits
 
 
-def parse_throttle(where: str, value) -> Throttle:
+def parse_throttle(where: str, value: Any) -> Throttle:
     if not isinstance(value, dict):
         raise ConfigurationError(f"{where}: throttle must be {{'limit', 'period', 'burst'?, "
                                  f"'key'?}}, got {value!r}")
@@ -234,7 +232,7 @@ def parse_throttle(where: str, value) -> Throttle:
     return Throttle(limit=limit, period_ms=period, burst=burst, key=key)
 
 
-def parse_priority(where: str, value) -> str:
+def parse_priority(where: str, value: Any) -> str:
     if not isinstance(value, dict) or set(value) != {"run"}:
         raise ConfigurationError(f"{where}: priority must be {{'run': '<CEL expression returning "
                                  f"seconds from {PRIORITY_RANGE_S[0]} to {PRIORITY_RANGE_S[1]}>'}}, "
@@ -242,8 +240,8 @@ def parse_priority(where: str, value) -> str:
     return _expression(where, "priority.run", value["run"])
 
 
-def parse_capacity(function_id: str, *, concurrency=None, throttle=None,
-                   priority=None) -> Capacity | None:
+def parse_capacity(function_id: str, *, concurrency: Any = None, throttle: Any = None,
+                   priority: Any = None) -> Capacity | None:
     """The capacity options of ``function_id``, validated; ``None`` when none is given."""
     if concurrency is None and throttle is None and priority is None:
         return None

@@ -47,7 +47,7 @@ class FunctionDef(Generic[P, R]):
     events: tuple[str, ...] = ()
     cron: str | None = None
     retries: int = DEFAULT_RETRIES
-    on_failure: "FunctionDef | None" = None
+    on_failure: "FunctionDef[..., Any] | None" = None
     misfire: str = "coalesce"
     name: str | None = None
     is_failure_handler: bool = False
@@ -82,7 +82,7 @@ class FunctionDef(Generic[P, R]):
         """Call the handler directly (no durability); handy in plain unit tests."""
         return self.handler(*args, **kwargs)
 
-    def describe(self) -> dict:
+    def describe(self) -> dict[str, Any]:
         return {
             "id": self.id,
             "app_id": self.app_id,
@@ -97,7 +97,7 @@ class FunctionDef(Generic[P, R]):
         }
 
 
-def _check_id(fn_id, what="function id") -> str:
+def _check_id(fn_id: Any, what: str = "function id") -> str:
     if not isinstance(fn_id, str) or not fn_id.strip():
         raise ConfigurationError(f"{what} must be a non-empty string, got {fn_id!r}")
     if len(fn_id) > 100:
@@ -120,10 +120,11 @@ def check_event_schema(where: str, schema: Any, events: tuple[str, ...]) -> None
                                  "event='name'")
 
 
-def build_function(app_id: str, fn_id: str, handler: Callable[P, R], *, event=None, cron=None,
-                   retries=DEFAULT_RETRIES, on_failure=None, misfire="coalesce", name=None,
-                   cancel_on=None, timeouts=None, event_schema=None,
-                   **options) -> FunctionDef[P, R]:
+def build_function(app_id: str, fn_id: str, handler: Callable[P, R], *, event: Any = None,
+                   cron: Any = None, retries: Any = DEFAULT_RETRIES, on_failure: Any = None,
+                   misfire: Any = "coalesce", name: Any = None, cancel_on: Any = None,
+                   timeouts: Any = None, event_schema: Any = None,
+                   **options: Any) -> FunctionDef[P, R]:
     """Validate the decorator's arguments and build the definition (and its failure handler)."""
     _check_id(fn_id)
     where = f"function {fn_id!r}"

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from typing import Any
 
 from ..durations import to_ms
 from ..errors import ConfigurationError, ExpressionError
@@ -60,7 +61,7 @@ class Timeouts:
         return f"did not finish within {self.finish}"
 
 
-def _duration(value, where: str) -> tuple[int, str]:
+def _duration(value: Any, where: str) -> tuple[int, str]:
     try:
         ms = to_ms(value)
     except (ValueError, TypeError) as exc:
@@ -72,7 +73,7 @@ def _duration(value, where: str) -> tuple[int, str]:
     return ms, value if isinstance(value, str) else f"{ms}ms"
 
 
-def parse_cancel_on(value, fn_where: str) -> tuple[CancelOn, ...]:
+def parse_cancel_on(value: Any, fn_where: str) -> tuple[CancelOn, ...]:
     """``cancel_on`` as declared (a list of dicts, or one dict) into :class:`CancelOn` values."""
     if value is None:
         return ()
@@ -115,7 +116,7 @@ def parse_cancel_on(value, fn_where: str) -> tuple[CancelOn, ...]:
     return tuple(out)
 
 
-def parse_timeouts(value, fn_where: str) -> Timeouts | None:
+def parse_timeouts(value: Any, fn_where: str) -> Timeouts | None:
     """``timeouts`` as declared (``{"start": ..., "finish": ...}``) into :class:`Timeouts`."""
     if value is None:
         return None
@@ -125,7 +126,7 @@ def parse_timeouts(value, fn_where: str) -> Timeouts | None:
     for key in value:
         if key not in _TIMEOUT_FIELDS:
             raise ConfigurationError(f"{where}: unknown field {key!r} (fields: start, finish)")
-    parsed = {}
+    parsed: dict[str, Any] = {}
     for key in _TIMEOUT_FIELDS:
         if value.get(key) is not None:
             ms, text = _duration(value[key], f"{where}: field {key!r}")

@@ -66,7 +66,7 @@ class StepRecord:
     error: str | None = None
     wake_at: int | None = None
 
-    def params(self) -> tuple:
+    def params(self) -> tuple[Any, ...]:
         return (self.key, self.name, self.kind.value, self.position, self.status.value,
                 self.attempts, self.output, self.error, self.started_at, self.ended_at,
                 self.wake_at)
@@ -136,7 +136,7 @@ class StepStarted(StepOp):
 class StepFailed(StepOp):
     """A step failed for good (retries spent, non-retriable, a child's failure, a timeout)."""
 
-    error: dict | None = None
+    error: dict[str, Any] | None = None
     attempts: int = 1
     started_at: int | None = None
     kind: StepKind = StepKind.RUN
@@ -224,7 +224,7 @@ class RetryStep(PendingOp):
     """A step attempt failed and is tried again at ``wake_at`` (backoff with jitter)."""
 
     attempts: int = 1
-    error: dict | None = None
+    error: dict[str, Any] | None = None
 
     opcode = Opcode.RETRY_STEP
     status = StepStatus.RETRYING

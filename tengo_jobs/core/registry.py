@@ -11,7 +11,7 @@ import importlib
 import os
 import sys
 import threading
-from typing import TYPE_CHECKING, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 from ..errors import DuplicateFunctionError, UnknownFunctionError
 
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 class Registry:
     def __init__(self) -> None:
-        self._functions: dict[str, "FunctionDef"] = {}
+        self._functions: dict[str, "FunctionDef[..., Any]"] = {}
         self._extensions: list["Extension"] = []
         self._lock = threading.Lock()
 
@@ -36,7 +36,7 @@ class Registry:
     def extensions(self) -> list["Extension"]:
         return list(self._extensions)
 
-    def extension_models(self) -> list:
+    def extension_models(self) -> list[Any]:
         return [m for ext in self._extensions for m in ext.models]
 
     def extension_secrets(self) -> tuple[str, ...]:
@@ -45,7 +45,7 @@ class Registry:
     def extension_named_secrets(self) -> tuple[tuple[str, str], ...]:
         return tuple(pair for ext in self._extensions for pair in ext.named_secrets())
 
-    def add(self, fn: "FunctionDef") -> None:
+    def add(self, fn: "FunctionDef[..., Any]") -> None:
         with self._lock:
             existing = self._functions.get(fn.id)
             if existing is not None and existing.qualname != fn.qualname:
@@ -58,7 +58,7 @@ class Registry:
         with self._lock:
             self._functions.pop(fn_id, None)
 
-    def get(self, fn_id: str) -> "FunctionDef":
+    def get(self, fn_id: str) -> "FunctionDef[..., Any]":
         try:
             return self._functions[fn_id]
         except KeyError:
@@ -66,16 +66,16 @@ class Registry:
                 f"no function {fn_id!r} is registered in this process; is its module listed "
                 "in TENGO_FUNCTIONS (default 'actors')?") from None
 
-    def find(self, fn_id: str) -> "FunctionDef | None":
+    def find(self, fn_id: str) -> "FunctionDef[..., Any] | None":
         return self._functions.get(fn_id)
 
-    def all(self) -> list["FunctionDef"]:
+    def all(self) -> list["FunctionDef[..., Any]"]:
         return list(self._functions.values())
 
-    def triggered_by(self, event_name: str) -> list["FunctionDef"]:
+    def triggered_by(self, event_name: str) -> list["FunctionDef[..., Any]"]:
         return [fn for fn in self._functions.values() if event_name in fn.events]
 
-    def cron_functions(self) -> list["FunctionDef"]:
+    def cron_functions(self) -> list["FunctionDef[..., Any]"]:
         return [fn for fn in self._functions.values() if fn.cron]
 
 

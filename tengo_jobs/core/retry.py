@@ -11,9 +11,9 @@ from ..errors import RetryAfterError
 
 def backoff_ms(attempt: int, *, base_ms: int, max_ms: int, rng: random.Random | None = None) -> int:
     """Delay before retry number ``attempt`` (1 = first retry): base·2^(attempt-1), equal jitter."""
-    rng = rng or random
+    uniform = rng.uniform if rng is not None else random.uniform
     ceiling = min(max_ms, base_ms * (2 ** max(0, attempt - 1)))
-    return int(ceiling / 2 + rng.uniform(0, ceiling / 2))
+    return int(ceiling / 2 + uniform(0, ceiling / 2))
 
 
 def retry_delay_ms(exc: BaseException, attempt: int, *, base_ms: int, max_ms: int, now: int) -> int:

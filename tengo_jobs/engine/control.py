@@ -17,7 +17,7 @@ value supplied, ``bulk``).
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable, cast
 
 from ..core.cron import parse_cron
 from ..core.events import FUNCTION_INVOKED_EVENT, validate_event
@@ -115,6 +115,7 @@ class Control:
             [new_run_id] = self.store.runs.start([RunStart(
                 function_id=run.function_id, app_id=run.app_id, event_id=run.event_id,
                 steps=copies, replay_of=run_id, replay_note=_compact(note))], now)
+        new_run_id = cast(str, new_run_id)  # a replay has no unique key: always started
         self.enqueue([new_run_id])
         return self.store.queries.get_run(new_run_id)
 

@@ -42,7 +42,7 @@ import logging
 import threading
 import uuid
 from concurrent.futures import Future
-from typing import TYPE_CHECKING, Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable, cast
 
 from dramatiq.threading import Interrupt as DramatiqInterrupt
 
@@ -59,6 +59,7 @@ if TYPE_CHECKING:
     from ..clock import Clock
     from ..config import Settings
     from ..store import Acquired, Store
+    from ..core.functions import FunctionDef
 
 log = logging.getLogger(__name__)
 
@@ -192,7 +193,7 @@ class Executor:
             ends.insert(0, lambda: self._release_slots(token, run.id, held))
         function = self.registry.find(run.function_id)
         if function is None and self.resolve_unknown is not None:
-            function = self.resolve_unknown(run.function_id)
+            function = cast("FunctionDef[..., Any] | None", self.resolve_unknown(run.function_id))
         if function is None:
             log.warning("run %s: function %r is not registered in this worker (a deploy in "
                         "progress?); released, to be taken again in %d s", run.id,
@@ -264,7 +265,7 @@ class Executor:
                 inv.stop_cancelled(json.loads(run.cancel_requested))
                 return "cancelled"
             if function.timeouts is not None:
-                self.store.runs.started(run.id, run.started_at, function)
+                self.store.runs.started(run.id, cast(int, run.started_at), function)
             if acquired.unclean > function.retries + 1:
                 inv.fail(FunctionCrashedError(
                     f"run {run.id}: {acquired.unclean} executions in a row died outside any "

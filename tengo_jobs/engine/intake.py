@@ -19,7 +19,7 @@ import logging
 import queue
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable, cast
 
 import peewee as pw
 
@@ -102,7 +102,7 @@ class Intake:
                 accepted = self.store.events.accept(batch, self.clock.now() if now is None else now)
                 break
             except UNAVAILABLE_ERRORS as exc:
-                if not self.store.db.is_healthy() or self.store.db.in_transaction():
+                if not cast(Any, self.store.db).is_healthy() or self.store.db.in_transaction():
                     raise DatabaseUnavailableError(
                         f"the database is unavailable ({type(exc).__name__}: {exc})") from exc
                 if attempt == _ATTEMPTS:
@@ -178,7 +178,7 @@ class GroupCommit:
         request.done.wait()
         if request.error is not None:
             raise request.error
-        return request.ids
+        return cast("list[str]", request.ids)
 
     def _take_group(self) -> list[_Request]:
         group = [self._queue.get()]

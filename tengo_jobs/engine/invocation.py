@@ -22,7 +22,7 @@ import dataclasses
 import json
 import logging
 import threading
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Iterator, cast
 
 from .. import tracing
 from ..core.events import Event
@@ -42,8 +42,13 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("tengo_jobs.run")
 
+if TYPE_CHECKING:  # generic for type checkers; subscripted at run time only from 3.11
+    _LoggerAdapter = logging.LoggerAdapter[logging.Logger]
+else:
+    _LoggerAdapter = logging.LoggerAdapter
 
-class ReplayAwareLogger(logging.LoggerAdapter):
+
+class ReplayAwareLogger(_LoggerAdapter):
     """``ctx.logger``: silent while stored steps are being replayed, so each line is logged once."""
 
     def __init__(self, logger: logging.Logger, invocation: "Invocation"):
@@ -51,10 +56,10 @@ class ReplayAwareLogger(logging.LoggerAdapter):
                                   "function_id": invocation.function.id})
         self._inv = invocation
 
-    def isEnabledFor(self, level):
+    def isEnabledFor(self, level: int) -> bool:
         return not self._inv.replaying and self.logger.isEnabledFor(level)
 
-    def log(self, level, msg, *args, **kwargs):
+    def log(self, level: int, msg: object, *args: object, **kwargs: Any) -> None:
         if not self._inv.replaying:
             super().log(level, msg, *args, **kwargs)
 
@@ -68,13 +73,14 @@ class Context:
     run_id: str
     attempt: int
     function_id: str
-    logger: logging.LoggerAdapter
+    logger: logging.LoggerAdapter[logging.Logger]
     #: The trigger's data as the function's ``event_schema`` model (``None`` without one;
     #: ``ctx.event.data`` stays the dict).
     event_model: Any = None
 
 
-def _replay_input(note: str | None) -> tuple[str, tuple[tuple, dict]] | None:
+def _replay_input(note: str | None
+                  ) -> tuple[str, tuple[tuple[Any, ...], dict[str, Any]]] | None:
     """The step key and its new arguments from a replay's note: a list is positional
     arguments, an object keyword arguments."""
     if not note:
@@ -86,7 +92,7 @@ def _replay_input(note: str | None) -> tuple[str, tuple[tuple, dict]] | None:
     return body["from_step"], ((tuple(value), {}) if isinstance(value, list) else ((), value))
 
 
-def _event_model(function: FunctionDef, event: Event) -> Any:
+def _event_model(function: FunctionDef[..., Any], event: Event) -> Any:
     """The trigger's data as ``function.event_schema`` (validated at intake); ``None`` without
     a schema, or for an event stored before the schema was declared that does not fit it."""
     if function.event_schema is None:
@@ -101,8 +107,8 @@ def _event_model(function: FunctionDef, event: Event) -> Any:
 
 
 class Invocation:
-    def __init__(self, executor: "Executor", run: RunRow, function: FunctionDef, token: str,
-                 event: Event, steps: list[StepRow], unclean: int, *,
+    def __init__(self, executor: "Executor", run: RunRow, function: FunctionDef[..., Any],
+                 token: str, event: Event, steps: list[StepRow], unclean: int, *,
                  events: list[Event] | None = None,
                  slot_limits: list[tuple[str, int]] | None = None):
         self.executor = executor
@@ -124,7 +130,7 @@ class Invocation:
         self._deferred: StepRecord | None = None
         # A cancellation requested while this execution ran (cancel_on, timeouts), as a
         # checkpoint reported it: the execution stops at the next step boundary.
-        self._cancel: dict | None = None
+        self._cancel: dict[str, Any] | None = None
         # Parallel branches share this invocation from several threads.
         self._lock = threading.RLock()
         self._parallel = 0
@@ -172,7 +178,7 @@ class Invocation:
         with self._lock:
             return sorted(self._memo.values(), key=lambda s: s.position)
 
-    def replay_input(self, key: str) -> tuple[tuple, dict] | None:
+    def replay_input(self, key: str) -> tuple[tuple[Any, ...], dict[str, Any]] | None:
         """New ``(args, kwargs)`` for step ``key``'s function when this run is a replay
         given new input for that step (``POST /api/runs/<id>/replay`` with ``input``)."""
         if self._replay_input is None or self._replay_input[0] != key:
@@ -188,7 +194,7 @@ class Invocation:
             return unclean
 
     @contextlib.contextmanager
-    def parallel_section(self):
+    def parallel_section(self) -> Iterator[None]:
         """Parallel branches run inside: their checkpoints are written at once (no row is
         held back across threads)."""
         with self._lock:
@@ -222,7 +228,7 @@ class Invocation:
 
     # -- concurrency slots of parallel branches -----------------------------------------------
     @contextlib.contextmanager
-    def branch_slot(self):
+    def branch_slot(self) -> Iterator[None]:
         """Around the code of a step of a parallel branch, for a function with a
         ``concurrency`` limit: the first branch executing a step uses the run's slot; each
         other one takes a slot of its own first (waiting, re-checking, while none is free)
@@ -354,7 +360,7 @@ class Invocation:
         """``op`` placed, with where its look-back starts: the latest end of the run's
         completed steps recorded before it (its previous durable point; ``None`` when it is
         the first: then the trigger's arrival), and the events earlier waits consumed."""
-        op = self.place(op)
+        op = cast(WaitForEvent, self.place(op))
         with self._lock:
             before = [s for s in self._memo.values()
                       if s.key != op.key and s.position < op.position
@@ -363,7 +369,7 @@ class Invocation:
         seen = []
         for s in before:
             if s.kind == StepKind.WAIT and s.output not in (None, "null"):
-                got = json.loads(s.output)
+                got = json.loads(cast(str, s.output))
                 if isinstance(got, dict) and got.get("id") is not None:
                     seen.append(str(got["id"]))
         return dataclasses.replace(op, since=since, seen=tuple(seen))
@@ -390,8 +396,9 @@ class Invocation:
     def suspend(self, ops: list[PendingOp]) -> None:
         """Park the run on its pending operations (sleeps, retry backoffs, waits for events,
         invoked children), the step row held back written with them."""
-        pending = [self.with_lookback(op) if isinstance(op, WaitForEvent) else self.place(op)
-                   for op in ops]
+        pending = cast("list[PendingOp]", [
+            self.with_lookback(op) if isinstance(op, WaitForEvent) else self.place(op)
+            for op in ops])
         attempt = max([getattr(op, "attempt", 0) if isinstance(op, FunctionRetry)
                        else getattr(op, "attempts", 0) for op in pending] or [0])
         parked = self.store.runs.suspend(
@@ -407,7 +414,8 @@ class Invocation:
         if wake:
             self.executor.enqueue(wake)
 
-    def _trace_pending(self, tracer, pending: list[PendingOp], cancelled: bool) -> None:
+    def _trace_pending(self, tracer: tracing.NoopTracer, pending: list[PendingOp],
+                       cancelled: bool) -> None:
         """Spans of the sleeps and backoffs this suspension parks on (to their wake-up);
         a wait's span is exported when it resolves (``Step.wait_for_event``)."""
         if cancelled:
@@ -469,7 +477,7 @@ class Invocation:
             log.exception("run %s: could not release its lease", self.run_id)
 
     # -- events -----------------------------------------------------------------------------
-    def stop_cancelled(self, error: dict) -> None:
+    def stop_cancelled(self, error: dict[str, Any]) -> None:
         """A cancellation was requested while the run executed (or before this execution
         acquired it): the run ends ``cancelled`` with ``error``; a row held back is kept."""
         self._flush()
@@ -479,7 +487,7 @@ class Invocation:
         if parent:
             self.executor.enqueue([parent])
 
-    def send_events(self, events: list[dict]) -> list[str]:
+    def send_events(self, events: list[dict[str, Any]]) -> list[str]:
         return self.executor.send(events)
 
     def original_event_dict(self) -> dict[str, Any]:

@@ -29,7 +29,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence, cast
 
 from ..core.events import Event
 from ..core.registry import Registry
@@ -104,7 +104,7 @@ class ReplayStep(Step):
     stored result (or one still pending: sleeping, waiting, retrying) stops the replay."""
 
     def __init__(self, history: _History):
-        super().__init__(invocation=None)
+        super().__init__(invocation=cast(Any, None))
         self._history = history
 
     def _replayed(self, step_id: str, kind: StepKind) -> StepRow:
@@ -127,7 +127,8 @@ class ReplayStep(Step):
     def sleep_until(self, step_id: str, when) -> None:
         self._replayed(step_id, StepKind.SLEEP)
 
-    def wait_for_event(self, step_id: str, *, event: str, timeout, if_exp: str | None = None):
+    def wait_for_event(self, step_id: str, *, event: str, timeout: Any,
+                       if_exp: str | None = None, match: str | None = None) -> Any:
         return decode(self._replayed(step_id, StepKind.WAIT).output)
 
     def invoke(self, step_id: str, *, function, data: dict | None = None, timeout="365d"):

@@ -26,7 +26,8 @@ import logging
 import re
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any, Callable, Generator, ParamSpec, Sequence, TypeVar
+from typing import (TYPE_CHECKING, Any, Callable, Generator, NoReturn, ParamSpec, Sequence,
+                    TypeVar, cast)
 
 from dramatiq.threading import Interrupt as DramatiqInterrupt
 
@@ -42,6 +43,8 @@ from ..serde import decode, decode_value, encode_output, error_dict
 from ..store import StepKind, StepStatus
 
 if TYPE_CHECKING:
+    from ..core.functions import FunctionDef
+    from ..store import StepRow
     from .invocation import Invocation
 
 log = logging.getLogger(__name__)
@@ -59,7 +62,7 @@ def _within_a_year(call: str, ms: int) -> None:
                              "one year (365 days) for a sleep, a wait or an invoke timeout")
 
 
-def match_expression(call: str, match, if_exp: str | None) -> str | None:
+def match_expression(call: str, match: object, if_exp: str | None) -> str | None:
     """The condition of ``wait_for_event(match="data.x")``: Inngest's shorthand for
     ``event.data.x == async.data.x`` (indexed like any such equality); ``if_exp`` when no
     ``match`` is given."""
@@ -86,7 +89,7 @@ R = TypeVar("R")
 
 #: What :meth:`Step._attempt` yields: the user function to call and its arguments; the
 #: caller sends back its result or throws its exception in (see :func:`drive_sync`).
-StepCall = tuple[Callable[..., Any], tuple, dict]
+StepCall = tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]
 StepAttempt = Generator[StepCall, Any, Any]
 
 
@@ -117,7 +120,8 @@ def finish_attempt(attempt: StepAttempt, *, result: Any = None,
     raise AssertionError("a step attempt yields once")  # pragma: no cover
 
 
-def settle_branches(results: list[Any], pending: list, failures: list[BaseException]) -> list:
+def settle_branches(results: list[Any], pending: list[Any],
+                    failures: list[BaseException]) -> list[Any]:
     """Parallel branches have all stopped: an interrupt wins, then a failure, then the
     operations they wait for (one suspension), else their results in order."""
     interrupts = [f for f in failures if isinstance(f, ENGINE_INTERRUPTS)]
@@ -130,7 +134,7 @@ def settle_branches(results: list[Any], pending: list, failures: list[BaseExcept
     return results
 
 
-def _step_error(step_id: str, row) -> StepError:
+def _step_error(step_id: str, row: StepRow) -> StepError:
     err = decode(row.error) or {}
     return StepError(step_id, err.get("message", ""), error_name=err.get("name", "Error"),
                      attempts=row.attempts)
@@ -167,7 +171,7 @@ class Step:
             self._counts[step_id] = n + 1
         return step_id if n == 0 else f"{step_id}:{n}"
 
-    def _stored(self, key: str, kind: StepKind):
+    def _stored(self, key: str, kind: StepKind) -> StepRow | None:
         row = self._x.memo_get(key)
         if row is not None and row.kind != kind:
             raise NonDeterminismError(
@@ -179,7 +183,7 @@ class Step:
     # -- step.run ------------------------------------------------------------------------
     def run(self, step_id: str, fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
         """Run ``fn(*args, **kwargs)`` once; its JSON result is stored and replayed after."""
-        return self._run(step_id, fn, args, kwargs, transactional=False)
+        return cast(R, self._run(step_id, fn, args, kwargs, transactional=False))
 
     def transaction(self, step_id: str, fn: Callable[P, R], *args: P.args,
                     **kwargs: P.kwargs) -> R:
@@ -187,9 +191,10 @@ class Step:
         the step's checkpoint: its writes to the jobs database commit exactly once, together
         with the checkpoint, or not at all (an error, a crash or a lost lease rolls them
         back). Costs one commit instead of two for a step that writes rows."""
-        return self._run(step_id, fn, args, kwargs, transactional=True)
+        return cast(R, self._run(step_id, fn, args, kwargs, transactional=True))
 
-    def _run(self, step_id: str, fn: Callable[..., Any], args, kwargs, *, transactional: bool):
+    def _run(self, step_id: str, fn: Callable[..., Any], args: tuple[Any, ...],
+             kwargs: dict[str, Any], *, transactional: bool) -> Any:
         if inspect.iscoroutinefunction(fn):
             raise StepUsageError(
                 f"function {self._x.function.id!r}, step {step_id!r}: {_name(fn)} is an async "
@@ -197,8 +202,8 @@ class Step:
                 "'async def' and 'await step.run(...)', or make the step function plain")
         return drive_sync(self._attempt(step_id, fn, args, kwargs, transactional=transactional))
 
-    def _attempt(self, step_id: str, fn: Callable[..., Any], args, kwargs, *,
-                 transactional: bool) -> StepAttempt:
+    def _attempt(self, step_id: str, fn: Callable[..., Any], args: tuple[Any, ...],
+                 kwargs: dict[str, Any], *, transactional: bool) -> StepAttempt:
         """One attempt of a ``run`` step, as a generator the sync and the async step drive
         alike: it replays a stored result, or records what must be recorded before the
         function runs, *yields* the call to make, and takes back its result (or its
@@ -297,13 +302,15 @@ class Step:
         chain = self._x.function.middleware
         return mw.transform_stored(chain, self._x.context, step_id, value) if chain else value
 
-    def _fail(self, key, step_id, exc, attempts, started_at, kind=StepKind.RUN):
+    def _fail(self, key: str, step_id: str, exc: BaseException, attempts: int,
+              started_at: int | None, kind: StepKind = StepKind.RUN) -> NoReturn:
         err = error_dict(exc, stack=True)
         self._x.checkpoint(ops.StepFailed(key=key, name=step_id, error=err, attempts=attempts,
                                           started_at=started_at, kind=kind))
         raise StepError(step_id, err["message"], error_name=err["name"], attempts=attempts) from exc
 
-    def _fail_or_retry(self, key, step_id, exc, attempts, started_at):
+    def _fail_or_retry(self, key: str, step_id: str, exc: BaseException, attempts: int,
+                       started_at: int | None) -> NoReturn:
         x = self._x
         if isinstance(exc, NonRetriableError) or attempts > x.function.retries:
             self._fail(key, step_id, exc, attempts, started_at)
@@ -317,7 +324,7 @@ class Step:
                                      started_at=started_at)]) from exc
 
     # -- sleeps -------------------------------------------------------------------------
-    def sleep(self, step_id: str, duration) -> None:
+    def sleep(self, step_id: str, duration: Any) -> None:
         """Pause the run for ``duration`` ("45s", "1h", a timedelta); frees the worker."""
         try:
             ms = to_ms(duration)
@@ -325,7 +332,7 @@ class Step:
             raise StepUsageError(f"step.sleep({step_id!r}): {exc}") from None
         self._sleep(step_id, lambda now: now + ms, f"step.sleep({step_id!r})")
 
-    def sleep_until(self, step_id: str, when) -> None:
+    def sleep_until(self, step_id: str, when: Any) -> None:
         """Pause the run until ``when`` (an aware datetime, epoch ms, or ISO 8601 text)."""
         try:
             target = to_epoch_ms(when)
@@ -341,7 +348,7 @@ class Step:
         x = self._x
         now = x.now()
         if row is not None:
-            wake_at, started_at = row.wake_at, row.started_at
+            wake_at, started_at = cast(int, row.wake_at), row.started_at
         else:
             wake_at, started_at = wake_at_from(now), now
             _within_a_year(call, wake_at - now)
@@ -353,8 +360,9 @@ class Step:
         raise Suspend([ops.Sleep(key=key, name=step_id, wake_at=wake_at, started_at=started_at)])
 
     # -- waiting on other things ---------------------------------------------------------
-    def wait_for_event(self, step_id: str, *, event: str, timeout, if_exp: str | None = None,
-                       match: str | None = None):
+    def wait_for_event(self, step_id: str, *, event: str, timeout: Any,
+                       if_exp: str | None = None,
+                       match: str | None = None) -> dict[str, Any] | None:
         """Wait (holding no worker) for an event named ``event`` matching the CEL condition
         ``if_exp`` (over ``event``, this run's trigger, and ``async``, the incoming event),
         or ``match="data.paymentId"`` (the same field equal in both). Returns the event as a
@@ -371,17 +379,18 @@ class Step:
         tracer = tracing.get_tracer()
         if row is not None and row.status == StepStatus.COMPLETED:
             if tracer.enabled and x.resumed_on(row):
-                tracer.pending(x, "wait", key, row.started_at, row.ended_at or x.now(), "matched")
-            return decode(row.output)
+                tracer.pending(x, "wait", key, cast(int, row.started_at),
+                               row.ended_at or x.now(), "matched")
+            return cast("dict[str, Any] | None", decode(row.output))
         now = x.now()
         if row is not None:
-            if row.wake_at <= now:  # the timeout fired first
-                tracer.pending(x, "wait", key, row.started_at, now, "timed_out")
+            if cast(int, row.wake_at) <= now:  # the timeout fired first
+                tracer.pending(x, "wait", key, cast(int, row.started_at), now, "timed_out")
                 x.clear_wait(key)
                 x.checkpoint(ops.WaitTimedOut(key=key, name=step_id, started_at=row.started_at,
-                                              wake_at=row.wake_at), defer=True)
+                                              wake_at=cast(int, row.wake_at)), defer=True)
                 return None
-            expires, started_at = row.wake_at, row.started_at
+            expires, started_at = cast(int, row.wake_at), row.started_at
         else:
             if not isinstance(event, str) or not event:
                 raise StepUsageError(f"{call}: event must be an event name")
@@ -399,10 +408,11 @@ class Step:
                 x.account_output(step_id, found, check=False)  # an event: counted, not refused
                 x.checkpoint(ops.WaitMatched(key=key, name=step_id, output=found,
                                              started_at=started_at), defer=True)
-                return decode(found)
+                return cast("dict[str, Any] | None", decode(found))
         raise Suspend([wait])
 
-    def invoke(self, step_id: str, *, function, data: dict | None = None, timeout="365d"):
+    def invoke(self, step_id: str, *, function: str | FunctionDef[..., Any],
+               data: dict[str, Any] | None = None, timeout: Any = "365d") -> Any:
         """Run another function as a child run and return its output (its failure raises
         :class:`StepError` here). This run holds no worker while the child runs."""
         key = self._key(step_id)
@@ -414,11 +424,11 @@ class Step:
             raise _step_error(step_id, row)
         now = x.now()
         if row is not None:
-            if row.wake_at <= now:
+            if cast(int, row.wake_at) <= now:
                 self._fail(key, step_id, TimeoutError("the invoked function did not finish "
                                                       "before the timeout"), 1, row.started_at,
                            kind=StepKind.INVOKE)
-            raise Suspend([ops.Invoke(key=key, name=step_id, wake_at=row.wake_at,
+            raise Suspend([ops.Invoke(key=key, name=step_id, wake_at=cast(int, row.wake_at),
                                       started_at=row.started_at, start=False)])
         target = x.executor.registry.get(function) if isinstance(function, str) else function
         if data is not None and not isinstance(data, dict):
@@ -430,7 +440,7 @@ class Step:
                                   data=data or {})])
 
     @staticmethod
-    def _timeout_ms(call: str, timeout) -> int:
+    def _timeout_ms(call: str, timeout: Any) -> int:
         try:
             ms = to_ms(timeout)
         except ValueError as exc:
@@ -460,7 +470,7 @@ class Step:
         self._parallel_section_start()
         x = self._x
         results: list[Any] = [None] * len(branches)
-        pending: list = []
+        pending: list[Any] = []
         failures: list[BaseException] = []
 
         def branch(i: int) -> None:
@@ -487,7 +497,7 @@ class Step:
         self._x.flush()
 
     # -- events -------------------------------------------------------------------------
-    def send_event(self, step_id: str, events) -> list[str]:
+    def send_event(self, step_id: str, events: Any) -> list[str]:
         """Send events from inside a run, exactly once: ids are derived from the run and step."""
         x = self._x
 

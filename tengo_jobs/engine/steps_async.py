@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 from typing import (TYPE_CHECKING, Any, Awaitable, Callable, Generator, Generic, Sequence,
-                    TypeVar, overload)
+                    TypeVar, cast, overload)
 
 from ..errors import StepUsageError, Suspend
 from .steps import P, R, Step, _name, finish_attempt, settle_branches
@@ -82,7 +82,8 @@ class AsyncStep:
         when it is plain); its JSON result is stored and replayed after."""
         return self._call(f"step.run({step_id!r})", lambda: self._run(step_id, fn, args, kwargs))
 
-    async def _run(self, step_id: str, fn: Callable[..., Any], args, kwargs) -> Any:
+    async def _run(self, step_id: str, fn: Callable[..., Any], args: tuple[Any, ...],
+                   kwargs: dict[str, Any]) -> Any:
         attempt = self._step._attempt(step_id, fn, args, kwargs, transactional=False)
         try:
             fn, args, kwargs = next(attempt)
@@ -108,8 +109,10 @@ class AsyncStep:
                 f"function {self._x.function.id!r}, step {step_id!r}: step.transaction takes a "
                 f"plain function ({_name(fn)} is async): it runs inside a database transaction, "
                 "in a thread")
-        return self._call(f"step.transaction({step_id!r})", lambda: asyncio.to_thread(
-            self._step.transaction, step_id, fn, *args, **kwargs))
+        def start() -> Awaitable[R]:
+            transaction = cast(Callable[..., R], self._step.transaction)
+            return asyncio.to_thread(transaction, step_id, fn, *args, **kwargs)
+        return self._call(f"step.transaction({step_id!r})", start)
 
     # -- operations the engine does (no user code): run on the loop -----------------------
     def _now(self, label: str, op: Callable[..., T], *args: Any, **kwargs: Any) -> StepCall[T]:
@@ -127,12 +130,12 @@ class AsyncStep:
 
     def wait_for_event(self, step_id: str, *, event: str, timeout: Any,
                        if_exp: str | None = None, match: str | None = None
-                       ) -> StepCall[dict | None]:
+                       ) -> StepCall[dict[str, Any] | None]:
         """:meth:`Step.wait_for_event`: the matching event as a dict, or ``None``."""
         return self._now(f"step.wait_for_event({step_id!r})", self._step.wait_for_event,
                          step_id, event=event, timeout=timeout, if_exp=if_exp, match=match)
 
-    def invoke(self, step_id: str, *, function: Any, data: dict | None = None,
+    def invoke(self, step_id: str, *, function: Any, data: dict[str, Any] | None = None,
                timeout: Any = "365d") -> StepCall[Any]:
         """:meth:`Step.invoke`: another function's output, as a child run."""
         return self._now(f"step.invoke({step_id!r})", self._step.invoke, step_id,
@@ -157,12 +160,12 @@ class AsyncStep:
                                      "them, e.g. [step.run('a', fa), step.run('b', fb)]")
         return self._call("step.parallel", lambda: self._parallel(branches))
 
-    async def _parallel(self, branches: list) -> list[Any]:
+    async def _parallel(self, branches: list[Any]) -> list[Any]:
         if not branches:
             return []
         self._step._parallel_section_start()
         results: list[Any] = [None] * len(branches)
-        pending: list = []
+        pending: list[Any] = []
         failures: list[BaseException] = []
 
         async def branch(i: int) -> None:

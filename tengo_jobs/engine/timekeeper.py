@@ -42,7 +42,7 @@ so tests move time instead of waiting:
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Callable, Iterable
+from typing import TYPE_CHECKING, Callable, Iterable, cast
 
 from ..core.cron import CronSpec, parse_cron
 from ..core.events import SCHEDULED_EVENT, Event
@@ -117,7 +117,7 @@ class Timekeeper:
                   spec: CronSpec | None = None) -> list[str]:
         """Start the runs for ``fn``'s ticks due at ``now``; returns the run ids started here."""
         now = self.clock.now() if now is None else now
-        spec = spec or parse_cron(fn.cron, function_id=fn.id)
+        spec = spec or parse_cron(cast(str, fn.cron), function_id=fn.id)
         with self.store.atomic():
             last = self.store.cron.lock_last_tick(fn.id)
             if last is None:

@@ -31,7 +31,7 @@ import threading
 
 import click
 from dramatiq import Worker
-from werkzeug.serving import make_server
+from werkzeug.serving import BaseWSGIServer, make_server
 
 from ..config import Env, Settings
 from ..engine.sdk_sync import SyncOnStart
@@ -76,8 +76,8 @@ class Background:
         self.runtime = runtime
         self.threads = threads
         self.release_orphans = release_orphans
-        self._worker = None
-        self._scheduler = None
+        self._worker: Worker | None = None
+        self._scheduler: Scheduler | None = None
 
     def start(self) -> None:
         check_intervals(self.runtime)
@@ -112,7 +112,7 @@ class DevServer:
     def __init__(self, runtime, *, host: str, port: int, threads: int = 4):
         self.runtime = runtime
         self.host, self.port, self.threads = host, port, threads
-        self._web = None
+        self._web: BaseWSGIServer | None = None
         self._web_thread: threading.Thread | None = None
         self._background = Background(runtime, threads=threads, release_orphans=True)
 

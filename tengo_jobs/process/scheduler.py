@@ -28,7 +28,7 @@ import logging
 import signal
 import threading
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
@@ -51,7 +51,8 @@ SDK_CRON_CHECK_MS = 5_000
 
 def cron_specs(functions: list["FunctionDef"], *, second: str = "0") -> dict[str, CronSpec]:
     """Parse every cron function's schedule; a bad one raises naming the function and field."""
-    return {fn.id: parse_cron(fn.cron, function_id=fn.id, second=second) for fn in functions}
+    return {fn.id: parse_cron(cast(str, fn.cron), function_id=fn.id, second=second)
+            for fn in functions}
 
 
 class _TimerPoller(threading.Thread):

@@ -27,6 +27,9 @@ connections are :mod:`.connection`; the schema's versioned migrations are
 
 from __future__ import annotations
 
+import contextlib
+from typing import Any
+
 import peewee as pw
 
 from ..core.ops import StepRecord
@@ -98,7 +101,7 @@ class Store:
     def ping(self) -> None:
         ping(self.db)
 
-    def atomic(self):
+    def atomic(self) -> contextlib.AbstractContextManager[Any]:
         """A transaction (a savepoint inside one) on the store's database."""
         return self.db.atomic()
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import urllib.parse
+from typing import Any
 
 import peewee as pw
 
@@ -33,6 +34,8 @@ UNAVAILABLE_ERRORS = (pw.OperationalError, pw.InterfaceError)
 
 class _Healing:
     """Mixin: a connection found dead is dropped, so the next statement reconnects."""
+
+    _state: Any  # peewee.Database's per-thread connection state
 
     def _connection_dead(self) -> bool:
         conn = self._state.conn
@@ -102,7 +105,7 @@ def _sqlite(url: urllib.parse.SplitResult) -> pw.SqliteDatabase:
 
 
 def _postgres(url: urllib.parse.SplitResult) -> pw.PostgresqlDatabase:
-    params = {}
+    params: dict[str, Any] = {}
     if url.username:
         params["user"] = urllib.parse.unquote(url.username)
     if url.password:
@@ -130,6 +133,7 @@ def open_database(database_url: str) -> pw.Database:
     """A database for ``database_url`` (not yet connected), bound to the models."""
     url = urllib.parse.urlsplit(database_url)
     scheme = url.scheme.split("+")[0]
+    db: pw.Database
     if scheme == "sqlite":
         db = _sqlite(url)
     elif scheme in ("postgres", "postgresql"):

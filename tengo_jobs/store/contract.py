@@ -279,7 +279,7 @@ class RunStore(abc.ABC):
                     if owner is None or owner[0] != token:
                         return None
 
-    def _lost(self, run_id: str, token: str) -> LeaseLost:
+    def _lost(self, run_id: str, token: str | None) -> LeaseLost:
         return LeaseLost(f"run {run_id}: lease lost by {token}")
 
     # -- acquire -----------------------------------------------------------------------------

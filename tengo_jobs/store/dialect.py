@@ -100,7 +100,7 @@ def bulk_insert(model: type[pw.Model], rows: list[dict], *, ignore_conflicts: bo
     """
     if not rows:
         return
-    db = model._meta.database
+    db: pw.Database = model._meta.database
     db = getattr(db, "obj", db)  # a DatabaseProxy: the database it stands for
     dialect = Dialect.of(db)
     fields = model._meta.fields

@@ -13,6 +13,7 @@ share them.
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from ..core.events import DEDUPE_WINDOW_MS
 from ..core.ops import PendingOp, StepRecord
@@ -238,13 +239,13 @@ class PgEventStore(EventStore):
 
     def _accept(self, plan, now: int) -> Accepted:
         events, admitted = plan.events, plan.admitted
-        columns = list(zip(*[(i, event_id, e.name, json.dumps(e.data, separators=(",", ":")),
-                              json.dumps(e.user) if e.user is not None else None, e.id, ts, e.v,
-                              e.traceparent)
-                             for i, event_id, e, ts in events])) or [[]] * 9
+        columns: list[Any] = list(zip(*[
+            (i, event_id, e.name, json.dumps(e.data, separators=(",", ":")),
+             json.dumps(e.user) if e.user is not None else None, e.id, ts, e.v, e.traceparent)
+            for i, event_id, e, ts in events])) or [[]] * 9
         runs = [(plan.index_of[a.event_id], a.run_id, a.start.app_id, a.start.function_id, a.due,
                  a.enqueued_at) for a in admitted]
-        run_columns = list(zip(*runs)) or [[]] * 6
+        run_columns: list[Any] = list(zip(*runs)) or [[]] * 6
         params = (*[list(c) for c in columns], now + DEDUPE_WINDOW_MS, now, now,
                   *[list(c) for c in run_columns], now, now, now, now, now, now)
         rows = self.d.execute(_ACCEPT, params).fetchall()

@@ -141,7 +141,7 @@ class WaitStore:
         plan = match_plan(expression)
         key = match_key(lookup(trigger.get("data"), plan.event_path)) if plan else None
         statement, keyed = ((self._since_keyed, self._key_params(plan.async_path) + (key,))
-                            if key is not None else (self._since, ()))
+                            if key is not None and plan is not None else (self._since, ()))
         at, after = start, ""
         while True:
             rows = self.d.execute(statement, (event_name, at, at, after, *keyed,
