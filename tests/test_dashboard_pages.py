@@ -231,8 +231,10 @@ def test_pause_and_resume_from_the_function_page_and_the_badge_on_pages_that_lis
     assert runtime.control.pause_state("perf-slow")["paused"]
     [event_id] = tester.send({"name": "perf.slow", "data": {}})
     badge = '<span class="status paused"'
+    held = [f"/runs/{r.id}" for r in tester.runs() if r.function_id == "perf-slow"]
     for path in ("/functions/perf-slow", "/functions", f"/events/{event_id}",
-                 "/performance?function=perf-slow", "/performance"):
+                 "/performance?function=perf-slow", "/performance", "/?function=perf-slow",
+                 *held):
         page = _html(client.get(path))
         assert badge in page, path
     assert "Resume" in _html(client.get("/functions/perf-slow"))

@@ -72,14 +72,15 @@ def _page_context() -> dict:
     kept = {k: v for k, v in shown.items() if v}
     return {"runs": page["data"], "page": page, "counts": counts, "count_cap": COUNT_CAP,
             "form": shown, "kept": kept, "filtered": filters,
-            "refresh_ms": REFRESH_MS, "error": None}
+            "refresh_ms": REFRESH_MS, "error": None,
+            "paused_ids": set(_runtime().store.queries.paused_functions())}
 
 
 def _empty_context(error: str) -> dict:
     shown = {name: request.args.get(name, "") for name in _FILTER_ARGS}
     return {"runs": [], "page": {"next_cursor": None, "prev_cursor": None, "searched_to": None},
             "counts": None, "count_cap": COUNT_CAP, "form": shown, "kept": {}, "filtered": None,
-            "refresh_ms": REFRESH_MS, "error": error}
+            "refresh_ms": REFRESH_MS, "error": error, "paused_ids": set()}
 
 
 @bp.get("/")
@@ -174,7 +175,8 @@ def _run_page(run_id: str, *, error: str | None = None, form: dict | None = None
     links = queries.run_links(run_id)
     pages = _pages()
     unfinished = run["status"] in ("queued", "running", "sleeping", "waiting")
-    paused = unfinished and run["function_id"] in queries.paused_functions()
+    function_paused = run["function_id"] in queries.paused_functions()
+    paused = unfinished and function_paused
     hold = pages.flow_hold(run_id, run["function_id"]) if unfinished else None
     pending = pages.pending(run_id, now=now) if unfinished else None
     wakes: dict[str, int] = {}
@@ -186,7 +188,8 @@ def _run_page(run_id: str, *, error: str | None = None, form: dict | None = None
     chart = gantt(run, run["steps"], now=now, wakes=wakes,
                   waits={w["step"]: w["event"] for w in links["waiting"]})
     return render_template("tj/run.html", run=run, chart=chart, links=links, event=event,
-                           hold=hold, pending=pending, paused=paused, action_error=error,
+                           hold=hold, pending=pending, paused=paused,
+                           function_paused=function_paused, action_error=error,
                            form=form or {}), status
 
 
