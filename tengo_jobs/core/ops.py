@@ -123,7 +123,7 @@ class StepOp:
         return json.dumps(error) if error else None
 
 
-def _attempt_start(op: Any, record: StepRecord) -> int | None:
+def _attempt_start(op: StepFailed | RetryStep, record: StepRecord) -> int | None:
     """The failed attempt's start: given, or the step's own for a first attempt."""
     if op.attempt_started_at is not None:
         return op.attempt_started_at
@@ -354,6 +354,7 @@ def run_status_of(pending: list[PendingOp]) -> RunStatus:
             else RunStatus.SLEEPING)
 
 
-__all__ = ["Opcode", "FailedAttempt", "DIED_ERROR", "StepRecord", "StepOp", "StepRun", "StepStarted", "StepFailed", "SleepDone",
+__all__ = ["Opcode", "FailedAttempt", "DIED_ERROR", "StepRecord", "StepOp", "StepRun",
+           "StepStarted", "StepFailed", "SleepDone",
            "WaitTimedOut", "WaitMatched", "PendingOp", "Sleep", "RetryStep", "WaitForEvent", "Invoke",
            "FunctionRetry", "StepPlanned", "run_status_of"]

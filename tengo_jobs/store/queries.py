@@ -23,8 +23,8 @@ from .contract import FAILURE_PREFIX, INVOKE_PREFIX, event_of
 from .dialect import Dialect
 from .statements import PAUSED_ROWS, RUNNABLE, SELECT_EVENT
 from .schema import (COUNTERS, EVENTS, FINAL_RUN_STATUSES, RUN_STATUSES, RUNS, SKIPS, SLOT_KEYS,
-                     SLOT_WAITERS, SLOTS, STEP_ATTEMPTS, STEPS, THROTTLES, WAITS, EventRow, RunRow, RunStatus,
-                     SkipRow, StepRow)
+                     SLOT_WAITERS, SLOTS, STEP_ATTEMPTS, STEPS, THROTTLES, WAITS, EventRow,
+                     RunRow, RunStatus, SkipRow, StepRow)
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200

@@ -126,8 +126,7 @@ def gantt(run: dict, steps: list[dict], *, now: int, waits: dict[str, str] | Non
         y = AXIS_H + LANE_H * (lane + 1)
         ready = lane_last.get(lane, run_start if run_start is not None else created)
         lane_last[lane] = span_end
-        key, kind, status = step["key"], step["kind"], step["status"]
-        attempts = step.get("attempts") or 0
+        key, kind = step["key"], step["kind"]
         if kind == "run" and start > ready:
             bars.append(_bar("queue", x(ready), w(ready, start), y, "",
                              f"{key}: queue delay {duration_text(start - ready)}", key))
