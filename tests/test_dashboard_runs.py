@@ -348,3 +348,33 @@ def test_the_run_api_returns_each_steps_failed_attempts(site):
         pytest.skip("the API needs a key in this configuration")
     [fetch] = answer.get_json()["steps"]
     assert [a["attempt"] for a in fetch["attempts_log"]] == [1, 2]
+
+
+def test_timeline_draws_a_backing_off_step_and_a_step_failed_for_good_attempt_by_attempt():
+    from tengo_jobs.durations import ms_to_iso
+    t0 = 1_767_225_600_000
+
+    def iso(ms):
+        return ms_to_iso(t0 + ms)
+
+    def failed(n, start, end, retry_at):
+        return {"attempt": n, "started_at": iso(start), "ended_at": iso(end),
+                "retry_at": retry_at and iso(retry_at),
+                "error": {"name": "IOError", "message": f"<try {n}>"}}
+
+    run = {"created_at": iso(0), "started_at": iso(0), "status": "running"}
+    backing_off = {"key": "b", "kind": "run", "status": "retrying", "attempts": 2,
+                   "started_at": iso(0), "ended_at": None,
+                   "attempts_log": [failed(1, 0, 100, 1000), failed(2, 1000, 1200, 5000)]}
+    chart = gantt(run, [backing_off], now=t0 + 2000, wakes={"b": t0 + 5000})
+    kinds = [b["kind"] for b in chart["bars"] if b["step"] == "b"]
+    assert kinds == ["exec failed", "backoff", "exec failed", "backoff"]
+    assert "IOError: <try 2>" in chart["bars"][-2]["title"]  # escaped by the template
+
+    for_good = {"key": "g", "kind": "run", "status": "failed", "attempts": 2,
+                "started_at": iso(0), "ended_at": iso(1500),
+                "attempts_log": [failed(1, 0, 100, 1000), failed(2, 1000, 1500, None)]}
+    chart = gantt({**run, "ended_at": iso(1500), "status": "failed"}, [for_good], now=t0 + 2000)
+    bars = [b for b in chart["bars"] if b["step"] == "g"]
+    assert [b["kind"] for b in bars] == ["exec failed", "backoff", "exec failed"]
+    assert bars[-1]["title"].startswith("g: failed, 500ms")  # the last attempt's own start

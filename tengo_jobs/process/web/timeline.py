@@ -162,7 +162,8 @@ def _attempt_bars(step: dict, start: int, span_end: int, y: int, wake: int | Non
             iso_ms(a.get("retry_at")), a.get("error") or {})
            for a in step.get("attempts_log") or []]
     final = log.pop() if status == "failed" and log and log[-1][0] == attempts else None
-    drawn = [(n, a, b, r, e) for n, a, b, r, e in log if a is not None and b is not None]
+    # an attempt with no start (an SDK's over HTTP) is drawn at its end; one that died, not
+    drawn = [(n, b if a is None else a, b, r, e) for n, a, b, r, e in log if b is not None]
     bars: list[dict] = []
     if not drawn and status == "retrying":  # no log (a row from before it): one backoff
         return [_bar("backoff", x(start), w(start, span_end), y,
