@@ -226,7 +226,8 @@ class _Fatal(BaseException):
     """Not an Exception: what a library's fatal error or a signal handler might raise."""
 
 
-def test_an_attempt_charged_to_an_execution_that_died_is_logged_as_died(jobs, tester):
+def test_an_attempt_charged_to_an_execution_that_died_is_logged_as_died(jobs, tester,
+                                                                       monkeypatch):
     jobs.function("survivor", event="go", retries=2)(
         lambda ctx, step: step.run("s", lambda: "done"))
     jobs.send({"name": "go", "data": {}})
@@ -241,3 +242,9 @@ def test_an_attempt_charged_to_an_execution_that_died_is_logged_as_died(jobs, te
     assert step["attempts"] == 2 and step["status"] == "completed"
     assert [(a["attempt"], a["error"]["message"]) for a in step["attempts_log"]] == [
         (1, "the execution died")]
+    from click.testing import CliRunner
+    from tengo_jobs import cli
+    monkeypatch.setattr(cli, "_boot", lambda **kw: tester.runtime)
+    shown = CliRunner().invoke(cli.main, ["runs", "show", run_id])
+    assert shown.exit_code == 0, shown.output
+    assert "attempt 1 failed: StepCrashedError: the execution died" in shown.output

@@ -3,7 +3,7 @@
 What goes (``TENGO_RETENTION``, or ``tengo-jobs prune --older-than``):
 
 - a **finished run** that ended before the cutoff, with its steps and every other row keyed
-  by it (timers, waits, batch events, concurrency slots and slot waits) — unless an
+  by it (failed step attempts, timers, waits, batch events, concurrency slots and slot waits) — unless an
   unfinished run still points to it or it points to an unfinished one: the parent of an
   unfinished invoked child, the child of an unfinished parent, the original of an
   unfinished replay;
