@@ -150,8 +150,14 @@ def runs_show(run_id):
     replays = queries.replays_of(run_id)
     if replays:
         click.echo(f"replayed as {', '.join(replays)}")
+    failed = queries.attempts_log(run_id)
     for s in queries.steps(run_id):
         click.echo(f"  {s.position:>4} {s.key:<40} {s.status.value:<9} attempts={s.attempts}")
+        for a in failed.get(s.key, []):
+            error = a["error"] or {}
+            when = f" at {a['ended_at']}" if a["ended_at"] else ""
+            click.echo(f"       attempt {a['attempt']} failed{when}: "
+                       f"{error.get('name', 'Error')}: {error.get('message', '')}")
 
 
 @main.group()

@@ -36,6 +36,10 @@ def site(backend):
         step.sleep("long-nap", "6h")
         return "woke"
 
+    @jobs.function("dr-flaky", event="dr/flaky", retries=3)
+    def flaky(ctx, step):
+        return step.run("fetch", lambda: _fail_twice(ctx.event.data["key"]))
+
     @jobs.function("dr-debounced", event="dr/typed",
                    debounce={"period": "10m", "key": "event.data.doc"})
     def debounced(ctx, step):
@@ -47,6 +51,16 @@ def site(backend):
 
 def _decline():
     raise ValueError("card declined <b>for real</b>")
+
+
+_TRIES: dict[str, int] = {}
+
+
+def _fail_twice(key: str) -> str:
+    _TRIES[key] = _TRIES.get(key, 0) + 1
+    if _TRIES[key] <= 2:
+        raise ConnectionError(f"try {_TRIES[key]} <i>refused</i>")
+    return "fetched"
 
 
 def _ids(html: str) -> list[str]:
@@ -283,3 +297,84 @@ def test_timeline_puts_overlapping_steps_on_lanes_of_their_own_and_escapes_label
     assert any("×3 attempts" in b["label"] for b in chart["bars"])
     assert [t["label"] for t in chart["ticks"]][:3] == ["0", "+200ms", "+400ms"]  # 1 s span, 8 ticks
     assert tick_interval(60_000) == 10_000 and tick_interval(7) == 1
+
+
+def _flaky_run(runtime, tester, key):
+    key = f"{key}-{runtime.store.dialect.name}"  # counted per database
+    [event_id] = runtime.send({"name": "dr/flaky", "data": {"key": key}})
+    tester.run_until_idle()  # time advances through the two backoffs
+    return runtime.store.queries.get_event(event_id)["runs"][0]["id"]
+
+
+@pytest.mark.runtime_settings(retry_base_ms=2_000, retry_max_ms=60_000)
+def test_a_step_that_failed_twice_lists_each_failed_attempt_and_draws_a_bar_per_attempt(site):
+    runtime, client, tester = site
+    run_id = _flaky_run(runtime, tester, "twice")
+    run = runtime.store.queries.get_run(run_id)
+    assert run["status"] == "completed"
+    [fetch] = run["steps"]
+    assert fetch["attempts"] == 3 and fetch["status"] == "completed"
+    log = fetch["attempts_log"]
+    assert [a["attempt"] for a in log] == [1, 2]
+    assert [a["error"]["message"] for a in log] == ["try 1 <i>refused</i>",
+                                                    "try 2 <i>refused</i>"]
+    assert all(a["error"]["name"] == "ConnectionError" and "stack" in a["error"] for a in log)
+    assert log[0]["started_at"] <= log[0]["ended_at"] < log[0]["retry_at"] <= log[1]["started_at"]
+    html = client.get(f"/runs/{run_id}").get_data(as_text=True)
+    svg = re.search(r'<svg class="gantt".*?</svg>', html, flags=re.S).group(0)
+    bars = re.findall(r'data-step="fetch"><rect class="(exec[^"]*)"', svg)
+    assert bars == ["exec failed", "exec failed", "exec"]
+    assert len(re.findall(r'data-step="fetch"><rect class="backoff"', svg)) == 2
+    assert "Attempt 1 failed" in html and "Attempt 2 failed" in html
+    assert "<i>refused</i>" not in html and "try 2 &lt;i&gt;refused&lt;/i&gt;" in html
+    assert html.count('<details class="stack">') >= 2
+
+
+def test_a_run_whose_steps_succeed_at_once_logs_no_attempt(site):
+    from tengo_jobs.store.schema import StepAttemptRow
+    runtime, client, tester = site
+    run_id = _send(runtime, tester, "dr/pay", {"order": "H-1"})
+    run = runtime.store.queries.get_run(run_id)
+    assert run["status"] == "completed"
+    assert [s["attempts_log"] for s in run["steps"]] == [[]]
+    assert StepAttemptRow.select().where(StepAttemptRow.run_id == run_id).count() == 0
+
+
+def test_the_run_api_returns_each_steps_failed_attempts(site):
+    runtime, client, tester = site
+    run_id = _flaky_run(runtime, tester, "api")
+    answer = client.get(f"/api/runs/{run_id}")
+    if answer.status_code == 401:
+        pytest.skip("the API needs a key in this configuration")
+    [fetch] = answer.get_json()["steps"]
+    assert [a["attempt"] for a in fetch["attempts_log"]] == [1, 2]
+
+
+def test_timeline_draws_a_backing_off_step_and_a_step_failed_for_good_attempt_by_attempt():
+    from tengo_jobs.durations import ms_to_iso
+    t0 = 1_767_225_600_000
+
+    def iso(ms):
+        return ms_to_iso(t0 + ms)
+
+    def failed(n, start, end, retry_at):
+        return {"attempt": n, "started_at": iso(start), "ended_at": iso(end),
+                "retry_at": retry_at and iso(retry_at),
+                "error": {"name": "IOError", "message": f"<try {n}>"}}
+
+    run = {"created_at": iso(0), "started_at": iso(0), "status": "running"}
+    backing_off = {"key": "b", "kind": "run", "status": "retrying", "attempts": 2,
+                   "started_at": iso(0), "ended_at": None,
+                   "attempts_log": [failed(1, 0, 100, 1000), failed(2, 1000, 1200, 5000)]}
+    chart = gantt(run, [backing_off], now=t0 + 2000, wakes={"b": t0 + 5000})
+    kinds = [b["kind"] for b in chart["bars"] if b["step"] == "b"]
+    assert kinds == ["exec failed", "backoff", "exec failed", "backoff"]
+    assert "IOError: <try 2>" in chart["bars"][-2]["title"]  # escaped by the template
+
+    for_good = {"key": "g", "kind": "run", "status": "failed", "attempts": 2,
+                "started_at": iso(0), "ended_at": iso(1500),
+                "attempts_log": [failed(1, 0, 100, 1000), failed(2, 1000, 1500, None)]}
+    chart = gantt({**run, "ended_at": iso(1500), "status": "failed"}, [for_good], now=t0 + 2000)
+    bars = [b for b in chart["bars"] if b["step"] == "g"]
+    assert [b["kind"] for b in bars] == ["exec failed", "backoff", "exec failed"]
+    assert bars[-1]["title"].startswith("g: failed, 500ms")  # the last attempt's own start

@@ -224,3 +224,27 @@ def test_a_step_that_exits_or_raises_a_base_exception_is_charged_an_attempt(jobs
 
 class _Fatal(BaseException):
     """Not an Exception: what a library's fatal error or a signal handler might raise."""
+
+
+def test_an_attempt_charged_to_an_execution_that_died_is_logged_as_died(jobs, tester,
+                                                                       monkeypatch):
+    jobs.function("survivor", event="go", retries=2)(
+        lambda ctx, step: step.run("s", lambda: "done"))
+    jobs.send({"name": "go", "data": {}})
+    run_id = Run.get().id
+    now = tester.clock.now()
+    # an execution took the lease and was SIGKILLed before its step recorded anything
+    Run.update(status=RunStatus.RUNNING, lease_owner="dead-worker", inflight=1,
+               lease_expires_at=now + 5_000).where(Run.id == run_id).execute()
+    tester.clock.advance(5_001)
+    assert tester.runtime.executor.execute(run_id) == "completed"
+    [step] = tester.runtime.store.queries.get_run(run_id)["steps"]
+    assert step["attempts"] == 2 and step["status"] == "completed"
+    assert [(a["attempt"], a["error"]["message"]) for a in step["attempts_log"]] == [
+        (1, "the execution died")]
+    from click.testing import CliRunner
+    from tengo_jobs import cli
+    monkeypatch.setattr(cli, "_boot", lambda **kw: tester.runtime)
+    shown = CliRunner().invoke(cli.main, ["runs", "show", run_id])
+    assert shown.exit_code == 0, shown.output
+    assert "attempt 1 failed: StepCrashedError: the execution died" in shown.output

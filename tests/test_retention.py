@@ -286,3 +286,28 @@ def test_two_prunes_at_once_split_the_work(backend):
     assert sum(r.steps for r in results) == runs * steps_per_run
     assert sum(r.events for r in results) == runs
     assert RunRow.select().count() == StepRow.select().count() == EventRow.select().count() == 0
+
+
+def test_pruning_a_run_deletes_its_failed_attempts_log(backend, jobs, tester):
+    from tengo_jobs.store.schema import StepAttemptRow
+    tries = []
+
+    @jobs.function("flaky-old", event="flaky.go", retries=2)
+    def flaky(ctx, step):
+        def once():
+            tries.append(1)
+            if len(tries) == 1:
+                raise ValueError("first try fails")
+            return "ok"
+        return step.run("fetch", once)
+
+    [event_id] = tester.send({"name": "flaky.go", "data": {}})
+    tester.run_until_idle()
+    run = _run_of(event_id)
+    assert run.status.value == "completed"
+    logged = StepAttemptRow.select().where(StepAttemptRow.run_id == run.id)
+    assert [a.attempt for a in logged] == [1]
+    backend.clock.set(backend.now() + 61 * DAY)
+    backend.timekeeper.prune()
+    assert RunRow.get_or_none(RunRow.id == run.id) is None
+    assert StepAttemptRow.select().where(StepAttemptRow.run_id == run.id).count() == 0

@@ -50,9 +50,26 @@ class Opcode(str, enum.Enum):
     STEP_PLANNED = "StepPlanned"
 
 
+# The error of an attempt charged to an execution that died (a crash, SIGKILL, OOM).
+DIED_ERROR = {"name": "StepCrashedError", "message": "the execution died"}
+
+
+@dataclasses.dataclass(frozen=True)
+class FailedAttempt:
+    """One failed attempt of a step, logged in ``tj_step_attempts`` with the step row that
+    records the failure (a successful attempt logs nothing: its times are the row's).
+    ``retry_at``: when the next attempt was due (the end of the backoff)."""
+
+    attempt: int
+    started_at: int | None
+    ended_at: int | None
+    error: str | None
+    retry_at: int | None = None
+
+
 @dataclasses.dataclass(frozen=True)
 class StepRecord:
-    """One step row as the store writes it."""
+    """One step row as the store writes it; ``failed``: the failed attempts it logs."""
 
     key: str
     name: str
@@ -65,6 +82,7 @@ class StepRecord:
     output: str | None = None
     error: str | None = None
     wake_at: int | None = None
+    failed: tuple[FailedAttempt, ...] = ()
 
     def params(self) -> tuple[Any, ...]:
         return (self.key, self.name, self.kind.value, self.position, self.status.value,
@@ -105,6 +123,13 @@ class StepOp:
         return json.dumps(error) if error else None
 
 
+def _attempt_start(op: StepFailed | RetryStep, record: StepRecord) -> int | None:
+    """The failed attempt's start: given, or the step's own for a first attempt."""
+    if op.attempt_started_at is not None:
+        return op.attempt_started_at
+    return record.started_at if op.attempts == 1 else None
+
+
 # -- checkpoints -----------------------------------------------------------------------------
 @dataclasses.dataclass(frozen=True)
 class StepRun(StepOp):
@@ -127,9 +152,19 @@ class StepStarted(StepOp):
 
     attempts: int = 1
     started_at: int | None = None
+    died: tuple[int, ...] = ()  # the attempts charged to executions that died
 
     opcode = Opcode.STEP_STARTED
     status = StepStatus.RUNNING
+
+    def record(self, now: int) -> StepRecord:
+        record = super().record(now)
+        if not self.died:
+            return record
+        error = json.dumps(DIED_ERROR)
+        return dataclasses.replace(record, failed=tuple(
+            FailedAttempt(attempt=n, started_at=None, ended_at=None, error=error)
+            for n in self.died))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -140,12 +175,18 @@ class StepFailed(StepOp):
     attempts: int = 1
     started_at: int | None = None
     kind: StepKind = StepKind.RUN
+    attempt_started_at: int | None = None  # this attempt's start (``started_at``: the first's)
 
     opcode = Opcode.STEP_FAILED
     status = StepStatus.FAILED
 
     def record(self, now: int) -> StepRecord:
-        return dataclasses.replace(super().record(now), kind=self.kind)
+        record = super().record(now)
+        failed: tuple[FailedAttempt, ...] = ()
+        if self.kind == StepKind.RUN:
+            failed = (FailedAttempt(attempt=self.attempts, started_at=_attempt_start(self, record),
+                                    ended_at=now, error=record.error),)
+        return dataclasses.replace(record, kind=self.kind, failed=failed)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -225,10 +266,17 @@ class RetryStep(PendingOp):
 
     attempts: int = 1
     error: dict[str, Any] | None = None
+    attempt_started_at: int | None = None  # this attempt's start (``started_at``: the first's)
 
     opcode = Opcode.RETRY_STEP
     status = StepStatus.RETRYING
     timer = TimerKind.RETRY
+
+    def record(self, now: int) -> StepRecord:
+        record = super().record(now)
+        return dataclasses.replace(record, failed=(FailedAttempt(
+            attempt=self.attempts, started_at=_attempt_start(self, record), ended_at=now,
+            error=record.error, retry_at=self.wake_at),))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -306,6 +354,7 @@ def run_status_of(pending: list[PendingOp]) -> RunStatus:
             else RunStatus.SLEEPING)
 
 
-__all__ = ["Opcode", "StepRecord", "StepOp", "StepRun", "StepStarted", "StepFailed", "SleepDone",
+__all__ = ["Opcode", "FailedAttempt", "DIED_ERROR", "StepRecord", "StepOp", "StepRun",
+           "StepStarted", "StepFailed", "SleepDone",
            "WaitTimedOut", "WaitMatched", "PendingOp", "Sleep", "RetryStep", "WaitForEvent", "Invoke",
            "FunctionRetry", "StepPlanned", "run_status_of"]

@@ -41,6 +41,8 @@ if TYPE_CHECKING:
     from .executor import Executor
 
 log = logging.getLogger("tengo_jobs.run")
+# A step record's fields that are step row columns (not ``failed``: the attempts it logs).
+_ROW_FIELDS = tuple(f.name for f in dataclasses.fields(StepRecord) if f.name != "failed")
 
 if TYPE_CHECKING:  # generic for type checkers; subscripted at run time only from 3.11
     _LoggerAdapter = logging.LoggerAdapter[logging.Logger]
@@ -316,7 +318,8 @@ class Invocation:
         row is held until the next write, which carries it (see the module docstring)."""
         record = self.place(op).record(self.now())
         with self._lock:
-            self._memo[record.key] = StepRow(run_id=self.run_id, **dataclasses.asdict(record))
+            self._memo[record.key] = StepRow(run_id=self.run_id, **{
+                f: getattr(record, f) for f in _ROW_FIELDS})
             self._visited.add(record.key)
             defer = defer and not self._parallel
         self._flush()

@@ -227,7 +227,8 @@ class Step:
             args, kwargs = replaced
         died = x.executing_new_step()
         x.flush()  # the previous step's result is committed before this one starts
-        started_at = started_at or x.now()
+        attempt_started_at = x.now()
+        started_at = started_at or attempt_started_at
         # This attempt's number: the attempts recorded so far, plus the executions that died
         # without recording theirs (a RUNNING row is one that died after recording itself).
         attempt = recorded + died + (0 if row is not None and row.status == StepStatus.RUNNING
@@ -240,7 +241,8 @@ class Step:
                     "database); not retried again"), attempt - 1, started_at)
             # Record this attempt before it runs, so dying again is counted too.
             x.checkpoint(ops.StepStarted(key=key, name=step_id, attempts=attempt,
-                                         started_at=started_at))
+                                         started_at=started_at,
+                                         died=tuple(range(attempt - died, attempt))))
         transaction = x.store.atomic() if transactional else contextlib.nullcontext()
         output = None
         self._in_step = step_id
@@ -283,11 +285,12 @@ class Step:
         except (OutputTooLargeError, NotSerializableError) as exc:
             self._in_step = None
             if output is None:
-                self._fail(key, step_id, exc, attempt, started_at)
-            self._fail_or_retry(key, step_id, exc, attempt, started_at)
+                self._fail(key, step_id, exc, attempt, started_at,
+                           attempt_started_at=attempt_started_at)
+            self._fail_or_retry(key, step_id, exc, attempt, started_at, attempt_started_at)
         except BaseException as exc:  # noqa: BLE001 - user code: every error (sys.exit too) fails the attempt
             self._in_step = None
-            self._fail_or_retry(key, step_id, exc, attempt, started_at)
+            self._fail_or_retry(key, step_id, exc, attempt, started_at, attempt_started_at)
         finally:
             self._in_step = None
         if not transactional:
@@ -303,17 +306,20 @@ class Step:
         return mw.transform_stored(chain, self._x.context, step_id, value) if chain else value
 
     def _fail(self, key: str, step_id: str, exc: BaseException, attempts: int,
-              started_at: int | None, kind: StepKind = StepKind.RUN) -> NoReturn:
+              started_at: int | None, kind: StepKind = StepKind.RUN, *,
+              attempt_started_at: int | None = None) -> NoReturn:
         err = error_dict(exc, stack=True)
         self._x.checkpoint(ops.StepFailed(key=key, name=step_id, error=err, attempts=attempts,
-                                          started_at=started_at, kind=kind))
+                                          started_at=started_at, kind=kind,
+                                          attempt_started_at=attempt_started_at))
         raise StepError(step_id, err["message"], error_name=err["name"], attempts=attempts) from exc
 
     def _fail_or_retry(self, key: str, step_id: str, exc: BaseException, attempts: int,
-                       started_at: int | None) -> NoReturn:
+                       started_at: int | None, attempt_started_at: int | None) -> NoReturn:
         x = self._x
         if isinstance(exc, NonRetriableError) or attempts > x.function.retries:
-            self._fail(key, step_id, exc, attempts, started_at)
+            self._fail(key, step_id, exc, attempts, started_at,
+                       attempt_started_at=attempt_started_at)
         now = x.now()
         delay = retry_delay_ms(exc, attempts, base_ms=x.settings.retry_base_ms,
                                max_ms=x.settings.retry_max_ms, now=now)
@@ -321,7 +327,8 @@ class Step:
                          x.run_id, step_id, attempts, type(exc).__name__, exc, delay)
         raise Suspend([ops.RetryStep(key=key, name=step_id, wake_at=now + delay,
                                      attempts=attempts, error=error_dict(exc, stack=True),
-                                     started_at=started_at)]) from exc
+                                     started_at=started_at,
+                                     attempt_started_at=attempt_started_at)]) from exc
 
     # -- sleeps -------------------------------------------------------------------------
     def sleep(self, step_id: str, duration: Any) -> None:

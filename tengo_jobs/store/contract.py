@@ -45,7 +45,7 @@ import time
 from typing import Any, Callable, Iterable
 
 from ..core.events import FUNCTION_FAILED_EVENT, FUNCTION_INVOKED_EVENT, Event
-from ..core.ops import Invoke, PendingOp, StepRecord, WaitForEvent
+from ..core.ops import Invoke, PendingOp, RetryStep, StepRecord, WaitForEvent
 from ..ids import new_id
 from ..errors import DatabaseUnavailableError, LeaseLost
 from .connection import UNAVAILABLE_ERRORS
@@ -318,8 +318,24 @@ class RunStore(abc.ABC):
         (``step.transaction``) it joins that transaction. Returns the error of a
         cancellation requested meanwhile (:mod:`.cancellation`; the row is written all the
         same), else ``None``."""
-        requested = self._retrying(lambda: self._checkpoint(run_id, token, now, step, progress))
+        def write() -> str | None:
+            if not step.failed:
+                return self._checkpoint(run_id, token, now, step, progress)
+            with self.db.atomic():  # a failure: the step row and its failed attempts
+                requested = self._checkpoint(run_id, token, now, step, progress)
+                self._log_attempts(run_id, [step])
+                return requested
+
+        requested = self._retrying(write)
         return json.loads(requested) if requested else None
+
+    def _log_attempts(self, run_id: str, records: list[StepRecord]) -> None:
+        """The failed attempts ``records`` log (``tj_step_attempts``), in the caller's
+        transaction; nothing for records of attempts that did not fail."""
+        rows = [(run_id, r.key, f.attempt, f.started_at, f.ended_at, f.retry_at, f.error)
+                for r in records for f in r.failed]
+        if rows:
+            self.d.executemany(sql.INSERT_ATTEMPT, rows)
 
     @abc.abstractmethod
     def _checkpoint(self, run_id: str, token: str, now: int, step: StepRecord,
@@ -360,6 +376,8 @@ class RunStore(abc.ABC):
                     if not self._requeue(run.id, token, now):
                         raise self._lost(run.id, token)
                     return Parked(children=[], requeued=True)
+                self._log_attempts(run.id, ([record] if record is not None else []) + [
+                    op.record(now) for op in pending if isinstance(op, RetryStep)])
                 children, matched = [], False
                 for op in pending:
                     if isinstance(op, WaitForEvent):
@@ -458,14 +476,18 @@ class RunStore(abc.ABC):
         """The final write (fenced by ``token``, or for any unfinished run when ``None``)
         and the parent's step; returns the parent's id when it was woken."""
         parent = Parent.of(run)
-        if parent is None:
+        failed = record is not None and bool(record.failed)
+        if parent is None and not failed:
             if not self._finish(run.id, token, now, status, output, error, record):
                 raise self._lost(run.id, token)
             return None
         with self.db.atomic():
             if not self._finish(run.id, token, now, status, output, error, record):
                 raise self._lost(run.id, token)
-            return self._resolve_parent(parent, status, output, error, now)
+            if record is not None:
+                self._log_attempts(run.id, [record])
+            return None if parent is None else self._resolve_parent(
+                parent, status, output, error, now)
 
     @abc.abstractmethod
     def _finish(self, run_id: str, token: str | None, now: int, status: RunStatus,

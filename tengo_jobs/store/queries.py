@@ -23,8 +23,8 @@ from .contract import FAILURE_PREFIX, INVOKE_PREFIX, event_of
 from .dialect import Dialect
 from .statements import PAUSED_ROWS, RUNNABLE, SELECT_EVENT
 from .schema import (COUNTERS, EVENTS, FINAL_RUN_STATUSES, RUN_STATUSES, RUNS, SKIPS, SLOT_KEYS,
-                     SLOT_WAITERS, SLOTS, STEPS, THROTTLES, WAITS, EventRow, RunRow, RunStatus,
-                     SkipRow, StepRow)
+                     SLOT_WAITERS, SLOTS, STEP_ATTEMPTS, STEPS, THROTTLES, WAITS, EventRow,
+                     RunRow, RunStatus, SkipRow, StepRow)
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
@@ -191,12 +191,30 @@ class Queries:
         """A run's steps in execution order."""
         return list(StepRow.select().where(StepRow.run_id == run_id).order_by(StepRow.position))
 
+    def attempts_log(self, run_id: str) -> dict[str, list[dict]]:
+        """A run's failed step attempts (``tj_step_attempts``) by step key, in attempt
+        order: ``{"attempt", "started_at", "ended_at", "retry_at", "error"}`` each (times
+        ISO 8601, ``None`` when unknown: an execution that died)."""
+        logs: dict[str, list[dict]] = {}
+        for key, attempt, started, ended, retry_at, error in self.d.execute(
+                f'SELECT "step_key", "attempt", "started_at", "ended_at", "retry_at", "error" '
+                f'FROM "{STEP_ATTEMPTS}" WHERE "run_id" = ? ORDER BY "step_key", "attempt"',
+                (run_id,)):
+            logs.setdefault(key, []).append({
+                "attempt": attempt, "started_at": ms_to_iso(started),
+                "ended_at": ms_to_iso(ended), "retry_at": ms_to_iso(retry_at),
+                "error": _json(error)})
+        return logs
+
     def get_run(self, run_id: str, *, now: int | None = None) -> dict:
         """One run with its steps in execution order, the ids of the runs that replay it
         (oldest first, at most :data:`MAX_REPLAYS_LISTED`), and ``waiting_reason``: why a
         queued run has not started yet (:meth:`waiting_reason`)."""
         run = self.run(run_id)
         body = run_dict(run, self.steps(run_id))
+        logs = self.attempts_log(run_id)
+        for step in body["steps"]:
+            step["attempts_log"] = logs.get(step["key"], [])
         body["replays"] = self.replays_of(run_id)
         body["waiting_reason"] = self.waiting_reason(
             run, now=int(time.time() * 1000) if now is None else now)

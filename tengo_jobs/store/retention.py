@@ -3,7 +3,7 @@
 What goes (``TENGO_RETENTION``, or ``tengo-jobs prune --older-than``):
 
 - a **finished run** that ended before the cutoff, with its steps and every other row keyed
-  by it (timers, waits, batch events, concurrency slots and slot waits) — unless an
+  by it (failed step attempts, timers, waits, batch events, concurrency slots and slot waits) — unless an
   unfinished run still points to it or it points to an unfinished one: the parent of an
   unfinished invoked child, the child of an unfinished parent, the original of an
   unfinished replay;
@@ -34,7 +34,7 @@ from typing import Callable
 
 from .dialect import Dialect
 from .schema import (BATCH_EVENTS, DEDUPE, EVENTS, FINAL_RUN_STATUSES, MAINTENANCE, RUNS,
-                     SKIPS, SLOT_WAITERS, SLOTS, STEPS, TIMERS, WAITS)
+                     SKIPS, SLOT_WAITERS, SLOTS, STEP_ATTEMPTS, STEPS, TIMERS, WAITS)
 
 BATCH = 500  # rows per transaction
 _FINAL = ", ".join(f"'{s}'" for s in FINAL_RUN_STATUSES)
@@ -73,7 +73,7 @@ _COUNT_STEPS = (f'SELECT COUNT(*) FROM "{STEPS}" s JOIN "{RUNS}" r ON r."id" = s
 _COUNT_DEDUPE = f'SELECT COUNT(*) FROM "{DEDUPE}" WHERE "expires_at" <= ?'
 
 # Rows keyed by a run that go with it (no one else waits on them once the run is final).
-_RUN_KEYED = (STEPS, BATCH_EVENTS, SLOTS, SLOT_WAITERS)
+_RUN_KEYED = (STEPS, STEP_ATTEMPTS, BATCH_EVENTS, SLOTS, SLOT_WAITERS)
 # Rows keyed by a run that another transition may hold a lock on: taken with SKIP LOCKED.
 _RUN_KEYED_LOCKABLE = {WAITS: "id", TIMERS: "id"}
 

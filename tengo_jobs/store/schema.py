@@ -140,6 +140,24 @@ class StepRow(AppModel):
         primary_key = pw.CompositeKey("run_id", "key")
 
 
+class StepAttemptRow(AppModel):
+    """A failed attempt of a step (migration 0015), written with the step row that records
+    the failure; a successful attempt writes none (its times are the step row's). ``error``:
+    JSON; ``retry_at``: when the next attempt was due (the end of the backoff)."""
+
+    run_id = pw.CharField(max_length=32)
+    step_key = pw.CharField(max_length=300)
+    attempt = pw.IntegerField()
+    started_at = pw.BigIntegerField(null=True)
+    ended_at = pw.BigIntegerField(null=True)
+    retry_at = pw.BigIntegerField(null=True)
+    error = pw.TextField(null=True)
+
+    class Meta:
+        table_name = "tj_step_attempts"
+        primary_key = pw.CompositeKey("run_id", "step_key", "attempt")
+
+
 class TimerRow(AppModel):
     """A wake-up the scheduler owes a run, one per pending step (``step_key``; ``''`` for
     the run itself: a retry of the whole function, a future-dated event); claimed
@@ -467,13 +485,15 @@ SYSTEM_MODELS: list[type[pw.Model]] = [EventRow, DedupeRow, RunRow, StepRow, Tim
                                        WaitKeyRow, CronStateRow, PausedFunctionRow, FlowKeyRow,
                                        SkipRow, BatchEventRow, SlotKeyRow, SlotRow, SlotWaiterRow,
                                        ThrottleRow, HeartbeatRow, MaintenanceRow, SdkAppRow,
-                                       CounterRow, StatsRow, StatsStepRow, StatsErrorRow]
+                                       CounterRow, StatsRow, StatsStepRow, StatsErrorRow,
+                                       StepAttemptRow]
 
 # Table names for the store's hand-written SQL (never spelled anywhere else).
 EVENTS = EventRow._meta.table_name
 DEDUPE = DedupeRow._meta.table_name
 RUNS = RunRow._meta.table_name
 STEPS = StepRow._meta.table_name
+STEP_ATTEMPTS = StepAttemptRow._meta.table_name
 TIMERS = TimerRow._meta.table_name
 WAITS = WaitRow._meta.table_name
 WAIT_KEYS = WaitKeyRow._meta.table_name

@@ -8,7 +8,7 @@ a few statements in one ``BEGIN IMMEDIATE`` transaction on SQLite).
 from __future__ import annotations
 
 from .schema import (BATCH_EVENTS, DEDUPE, EVENTS, FINAL_RUN_STATUSES, PAUSED, RUN_COLUMNS, RUNS,
-                     STEP_COLUMNS, STEPS, TIMERS, WAITS)
+                     STEP_ATTEMPTS, STEP_COLUMNS, STEPS, TIMERS, WAITS)
 
 RUN_LIST = ", ".join(f'"{c}"' for c in RUN_COLUMNS)
 STEP_LIST = ", ".join(f'"{c}"' for c in STEP_COLUMNS)
@@ -58,6 +58,12 @@ UPSERT_STEP_TAIL = (
 STEP_INSERT = f'INSERT INTO "{STEPS}" ({STEP_LIST}) '
 UPSERT_STEP = STEP_INSERT + "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)" + UPSERT_STEP_TAIL
 INSERT_STEP = STEP_INSERT + "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+
+# -- failed attempts (migration 0015): (run id, key, attempt, started, ended, retry at, error) --
+# Written again by a retried write of the same failure: the first stays.
+INSERT_ATTEMPT = (f'INSERT INTO "{STEP_ATTEMPTS}" ("run_id", "step_key", "attempt", '
+                  '"started_at", "ended_at", "retry_at", "error") VALUES (?, ?, ?, ?, ?, ?, ?) '
+                  'ON CONFLICT ("run_id", "step_key", "attempt") DO NOTHING')
 
 # -- timers: one per pending step ------------------------------------------------------------
 UPSERT_TIMER = (f'INSERT INTO "{TIMERS}" ("run_id", "step_key", "due_at", "kind") '

@@ -212,8 +212,25 @@ WAITING_REASON = {
                   "description": "throttle: when the run is due"},
     },
 }
+STEP_ATTEMPT = {
+    "type": "object",
+    "required": ["attempt", "started_at", "ended_at", "retry_at", "error"],
+    "properties": {
+        "attempt": {"type": "integer"},
+        "started_at": _TIME, "ended_at": _TIME,
+        "retry_at": {**_TIME, "description": "when the next attempt was due (null: none)"},
+        "error": {"nullable": True, "description": "{name, message, stack}"},
+    },
+}
+STEP_DETAIL = {**STEP, "required": STEP["required"] + ["attempts_log"],
+               "properties": {**STEP["properties"], "attempts_log": {
+                   "type": "array", "items": STEP_ATTEMPT,
+                   "description": "the step's failed attempts in order (times null when "
+                                  "unknown: an execution that died); a successful attempt "
+                                  "is the step itself"}}}
 RUN_DETAIL = {**RUN, "required": RUN["required"] + ["steps", "replays", "waiting_reason"],
-              "properties": {**RUN["properties"], "replays": {
+              "properties": {**RUN["properties"],
+                             "steps": {"type": "array", "items": STEP_DETAIL}, "replays": {
                   "type": "array", "items": {"type": "string"},
                   "description": "ids of the runs that replay this one (first 100)"},
                   "waiting_reason": WAITING_REASON}}

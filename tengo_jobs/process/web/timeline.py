@@ -10,11 +10,15 @@ in it goes through Jinja's autoescaping.
 - **Bars.** A ``run`` step is a bar from its start to its end (``exec``), preceded by its
   queue delay (``queue``, a lighter shade): from the moment it could start (the end of
   the step before it on its lane, or the run's start) to its start. A step tried more than
-  once is one bar from its first attempt's start to its last attempt's end, labelled with
-  its attempts (the store keeps a step's first start and last end, not each attempt's).
+  once is one bar per attempt: each failed attempt (``attempts_log``, from
+  ``tj_step_attempts``) in the failure colour, followed by its backoff up to the next
+  attempt, then the last attempt (the step row: from the end of the last backoff, or its
+  logged start when it failed too, to the row's end). A step without a log (rows from
+  before migration 0015) stays one bar from its first start to its last end, labelled with
+  its attempts.
 - **Gaps.** A sleep, a wait for an event and an invoke are drawn as labelled dashed gaps
   (``gap``) over the time they held the run; a step backing off before its next attempt is
-  a gap up to that attempt (``backoff``).
+  a gap up to that attempt (``backoff``, the failure colour).
 - **The run** is a lane above the steps: queued from creation to its first start
   (``queue``), then its execution up to its end or now (``run``).
 - **Axis.** Ticks at a round interval (1, 2 or 5 × a power of ten ms; then 1, 2, 5, 10,
@@ -24,7 +28,7 @@ in it goes through Jinja's autoescaping.
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Callable
 
 WIDTH = 960  # the chart's drawing width in SVG units (the label column is beside it)
 LABEL = 150
@@ -122,23 +126,12 @@ def gantt(run: dict, steps: list[dict], *, now: int, waits: dict[str, str] | Non
         y = AXIS_H + LANE_H * (lane + 1)
         ready = lane_last.get(lane, run_start if run_start is not None else created)
         lane_last[lane] = span_end
-        key, kind, status = step["key"], step["kind"], step["status"]
-        attempts = step.get("attempts") or 0
+        key, kind = step["key"], step["kind"]
         if kind == "run" and start > ready:
             bars.append(_bar("queue", x(ready), w(ready, start), y, "",
                              f"{key}: queue delay {duration_text(start - ready)}", key))
-        if kind == "run" and status == "retrying":
-            bars.append(_bar("backoff", x(start), w(start, span_end), y,
-                             f"{key}: attempt {attempts} failed, retry at {_clock(wake)}",
-                             f"{key}: {attempts} attempt(s) failed since {_clock(start)}; "
-                             f"next attempt at {_clock(wake)}", key))
-        elif kind == "run":
-            label = key if attempts <= 1 else f"{key} ×{attempts} attempts"
-            bars.append(_bar("exec" + (" failed" if status == "failed" else ""), x(start),
-                             w(start, span_end), y, label,
-                             f"{key}: {status}, {duration_text(span_end - start)}"
-                             + (f", {attempts} attempts (first start to last end)"
-                                if attempts > 1 else ""), key))
+        if kind == "run":
+            bars += _attempt_bars(step, start, span_end, y, wake, x, w)
         else:
             what = {"sleep": "sleep", "wait": "wait for " + waits.get(key, "event"),
                     "invoke": "invoke"}.get(kind, kind)
@@ -157,6 +150,57 @@ def gantt(run: dict, steps: list[dict], *, now: int, waits: dict[str, str] | Non
             "label_width": LABEL, "lanes": lanes, "bars": bars, "ticks": ticks,
             "bar_h": BAR_H, "lane_h": LANE_H, "axis_h": AXIS_H,
             "span": duration_text(total)}
+
+
+def _attempt_bars(step: dict, start: int, span_end: int, y: int, wake: int | None,
+                  x: Callable[[int], float], w: Callable[[int, int], float]) -> list[dict]:
+    """A ``run`` step's bars: one per failed attempt its log holds (``attempts_log``), each
+    followed by its backoff up to the next attempt, then the last attempt (the step row's)."""
+    key, status = step["key"], step["status"]
+    attempts = step.get("attempts") or 0
+    log = [(a["attempt"], iso_ms(a.get("started_at")), iso_ms(a.get("ended_at")),
+            iso_ms(a.get("retry_at")), a.get("error") or {})
+           for a in step.get("attempts_log") or []]
+    final = log.pop() if status == "failed" and log and log[-1][0] == attempts else None
+    # an attempt with no start (an SDK's over HTTP) is drawn at its end; one that died, not
+    drawn = [(n, b if a is None else a, b, r, e) for n, a, b, r, e in log if b is not None]
+    bars: list[dict] = []
+    if not drawn and status == "retrying":  # no log (a row from before it): one backoff
+        return [_bar("backoff", x(start), w(start, span_end), y,
+                     f"{key}: attempt {attempts} failed, retry at {_clock(wake)}",
+                     f"{key}: {attempts} attempt(s) failed since {_clock(start)}; "
+                     f"next attempt at {_clock(wake)}", key)]
+    if final is not None and final[1] is not None:
+        last_start = final[1]
+    elif drawn:
+        last_end, retry_at = drawn[-1][2], drawn[-1][3]
+        last_start = min(span_end, max(last_end, retry_at or last_end))
+    else:
+        last_start = start
+    for i, (n, a, b, retry_at, error) in enumerate(drawn):
+        why = f"{error.get('name', 'Error')}: {error.get('message', '')}"
+        bars.append(_bar("exec failed", x(a), w(a, b), y, f"{key} #{n}",
+                         f"{key}: attempt {n} failed after {duration_text(max(0, b - a))}: "
+                         f"{why}", key))
+        nxt = (drawn[i + 1][1] if i + 1 < len(drawn)
+               else span_end if status == "retrying" else last_start)
+        if nxt is not None and nxt > b:
+            bars.append(_bar("backoff", x(b), w(b, nxt), y, "",
+                             f"{key}: backoff {duration_text(nxt - b)} after attempt {n}; "
+                             f"next attempt at {_clock(retry_at or nxt)}", key))
+    if status == "retrying":
+        return bars
+    if drawn or final is not None:
+        label = key if attempts <= 1 else f"{key} #{attempts}"
+        note = f", attempt {attempts}" if attempts > 1 else ""
+    else:  # no log: the step row's first start to last end
+        label = key if attempts <= 1 else f"{key} ×{attempts} attempts"
+        note = f", {attempts} attempts (first start to last end)" if attempts > 1 else ""
+    bars.append(_bar("exec" + (" failed" if status == "failed" else ""), x(last_start),
+                     w(last_start, span_end), y, label,
+                     f"{key}: {status}, {duration_text(max(0, span_end - last_start))}{note}",
+                     key))
+    return bars
 
 
 def _clock(ms: int | None) -> str:
