@@ -24,7 +24,7 @@ import threading
 import urllib.error
 import urllib.parse
 import urllib.request
-from typing import TYPE_CHECKING, Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable, cast
 
 from ..core.events import FUNCTION_FAILED_EVENT
 from ..core.functions import FunctionDef, build_function
@@ -91,7 +91,7 @@ def function_from_config(app_id: str, config: dict) -> FunctionDef:
     naming the function and what we cannot honour."""
     if not isinstance(config, dict):
         raise ConfigurationError(f"a function configuration must be an object, got {config!r}")
-    fn_id = config.get("id")
+    fn_id: Any = config.get("id")  # checked by build_function
     where = f"function {fn_id!r}"
     unknown = sorted(set(k for k, v in config.items() if v is not None) - _KNOWN)
     if unknown:
@@ -244,10 +244,11 @@ class SdkApps:
         for config in configs:
             try:
                 fn = function_from_config(app_id, config)
-                if _host(fn.handler.url) != _host(app_url):
+                step_url = cast(SdkEndpoint, fn.handler).url
+                if _host(step_url) != _host(app_url):
                     # the worker calls only the app that synced (its serve URL's host)
                     raise ConfigurationError(f"function {fn.id!r}: its step URL is on "
-                                             f"{_host(fn.handler.url)}, not on the app's "
+                                             f"{_host(step_url)}, not on the app's "
                                              f"host {_host(app_url)}")
                 existing = self.registry.find(fn.id)
                 if existing is not None and existing.runtime != HTTP_RUNTIME:

@@ -25,12 +25,15 @@ executes (:mod:`.slots`).
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable
+from typing import TYPE_CHECKING, Callable, Sequence, cast
 
 from ..ids import new_id
 from .contract import Accepted, Admitted, RunStart, admit_one
 from .flow import FlowAdmission, FlowItem
 from .slots import ThrottleStore
+
+if TYPE_CHECKING:
+    from ..core.flow_capacity import Throttle
 
 
 @dataclasses.dataclass
@@ -60,17 +63,19 @@ class BatchPlan:
         """Whether an admitted run carries cancel matchers or deadlines."""
         return any(a.lifecycle is not None for a in self.admitted)
 
-    def accepted(self, dups: dict[int, str], woken: list[str], flow_due: list[str] = ()):
+    def accepted(self, dups: dict[int, str], woken: list[str],
+                 flow_due: Sequence[str] = ()) -> Accepted:
         """The :class:`~.contract.Accepted` answer once stored: ``dups`` maps a batch index
         to the original event id of a duplicate; ``flow_due``: runs the flow rules made due
         now."""
         from_index = {i: event_id for i, event_id, _, _ in self.events}
         from_index.update(dups)
-        ids = [from_index.get(i) or from_index.get(self.same_as.get(i, -1))
-               for i in range(self.size)]
+        # every index is a kept event's or repeats one (same_as): none is None
+        ids = cast(list[str], [from_index.get(i) or from_index.get(self.same_as.get(i, -1))
+                               for i in range(self.size)])
         index_of = self.index_of
         due = [a.run_id for a in self.admitted
-               if a.enqueued_at is not None and index_of[a.event_id] not in dups]
+               if a.enqueued_at is not None and index_of[cast(str, a.event_id)] not in dups]
         return Accepted(ids=ids, due_run_ids=due + list(flow_due), woken_run_ids=woken)
 
 
@@ -102,7 +107,10 @@ class Admission:
         """Decide the plan's flow pairs inside the caller's transaction (see
         :mod:`.flow`); the runs due now."""
         items = plan.flow_items(dups)
-        return self.flow.admit(items, now) if items else []
+        if not items:
+            return []
+        assert self.flow is not None, "the Store that composes the admission sets flow"
+        return self.flow.admit(items, now)
 
     def plan_batch(self, batch, now: int) -> BatchPlan:
         """Ids for an intake batch's events and the admitted runs they start."""
@@ -144,7 +152,9 @@ class Admission:
 
     def _throttle(self, starts: list, dues: list[int], events: dict) -> None:
         """Delay the starts of throttled functions to when GCRA lets them start."""
-        groups: dict[str, tuple[object, list[int]]] = {}
+        throttles = self.throttles
+        assert throttles is not None  # admit calls this only with a throttle store
+        groups: dict[str, tuple[Throttle, list[int]]] = {}
         for i, start in enumerate(starts):
             capacity = getattr(self._function(start.function_id), "capacity", None)
             if capacity is None or capacity.throttle is None:
@@ -155,7 +165,7 @@ class Admission:
         for key in sorted(groups):  # one lock order for every batch
             throttle, indexes = groups[key]
             indexes.sort(key=lambda i: dues[i])  # first come, first started
-            planned = self.throttles.schedule(
+            planned = throttles.schedule(
                 key, [dues[i] for i in indexes], interval_ms=throttle.interval_ms,
                 tolerance_ms=(throttle.limit + throttle.burst - 1) * throttle.interval_ms)
             for i, start_at in zip(indexes, planned):

@@ -21,13 +21,17 @@ What each event came to is recorded in ``tj_skips`` when it started no run of it
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from ..core.flow import IDEMPOTENCY_WINDOW_MS, condition_holds, key_of
 from . import statements as sql
 from .contract import Admitted, RunStart, admit_one
 from .dialect import Dialect
 from .schema import BATCH_EVENTS, FINAL_RUN_STATUSES, FLOW_KEYS, RUNS, SKIPS
+
+if TYPE_CHECKING:
+    from ..core.events import Event
+    from ..core.functions import FunctionDef
 
 _ENSURE_KEY = (f'INSERT INTO "{FLOW_KEYS}" ("function_id", "kind", "key", "value") '
                'VALUES (?, ?, ?, 0) ON CONFLICT DO NOTHING')
@@ -53,9 +57,9 @@ class FlowItem:
     """One stored event and one function of it that declares admission rules."""
 
     event_id: str
-    event: object  # core.events.Event
+    event: Event
     ts: int
-    function: object  # core.functions.FunctionDef
+    function: FunctionDef[..., Any]
 
 
 class FlowAdmission:
@@ -88,9 +92,11 @@ class FlowAdmission:
         if flow.batch_events is not None and condition_holds(flow.batch_events.if_exp, event):
             return self._batch(item, key_of(flow.batch_events.key, event), now)
         if flow.idempotency is not None and not self._claim_once(item, event, now):
-            return self._skipped(item, "idempotency", None, now)
+            self._skipped(item, "idempotency", None, now)
+            return None
         if flow.rate_limit is not None and not self._within_rate(item, event, now):
-            return self._skipped(item, "rate_limit", None, now)
+            self._skipped(item, "rate_limit", None, now)
+            return None
         if flow.debounce is not None:
             return self._debounce(item, event, now)
         if flow.singleton is not None:
@@ -150,6 +156,7 @@ class FlowAdmission:
         """``rate_limit`` as a GCRA: ``limit`` starts per ``period``, refilled evenly (one
         every ``period / limit``); ``value`` is the theoretical arrival time."""
         rule = item.function.flow.rate_limit
+        assert rule is not None  # called only for a function that declares it
         key = key_of(rule.key, event)
         _, tat, _, _ = self._lock(item, "rate_limit", key)
         interval = rule.period_ms / rule.limit
@@ -166,11 +173,13 @@ class FlowAdmission:
         cancels the holder (its executing step runs to its end; the fence refuses what it
         writes after) and starts the newcomer."""
         rule = item.function.flow.singleton
+        assert rule is not None  # called only for a function that declares it
         key = key_of(rule.key, event)
         holder, _, _, _ = self._lock(item, "singleton", key)
         if self._holder_unfinished(holder) is not None:
             if rule.mode == "skip":
-                return None, self._skipped(item, "singleton", holder, now)
+                self._skipped(item, "singleton", holder, now)
+                return None, None
             self.cancel(holder, now)
         run_id, woken = self._start(item, due, now)
         self._set(item, "singleton", key, run_id=run_id, first_at=now)
@@ -181,6 +190,7 @@ class FlowAdmission:
         most ``timeout`` after the first), carrying the latest event; the events it
         replaced are recorded as ``debounced`` into it."""
         rule = item.function.flow.debounce
+        assert rule is not None  # called only for a function that declares it
         key = key_of(rule.key, event)
         pending, _, first_at, _ = self._lock(item, "debounce", key)
         if pending is not None:
@@ -215,6 +225,7 @@ class FlowAdmission:
         ``batched`` into it) until it holds ``max_size`` (then it is due now) or
         ``timeout`` after its first event (its timer)."""
         rule = item.function.flow.batch_events
+        assert rule is not None  # called only for a function that declares it
         open_run, size, _, _ = self._lock(item, "batch", key)
         if open_run is not None and size < rule.max_size and self.d.execute(
                 _HOLD_BATCH, (open_run,)).rowcount == 1:

@@ -54,7 +54,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, cast
 
 import rfc8785
 
@@ -68,6 +68,7 @@ from .base import Completed, Driver, Errored, Failed, Outcome, Suspended
 
 if TYPE_CHECKING:
     from ..invocation import Invocation
+    from ..sdk_sync import SdkEndpoint
 
 log = logging.getLogger(__name__)
 
@@ -340,7 +341,7 @@ class HttpDriver(Driver):
 
     # -- the loop --------------------------------------------------------------------------
     def drive(self, inv: "Invocation") -> Outcome:
-        url = inv.function.handler.url
+        url = cast("SdkEndpoint", inv.function.handler).url
         steps, stack, stored_pending = self._memo(inv)
         attempt = max([inv.run.attempt] + [r.attempts for r in stored_pending.values()
                                            if r.status == StepStatus.RETRYING])
@@ -365,9 +366,9 @@ class HttpDriver(Driver):
                 return Completed(answer.body)
             if answer.status != 206:
                 error = _error_of(answer.body)
-                exc = SdkFunctionError(f"{error['name']}: {error['message']} (HTTP {answer.status} "
-                                       "from the SDK app)", error_payload=error)
-                return Failed(exc) if no_retry else Errored(exc)
+                failure = SdkFunctionError(f"{error['name']}: {error['message']} (HTTP "
+                                           f"{answer.status} from the SDK app)", error_payload=error)
+                return Failed(failure) if no_retry else Errored(failure)
             if not isinstance(answer.body, list):
                 return Errored(SdkFunctionError("the SDK app answered 206 without a list of step "
                                                 f"operations: {str(answer.body)[:200]}"))

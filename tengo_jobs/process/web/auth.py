@@ -31,10 +31,11 @@ import functools
 import hashlib
 import hmac
 import ipaddress
+from typing import cast
 from urllib.parse import urlsplit
 
 from flask import current_app, redirect, render_template, request, url_for
-from itsdangerous import BadSignature, URLSafeTimedSerializer
+from itsdangerous import BadSignature, TimestampSigner, URLSafeTimedSerializer
 
 from . import csrf
 from .errors import error_response
@@ -105,8 +106,9 @@ def issue_session(*, now: float | None = None) -> str:
     """A session cookie's value, signed at ``now`` (default: the current time)."""
     serializer = _serializer()
     if now is not None:
-        signer = serializer.make_signer(SESSION_SALT)
-        signer.get_timestamp = lambda: int(now)
+        # a URLSafeTimedSerializer's signer is a TimestampSigner
+        signer = cast(TimestampSigner, serializer.make_signer(SESSION_SALT))
+        signer.get_timestamp = lambda: int(now)  # type: ignore[method-assign]
         return signer.sign(serializer.dump_payload({"v": 1})).decode("ascii")
     return serializer.dumps({"v": 1})
 

@@ -99,7 +99,9 @@ def token_ok(token: str | None, *, now: float | None = None) -> bool:
     try:
         return signer.unsign(token, max_age=TOKEN_MAX_AGE_S) == _TOKEN_VALUE
     except SignatureExpired as exc:  # signed by this deployment, but too old or ahead of us
-        ahead = exc.date_signed.timestamp() - signer.get_timestamp()
+        signed = exc.date_signed
+        assert signed is not None  # TimestampSigner.unsign always sets it on expiry
+        ahead = signed.timestamp() - signer.get_timestamp()
         return 0 < ahead <= _CLOCK_SKEW_S and exc.payload == _TOKEN_VALUE
     except (BadSignature, ValueError):  # ValueError: text that is not UTF-8
         return False

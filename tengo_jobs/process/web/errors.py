@@ -8,6 +8,7 @@ never a 2xx and never a bare 500 page.
 from __future__ import annotations
 
 import logging
+from typing import Any, Callable, Protocol, TypeVar
 
 import peewee as pw
 from flask import Flask, jsonify
@@ -19,6 +20,15 @@ from ...errors import (DatabaseUnavailableError, EventTooLargeError, InvalidRunS
 log = logging.getLogger(__name__)
 
 UNAVAILABLE_ERRORS = (pw.OperationalError, pw.InterfaceError)
+
+_Handler = TypeVar("_Handler", bound=Callable[..., Any])
+
+
+class ErrorHandlerHost(Protocol):
+    """A Flask app, or anything else with its ``errorhandler`` decorator."""
+
+    def errorhandler(self, code_or_exception: type[Exception] | int
+                     ) -> Callable[[_Handler], _Handler]: ...
 
 
 def error_response(status: int, message: str, **extra):
@@ -35,7 +45,7 @@ def validation_response(exc: ValidationError):
     return error_response(status, body.pop("error"), **body)
 
 
-def register_error_handlers(app: Flask) -> None:
+def register_error_handlers(app: ErrorHandlerHost) -> None:
     """On ``app``, or on anything with Flask's ``errorhandler`` decorator (the engine's
     blueprints inside an application's app)."""
     @app.errorhandler(HTTPException)

@@ -36,7 +36,7 @@ _CROSS_SITE = _err("refused: the request comes from another site (Origin, Refere
                    "Sec-Fetch-Site)")
 _NOT_JSON = _err("refused: a body that is not Content-Type: application/json")
 _TOO_LARGE = _err("the body is over 2 MiB")
-_DASHBOARD = [{"bearer": []}, {"basic": []}]
+_DASHBOARD: list[dict[str, list[str]]] = [{"bearer": []}, {"basic": []}]
 
 
 def _query(declared) -> list[dict]:

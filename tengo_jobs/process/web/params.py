@@ -262,7 +262,7 @@ def parse_time(name: str, raw: str) -> int:
 
 def time_arg(name: str) -> int | None:
     raw = request.args.get(name)
-    if raw in (None, ""):
+    if raw is None or raw == "":
         return None
     return parse_time(name, raw)
 

@@ -212,8 +212,9 @@ WAITING_REASON = {
                   "description": "throttle: when the run is due"},
     },
 }
-RUN_DETAIL = {**RUN, "required": RUN["required"] + ["steps", "replays", "waiting_reason"],
-              "properties": {**RUN["properties"], "replays": {
+_RUN: dict[str, Any] = RUN
+RUN_DETAIL = {**RUN, "required": [*_RUN["required"], "steps", "replays", "waiting_reason"],
+              "properties": {**_RUN["properties"], "replays": {
                   "type": "array", "items": {"type": "string"},
                   "description": "ids of the runs that replay this one (first 100)"},
                   "waiting_reason": WAITING_REASON}}
