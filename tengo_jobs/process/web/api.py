@@ -9,6 +9,7 @@ get the next one (``null`` on the last page).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, cast
 from flask import Blueprint, current_app, jsonify
 
 from . import params, schemas
@@ -17,8 +18,11 @@ from .auth import require_api
 bp = Blueprint("tengo_api", __name__, url_prefix="/api")
 
 
-def _runtime():
-    return current_app.extensions["tengo_jobs"]
+if TYPE_CHECKING:
+    from ...runtime import Runtime
+
+def _runtime() -> Runtime:
+    return cast("Runtime", current_app.extensions["tengo_jobs"])
 
 
 @bp.before_request

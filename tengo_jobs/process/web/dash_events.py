@@ -14,6 +14,7 @@ page and endpoint names.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, cast
 from flask import current_app, redirect, render_template, request, send_from_directory, url_for
 
 from ...errors import TengoJobsError, ValidationError
@@ -21,12 +22,15 @@ from . import params
 from .auth import require_dashboard
 from .dashboard import STATIC, bp
 
+if TYPE_CHECKING:
+    from ...runtime import Runtime
+
 PAGE = 50
 FORM_FIELDS = ("name", "data", "id")
 
 
-def _runtime():
-    return current_app.extensions["tengo_jobs"]
+def _runtime() -> Runtime:
+    return cast("Runtime", current_app.extensions["tengo_jobs"])
 
 
 @bp.get("/static/tj/json-field.js")

@@ -14,6 +14,7 @@ Routes of the dashboard's blueprint (:mod:`.dashboard`).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, cast
 import dataclasses
 import datetime as dt
 
@@ -27,11 +28,14 @@ from .auth import require_dashboard
 from .charts import bar_chart
 from .dashboard import bp
 
+if TYPE_CHECKING:
+    from ...runtime import Runtime
+
 NEXT_FIRES = 5
 
 
-def _runtime():
-    return current_app.extensions["tengo_jobs"]
+def _runtime() -> Runtime:
+    return cast("Runtime", current_app.extensions["tengo_jobs"])
 
 
 @bp.get("/functions")

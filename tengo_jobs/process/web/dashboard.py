@@ -19,6 +19,7 @@ calling :func:`add_nav_link`.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, cast
 import json
 from pathlib import Path
 
@@ -30,6 +31,9 @@ from ...errors import ValidationError
 from . import auth, csrf
 
 bp = Blueprint("tengo_dashboard", __name__, template_folder="templates")
+if TYPE_CHECKING:
+    from ...runtime import Runtime
+
 STATIC = Path(__file__).parent / "static"
 
 
@@ -116,8 +120,8 @@ def _nav():
             "logged_in": auth.session_ok()}
 
 
-def _runtime():
-    return current_app.extensions["tengo_jobs"]
+def _runtime() -> Runtime:
+    return cast("Runtime", current_app.extensions["tengo_jobs"])
 
 
 from . import dash_runs  # noqa: E402,F401  (the runs and run pages: routes on bp)

@@ -14,7 +14,7 @@ import base64
 import logging
 import binascii
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, Response, current_app, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.routing import BaseConverter
 
@@ -51,7 +51,7 @@ MAX_REQUEST_BYTES = 10 * 1024 * 1024
 MAX_SINGLE_EVENT_BODY = 2 * MAX_EVENT_BYTES
 
 
-def _read_body() -> bytes | tuple:
+def _read_body() -> bytes | Response:
     limit = current_app.config.get("TENGO_MAX_REQUEST_BYTES", MAX_REQUEST_BYTES)
     length = request.content_length
     if length is not None and length > limit:

@@ -38,7 +38,7 @@ class QueryParam:
     """One query parameter: its schema (for the document) and the parser that enforces it."""
 
     name: str
-    schema: dict
+    schema: dict[str, Any]
     description: str
     parse: Callable[[str], Any]  # called with ``name``; reads ``request.args``
     keyword: str | None = None  # the query function's argument, when it is not ``name``
@@ -46,7 +46,7 @@ class QueryParam:
     def read(self) -> Any:
         return self.parse(self.name)
 
-    def describe(self) -> dict:
+    def describe(self) -> dict[str, Any]:
         """This parameter as an OpenAPI parameter object."""
         return {"name": self.name, "in": "query", "required": False, "schema": self.schema,
                 "description": self.description}
@@ -285,7 +285,7 @@ FUNCTION_PAUSE = {
 }
 
 
-def page_of(item: dict) -> dict:
+def page_of(item: dict[str, Any]) -> dict[str, Any]:
     """A list answer: ``data`` and the cursor of the next page."""
     return {"type": "object", "required": ["data", "next_cursor"],
             "properties": {"data": {"type": "array", "items": item},
