@@ -116,7 +116,7 @@ class NoopTracer:
                 status: str = "") -> None:
         return None
 
-    def run_ended(self, inv, status: str, error: dict | None = None) -> None:
+    def run_ended(self, inv, status: str, error: dict[str, Any] | None = None) -> None:
         return None
 
     def event_received(self, traceparent: str | None, event_ids: Iterable[str],
@@ -228,7 +228,7 @@ class Tracer(NoopTracer):
             start_time=_ns(start_ms))
         span.end(end_time=_ns(max(start_ms, end_ms)))
 
-    def run_ended(self, inv, status: str, error: dict | None = None) -> None:
+    def run_ended(self, inv, status: str, error: dict[str, Any] | None = None) -> None:
         from opentelemetry.trace import Status, StatusCode
 
         traceparent = getattr(inv.run, "traceparent", None)

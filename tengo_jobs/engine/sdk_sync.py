@@ -86,7 +86,7 @@ def _renamed(option: str, value: Any) -> Any:
     return value
 
 
-def function_from_config(app_id: str, config: dict) -> FunctionDef:
+def function_from_config(app_id: str, config: dict[str, Any]) -> FunctionDef[..., Any]:
     """One SDK function configuration as our definition; :class:`ConfigurationError`
     naming the function and what we cannot honour."""
     if not isinstance(config, dict):
@@ -149,7 +149,7 @@ def _host(url: str) -> str:
     return f"{parts.scheme}://{(parts.hostname or '').lower()}:{parts.port or ''}"
 
 
-def _failure_target(config: dict) -> str | None:
+def _failure_target(config: dict[str, Any]) -> str | None:
     """The id of the function whose ``onFailure`` handler ``config`` is (the SDK registers
     it as ``<fn id>-failure``, triggered by ``inngest/function.failed`` if
     ``event.data.function_id == '<fn id>'``), else ``None``."""
@@ -165,21 +165,21 @@ def _failure_target(config: dict) -> str | None:
     return match.group("id")
 
 
-def _failure_handler(app_id: str, fn_id: str, config: dict, url: str, retries: int,
-                     failure_of: str) -> FunctionDef:
+def _failure_handler(app_id: str, fn_id: str, config: dict[str, Any], url: str, retries: int,
+                     failure_of: str) -> FunctionDef[..., Any]:
     """The SDK's ``onFailure`` function as our failure handler: started by the engine (in
     the transaction that fails the run, linked to it) with the ``inngest/function.failed``
     event, exactly as a Python function's ``on_failure`` — never by an event trigger."""
     if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
         raise ConfigurationError(f"function {fn_id!r}: retries must be a non-negative integer")
-    fn: FunctionDef = FunctionDef(id=fn_id, app_id=app_id, handler=SdkEndpoint(app_id, url),
+    fn: FunctionDef[..., Any] = FunctionDef(id=fn_id, app_id=app_id, handler=SdkEndpoint(app_id, url),
                                   retries=retries, is_failure_handler=True, failure_of=failure_of,
                                   name=config.get("name") or fn_id)
     fn.runtime = HTTP_RUNTIME
     return fn
 
 
-def link_failure_handlers(functions: list[FunctionDef]) -> list[str]:
+def link_failure_handlers(functions: list[FunctionDef[..., Any]]) -> list[str]:
     """Attach each SDK failure handler to its function (``on_failure``) and drop the
     handlers whose function is not among ``functions``; returns why each was dropped."""
     by_id = {fn.id: fn for fn in functions if not fn.is_failure_handler}
@@ -209,7 +209,7 @@ class SdkApps:
         self._checked_at = 0
         self._version: tuple[int, int] | None = None
 
-    def sync(self, body: Any) -> dict:
+    def sync(self, body: Any) -> dict[str, Any]:
         """Register the app ``body`` describes; returns the answer (what was registered and
         what was refused, per function). :class:`ValidationError` for a body that is not a
         sync at all."""
@@ -238,8 +238,8 @@ class SdkApps:
         return {"ok": True, "status": 200, "modified": True, "error": message,
                 "app_id": app_id, "functions": registered, "unsupported": refused}
 
-    def _build(self, app_id: str, configs: list, app_url: str
-               ) -> tuple[list[FunctionDef], list[str]]:
+    def _build(self, app_id: str, configs: list[Any], app_url: str
+               ) -> tuple[list[FunctionDef[..., Any]], list[str]]:
         built, refused = [], []
         for config in configs:
             try:
@@ -260,7 +260,7 @@ class SdkApps:
         refused += link_failure_handlers(built)
         return built, refused
 
-    def _install(self, app_id: str, functions: list[FunctionDef]) -> None:
+    def _install(self, app_id: str, functions: list[FunctionDef[..., Any]]) -> None:
         with self._lock:
             keep = {fn.id for fn in functions}
             for fn in self.registry.all():
@@ -282,7 +282,7 @@ class SdkApps:
         self._refreshed_at = self.clock.now()
         return count
 
-    def refresh(self, function_id: str) -> FunctionDef | None:
+    def refresh(self, function_id: str) -> FunctionDef[..., Any] | None:
         """``function_id`` after reloading the synced apps (a run names a function this
         process does not know: an app synced through another process). At most once a
         second, so a run of a function that is truly gone costs no query storm."""
@@ -301,7 +301,7 @@ class SdkApps:
         if self.store.apps.version() != self._version:
             self.load()
 
-    def list(self) -> list[dict]:
+    def list(self) -> list[dict[str, Any]]:
         return [app.describe() for app in self.store.apps.all()]
 
 

@@ -25,7 +25,7 @@ executes (:mod:`.slots`).
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING, Callable, Sequence, cast
+from typing import Any, Callable, Sequence, TYPE_CHECKING, cast
 
 from ..ids import new_id
 from .contract import Accepted, Admitted, RunStart, admit_one
@@ -44,10 +44,10 @@ class BatchPlan:
     for each function with admission rules, decided in the store's transaction."""
 
     size: int
-    events: list[tuple]
+    events: list[tuple[Any, ...]]
     admitted: list[Admitted]
     same_as: dict[int, int]
-    flow: list[tuple] = dataclasses.field(default_factory=list)
+    flow: list[tuple[Any, ...]] = dataclasses.field(default_factory=list)
 
     def flow_items(self, dups) -> list[FlowItem]:
         """The flow pairs of the events that were stored (not duplicates)."""
@@ -139,7 +139,7 @@ class Admission:
                          admitted=self.admit(starts, now, events=by_id), same_as=same_as,
                          flow=flow)
 
-    def admit(self, starts, now: int, *, events: dict | None = None) -> list[Admitted]:
+    def admit(self, starts, now: int, *, events: dict[str, Any] | None = None) -> list[Admitted]:
         """Each start admitted: its ids and when it is due (``events``: the intake's events
         by id, for throttle keys)."""
         starts = list(starts)
@@ -150,7 +150,7 @@ class Admission:
         return [admit_one(start, now, due=due, lifecycle=self._lifecycle(start.function_id))
                 for start, due in zip(starts, dues)]
 
-    def _throttle(self, starts: list, dues: list[int], events: dict) -> None:
+    def _throttle(self, starts: list[Any], dues: list[int], events: dict[str, Any]) -> None:
         """Delay the starts of throttled functions to when GCRA lets them start."""
         throttles = self.throttles
         assert throttles is not None  # admit calls this only with a throttle store

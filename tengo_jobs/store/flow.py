@@ -125,7 +125,7 @@ class FlowAdmission:
         self.d.execute(_SKIP, (item.event_id, item.function.id, reason, run_id, now))
         return None
 
-    def _lock(self, item: FlowItem, kind: str, key: str) -> tuple:
+    def _lock(self, item: FlowItem, kind: str, key: str) -> tuple[Any, ...]:
         """The key row of (function, kind, key), created if missing, locked until commit."""
         ident = (item.function.id, kind, key)
         self.d.execute(_ENSURE_KEY, ident)
@@ -136,14 +136,14 @@ class FlowAdmission:
         self.d.execute(_SET_KEY, (run_id, value, first_at, expires_at, item.function.id, kind,
                                   key))
 
-    def _holder_unfinished(self, run_id: str | None) -> tuple | None:
+    def _holder_unfinished(self, run_id: str | None) -> tuple[Any, ...] | None:
         if run_id is None:
             return None
         row = self.d.execute(_RUN_STATUS + self.d.for_update, (run_id,)).fetchone()
         return row if row is not None and row[0] not in FINAL_RUN_STATUSES else None
 
     # -- the rules -----------------------------------------------------------------------------
-    def _claim_once(self, item: FlowItem, event: dict, now: int) -> bool:
+    def _claim_once(self, item: FlowItem, event: dict[str, Any], now: int) -> bool:
         """``idempotency``: the first event of a key value in 24 h claims it."""
         key = key_of(item.function.flow.idempotency, event)
         _, _, _, expires_at = self._lock(item, "idempotency", key)
@@ -152,7 +152,7 @@ class FlowAdmission:
         self._set(item, "idempotency", key, first_at=now, expires_at=now + IDEMPOTENCY_WINDOW_MS)
         return True
 
-    def _within_rate(self, item: FlowItem, event: dict, now: int) -> bool:
+    def _within_rate(self, item: FlowItem, event: dict[str, Any], now: int) -> bool:
         """``rate_limit`` as a GCRA: ``limit`` starts per ``period``, refilled evenly (one
         every ``period / limit``); ``value`` is the theoretical arrival time."""
         rule = item.function.flow.rate_limit
@@ -167,7 +167,7 @@ class FlowAdmission:
         self._set(item, "rate_limit", key, value=new_tat, expires_at=new_tat)
         return True
 
-    def _singleton(self, item: FlowItem, event: dict, now: int, *,
+    def _singleton(self, item: FlowItem, event: dict[str, Any], now: int, *,
                    due: int) -> tuple[str | None, str | None]:
         """``singleton``: one unfinished run per key; ``skip`` drops the newcomer, ``cancel``
         cancels the holder (its executing step runs to its end; the fence refuses what it
@@ -185,7 +185,7 @@ class FlowAdmission:
         self._set(item, "singleton", key, run_id=run_id, first_at=now)
         return run_id, woken
 
-    def _debounce(self, item: FlowItem, event: dict, now: int) -> str | None:
+    def _debounce(self, item: FlowItem, event: dict[str, Any], now: int) -> str | None:
         """``debounce``: one pending run per key, due ``period`` after the latest event (at
         most ``timeout`` after the first), carrying the latest event; the events it
         replaced are recorded as ``debounced`` into it."""

@@ -94,7 +94,7 @@ class SdkFunctionError(Exception):
     own ``{name, message, stack}`` when it reported one — what the run records as its
     error and what an ``onFailure`` handler receives in ``inngest/function.failed``."""
 
-    def __init__(self, message: str, *, error_payload: dict | None = None):
+    def __init__(self, message: str, *, error_payload: dict[str, Any] | None = None):
         super().__init__(message)
         self.error_payload = error_payload
 
@@ -156,7 +156,7 @@ class Answer:
     body: Any
 
 
-def _error_of(value: Any) -> dict:
+def _error_of(value: Any) -> dict[str, Any]:
     """``{name, message}`` (and ``stack`` when given) of an error the SDK serialized."""
     if isinstance(value, dict):
         out = {"name": str(value.get("name") or "Error"),
@@ -177,7 +177,7 @@ def _origin(url: str) -> str:
     return urllib.parse.urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
-def _sleep_wake_at(op: dict, opts: dict, now: int) -> int:
+def _sleep_wake_at(op: dict[str, Any], opts: dict[str, Any], now: int) -> int:
     """When a ``Sleep`` operation wakes. inngest's SDKs put the sleep in the op's ``name``:
     a duration (``"45s"``, ``"1h30m"``; JS ``step.sleep``) or an ISO 8601 time (JS
     ``step.sleepUntil``, and every inngest-py sleep); an empty one (JS durations under a
@@ -220,7 +220,7 @@ class HttpDriver(Driver):
         self._lock = threading.Lock()
 
     # -- the wire --------------------------------------------------------------------------
-    def call(self, url: str, payload: dict) -> Answer:
+    def call(self, url: str, payload: dict[str, Any]) -> Answer:
         if self.production and not self.signing_key:
             raise SdkFunctionError("refused to call the SDK app: TENGO_SIGNING_KEY is not set "
                                    "(signatures are required in production)")
@@ -294,13 +294,13 @@ class HttpDriver(Driver):
                 self._unreachable_since.pop(_origin(url), None)
 
     # -- the memo --------------------------------------------------------------------------
-    def _memo(self, inv: "Invocation") -> tuple[dict, list[str], dict]:
+    def _memo(self, inv: "Invocation") -> tuple[dict[str, Any], list[str], dict[str, Any]]:
         """The SDK's ``steps`` (hashed id → result), its completion order, and the rows of
         steps still pending (to re-park on), resolving those whose time has come."""
         now = inv.now()
-        steps: dict[str, dict] = {}
+        steps: dict[str, dict[str, Any]] = {}
         order: list[tuple[int, int, str]] = []
-        pending: dict = {}
+        pending: dict[str, Any] = {}
         for row in inv.stored_steps():
             if row.status == StepStatus.SLEEPING and row.wake_at is not None and row.wake_at <= now:
                 inv.checkpoint(ops.SleepDone(key=row.key, name=row.name, started_at=row.started_at,
@@ -332,7 +332,7 @@ class HttpDriver(Driver):
             order.append((row.ended_at or 0, row.position, row.key))
         return steps, [key for _, _, key in sorted(order)], pending
 
-    def _payload(self, inv: "Invocation", steps: dict, stack: list[str], attempt: int) -> dict:
+    def _payload(self, inv: "Invocation", steps: dict[str, Any], stack: list[str], attempt: int) -> dict[str, Any]:
         return {"event": inv.event.to_dict(), "events": [e.to_dict() for e in inv.context.events],
                 "steps": steps, "version": 1, "use_api": False,  # inngest-py requires it here
                 "ctx": {"run_id": inv.run_id, "attempt": attempt,
@@ -387,8 +387,8 @@ class HttpDriver(Driver):
         return Errored(SdkFunctionError(f"more than {MAX_CALLS_PER_EXECUTION} calls to the SDK "
                                         "app in one execution"))
 
-    def _apply(self, inv: "Invocation", op: Any, no_retry: bool, steps: dict, stack: list[str],
-               stored_pending: dict, pending: dict, queue: list[str]) -> "bool | Outcome":
+    def _apply(self, inv: "Invocation", op: Any, no_retry: bool, steps: dict[str, Any], stack: list[str],
+               stored_pending: dict[str, Any], pending: dict[str, Any], queue: list[str]) -> "bool | Outcome":
         """One step operation of a 206 answer; ``True`` when it added to the memo."""
         if not isinstance(op, dict) or not isinstance(op.get("id"), str):
             return Errored(SdkFunctionError(f"malformed step operation from the SDK app: {op!r}"))

@@ -9,7 +9,7 @@ get the next one (``null`` on the last page).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, cast
+from typing import Any, TYPE_CHECKING, cast
 from flask import Blueprint, current_app, jsonify
 
 from . import params, schemas
@@ -70,7 +70,7 @@ def replay_run(run_id: str):
     return jsonify(run), 201
 
 
-def _bulk_filters(body: dict) -> dict:
+def _bulk_filters(body: dict[str, Any]) -> dict[str, Any]:
     return {"function_id": body["function_id"],
             "started_after": params.body_time("started_after", body["started_after"]),
             "started_before": params.body_time("started_before", body["started_before"]),

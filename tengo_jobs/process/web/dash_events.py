@@ -14,7 +14,7 @@ page and endpoint names.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, cast
+from typing import Any, TYPE_CHECKING, cast
 from flask import current_app, redirect, render_template, request, send_from_directory, url_for
 
 from ...errors import TengoJobsError, ValidationError
@@ -41,7 +41,7 @@ def json_field_script():
                                mimetype="text/javascript")
 
 
-def _list_page(*, form: dict | None = None, errors: dict | None = None, status: int = 200):
+def _list_page(*, form: dict[str, Any] | None = None, errors: dict[str, Any] | None = None, status: int = 200):
     name = params.text_arg("name")
     page = _runtime().store.queries.list_events(name=name, limit=PAGE,
                                                 cursor=params.cursor_arg())
@@ -69,7 +69,7 @@ def send_test_event():
     """Send one event from the form; on any error, the form again with the error next to
     its field and what was typed kept (400)."""
     form = {field: request.form.get(field, "") for field in FORM_FIELDS}
-    event: dict = {"name": form["name"].strip()}
+    event: dict[str, Any] = {"name": form["name"].strip()}
     try:
         raw = form["data"].strip() or "{}"
         event["data"] = params.parse_json(raw, field="data", what="data")
@@ -97,15 +97,15 @@ def event_page(event_id: str):
                            paused=runtime.store.queries.paused_functions())
 
 
-def outcomes(event: dict, registry) -> list[dict]:
+def outcomes(event: dict[str, Any], registry) -> list[dict[str, Any]]:
     """Per function the event concerns (those its name triggers now, and any that started a
     run or recorded a decision for it): ``{function_id, runs, decisions, note}``.
     ``decisions`` are the flow-control records (skipped with a reason, deduplicated,
     rate-limited, debounced or batched into a run); ``note`` explains a function with
     neither."""
-    by_fn: dict[str, dict] = {}
+    by_fn: dict[str, dict[str, Any]] = {}
 
-    def entry(fn_id: str) -> dict:
+    def entry(fn_id: str) -> dict[str, Any]:
         return by_fn.setdefault(fn_id, {"function_id": fn_id, "runs": [], "decisions": [],
                                         "note": None})
 

@@ -14,7 +14,7 @@ Routes of the dashboard's blueprint (:mod:`.dashboard`).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, cast
+from typing import Any, TYPE_CHECKING, cast
 import dataclasses
 import datetime as dt
 
@@ -47,7 +47,7 @@ def functions_page():
                            day=runtime.store.stats.per_function(window="24h", now=now))
 
 
-def next_fires(cron: str, function_id: str, now: int, count: int = NEXT_FIRES) -> dict:
+def next_fires(cron: str, function_id: str, now: int, count: int = NEXT_FIRES) -> dict[str, Any]:
     """The cron string's zone and its next ``count`` ticks after ``now``, each as
     ``{"zone": wall time in the zone, "utc": ISO UTC}``; ``error`` when it does not parse."""
     try:

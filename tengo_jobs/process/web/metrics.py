@@ -40,6 +40,7 @@ for Inngest reads these:
 
 from __future__ import annotations
 
+from typing import Any
 import logging
 import threading
 import time
@@ -64,7 +65,7 @@ class DatabaseCollector:
     def __init__(self, runtime):
         self.runtime = runtime
         self._lock = threading.Lock()
-        self._cached: tuple[float, list] | None = None
+        self._cached: tuple[float, list[Any]] | None = None
 
     def collect(self):
         with self._lock:
@@ -73,11 +74,11 @@ class DatabaseCollector:
             gauges = list(self._cached[1])
         return self._counters() + gauges
 
-    def _measure(self) -> list:
+    def _measure(self) -> list[Any]:
         """Every family, read now (tests)."""
         return self._counters() + self._measure_gauges()
 
-    def _counters(self) -> list:
+    def _counters(self) -> list[Any]:
         """Inngest's ``*_total`` counters: read at every scrape (a cached value could be
         older than one another worker just served, and a counter must not go down)."""
         scheduled = CounterMetricFamily("inngest_function_run_scheduled_total",
@@ -98,7 +99,7 @@ class DatabaseCollector:
             output.add_metric([fn_id], counts["output_bytes"])
         return [scheduled, started, ended, output]
 
-    def _measure_gauges(self) -> list:
+    def _measure_gauges(self) -> list[Any]:
         now = self.runtime.now()
         queries = self.runtime.store.queries
         events = GaugeMetricFamily("tengo_events_received_24h",
@@ -142,7 +143,7 @@ class DatabaseCollector:
             metrics.append(queue)
         return metrics
 
-    def _inngest(self, now: int) -> list:
+    def _inngest(self, now: int) -> list[Any]:
         """The gauges under Inngest's names, and the scheduler's lag (the counters:
         :meth:`_counters`)."""
         queries = self.runtime.store.queries
@@ -164,7 +165,7 @@ class DatabaseCollector:
             start_lag.add_metric([fn_id], buckets, (total_ms or 0) / 1000)
         return [steps_scheduled, running, lag, start_lag]
 
-    def _capacity(self, now: int) -> list:
+    def _capacity(self, now: int) -> list[Any]:
         """Per function with a concurrency limit: runs waiting for a slot, slots in use."""
         waiting = GaugeMetricFamily("tengo_runs_waiting_for_capacity",
                                     "Runs waiting for a concurrency slot.", labels=["function"])

@@ -8,6 +8,7 @@ but ``/healthz`` and the event intake, it needs the dashboard password.
 
 from __future__ import annotations
 
+from typing import Any
 from flask import Blueprint, current_app, jsonify, request
 
 from ...core.events import MAX_BATCH_EVENTS, MAX_EVENT_BYTES
@@ -20,11 +21,11 @@ from .schemas import (CANCELLATIONS_BODY, CANCELLATIONS_OUT, ERROR, EVENT_OUT, E
 bp = Blueprint("tengo_openapi", __name__)
 
 
-def _json(schema: dict, description: str) -> dict:
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
-def _err(description: str) -> dict:
+def _err(description: str) -> dict[str, Any]:
     return _json(ERROR, description)
 
 
@@ -39,15 +40,15 @@ _TOO_LARGE = _err("the body is over 2 MiB")
 _DASHBOARD: list[dict[str, list[str]]] = [{"bearer": []}, {"basic": []}]
 
 
-def _query(declared) -> list[dict]:
+def _query(declared) -> list[dict[str, Any]]:
     return [param.describe() for param in declared]
 
 
-def _path(name: str) -> dict:
+def _path(name: str) -> dict[str, Any]:
     return {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
 
 
-def _intake_op(summary: str, security: list, params: list) -> dict:
+def _intake_op(summary: str, security: list[Any], params: list[Any]) -> dict[str, Any]:
     return {
         "summary": summary,
         "security": security,
@@ -95,7 +96,7 @@ _URI_TOO_LONG = {"description": "the request line is over 4,094 bytes (gunicorn 
                                  "before the application sees it; not JSON)"}
 
 
-def _identify(paths: dict) -> dict:
+def _identify(paths: dict[str, Any]) -> dict[str, Any]:
     for (path, method), operation_id in OPERATION_IDS.items():
         paths[path][method]["operationId"] = operation_id
         paths[path][method]["responses"]["414"] = _URI_TOO_LONG
@@ -108,14 +109,14 @@ def _identify(paths: dict) -> dict:
     return paths
 
 
-def _bulk_op(summary: str, body: dict, ok: dict) -> dict:
+def _bulk_op(summary: str, body: dict[str, Any], ok: dict[str, Any]) -> dict[str, Any]:
     return {"summary": summary, "security": _DASHBOARD, "parameters": [],
             "requestBody": {"required": True, "content": {"application/json": {"schema": body}}},
             "responses": {"200": ok, "400": _BAD, "401": _UNAUTHORIZED, "403": _CROSS_SITE,
                           "413": _TOO_LARGE, "415": _NOT_JSON, "503": _UNAVAILABLE}}
 
 
-def _function_control(summary: str, answer: str) -> dict:
+def _function_control(summary: str, answer: str) -> dict[str, Any]:
     return {"summary": summary, "security": _DASHBOARD, "parameters": [_path("function_id")],
             "responses": {"200": _json(FUNCTION_PAUSE, answer), "400": _BAD,
                           "401": _UNAUTHORIZED, "403": _CROSS_SITE,
@@ -123,7 +124,7 @@ def _function_control(summary: str, answer: str) -> dict:
                           "413": _TOO_LARGE, "415": _NOT_JSON, "503": _UNAVAILABLE}}
 
 
-def spec() -> dict:
+def spec() -> dict[str, Any]:
     auth_get = lambda summary, ok, extra=None, params=(): {  # noqa: E731
         "summary": summary, "security": _DASHBOARD, "parameters": list(params),
         "responses": {"200": ok, "400": _BAD, "401": _UNAUTHORIZED, "503": _UNAVAILABLE,
