@@ -17,7 +17,7 @@ value supplied, ``bulk``).
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any, Callable, Iterable, cast
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, cast
 
 from ..core.cron import parse_cron
 from ..core.events import FUNCTION_INVOKED_EVENT, validate_event
@@ -32,6 +32,7 @@ from ..store import RunStart, RunStatus, StepKind, StepStatus
 
 if TYPE_CHECKING:
     from ..clock import Clock
+    from ..core.functions import FunctionDef
     from ..store import Store
 
 BULK_PAGE = 500  # runs read, and cancelled or replayed, per round
@@ -159,7 +160,8 @@ class Control:
         return function_id
 
     def _walk(self, function_id: str, statuses: tuple[str, ...], since: int | None,
-              until: int | None, progress: Callable[[int], object] | None):
+              until: int | None, progress: Callable[[int], object] | None
+              ) -> Iterator[list[Any]]:
         """Every page of matching runs, by keyset; ``progress`` hears how many runs each
         page held."""
         after = None
@@ -327,11 +329,12 @@ class Control:
             out.append(body)
         return out
 
-    def live_limits(self, fn, *, now: int | None = None, top: int = 20) -> list[dict[str, Any]]:
+    def live_limits(self, fn: FunctionDef[..., Any], *, now: int | None = None, top: int = 20) -> list[dict[str, Any]]:
         """Per concurrency limit of ``fn``: slots in use, runs waiting, and the key values
         at capacity or with a backlog (the ``top`` largest backlogs)."""
         now = self.clock.now() if now is None else now
         out = []
+        assert fn.capacity is not None  # callers ask only about a function with limits
         for limit in fn.capacity.concurrency:
             if limit.key is None:
                 prefix = f"c:fn:{fn.id}"

@@ -24,7 +24,7 @@ import threading
 import urllib.error
 import urllib.parse
 import urllib.request
-from typing import TYPE_CHECKING, Any, Callable, Iterable, cast
+from typing import TYPE_CHECKING, Any, Callable, Iterable, NoReturn, cast
 
 from ..core.events import FUNCTION_FAILED_EVENT
 from ..core.functions import FunctionDef, build_function
@@ -68,7 +68,7 @@ class SdkEndpoint:
         self.__module__ = "tengo_jobs.sdk"
         self.__qualname__ = f"app:{app_id}"
 
-    def __call__(self, *args, **kwargs):
+    def __call__(self, *args: Any, **kwargs: Any) -> NoReturn:
         raise ConfigurationError(f"this function is served by the Inngest SDK app "
                                  f"{self.app_id!r} at {self.url}; it runs only through the "
                                  "HTTP driver (send its event)")

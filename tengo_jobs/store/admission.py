@@ -25,7 +25,7 @@ executes (:mod:`.slots`).
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, Sequence, TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, Callable, Container, Iterable, Sequence, cast
 
 from ..ids import new_id
 from .contract import Accepted, Admitted, RunStart, admit_one
@@ -49,7 +49,7 @@ class BatchPlan:
     same_as: dict[int, int]
     flow: list[tuple[Any, ...]] = dataclasses.field(default_factory=list)
 
-    def flow_items(self, dups) -> list[FlowItem]:
+    def flow_items(self, dups: Container[int]) -> list[FlowItem]:
         """The flow pairs of the events that were stored (not duplicates)."""
         return [FlowItem(event_id, event, ts, fn) for i, event_id, event, ts, fn in self.flow
                 if i not in dups]
@@ -96,14 +96,14 @@ class Admission:
         """Where the admission finds a function's declaration by id."""
         self.functions = lookup
 
-    def _function(self, function_id: str):
+    def _function(self, function_id: str) -> object:
         return self.functions(function_id) if self.functions is not None else None
 
-    def _lifecycle(self, function_id: str):
+    def _lifecycle(self, function_id: str) -> object:
         fn = self._function(function_id)
         return fn if fn is not None and getattr(fn, "has_lifecycle", False) else None
 
-    def admit_flow(self, plan: BatchPlan, dups, now: int) -> list[str]:
+    def admit_flow(self, plan: BatchPlan, dups: Container[int], now: int) -> list[str]:
         """Decide the plan's flow pairs inside the caller's transaction (see
         :mod:`.flow`); the runs due now."""
         items = plan.flow_items(dups)
@@ -112,7 +112,7 @@ class Admission:
         assert self.flow is not None, "the Store that composes the admission sets flow"
         return self.flow.admit(items, now)
 
-    def plan_batch(self, batch, now: int) -> BatchPlan:
+    def plan_batch(self, batch: Iterable[tuple[Any, Any]], now: int) -> BatchPlan:
         """Ids for an intake batch's events and the admitted runs they start."""
         batch = list(batch)
         first_of: dict[str, int] = {}
@@ -139,7 +139,7 @@ class Admission:
                          admitted=self.admit(starts, now, events=by_id), same_as=same_as,
                          flow=flow)
 
-    def admit(self, starts, now: int, *, events: dict[str, Any] | None = None) -> list[Admitted]:
+    def admit(self, starts: Iterable[RunStart], now: int, *, events: dict[str, Any] | None = None) -> list[Admitted]:
         """Each start admitted: its ids and when it is due (``events``: the intake's events
         by id, for throttle keys)."""
         starts = list(starts)

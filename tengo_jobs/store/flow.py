@@ -21,7 +21,7 @@ What each event came to is recorded in ``tj_skips`` when it started no run of it
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, cast
 
 from ..core.flow import IDEMPOTENCY_WINDOW_MS, condition_holds, key_of
 from . import statements as sql
@@ -31,6 +31,7 @@ from .schema import BATCH_EVENTS, FINAL_RUN_STATUSES, FLOW_KEYS, RUNS, SKIPS
 
 if TYPE_CHECKING:
     from ..core.events import Event
+    from ..core.flow import Debounce
     from ..core.functions import FunctionDef
 
 _ENSURE_KEY = (f'INSERT INTO "{FLOW_KEYS}" ("function_id", "kind", "key", "value") '
@@ -129,10 +130,11 @@ class FlowAdmission:
         """The key row of (function, kind, key), created if missing, locked until commit."""
         ident = (item.function.id, kind, key)
         self.d.execute(_ENSURE_KEY, ident)
-        return self.d.execute(_LOCK_KEY + self.d.for_update, ident).fetchone()
+        return cast("tuple[Any, ...]",
+                    self.d.execute(_LOCK_KEY + self.d.for_update, ident).fetchone())
 
-    def _set(self, item: FlowItem, kind: str, key: str, *, run_id=None, value=0, first_at=None,
-             expires_at=None) -> None:
+    def _set(self, item: FlowItem, kind: str, key: str, *, run_id: str | None = None,
+             value: int = 0, first_at: int | None = None, expires_at: int | None = None) -> None:
         self.d.execute(_SET_KEY, (run_id, value, first_at, expires_at, item.function.id, kind,
                                   key))
 
@@ -214,7 +216,7 @@ class FlowAdmission:
             self._set(item, "debounce", key, run_id=run_id, first_at=now)
         return woken
 
-    def _debounce_due(self, item: FlowItem, rule, first_at: int, now: int) -> int:
+    def _debounce_due(self, item: FlowItem, rule: Debounce, first_at: int, now: int) -> int:
         due = self._due(item, now) + rule.period_ms
         if rule.timeout_ms is not None:
             due = min(due, first_at + rule.timeout_ms)
@@ -237,7 +239,7 @@ class FlowAdmission:
             self.d.execute(_BATCH_DUE, (now, now, open_run))
             self.d.execute(sql.DELETE_STEP_TIMER, (open_run, ""))
             self._set(item, "batch", key)
-            return open_run
+            return cast(str, open_run)
         full = rule.max_size == 1
         run_id, woken = self._start(item, now if full else now + rule.timeout_ms, now)
         self.d.execute(_ADD_TO_BATCH, (run_id, 0, item.event_id))

@@ -453,7 +453,9 @@ class HttpDriver(Driver):
         return Errored(SdkFunctionError(f"step {name!r}: operation {kind!r} is not supported by "
                                         "this engine's HTTP driver"))
 
-    def _wait(self, inv, key, name, opts, row, steps, stack, pending) -> "bool | Outcome":
+    def _wait(self, inv: "Invocation", key: str, name: str, opts: dict[str, Any],
+              row: Any, steps: dict[str, Any], stack: list[str],
+              pending: dict[str, Any]) -> "bool | Outcome":
         now = inv.now()
         if row is not None:
             pending[key] = ops.WaitForEvent(key=key, name=name, wake_at=row.wake_at,
@@ -481,7 +483,8 @@ class HttpDriver(Driver):
         pending[key] = wait
         return False
 
-    def _invoke(self, inv, key, name, opts, row, pending) -> "bool | Outcome":
+    def _invoke(self, inv: "Invocation", key: str, name: str, opts: dict[str, Any],
+                row: Any, pending: dict[str, Any]) -> "bool | Outcome":
         now = inv.now()
         if row is not None:
             pending[key] = ops.Invoke(key=key, name=name, wake_at=row.wake_at,
