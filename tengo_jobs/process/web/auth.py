@@ -36,6 +36,7 @@ from urllib.parse import urlsplit
 
 from flask import Flask, Response, current_app, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
+from werkzeug.wrappers import Response as BaseResponse
 from itsdangerous import BadSignature, TimestampSigner, URLSafeTimedSerializer
 
 from . import csrf
@@ -129,12 +130,12 @@ def session_ok() -> bool:
         return False
 
 
-def set_session_cookie(response: Response) -> None:
+def set_session_cookie(response: BaseResponse) -> None:
     response.set_cookie(SESSION_COOKIE, issue_session(), max_age=session_lifetime_s(),
                         httponly=True, samesite="Lax", secure=request.is_secure, path="/")
 
 
-def clear_session_cookie(response: Response) -> None:
+def clear_session_cookie(response: BaseResponse) -> None:
     response.delete_cookie(SESSION_COOKIE, httponly=True, samesite="Lax",
                            secure=request.is_secure, path="/")
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import Any, TYPE_CHECKING, cast
 from flask import current_app, redirect, render_template, request, send_from_directory, url_for
+from flask.typing import ResponseReturnValue
 
 from ...errors import TengoJobsError, ValidationError
 from . import params
@@ -23,6 +24,7 @@ from .auth import require_dashboard
 from .dashboard import STATIC, bp
 
 if TYPE_CHECKING:
+    from ...core.registry import Registry
     from ...runtime import Runtime
 
 PAGE = 50
@@ -35,13 +37,14 @@ def _runtime() -> Runtime:
 
 @bp.get("/static/tj/json-field.js")
 @require_dashboard
-def json_field_script():
+def json_field_script() -> ResponseReturnValue:
     """Live JSON checking for the textareas marked ``data-json`` (optional: the server checks)."""
     return send_from_directory(STATIC, "json-field.js", max_age=3600,
                                mimetype="text/javascript")
 
 
-def _list_page(*, form: dict[str, Any] | None = None, errors: dict[str, Any] | None = None, status: int = 200):
+def _list_page(*, form: dict[str, Any] | None = None, errors: dict[str, Any] | None = None,
+               status: int = 200) -> ResponseReturnValue:
     name = params.text_arg("name")
     page = _runtime().store.queries.list_events(name=name, limit=PAGE,
                                                 cursor=params.cursor_arg())
@@ -52,7 +55,7 @@ def _list_page(*, form: dict[str, Any] | None = None, errors: dict[str, Any] | N
 
 @bp.get("/events")
 @require_dashboard
-def events_page():
+def events_page() -> ResponseReturnValue:
     return _list_page()
 
 
@@ -65,7 +68,7 @@ def _field_of(exc: TengoJobsError) -> str:
 
 @bp.post("/events/send")
 @require_dashboard
-def send_test_event():
+def send_test_event() -> ResponseReturnValue:
     """Send one event from the form; on any error, the form again with the error next to
     its field and what was typed kept (400)."""
     form = {field: request.form.get(field, "") for field in FORM_FIELDS}
@@ -86,7 +89,7 @@ def send_test_event():
 
 @bp.get("/events/<event_id>")
 @require_dashboard
-def event_page(event_id: str):
+def event_page(event_id: str) -> ResponseReturnValue:
     runtime = _runtime()
     try:
         event = runtime.store.queries.get_event(event_id)
@@ -97,7 +100,7 @@ def event_page(event_id: str):
                            paused=runtime.store.queries.paused_functions())
 
 
-def outcomes(event: dict[str, Any], registry) -> list[dict[str, Any]]:
+def outcomes(event: dict[str, Any], registry: Registry) -> list[dict[str, Any]]:
     """Per function the event concerns (those its name triggers now, and any that started a
     run or recorded a decision for it): ``{function_id, runs, decisions, note}``.
     ``decisions`` are the flow-control records (skipped with a reason, deduplicated,

@@ -40,17 +40,23 @@ for Inngest reads these:
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 import logging
 import threading
 import time
 
 from flask import Blueprint, Response, current_app
+from flask.typing import ResponseReturnValue
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import (CounterMetricFamily, GaugeMetricFamily,
                                     HistogramMetricFamily)
 
 from .auth import require_api
+
+if TYPE_CHECKING:
+    from prometheus_client import Metric
+
+    from ...runtime import Runtime
 
 log = logging.getLogger(__name__)
 bp = Blueprint("tengo_metrics", __name__)
@@ -62,12 +68,12 @@ CACHE_SECONDS = 5.0
 class DatabaseCollector:
     """Collects the figures above from the database; cached for ``CACHE_SECONDS``."""
 
-    def __init__(self, runtime):
+    def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         self._lock = threading.Lock()
         self._cached: tuple[float, list[Any]] | None = None
 
-    def collect(self):
+    def collect(self) -> list[Metric]:
         with self._lock:
             if self._cached is None or time.monotonic() - self._cached[0] > CACHE_SECONDS:
                 self._cached = (time.monotonic(), self._measure_gauges())
@@ -197,10 +203,10 @@ class DatabaseCollector:
 
 @bp.get("/metrics")
 @require_api
-def metrics():
+def metrics() -> ResponseReturnValue:
     registry = current_app.extensions.get("tengo_jobs_metrics")
     if registry is None:
         registry = CollectorRegistry(auto_describe=False)
-        registry.register(DatabaseCollector(current_app.extensions["tengo_jobs"]))
+        registry.register(DatabaseCollector(cast("Runtime", current_app.extensions["tengo_jobs"])))
         current_app.extensions["tengo_jobs_metrics"] = registry
     return Response(generate_latest(registry), mimetype="text/plain; version=0.0.4; charset=utf-8")

@@ -8,8 +8,10 @@ but ``/healthz`` and the event intake, it needs the dashboard password.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, Iterable
+
 from flask import Blueprint, current_app, jsonify, request
+from flask.typing import ResponseReturnValue
 
 from ...core.events import MAX_BATCH_EVENTS, MAX_EVENT_BYTES
 from .auth import require_dashboard
@@ -17,6 +19,9 @@ from .event_api import MAX_REQUEST_BYTES
 from .schemas import (CANCELLATIONS_BODY, CANCELLATIONS_OUT, ERROR, EVENT_OUT, EVENTS_IN,
                       FUNCTION_OUT, FUNCTION_PAUSE, LIST_EVENTS, LIST_RUNS, REPLAY_BODY,
                       REPLAYS_BODY, REPLAYS_OUT, RUN, RUN_DETAIL, SEND_RESULT, page_of)
+
+if TYPE_CHECKING:
+    from .schemas import QueryParam
 
 bp = Blueprint("tengo_openapi", __name__)
 
@@ -40,7 +45,7 @@ _TOO_LARGE = _err("the body is over 2 MiB")
 _DASHBOARD: list[dict[str, list[str]]] = [{"bearer": []}, {"basic": []}]
 
 
-def _query(declared) -> list[dict[str, Any]]:
+def _query(declared: Iterable[QueryParam]) -> list[dict[str, Any]]:
     return [param.describe() for param in declared]
 
 
@@ -125,10 +130,13 @@ def _function_control(summary: str, answer: str) -> dict[str, Any]:
 
 
 def spec() -> dict[str, Any]:
-    auth_get = lambda summary, ok, extra=None, params=(): {  # noqa: E731
-        "summary": summary, "security": _DASHBOARD, "parameters": list(params),
-        "responses": {"200": ok, "400": _BAD, "401": _UNAUTHORIZED, "503": _UNAVAILABLE,
-                      **(extra or {})}}
+    def auth_get(summary: str, ok: dict[str, Any], extra: dict[str, Any] | None = None,
+                 params: Iterable[dict[str, Any]] = ()) -> dict[str, Any]:
+        return {
+            "summary": summary, "security": _DASHBOARD, "parameters": list(params),
+            "responses": {"200": ok, "400": _BAD, "401": _UNAUTHORIZED, "503": _UNAVAILABLE,
+                          **(extra or {})}}
+
     return {
         "openapi": "3.0.3",
         "info": {"title": "tengo_jobs", "version": "0.1.0",
@@ -224,7 +232,7 @@ def spec() -> dict[str, Any]:
 
 @bp.get("/openapi.json")
 @require_dashboard
-def openapi_json():
+def openapi_json() -> ResponseReturnValue:
     document = spec()
     base = request.script_root + current_app.config.get("TENGO_URL_PREFIX", "")
     if base:  # mounted under a prefix (init_app, an ASGI mount): the paths are below it
