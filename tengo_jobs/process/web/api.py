@@ -9,7 +9,7 @@ get the next one (``null`` on the last page).
 
 from __future__ import annotations
 
-from typing import Any, TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, cast
 from flask import Blueprint, current_app, jsonify
 from flask.typing import ResponseReturnValue
 

@@ -14,7 +14,7 @@ page and endpoint names.
 
 from __future__ import annotations
 
-from typing import Any, TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, cast
 from flask import current_app, redirect, render_template, request, send_from_directory, url_for
 from flask.typing import ResponseReturnValue
 

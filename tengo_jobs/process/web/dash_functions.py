@@ -14,9 +14,9 @@ Routes of the dashboard's blueprint (:mod:`.dashboard`).
 
 from __future__ import annotations
 
-from typing import Any, TYPE_CHECKING, cast
 import dataclasses
 import datetime as dt
+from typing import TYPE_CHECKING, Any, cast
 
 from flask import current_app, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue

@@ -12,7 +12,7 @@ Routes of the dashboard's blueprint (:mod:`.dashboard`).
 
 from __future__ import annotations
 
-from typing import Any, Callable, TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, Callable, cast
 
 from flask import current_app, render_template
 from flask.typing import ResponseReturnValue

@@ -19,9 +19,9 @@ calling :func:`add_nav_link`.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, cast
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
 
 from flask import (Blueprint, Flask, current_app, redirect, render_template, request, send_from_directory,
                    url_for)

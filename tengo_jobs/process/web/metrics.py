@@ -40,10 +40,10 @@ for Inngest reads these:
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, cast
 import logging
 import threading
 import time
+from typing import TYPE_CHECKING, Any, cast
 
 from flask import Blueprint, Response, current_app
 from flask.typing import ResponseReturnValue

@@ -17,10 +17,10 @@ body, at most five minutes old); a wrong one is a 401 naming what is wrong.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, cast
 import hashlib
 import hmac
 import re
+from typing import TYPE_CHECKING, cast
 
 from flask import Blueprint, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
