@@ -160,7 +160,7 @@ SEND_RESULT = {
     "properties": {"ids": {"type": "array", "items": {"type": "string"}},
                    "status": {"type": "integer", "enum": [200]}},
 }
-STEP = {
+STEP: dict[str, Any] = {
     "type": "object",
     "required": ["key", "name", "status", "attempts", "output", "error", "started_at", "ended_at"],
     "properties": {
@@ -170,7 +170,7 @@ STEP = {
         "started_at": _TIME, "ended_at": _TIME,
     },
 }
-RUN = {
+RUN: dict[str, Any] = {
     "type": "object",
     "required": ["id", "function_id", "event_id", "status", "output", "error", "attempt",
                  "created_at", "started_at", "ended_at"],
@@ -212,9 +212,8 @@ WAITING_REASON = {
                   "description": "throttle: when the run is due"},
     },
 }
-_RUN: dict[str, Any] = RUN
-RUN_DETAIL = {**RUN, "required": [*_RUN["required"], "steps", "replays", "waiting_reason"],
-              "properties": {**_RUN["properties"], "replays": {
+RUN_DETAIL = {**RUN, "required": RUN["required"] + ["steps", "replays", "waiting_reason"],
+              "properties": {**RUN["properties"], "replays": {
                   "type": "array", "items": {"type": "string"},
                   "description": "ids of the runs that replay this one (first 100)"},
                   "waiting_reason": WAITING_REASON}}
