@@ -11,7 +11,7 @@ _UNITS = {"ms": 1, "s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w"
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
 
 
-def to_ms(value) -> int:
+def to_ms(value: object) -> int:
     """Milliseconds in ``value``: a timedelta, a number of seconds, or a string like ``"1h30m"``."""
     if isinstance(value, bool):
         raise DurationError(f"{value!r} is not a duration")
@@ -46,7 +46,7 @@ def datetime_to_ms(value: dt.datetime) -> int:
     return int(value.timestamp() * 1000)
 
 
-def to_epoch_ms(value) -> int:
+def to_epoch_ms(value: object) -> int:
     """Epoch ms of an aware datetime, ISO 8601 text with an offset, or an int of ms."""
     if isinstance(value, bool):
         raise DurationError(f"{value!r} is not a date")

@@ -48,7 +48,8 @@ import re
 import sys
 import threading
 import traceback
-from typing import Iterable, Iterator
+import types
+from typing import Any, Iterable, Iterator
 
 REDACTED = "[REDACTED]"
 SUBSTRING_MIN_LENGTH = 6  # shorter secrets are redacted only as whole words
@@ -63,7 +64,7 @@ _MAPPING_PASSWORD = re.compile(r"(?i)([\"'](?:password|passwd|pwd)[\"']\s*:\s*)(
 
 _lock = threading.Lock()
 _secrets: tuple[str, ...] = ()
-_pattern: re.Pattern | None = None
+_pattern: re.Pattern[str] | None = None
 _installed = False
 _json_lines = False  # uncaught exceptions are written as JSON lines too
 
@@ -73,7 +74,7 @@ _context: contextvars.ContextVar[dict[str, str]] = contextvars.ContextVar(
     "tengo_jobs_log_context", default={})
 
 
-def _compile(secrets: Iterable[str]) -> re.Pattern | None:
+def _compile(secrets: Iterable[str]) -> re.Pattern[str] | None:
     """One pattern for the short secrets, each only where it stands alone."""
     short = sorted({s for s in secrets if len(s) < SUBSTRING_MIN_LENGTH}, key=len, reverse=True)
     parts = [rf"(?<![A-Za-z0-9]){re.escape(s)}(?![A-Za-z0-9])" for s in short]
@@ -169,26 +170,27 @@ class RedactingFilter(logging.Filter):
 def _install_hooks() -> None:
     previous_factory = logging.getLogRecordFactory()
 
-    def factory(*args, **kwargs):
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
         return _redact_record(previous_factory(*args, **kwargs))
 
     logging.setLogRecordFactory(factory)
 
     handler_format = logging.Handler.format
 
-    def format_redacted(self, record):
+    def format_redacted(self: logging.Handler, record: logging.LogRecord) -> str:
         if isinstance(self.formatter, JsonFormatter):  # it redacts each field itself
             return handler_format(self, record)
         return redact(handler_format(self, record))
 
     logging.Handler.format = format_redacted  # type: ignore[method-assign]
 
-    def excepthook(exc_type, exc, tb):
+    def excepthook(exc_type: type[BaseException], exc: BaseException,
+                   tb: types.TracebackType | None) -> None:
         text = "".join(traceback.format_exception(exc_type, exc, tb))
         sys.stderr.write(_uncaught_line(f"uncaught {exc_type.__name__}: {exc}", text))
         sys.stderr.flush()
 
-    def thread_excepthook(args):
+    def thread_excepthook(args: threading.ExceptHookArgs) -> None:
         if args.exc_type is SystemExit:
             return
         name = args.thread.name if args.thread is not None else "?"

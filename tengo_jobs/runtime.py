@@ -39,7 +39,7 @@ import importlib.metadata
 import logging
 import sys
 import threading
-from typing import Iterable, NoReturn
+from typing import Any, Iterable, NoReturn
 
 import dramatiq
 import peewee as pw
@@ -56,6 +56,7 @@ from .engine.executor import Executor
 from .engine.heartbeat import Heartbeat
 from .engine.intake import Intake
 from .engine.sdk_sync import SdkApps
+from .middleware import Middleware
 from .engine.timekeeper import Timekeeper
 from .store import Store
 from .store.connection import open_database
@@ -114,7 +115,8 @@ class Runtime:
     def now(self) -> int:
         return self.clock.now()
 
-    def send(self, events, *, now: int | None = None, middleware: tuple = (),
+    def send(self, events: Any, *, now: int | None = None,
+             middleware: tuple[Middleware, ...] = (),
              traceparent: str | None = None) -> list[str]:
         """Send one event (a dict or ``Event``) or a list; returns one event id per event
         (``middleware``: the sending client's, see :meth:`Intake.send`; ``traceparent``: the
@@ -205,7 +207,7 @@ def set_runtime(runtime: Runtime | None) -> Runtime | None:
 
 def boot(kind: str, *, settings: Settings | None = None, load_functions: bool = True,
          migrate: bool = True, log_level: str | None = None, configure_logging: bool = True,
-         **parts) -> Runtime:
+         **parts: Any) -> Runtime:
     """Boot this process as ``kind`` (see the module docstring) and return its runtime.
 
     With ``settings`` (or ``parts``: database, broker, clock…) a new runtime is composed

@@ -44,7 +44,13 @@ import logging
 import os
 import sys
 import threading
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable, Iterator
+
+if TYPE_CHECKING:
+    from opentelemetry.context import Context
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SpanExporter
+    from opentelemetry.trace import Span
 
 log = logging.getLogger(__name__)
 
@@ -106,17 +112,17 @@ class NoopTracer:
 
     enabled = False
 
-    def execution(self, inv) -> contextlib.AbstractContextManager:
+    def execution(self, inv: Any) -> contextlib.AbstractContextManager[Any]:
         return _NULL
 
-    def step(self, inv, key: str, attempt: int) -> contextlib.AbstractContextManager:
+    def step(self, inv: Any, key: str, attempt: int) -> contextlib.AbstractContextManager[Any]:
         return _NULL
 
-    def pending(self, inv, kind: str, key: str, start_ms: int, end_ms: int,
+    def pending(self, inv: Any, kind: str, key: str, start_ms: int, end_ms: int,
                 status: str = "") -> None:
         return None
 
-    def run_ended(self, inv, status: str, error: dict | None = None) -> None:
+    def run_ended(self, inv: Any, status: str, error: dict[str, Any] | None = None) -> None:
         return None
 
     def event_received(self, traceparent: str | None, event_ids: Iterable[str],
@@ -136,7 +142,7 @@ class Tracer(NoopTracer):
 
     enabled = True
 
-    def __init__(self, provider, forced_ids):
+    def __init__(self, provider: TracerProvider, forced_ids: threading.local) -> None:
         from opentelemetry import trace
 
         self._trace = trace
@@ -151,7 +157,7 @@ class Tracer(NoopTracer):
         caller = parse_traceparent(traceparent)
         return 1 if caller is None else caller[2] & 1
 
-    def _run_context(self, inv):
+    def _run_context(self, inv: Any) -> Context:
         """The run's root span as a parent: its ids, in the caller's trace if it has one."""
         from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 
@@ -160,7 +166,7 @@ class Tracer(NoopTracer):
         return self._trace.set_span_in_context(NonRecordingSpan(SpanContext(
             trace_id, span_id, is_remote=True, trace_flags=TraceFlags(self._flags(traceparent)))))
 
-    def _caller_context(self, traceparent: str | None):
+    def _caller_context(self, traceparent: str | None) -> Context:
         """The caller's span as the root span's parent (no parent without a caller)."""
         from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 
@@ -171,21 +177,21 @@ class Tracer(NoopTracer):
         return self._trace.set_span_in_context(NonRecordingSpan(SpanContext(
             trace_id, span_id, is_remote=True, trace_flags=TraceFlags(flags & 1))))
 
-    def _parent(self, inv):
+    def _parent(self, inv: Any) -> Context:
         span = getattr(inv, "span", None)
         if span is not None:
             return self._trace.set_span_in_context(span)
         return self._run_context(inv)
 
     @staticmethod
-    def _attributes(inv, **more) -> dict[str, Any]:
+    def _attributes(inv: Any, **more: Any) -> dict[str, Any]:
         attrs = {"tengo.function_id": inv.function.id, "tengo.run_id": inv.run_id}
         attrs.update({f"tengo.{k}": v for k, v in more.items() if v is not None})
         return attrs
 
     # -- the engine's calls ----------------------------------------------------------------
     @contextlib.contextmanager
-    def execution(self, inv):
+    def execution(self, inv: Any) -> Iterator[Span]:
         span = self._otel.start_span(
             "execution", context=self._run_context(inv),
             attributes=self._attributes(inv, attempt=inv.run.attempt),
@@ -200,7 +206,7 @@ class Tracer(NoopTracer):
             span.end(end_time=_ns(inv.now()))
 
     @contextlib.contextmanager
-    def step(self, inv, key: str, attempt: int):
+    def step(self, inv: Any, key: str, attempt: int) -> Iterator[Span]:
         from opentelemetry.trace import Status, StatusCode
 
         span = self._otel.start_span(
@@ -219,7 +225,7 @@ class Tracer(NoopTracer):
         finally:
             span.end(end_time=_ns(inv.now()))
 
-    def pending(self, inv, kind: str, key: str, start_ms: int, end_ms: int,
+    def pending(self, inv: Any, kind: str, key: str, start_ms: int, end_ms: int,
                 status: str = "") -> None:
         span = self._otel.start_span(
             f"{kind} {key}".strip(), context=self._parent(inv),
@@ -228,7 +234,7 @@ class Tracer(NoopTracer):
             start_time=_ns(start_ms))
         span.end(end_time=_ns(max(start_ms, end_ms)))
 
-    def run_ended(self, inv, status: str, error: dict | None = None) -> None:
+    def run_ended(self, inv: Any, status: str, error: dict[str, Any] | None = None) -> None:
         from opentelemetry.trace import Status, StatusCode
 
         traceparent = getattr(inv.run, "traceparent", None)
@@ -271,7 +277,7 @@ class Tracer(NoopTracer):
         self._provider.force_flush()
 
 
-def build(exporter=None, *, simple: bool = False) -> Tracer:
+def build(exporter: SpanExporter | None = None, *, simple: bool = False) -> Tracer:
     """A :class:`Tracer` exporting to ``exporter`` (default: OTLP/HTTP configured by the
     ``OTEL_EXPORTER_OTLP_*`` variables), batched unless ``simple``. Needs the extra."""
     from opentelemetry.sdk.resources import Resource

@@ -26,7 +26,7 @@ A new broker is one module with a ``make_…_broker(url)`` and an adapter, regis
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import dramatiq
 from dramatiq.brokers.redis import RedisBroker
@@ -106,12 +106,12 @@ def probe(broker: dramatiq.Broker, queue_name: str) -> BrokerProbe:
     return adapter_for(broker).probe(queue_name)
 
 
-def send_many(actor: dramatiq.Actor, run_ids: list[str]) -> bool:
+def send_many(actor: dramatiq.Actor[..., Any], run_ids: list[str]) -> bool:
     """Send many wake-ups in one round trip; ``False`` when the broker has no bulk path."""
     return adapter_for(actor.broker).send_many(actor, run_ids)
 
 
-def send_now(actor: dramatiq.Actor, run_ids: list[str]) -> int:
+def send_now(actor: dramatiq.Actor[..., Any], run_ids: list[str]) -> int:
     """Send one wake-up per run now, logging (not raising) a broker failure; returns how
     many were sent (:meth:`BrokerAdapter.send_now`)."""
     return adapter_for(actor.broker).send_now(actor, run_ids)

@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import json
 import logging
+from typing import cast
 
+from dramatiq.broker import MessageProxy
 from dramatiq.brokers.redis import RedisBroker, _RedisConsumer
 from dramatiq.errors import DecodeError
 
@@ -69,10 +71,11 @@ class TolerantConsumer(_RedisConsumer):
     consumer, and every message it had prefetched stays in its ack set until the worker
     dies."""
 
-    def __next__(self):
+    def __next__(self) -> MessageProxy | None:
         while True:
             try:
-                return super().__next__()
+                return cast("MessageProxy | None",
+                            super().__next__())  # type: ignore[no-untyped-call]
             except DecodeError as exc:
                 self._dead_letter(exc)
 
@@ -90,7 +93,7 @@ class TolerantConsumer(_RedisConsumer):
         if message_id:
             self.broker.do_nack(self.queue_name, message_id)
 
-    def _acked_id_of(self, body) -> str | None:
+    def _acked_id_of(self, body: bytes) -> str | None:
         """The id of a body that names none: the message in this consumer's ack set (the
         few it fetched) stored with that body; without it the body would stay acked forever."""
         client = self.broker.client
@@ -98,5 +101,5 @@ class TolerantConsumer(_RedisConsumer):
         bodies = client.hmget(bodies_key(self.broker, self.queue_name), ids) if ids else []
         for message_id, stored in zip(ids, bodies):
             if stored == body:
-                return message_id.decode()
+                return cast(bytes, message_id).decode()
         return None

@@ -7,7 +7,7 @@ so an outage loses no wake-up; step retries are the engine's own, counted in the
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, cast
 
 import dramatiq
 
@@ -25,13 +25,15 @@ def _retry_when(retries: int, exc: BaseException) -> bool:
     return isinstance(exc, DatabaseUnavailableError) and retries < DATABASE_RETRIES
 
 
-def declare_actor(broker: dramatiq.Broker, execute: Callable[[str], object], queue_name: str):
+def declare_actor(broker: dramatiq.Broker, execute: Callable[[str], object],
+                  queue_name: str) -> dramatiq.Actor[[str], object]:
     """Declare the run-executing actor on ``broker`` (or point an existing one at ``execute``)."""
     existing = broker.actors.get(ACTOR_NAME) if hasattr(broker, "actors") else None
     if existing is not None:
         existing.fn = execute
-        return existing
-    return dramatiq.actor(  # type: ignore[call-overload]  # fn with options: not in stubs
+        return cast("dramatiq.Actor[[str], object]", existing)
+    actor = dramatiq.actor(  # type: ignore[call-overload]  # fn with options: not in stubs
         execute, actor_name=ACTOR_NAME, queue_name=queue_name, broker=broker,
         retry_when=_retry_when, min_backoff=DATABASE_RETRY_BACKOFF_MS[0],
         max_backoff=DATABASE_RETRY_BACKOFF_MS[1], time_limit=ACTOR_TIME_LIMIT_MS)
+    return cast("dramatiq.Actor[[str], object]", actor)

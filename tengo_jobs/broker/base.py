@@ -15,7 +15,7 @@ reachable, its depth unknown, its probe knows nothing, and messages go one by on
 from __future__ import annotations
 
 import logging
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import dramatiq
 
@@ -46,12 +46,12 @@ class BrokerAdapter:
         """What the sweeper asks about ``queue_name`` (lost data, oldest waiting message)."""
         return BrokerProbe()
 
-    def send_many(self, actor: dramatiq.Actor, run_ids: list[str]) -> bool:
+    def send_many(self, actor: dramatiq.Actor[..., Any], run_ids: list[str]) -> bool:
         """Send a wake-up per run in one round trip; ``False`` when this broker has no bulk
         path (the caller then sends one by one)."""
         return False
 
-    def send_now(self, actor: dramatiq.Actor, run_ids: list[str]) -> int:
+    def send_now(self, actor: dramatiq.Actor[..., Any], run_ids: list[str]) -> int:
         """Send one wake-up per run (the rows are committed); returns how many were sent.
 
         A broker failure here loses nothing (the sweeper finds the runs), so it is logged,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 from typing import Callable
 
+from dramatiq import Broker
 from dramatiq.middleware import Middleware
 
 from ..errors import TengoJobsError
@@ -27,7 +28,7 @@ class BootOnWorkerStart(Middleware):
     def __init__(self, boot: Callable[[], object]):
         self._boot = boot
 
-    def after_process_boot(self, broker) -> None:
+    def after_process_boot(self, broker: Broker) -> None:
         try:
             self._boot()
         except TengoJobsError as exc:

@@ -21,7 +21,7 @@ What differs from Redis, and why:
 from __future__ import annotations
 
 import logging
-from typing import Callable, TypeVar
+from typing import Any, Callable, TypeVar, cast
 
 import dramatiq
 
@@ -31,7 +31,7 @@ from .base import BrokerAdapter
 
 try:  # the optional extra
     import pika
-    from dramatiq.brokers.rabbitmq import RabbitmqBroker
+    from dramatiq.brokers.rabbitmq import RabbitmqBroker as RabbitmqBroker  # re-exported
 except ImportError:  # pragma: no cover - exercised only without the extra
     pika = None
     RabbitmqBroker = None  # type: ignore[misc,assignment]
@@ -80,7 +80,7 @@ class RabbitmqAdapter(BrokerAdapter):
             return use(self.broker.channel)
 
     def ping(self) -> None:
-        def check(channel) -> None:
+        def check(channel: Any) -> None:
             channel.connection.process_data_events(time_limit=0)
             if not channel.is_open:
                 raise pika.exceptions.ChannelWrongStateError("channel closed")
@@ -91,8 +91,8 @@ class RabbitmqAdapter(BrokerAdapter):
         """Messages ready in ``queue_name`` (a passive declare: nothing is created; a queue
         nobody declared yet holds none). Messages delivered to a worker and not yet
         acknowledged are not counted, as with Redis."""
-        def depth(channel) -> int:
-            return channel.queue_declare(queue=queue_name, passive=True).method.message_count
+        def depth(channel: Any) -> int:
+            return cast(int, channel.queue_declare(queue=queue_name, passive=True).method.message_count)
 
         try:
             return self._with_channel(depth)
@@ -105,5 +105,5 @@ class RabbitmqAdapter(BrokerAdapter):
     def probe(self, queue_name: str) -> BrokerProbe:
         return BrokerProbe()
 
-    def send_many(self, actor: dramatiq.Actor, run_ids: list[str]) -> bool:
+    def send_many(self, actor: dramatiq.Actor[..., Any], run_ids: list[str]) -> bool:
         return False  # no multi-message publish in AMQP 0-9-1: one confirmed publish each

@@ -13,6 +13,7 @@ import uuid
 from typing import Any
 
 import dramatiq
+from dramatiq.broker import Consumer
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.message import Message
 from dramatiq.middleware import Middleware
@@ -33,15 +34,16 @@ class TengoRedisBroker(RedisBroker):
     consumer that survives undecodable messages."""
 
     @property
-    def consumer_class(self):
+    def consumer_class(self) -> type[internals.TolerantConsumer]:
         return internals.TolerantConsumer
 
-    def consume(self, queue_name, prefetch=1, timeout=5000):
+    def consume(self, queue_name: str, prefetch: int = 1,
+                timeout: int = 5000) -> Consumer:
         return super().consume(queue_name, prefetch, min(timeout, IDLE_POLL_MAX_MS))
 
 
 def make_redis_broker(url: str) -> TengoRedisBroker:
-    return TengoRedisBroker(url=url)
+    return TengoRedisBroker(url=url)  # type: ignore[no-untyped-call]  # dramatiq: untyped
 
 
 class RedisProbe(BrokerProbe):
@@ -64,7 +66,7 @@ class RedisProbe(BrokerProbe):
         lost, self._seen = created and self._seen, True
         return lost
 
-    def oldest_pending_ms(self):
+    def oldest_pending_ms(self) -> object:
         body = internals.oldest_body(self.broker, self.queue_name)
         if body is None:
             return None
@@ -90,7 +92,7 @@ class RedisAdapter(BrokerAdapter):
     def probe(self, queue_name: str) -> BrokerProbe:
         return RedisProbe(self.broker, queue_name)
 
-    def send_many(self, actor: dramatiq.Actor, run_ids: list[str]) -> bool:
+    def send_many(self, actor: dramatiq.Actor[..., Any], run_ids: list[str]) -> bool:
         """Send many wake-ups in one Redis round trip.
 
         Dramatiq sends one message per call: a round trip and a Lua script run each, which

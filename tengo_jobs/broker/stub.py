@@ -24,7 +24,7 @@ class StubProbe(BrokerProbe):
         self.broker = broker
         self.queue_name = queue_name
 
-    def oldest_pending_ms(self):
+    def oldest_pending_ms(self) -> object:
         queues = self.broker.queues
         if self.queue_name in queues:
             return None if queues[self.queue_name].qsize() == 0 else self.UNKNOWN

@@ -10,7 +10,7 @@ from __future__ import annotations
 import atexit
 import queue
 import threading
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable
 
 BATCH_MAX = 100  # hand-overs merged into one send when several are waiting
 
@@ -24,7 +24,7 @@ class Waker:
 
     def __init__(self, send: Callable[[list[str]], object]):
         self._send = send
-        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)

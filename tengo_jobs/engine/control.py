@@ -17,7 +17,7 @@ value supplied, ``bulk``).
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any, Callable, Iterable, cast
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, cast
 
 from ..core.cron import parse_cron
 from ..core.events import FUNCTION_INVOKED_EVENT, validate_event
@@ -32,6 +32,7 @@ from ..store import RunStart, RunStatus, StepKind, StepStatus
 
 if TYPE_CHECKING:
     from ..clock import Clock
+    from ..core.functions import FunctionDef
     from ..store import Store
 
 BULK_PAGE = 500  # runs read, and cancelled or replayed, per round
@@ -62,7 +63,7 @@ class Control:
         self.clock = clock
         self.enqueue = enqueue
 
-    def cancel(self, run_id: str, *, now: int | None = None) -> dict:
+    def cancel(self, run_id: str, *, now: int | None = None) -> dict[str, Any]:
         """Cancel a run: final status ``cancelled``, its timer and wait deleted, its lease
         revoked — a worker executing it right now is stopped at its next checkpoint, which
         the fence refuses. An invoked child's parent resumes, its invoke step failed.
@@ -78,7 +79,7 @@ class Control:
         return self.store.queries.get_run(run_id)
 
     def replay(self, run_id: str, *, from_step: str | None = None, input: Any = ABSENT,
-               output: Any = ABSENT, now: int | None = None) -> dict:
+               output: Any = ABSENT, now: int | None = None) -> dict[str, Any]:
         """Start a new run of the same function on the same event; returns the new run,
         which names ``run_id`` as the run it replays (``replay_of``).
 
@@ -159,7 +160,8 @@ class Control:
         return function_id
 
     def _walk(self, function_id: str, statuses: tuple[str, ...], since: int | None,
-              until: int | None, progress: Callable[[int], object] | None):
+              until: int | None, progress: Callable[[int], object] | None
+              ) -> Iterator[list[Any]]:
         """Every page of matching runs, by keyset; ``progress`` hears how many runs each
         page held."""
         after = None
@@ -177,7 +179,7 @@ class Control:
     def bulk_cancel(self, *, function_id: str, started_after: int | None = None,
                     started_before: int | None = None, if_exp: str | None = None,
                     all_runs: bool = False, now: int | None = None,
-                    progress: Callable[[int], object] | None = None) -> dict:
+                    progress: Callable[[int], object] | None = None) -> dict[str, Any]:
         """Cancel every unfinished run of ``function_id`` created in ``[started_after,
         started_before)`` whose triggering event satisfies ``if_exp`` (CEL over ``event``);
         with no condition at all, only when ``all_runs``. Returns ``{"cancelled": n}``."""
@@ -210,7 +212,7 @@ class Control:
     def bulk_replay(self, *, function_id: str, status: Any = None,
                     started_after: int | None = None, started_before: int | None = None,
                     all_runs: bool = False, now: int | None = None,
-                    progress: Callable[[int], object] | None = None) -> dict:
+                    progress: Callable[[int], object] | None = None) -> dict[str, Any]:
         """Replay from the top every finished run of ``function_id`` in ``status`` (one or a
         list of ``completed``, ``failed``, ``cancelled``; all three when absent) created in
         ``[started_after, started_before)``; with no filter at all, only when ``all_runs``.
@@ -260,17 +262,17 @@ class Control:
         return function_id
 
     @staticmethod
-    def _pause_fields(state: dict | None) -> dict:
+    def _pause_fields(state: dict[str, Any] | None) -> dict[str, Any]:
         return {"paused": state is not None,
                 **(state or {"paused_at": None, "skipped_cron_ticks": 0,
                              "last_skipped_tick": None})}
 
-    def pause_state(self, function_id: str) -> dict:
+    def pause_state(self, function_id: str) -> dict[str, Any]:
         """``{id, paused, paused_at, skipped_cron_ticks, last_skipped_tick}`` of a function."""
         return {"id": function_id, **self._pause_fields(
             self.store.queries.paused_functions().get(function_id))}
 
-    def pause(self, function_id: str, *, now: int | None = None) -> dict:
+    def pause(self, function_id: str, *, now: int | None = None) -> dict[str, Any]:
         """Pause a function in every process: events still create its runs, but none of
         them executes (a wake-up is consumed without executing; timers still fire, leaving
         the run queued), the sweeper leaves them alone and cron ticks are recorded as
@@ -280,7 +282,7 @@ class Control:
                               self.clock.now() if now is None else now)
         return self.pause_state(function_id)
 
-    def resume(self, function_id: str, *, now: int | None = None) -> dict:
+    def resume(self, function_id: str, *, now: int | None = None) -> dict[str, Any]:
         """Resume a paused function: its due runs are enqueued, oldest due first; sleeping
         and waiting runs continue when their timers or events come. Resuming a function
         that is not paused changes nothing. The answer counts the runs enqueued."""
@@ -310,7 +312,7 @@ class Control:
             self.enqueue([run_id])
         return run_id
 
-    def functions(self, *, now: int | None = None) -> list[dict]:
+    def functions(self, *, now: int | None = None) -> list[dict[str, Any]]:
         """The registered functions with triggers, next cron fire, whether each is paused,
         and recent run statistics."""
         now = self.clock.now() if now is None else now
@@ -327,11 +329,12 @@ class Control:
             out.append(body)
         return out
 
-    def live_limits(self, fn, *, now: int | None = None, top: int = 20) -> list[dict]:
+    def live_limits(self, fn: FunctionDef[..., Any], *, now: int | None = None, top: int = 20) -> list[dict[str, Any]]:
         """Per concurrency limit of ``fn``: slots in use, runs waiting, and the key values
         at capacity or with a backlog (the ``top`` largest backlogs)."""
         now = self.clock.now() if now is None else now
         out = []
+        assert fn.capacity is not None  # callers ask only about a function with limits
         for limit in fn.capacity.concurrency:
             if limit.key is None:
                 prefix = f"c:fn:{fn.id}"

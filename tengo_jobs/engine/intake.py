@@ -57,7 +57,8 @@ class Intake:
             if group_commit else None
 
     def send(self, payload: Any, *, now: int | None = None, internal: bool = False,
-             middleware: tuple = (), traceparent: str | None = None) -> list[str]:
+             middleware: tuple[mw.Middleware, ...] = (),
+             traceparent: str | None = None) -> list[str]:
         """Validate, store and start runs for one event or a list; returns one id per event.
 
         An event whose ``id`` was seen in the last 24 h starts nothing and yields the
@@ -95,7 +96,7 @@ class Intake:
             mw.after_send(middleware, payload, ids)
         return ids
 
-    def _store_batch(self, batch: list, now: int | None) -> list[str]:
+    def _store_batch(self, batch: list[Any], now: int | None) -> list[str]:
         """Store a validated batch (retrying a deadlock), enqueue its runs, return its ids."""
         for attempt in range(1, _ATTEMPTS + 1):
             try:
@@ -136,7 +137,7 @@ def check_event_schema(fn: Any, event: Any, index: int | None) -> None:
 
 @dataclasses.dataclass
 class _Request:
-    batch: list
+    batch: list[Any]
     done: threading.Event = dataclasses.field(default_factory=threading.Event)
     ids: list[str] | None = None
     error: BaseException | None = None
@@ -157,17 +158,17 @@ class GroupCommit:
 
     MAX_GROUP_EVENTS = 1_000
 
-    def __init__(self, store_batch: Callable[[list, int | None], list[str]], *,
+    def __init__(self, store_batch: Callable[[list[Any], int | None], list[str]], *,
                  window_ms: int = 0):
         self._store_batch = store_batch
         self._window = window_ms / 1000
-        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self.groups = 0  # statements made, for measurements
         self.requests = 0
 
-    def submit(self, batch: list) -> list[str]:
+    def submit(self, batch: list[Any]) -> list[str]:
         request = _Request(batch)
         with self._lock:
             if self._thread is None or not self._thread.is_alive():

@@ -116,22 +116,23 @@ class ReplayStep(Step):
             raise _step_error(step_id, row)
         return row
 
-    def run(self, step_id: str, fn: Callable[..., Any], *args, **kwargs) -> Any:
+    def run(self, step_id: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         return decode(self._replayed(step_id, StepKind.RUN).output)
 
     transaction = run
 
-    def sleep(self, step_id: str, duration) -> None:
+    def sleep(self, step_id: str, duration: Any) -> None:
         self._replayed(step_id, StepKind.SLEEP)
 
-    def sleep_until(self, step_id: str, when) -> None:
+    def sleep_until(self, step_id: str, when: Any) -> None:
         self._replayed(step_id, StepKind.SLEEP)
 
     def wait_for_event(self, step_id: str, *, event: str, timeout: Any,
                        if_exp: str | None = None, match: str | None = None) -> Any:
         return decode(self._replayed(step_id, StepKind.WAIT).output)
 
-    def invoke(self, step_id: str, *, function, data: dict | None = None, timeout="365d"):
+    def invoke(self, step_id: str, *, function: Any, data: dict[str, Any] | None = None,
+               timeout: Any = "365d") -> Any:
         return decode(self._replayed(step_id, StepKind.INVOKE).output)
 
     def parallel(self, branches: Sequence[Callable[[], Any]]) -> list[Any]:

@@ -24,7 +24,7 @@ import threading
 import urllib.error
 import urllib.parse
 import urllib.request
-from typing import TYPE_CHECKING, Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable, NoReturn, cast
 
 from ..core.events import FUNCTION_FAILED_EVENT
 from ..core.functions import FunctionDef, build_function
@@ -68,7 +68,7 @@ class SdkEndpoint:
         self.__module__ = "tengo_jobs.sdk"
         self.__qualname__ = f"app:{app_id}"
 
-    def __call__(self, *args, **kwargs):
+    def __call__(self, *args: Any, **kwargs: Any) -> NoReturn:
         raise ConfigurationError(f"this function is served by the Inngest SDK app "
                                  f"{self.app_id!r} at {self.url}; it runs only through the "
                                  "HTTP driver (send its event)")
@@ -86,12 +86,12 @@ def _renamed(option: str, value: Any) -> Any:
     return value
 
 
-def function_from_config(app_id: str, config: dict) -> FunctionDef:
+def function_from_config(app_id: str, config: dict[str, Any]) -> FunctionDef[..., Any]:
     """One SDK function configuration as our definition; :class:`ConfigurationError`
     naming the function and what we cannot honour."""
     if not isinstance(config, dict):
         raise ConfigurationError(f"a function configuration must be an object, got {config!r}")
-    fn_id = config.get("id")
+    fn_id: Any = config.get("id")  # checked by build_function
     where = f"function {fn_id!r}"
     unknown = sorted(set(k for k, v in config.items() if v is not None) - _KNOWN)
     if unknown:
@@ -149,7 +149,7 @@ def _host(url: str) -> str:
     return f"{parts.scheme}://{(parts.hostname or '').lower()}:{parts.port or ''}"
 
 
-def _failure_target(config: dict) -> str | None:
+def _failure_target(config: dict[str, Any]) -> str | None:
     """The id of the function whose ``onFailure`` handler ``config`` is (the SDK registers
     it as ``<fn id>-failure``, triggered by ``inngest/function.failed`` if
     ``event.data.function_id == '<fn id>'``), else ``None``."""
@@ -165,21 +165,21 @@ def _failure_target(config: dict) -> str | None:
     return match.group("id")
 
 
-def _failure_handler(app_id: str, fn_id: str, config: dict, url: str, retries: int,
-                     failure_of: str) -> FunctionDef:
+def _failure_handler(app_id: str, fn_id: str, config: dict[str, Any], url: str, retries: int,
+                     failure_of: str) -> FunctionDef[..., Any]:
     """The SDK's ``onFailure`` function as our failure handler: started by the engine (in
     the transaction that fails the run, linked to it) with the ``inngest/function.failed``
     event, exactly as a Python function's ``on_failure`` — never by an event trigger."""
     if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
         raise ConfigurationError(f"function {fn_id!r}: retries must be a non-negative integer")
-    fn: FunctionDef = FunctionDef(id=fn_id, app_id=app_id, handler=SdkEndpoint(app_id, url),
+    fn: FunctionDef[..., Any] = FunctionDef(id=fn_id, app_id=app_id, handler=SdkEndpoint(app_id, url),
                                   retries=retries, is_failure_handler=True, failure_of=failure_of,
                                   name=config.get("name") or fn_id)
     fn.runtime = HTTP_RUNTIME
     return fn
 
 
-def link_failure_handlers(functions: list[FunctionDef]) -> list[str]:
+def link_failure_handlers(functions: list[FunctionDef[..., Any]]) -> list[str]:
     """Attach each SDK failure handler to its function (``on_failure``) and drop the
     handlers whose function is not among ``functions``; returns why each was dropped."""
     by_id = {fn.id: fn for fn in functions if not fn.is_failure_handler}
@@ -209,7 +209,7 @@ class SdkApps:
         self._checked_at = 0
         self._version: tuple[int, int] | None = None
 
-    def sync(self, body: Any) -> dict:
+    def sync(self, body: Any) -> dict[str, Any]:
         """Register the app ``body`` describes; returns the answer (what was registered and
         what was refused, per function). :class:`ValidationError` for a body that is not a
         sync at all."""
@@ -238,16 +238,17 @@ class SdkApps:
         return {"ok": True, "status": 200, "modified": True, "error": message,
                 "app_id": app_id, "functions": registered, "unsupported": refused}
 
-    def _build(self, app_id: str, configs: list, app_url: str
-               ) -> tuple[list[FunctionDef], list[str]]:
+    def _build(self, app_id: str, configs: list[Any], app_url: str
+               ) -> tuple[list[FunctionDef[..., Any]], list[str]]:
         built, refused = [], []
         for config in configs:
             try:
                 fn = function_from_config(app_id, config)
-                if _host(fn.handler.url) != _host(app_url):
+                step_url = cast(SdkEndpoint, fn.handler).url
+                if _host(step_url) != _host(app_url):
                     # the worker calls only the app that synced (its serve URL's host)
                     raise ConfigurationError(f"function {fn.id!r}: its step URL is on "
-                                             f"{_host(fn.handler.url)}, not on the app's "
+                                             f"{_host(step_url)}, not on the app's "
                                              f"host {_host(app_url)}")
                 existing = self.registry.find(fn.id)
                 if existing is not None and existing.runtime != HTTP_RUNTIME:
@@ -259,7 +260,7 @@ class SdkApps:
         refused += link_failure_handlers(built)
         return built, refused
 
-    def _install(self, app_id: str, functions: list[FunctionDef]) -> None:
+    def _install(self, app_id: str, functions: list[FunctionDef[..., Any]]) -> None:
         with self._lock:
             keep = {fn.id for fn in functions}
             for fn in self.registry.all():
@@ -281,7 +282,7 @@ class SdkApps:
         self._refreshed_at = self.clock.now()
         return count
 
-    def refresh(self, function_id: str) -> FunctionDef | None:
+    def refresh(self, function_id: str) -> FunctionDef[..., Any] | None:
         """``function_id`` after reloading the synced apps (a run names a function this
         process does not know: an app synced through another process). At most once a
         second, so a run of a function that is truly gone costs no query storm."""
@@ -300,7 +301,7 @@ class SdkApps:
         if self.store.apps.version() != self._version:
             self.load()
 
-    def list(self) -> list[dict]:
+    def list(self) -> list[dict[str, Any]]:
         return [app.describe() for app in self.store.apps.all()]
 
 

@@ -42,7 +42,7 @@ so tests move time instead of waiting:
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Callable, Iterable, cast
+from typing import TYPE_CHECKING, Any, Callable, Iterable, cast
 
 from ..core.cron import CronSpec, parse_cron
 from ..core.events import SCHEDULED_EVENT, Event
@@ -66,7 +66,7 @@ SWEEP_LIMIT = 5_000
 LOST_WAKEUP_AFTER_MS = 5_000
 
 
-def due_ticks(fn: "FunctionDef", spec: CronSpec, last: int, now: int) -> tuple[list[int], int]:
+def due_ticks(fn: "FunctionDef[..., Any]", spec: CronSpec, last: int, now: int) -> tuple[list[int], int]:
     """(ticks to start, new last tick) for the ticks in ``(last, now]`` under ``fn.misfire``."""
     if fn.misfire == "all":
         ticks = spec.ticks_between(last, now, limit=ALL_LIMIT)
@@ -90,7 +90,7 @@ class BrokerProbe:
     def lost_data(self) -> bool:
         return False
 
-    def oldest_pending_ms(self):
+    def oldest_pending_ms(self) -> object:
         """When the oldest message still in the queue was sent (epoch ms), ``None`` when the
         queue is empty, or :attr:`UNKNOWN`."""
         return self.UNKNOWN
@@ -110,10 +110,10 @@ class Timekeeper:
         self.broker = broker or BrokerProbe()
 
     # -- cron ---------------------------------------------------------------------------------
-    def ensure_cron_state(self, function_ids, *, now: int | None = None) -> None:
+    def ensure_cron_state(self, function_ids: Iterable[str], *, now: int | None = None) -> None:
         self.store.cron.ensure(function_ids, self.clock.now() if now is None else now)
 
-    def fire_cron(self, fn: "FunctionDef", *, now: int | None = None,
+    def fire_cron(self, fn: "FunctionDef[..., Any]", *, now: int | None = None,
                   spec: CronSpec | None = None) -> list[str]:
         """Start the runs for ``fn``'s ticks due at ``now``; returns the run ids started here."""
         now = self.clock.now() if now is None else now
@@ -195,7 +195,7 @@ class Timekeeper:
                 sent_before = now - grace
             else:  # sent (well) before the oldest waiting message: consumed already. The
                 # grace covers the moments between a run's commit and its message's send.
-                sent_before = min(oldest, now) - grace
+                sent_before = min(cast(int, oldest), now) - grace
         run_ids = self.store.timers.unsent(now, sent_before, limit)
         freed = self.store.slots.wake_free(now)  # slots of killed workers, raised limits
         if freed:
@@ -210,7 +210,7 @@ class Timekeeper:
         return run_ids
 
     # -- performance summaries --------------------------------------------------------------------
-    def roll_up_stats(self, *, now: int | None = None) -> dict:
+    def roll_up_stats(self, *, now: int | None = None) -> dict[str, Any]:
         """Add the runs that ended (and were created) since the last pass to the performance
         summaries (``store/stats.py``: why this is a roll-up and not a write per run)."""
         return self.store.stats.roll_up(self.clock.now() if now is None else now)

@@ -28,7 +28,7 @@ import logging
 import signal
 import threading
 import time
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
@@ -49,7 +49,7 @@ log = logging.getLogger(__name__)
 SDK_CRON_CHECK_MS = 5_000
 
 
-def cron_specs(functions: list["FunctionDef"], *, second: str = "0") -> dict[str, CronSpec]:
+def cron_specs(functions: list["FunctionDef[..., Any]"], *, second: str = "0") -> dict[str, CronSpec]:
     """Parse every cron function's schedule; a bad one raises naming the function and field."""
     return {fn.id: parse_cron(cast(str, fn.cron), function_id=fn.id, second=second)
             for fn in functions}

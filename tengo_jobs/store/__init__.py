@@ -28,7 +28,7 @@ connections are :mod:`.connection`; the schema's versioned migrations are
 from __future__ import annotations
 
 import contextlib
-from typing import Any
+from typing import Any, Callable, Iterable
 
 import peewee as pw
 
@@ -69,7 +69,8 @@ class Store:
     """The system tables on one database (see the package docstring)."""
 
     def __init__(self, db: pw.Database, *, lease_ttl_ms: int = 30_000,
-                 reconnect_window_ms: int = 10_000, functions=None):
+                 reconnect_window_ms: int = 10_000,
+                 functions: Callable[[str], object] | None = None) -> None:
         self.db = db
         self.dialect = Dialect.of(db)
         run_store, event_store, timer_store, keyed = _IMPLEMENTATIONS[self.dialect.name]
@@ -93,7 +94,7 @@ class Store:
         self.stats = StatsStore(self.dialect)
         self.health = HealthStore(self.dialect)
 
-    def migrate(self, extra_models=()) -> list[str]:
+    def migrate(self, extra_models: Iterable[type[pw.Model]] = ()) -> list[str]:
         """Apply the pending migrations of the system tables, and create what ``extra_models``'
         tables lack (idempotent; no DDL when nothing is pending)."""
         return migrate(self.db, extra_models)

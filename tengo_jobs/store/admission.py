@@ -25,12 +25,15 @@ executes (:mod:`.slots`).
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable
+from typing import TYPE_CHECKING, Any, Callable, Container, Iterable, Sequence, cast
 
 from ..ids import new_id
 from .contract import Accepted, Admitted, RunStart, admit_one
 from .flow import FlowAdmission, FlowItem
 from .slots import ThrottleStore
+
+if TYPE_CHECKING:
+    from ..core.flow_capacity import Throttle
 
 
 @dataclasses.dataclass
@@ -41,12 +44,12 @@ class BatchPlan:
     for each function with admission rules, decided in the store's transaction."""
 
     size: int
-    events: list[tuple]
+    events: list[tuple[Any, ...]]
     admitted: list[Admitted]
     same_as: dict[int, int]
-    flow: list[tuple] = dataclasses.field(default_factory=list)
+    flow: list[tuple[Any, ...]] = dataclasses.field(default_factory=list)
 
-    def flow_items(self, dups) -> list[FlowItem]:
+    def flow_items(self, dups: Container[int]) -> list[FlowItem]:
         """The flow pairs of the events that were stored (not duplicates)."""
         return [FlowItem(event_id, event, ts, fn) for i, event_id, event, ts, fn in self.flow
                 if i not in dups]
@@ -60,17 +63,19 @@ class BatchPlan:
         """Whether an admitted run carries cancel matchers or deadlines."""
         return any(a.lifecycle is not None for a in self.admitted)
 
-    def accepted(self, dups: dict[int, str], woken: list[str], flow_due: list[str] = ()):
+    def accepted(self, dups: dict[int, str], woken: list[str],
+                 flow_due: Sequence[str] = ()) -> Accepted:
         """The :class:`~.contract.Accepted` answer once stored: ``dups`` maps a batch index
         to the original event id of a duplicate; ``flow_due``: runs the flow rules made due
         now."""
         from_index = {i: event_id for i, event_id, _, _ in self.events}
         from_index.update(dups)
-        ids = [from_index.get(i) or from_index.get(self.same_as.get(i, -1))
-               for i in range(self.size)]
+        # every index is a kept event's or repeats one (same_as): none is None
+        ids = cast(list[str], [from_index.get(i) or from_index.get(self.same_as.get(i, -1))
+                               for i in range(self.size)])
         index_of = self.index_of
         due = [a.run_id for a in self.admitted
-               if a.enqueued_at is not None and index_of[a.event_id] not in dups]
+               if a.enqueued_at is not None and index_of[cast(str, a.event_id)] not in dups]
         return Accepted(ids=ids, due_run_ids=due + list(flow_due), woken_run_ids=woken)
 
 
@@ -91,20 +96,23 @@ class Admission:
         """Where the admission finds a function's declaration by id."""
         self.functions = lookup
 
-    def _function(self, function_id: str):
+    def _function(self, function_id: str) -> object:
         return self.functions(function_id) if self.functions is not None else None
 
-    def _lifecycle(self, function_id: str):
+    def _lifecycle(self, function_id: str) -> object:
         fn = self._function(function_id)
         return fn if fn is not None and getattr(fn, "has_lifecycle", False) else None
 
-    def admit_flow(self, plan: BatchPlan, dups, now: int) -> list[str]:
+    def admit_flow(self, plan: BatchPlan, dups: Container[int], now: int) -> list[str]:
         """Decide the plan's flow pairs inside the caller's transaction (see
         :mod:`.flow`); the runs due now."""
         items = plan.flow_items(dups)
-        return self.flow.admit(items, now) if items else []
+        if not items:
+            return []
+        assert self.flow is not None, "the Store that composes the admission sets flow"
+        return self.flow.admit(items, now)
 
-    def plan_batch(self, batch, now: int) -> BatchPlan:
+    def plan_batch(self, batch: Iterable[tuple[Any, Any]], now: int) -> BatchPlan:
         """Ids for an intake batch's events and the admitted runs they start."""
         batch = list(batch)
         first_of: dict[str, int] = {}
@@ -131,7 +139,7 @@ class Admission:
                          admitted=self.admit(starts, now, events=by_id), same_as=same_as,
                          flow=flow)
 
-    def admit(self, starts, now: int, *, events: dict | None = None) -> list[Admitted]:
+    def admit(self, starts: Iterable[RunStart], now: int, *, events: dict[str, Any] | None = None) -> list[Admitted]:
         """Each start admitted: its ids and when it is due (``events``: the intake's events
         by id, for throttle keys)."""
         starts = list(starts)
@@ -142,9 +150,11 @@ class Admission:
         return [admit_one(start, now, due=due, lifecycle=self._lifecycle(start.function_id))
                 for start, due in zip(starts, dues)]
 
-    def _throttle(self, starts: list, dues: list[int], events: dict) -> None:
+    def _throttle(self, starts: list[Any], dues: list[int], events: dict[str, Any]) -> None:
         """Delay the starts of throttled functions to when GCRA lets them start."""
-        groups: dict[str, tuple[object, list[int]]] = {}
+        throttles = self.throttles
+        assert throttles is not None  # admit calls this only with a throttle store
+        groups: dict[str, tuple[Throttle, list[int]]] = {}
         for i, start in enumerate(starts):
             capacity = getattr(self._function(start.function_id), "capacity", None)
             if capacity is None or capacity.throttle is None:
@@ -155,7 +165,7 @@ class Admission:
         for key in sorted(groups):  # one lock order for every batch
             throttle, indexes = groups[key]
             indexes.sort(key=lambda i: dues[i])  # first come, first started
-            planned = self.throttles.schedule(
+            planned = throttles.schedule(
                 key, [dues[i] for i in indexes], interval_ms=throttle.interval_ms,
                 tolerance_ms=(throttle.limit + throttle.burst - 1) * throttle.interval_ms)
             for i, start_at in zip(indexes, planned):

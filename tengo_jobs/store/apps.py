@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from typing import Any
 
 from ..durations import ms_to_iso
 from .dialect import Dialect
@@ -23,11 +24,11 @@ class SdkApp:
     url: str
     sdk: str
     framework: str
-    functions: list[dict]
+    functions: list[dict[str, Any]]
     unsupported: list[str]
     synced_at: int
 
-    def describe(self) -> dict:
+    def describe(self) -> dict[str, Any]:
         return {"app_id": self.app_id, "url": self.url, "sdk": self.sdk,
                 "framework": self.framework,
                 "functions": [f.get("id") for f in self.functions],

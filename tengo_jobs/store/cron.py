@@ -4,6 +4,8 @@ others), so several schedulers start each tick once."""
 
 from __future__ import annotations
 
+from typing import Iterable
+
 from .dialect import Dialect
 from .schema import CRON_STATE
 
@@ -14,7 +16,7 @@ class CronStore:
     def __init__(self, dialect: Dialect):
         self.d = dialect
 
-    def ensure(self, function_ids, now: int) -> None:
+    def ensure(self, function_ids: Iterable[str], now: int) -> None:
         """Functions seen for the first time start from ``now`` (no backfill)."""
         for fn_id in function_ids:
             self.d.execute(f'INSERT INTO "{CRON_STATE}" ("function_id", "last_tick_ms", '

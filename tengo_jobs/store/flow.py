@@ -21,13 +21,18 @@ What each event came to is recorded in ``tj_skips`` when it started no run of it
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable
+from typing import TYPE_CHECKING, Any, Callable, cast
 
 from ..core.flow import IDEMPOTENCY_WINDOW_MS, condition_holds, key_of
 from . import statements as sql
 from .contract import Admitted, RunStart, admit_one
 from .dialect import Dialect
 from .schema import BATCH_EVENTS, FINAL_RUN_STATUSES, FLOW_KEYS, RUNS, SKIPS
+
+if TYPE_CHECKING:
+    from ..core.events import Event
+    from ..core.flow import Debounce
+    from ..core.functions import FunctionDef
 
 _ENSURE_KEY = (f'INSERT INTO "{FLOW_KEYS}" ("function_id", "kind", "key", "value") '
                'VALUES (?, ?, ?, 0) ON CONFLICT DO NOTHING')
@@ -53,9 +58,9 @@ class FlowItem:
     """One stored event and one function of it that declares admission rules."""
 
     event_id: str
-    event: object  # core.events.Event
+    event: Event
     ts: int
-    function: object  # core.functions.FunctionDef
+    function: FunctionDef[..., Any]
 
 
 class FlowAdmission:
@@ -88,9 +93,11 @@ class FlowAdmission:
         if flow.batch_events is not None and condition_holds(flow.batch_events.if_exp, event):
             return self._batch(item, key_of(flow.batch_events.key, event), now)
         if flow.idempotency is not None and not self._claim_once(item, event, now):
-            return self._skipped(item, "idempotency", None, now)
+            self._skipped(item, "idempotency", None, now)
+            return None
         if flow.rate_limit is not None and not self._within_rate(item, event, now):
-            return self._skipped(item, "rate_limit", None, now)
+            self._skipped(item, "rate_limit", None, now)
+            return None
         if flow.debounce is not None:
             return self._debounce(item, event, now)
         if flow.singleton is not None:
@@ -119,25 +126,26 @@ class FlowAdmission:
         self.d.execute(_SKIP, (item.event_id, item.function.id, reason, run_id, now))
         return None
 
-    def _lock(self, item: FlowItem, kind: str, key: str) -> tuple:
+    def _lock(self, item: FlowItem, kind: str, key: str) -> tuple[Any, ...]:
         """The key row of (function, kind, key), created if missing, locked until commit."""
         ident = (item.function.id, kind, key)
         self.d.execute(_ENSURE_KEY, ident)
-        return self.d.execute(_LOCK_KEY + self.d.for_update, ident).fetchone()
+        return cast("tuple[Any, ...]",
+                    self.d.execute(_LOCK_KEY + self.d.for_update, ident).fetchone())
 
-    def _set(self, item: FlowItem, kind: str, key: str, *, run_id=None, value=0, first_at=None,
-             expires_at=None) -> None:
+    def _set(self, item: FlowItem, kind: str, key: str, *, run_id: str | None = None,
+             value: int = 0, first_at: int | None = None, expires_at: int | None = None) -> None:
         self.d.execute(_SET_KEY, (run_id, value, first_at, expires_at, item.function.id, kind,
                                   key))
 
-    def _holder_unfinished(self, run_id: str | None) -> tuple | None:
+    def _holder_unfinished(self, run_id: str | None) -> tuple[Any, ...] | None:
         if run_id is None:
             return None
         row = self.d.execute(_RUN_STATUS + self.d.for_update, (run_id,)).fetchone()
         return row if row is not None and row[0] not in FINAL_RUN_STATUSES else None
 
     # -- the rules -----------------------------------------------------------------------------
-    def _claim_once(self, item: FlowItem, event: dict, now: int) -> bool:
+    def _claim_once(self, item: FlowItem, event: dict[str, Any], now: int) -> bool:
         """``idempotency``: the first event of a key value in 24 h claims it."""
         key = key_of(item.function.flow.idempotency, event)
         _, _, _, expires_at = self._lock(item, "idempotency", key)
@@ -146,10 +154,11 @@ class FlowAdmission:
         self._set(item, "idempotency", key, first_at=now, expires_at=now + IDEMPOTENCY_WINDOW_MS)
         return True
 
-    def _within_rate(self, item: FlowItem, event: dict, now: int) -> bool:
+    def _within_rate(self, item: FlowItem, event: dict[str, Any], now: int) -> bool:
         """``rate_limit`` as a GCRA: ``limit`` starts per ``period``, refilled evenly (one
         every ``period / limit``); ``value`` is the theoretical arrival time."""
         rule = item.function.flow.rate_limit
+        assert rule is not None  # called only for a function that declares it
         key = key_of(rule.key, event)
         _, tat, _, _ = self._lock(item, "rate_limit", key)
         interval = rule.period_ms / rule.limit
@@ -160,27 +169,30 @@ class FlowAdmission:
         self._set(item, "rate_limit", key, value=new_tat, expires_at=new_tat)
         return True
 
-    def _singleton(self, item: FlowItem, event: dict, now: int, *,
+    def _singleton(self, item: FlowItem, event: dict[str, Any], now: int, *,
                    due: int) -> tuple[str | None, str | None]:
         """``singleton``: one unfinished run per key; ``skip`` drops the newcomer, ``cancel``
         cancels the holder (its executing step runs to its end; the fence refuses what it
         writes after) and starts the newcomer."""
         rule = item.function.flow.singleton
+        assert rule is not None  # called only for a function that declares it
         key = key_of(rule.key, event)
         holder, _, _, _ = self._lock(item, "singleton", key)
         if self._holder_unfinished(holder) is not None:
             if rule.mode == "skip":
-                return None, self._skipped(item, "singleton", holder, now)
+                self._skipped(item, "singleton", holder, now)
+                return None, None
             self.cancel(holder, now)
         run_id, woken = self._start(item, due, now)
         self._set(item, "singleton", key, run_id=run_id, first_at=now)
         return run_id, woken
 
-    def _debounce(self, item: FlowItem, event: dict, now: int) -> str | None:
+    def _debounce(self, item: FlowItem, event: dict[str, Any], now: int) -> str | None:
         """``debounce``: one pending run per key, due ``period`` after the latest event (at
         most ``timeout`` after the first), carrying the latest event; the events it
         replaced are recorded as ``debounced`` into it."""
         rule = item.function.flow.debounce
+        assert rule is not None  # called only for a function that declares it
         key = key_of(rule.key, event)
         pending, _, first_at, _ = self._lock(item, "debounce", key)
         if pending is not None:
@@ -204,7 +216,7 @@ class FlowAdmission:
             self._set(item, "debounce", key, run_id=run_id, first_at=now)
         return woken
 
-    def _debounce_due(self, item: FlowItem, rule, first_at: int, now: int) -> int:
+    def _debounce_due(self, item: FlowItem, rule: Debounce, first_at: int, now: int) -> int:
         due = self._due(item, now) + rule.period_ms
         if rule.timeout_ms is not None:
             due = min(due, first_at + rule.timeout_ms)
@@ -215,6 +227,7 @@ class FlowAdmission:
         ``batched`` into it) until it holds ``max_size`` (then it is due now) or
         ``timeout`` after its first event (its timer)."""
         rule = item.function.flow.batch_events
+        assert rule is not None  # called only for a function that declares it
         open_run, size, _, _ = self._lock(item, "batch", key)
         if open_run is not None and size < rule.max_size and self.d.execute(
                 _HOLD_BATCH, (open_run,)).rowcount == 1:
@@ -226,7 +239,7 @@ class FlowAdmission:
             self.d.execute(_BATCH_DUE, (now, now, open_run))
             self.d.execute(sql.DELETE_STEP_TIMER, (open_run, ""))
             self._set(item, "batch", key)
-            return open_run
+            return cast(str, open_run)
         full = rule.max_size == 1
         run_id, woken = self._start(item, now if full else now + rule.timeout_ms, now)
         self.d.execute(_ADD_TO_BATCH, (run_id, 0, item.event_id))

@@ -6,6 +6,8 @@ Each is one lookup on an index (``tj_timers.due_at``), never a scan.
 
 from __future__ import annotations
 
+from typing import Any
+
 from .dialect import Dialect
 from .schema import TIMERS
 
@@ -14,7 +16,7 @@ class HealthStore:
     def __init__(self, dialect: Dialect):
         self.d = dialect
 
-    def oldest_due_timer(self, now: int) -> dict | None:
+    def oldest_due_timer(self, now: int) -> dict[str, Any] | None:
         """The timer due longest ago and still unfired (``{"run_id", "step_key", "kind",
         "due_at"}``, epoch ms), or ``None``."""
         row = self.d.execute(f'SELECT "run_id", "step_key", "kind", "due_at" FROM "{TIMERS}" '

@@ -9,6 +9,7 @@ reported ``down``; rows not renewed for :data:`FORGET_AFTER_MS` are deleted by t
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 from ..durations import ms_to_iso
 from .dialect import Dialect
@@ -45,7 +46,7 @@ class HeartbeatStore:
             (beat.host, beat.pid, beat.kind, beat.version, beat.threads_busy, beat.started_at,
              now, beat.interval_ms))
 
-    def processes(self, now: int) -> list[dict]:
+    def processes(self, now: int) -> list[dict[str, Any]]:
         """Every process seen in the last day, most recently seen first, each ``up`` or
         ``down`` (no beat for three of its intervals)."""
         rows = self.d.execute(
@@ -60,5 +61,5 @@ class HeartbeatStore:
 
     def forget(self, now: int) -> int:
         """Delete the rows of processes not seen for a day; returns how many."""
-        return self.d.execute(f'DELETE FROM "{HEARTBEATS}" WHERE "last_seen" < ?',
-                              (now - FORGET_AFTER_MS,)).rowcount
+        return int(self.d.execute(f'DELETE FROM "{HEARTBEATS}" WHERE "last_seen" < ?',
+                                  (now - FORGET_AFTER_MS,)).rowcount)

@@ -54,7 +54,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, cast
 
 import rfc8785
 
@@ -68,6 +68,7 @@ from .base import Completed, Driver, Errored, Failed, Outcome, Suspended
 
 if TYPE_CHECKING:
     from ..invocation import Invocation
+    from ..sdk_sync import SdkEndpoint
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +94,7 @@ class SdkFunctionError(Exception):
     own ``{name, message, stack}`` when it reported one — what the run records as its
     error and what an ``onFailure`` handler receives in ``inngest/function.failed``."""
 
-    def __init__(self, message: str, *, error_payload: dict | None = None):
+    def __init__(self, message: str, *, error_payload: dict[str, Any] | None = None):
         super().__init__(message)
         self.error_payload = error_payload
 
@@ -155,7 +156,7 @@ class Answer:
     body: Any
 
 
-def _error_of(value: Any) -> dict:
+def _error_of(value: Any) -> dict[str, Any]:
     """``{name, message}`` (and ``stack`` when given) of an error the SDK serialized."""
     if isinstance(value, dict):
         out = {"name": str(value.get("name") or "Error"),
@@ -176,7 +177,7 @@ def _origin(url: str) -> str:
     return urllib.parse.urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
-def _sleep_wake_at(op: dict, opts: dict, now: int) -> int:
+def _sleep_wake_at(op: dict[str, Any], opts: dict[str, Any], now: int) -> int:
     """When a ``Sleep`` operation wakes. inngest's SDKs put the sleep in the op's ``name``:
     a duration (``"45s"``, ``"1h30m"``; JS ``step.sleep``) or an ISO 8601 time (JS
     ``step.sleepUntil``, and every inngest-py sleep); an empty one (JS durations under a
@@ -219,7 +220,7 @@ class HttpDriver(Driver):
         self._lock = threading.Lock()
 
     # -- the wire --------------------------------------------------------------------------
-    def call(self, url: str, payload: dict) -> Answer:
+    def call(self, url: str, payload: dict[str, Any]) -> Answer:
         if self.production and not self.signing_key:
             raise SdkFunctionError("refused to call the SDK app: TENGO_SIGNING_KEY is not set "
                                    "(signatures are required in production)")
@@ -293,13 +294,13 @@ class HttpDriver(Driver):
                 self._unreachable_since.pop(_origin(url), None)
 
     # -- the memo --------------------------------------------------------------------------
-    def _memo(self, inv: "Invocation") -> tuple[dict, list[str], dict]:
+    def _memo(self, inv: "Invocation") -> tuple[dict[str, Any], list[str], dict[str, Any]]:
         """The SDK's ``steps`` (hashed id → result), its completion order, and the rows of
         steps still pending (to re-park on), resolving those whose time has come."""
         now = inv.now()
-        steps: dict[str, dict] = {}
+        steps: dict[str, dict[str, Any]] = {}
         order: list[tuple[int, int, str]] = []
-        pending: dict = {}
+        pending: dict[str, Any] = {}
         for row in inv.stored_steps():
             if row.status == StepStatus.SLEEPING and row.wake_at is not None and row.wake_at <= now:
                 inv.checkpoint(ops.SleepDone(key=row.key, name=row.name, started_at=row.started_at,
@@ -331,7 +332,7 @@ class HttpDriver(Driver):
             order.append((row.ended_at or 0, row.position, row.key))
         return steps, [key for _, _, key in sorted(order)], pending
 
-    def _payload(self, inv: "Invocation", steps: dict, stack: list[str], attempt: int) -> dict:
+    def _payload(self, inv: "Invocation", steps: dict[str, Any], stack: list[str], attempt: int) -> dict[str, Any]:
         return {"event": inv.event.to_dict(), "events": [e.to_dict() for e in inv.context.events],
                 "steps": steps, "version": 1, "use_api": False,  # inngest-py requires it here
                 "ctx": {"run_id": inv.run_id, "attempt": attempt,
@@ -340,7 +341,7 @@ class HttpDriver(Driver):
 
     # -- the loop --------------------------------------------------------------------------
     def drive(self, inv: "Invocation") -> Outcome:
-        url = inv.function.handler.url
+        url = cast("SdkEndpoint", inv.function.handler).url
         steps, stack, stored_pending = self._memo(inv)
         attempt = max([inv.run.attempt] + [r.attempts for r in stored_pending.values()
                                            if r.status == StepStatus.RETRYING])
@@ -365,9 +366,9 @@ class HttpDriver(Driver):
                 return Completed(answer.body)
             if answer.status != 206:
                 error = _error_of(answer.body)
-                exc = SdkFunctionError(f"{error['name']}: {error['message']} (HTTP {answer.status} "
-                                       "from the SDK app)", error_payload=error)
-                return Failed(exc) if no_retry else Errored(exc)
+                failure = SdkFunctionError(f"{error['name']}: {error['message']} (HTTP "
+                                           f"{answer.status} from the SDK app)", error_payload=error)
+                return Failed(failure) if no_retry else Errored(failure)
             if not isinstance(answer.body, list):
                 return Errored(SdkFunctionError("the SDK app answered 206 without a list of step "
                                                 f"operations: {str(answer.body)[:200]}"))
@@ -386,8 +387,8 @@ class HttpDriver(Driver):
         return Errored(SdkFunctionError(f"more than {MAX_CALLS_PER_EXECUTION} calls to the SDK "
                                         "app in one execution"))
 
-    def _apply(self, inv: "Invocation", op: Any, no_retry: bool, steps: dict, stack: list[str],
-               stored_pending: dict, pending: dict, queue: list[str]) -> "bool | Outcome":
+    def _apply(self, inv: "Invocation", op: Any, no_retry: bool, steps: dict[str, Any], stack: list[str],
+               stored_pending: dict[str, Any], pending: dict[str, Any], queue: list[str]) -> "bool | Outcome":
         """One step operation of a 206 answer; ``True`` when it added to the memo."""
         if not isinstance(op, dict) or not isinstance(op.get("id"), str):
             return Errored(SdkFunctionError(f"malformed step operation from the SDK app: {op!r}"))
@@ -452,7 +453,9 @@ class HttpDriver(Driver):
         return Errored(SdkFunctionError(f"step {name!r}: operation {kind!r} is not supported by "
                                         "this engine's HTTP driver"))
 
-    def _wait(self, inv, key, name, opts, row, steps, stack, pending) -> "bool | Outcome":
+    def _wait(self, inv: "Invocation", key: str, name: str, opts: dict[str, Any],
+              row: Any, steps: dict[str, Any], stack: list[str],
+              pending: dict[str, Any]) -> "bool | Outcome":
         now = inv.now()
         if row is not None:
             pending[key] = ops.WaitForEvent(key=key, name=name, wake_at=row.wake_at,
@@ -480,7 +483,8 @@ class HttpDriver(Driver):
         pending[key] = wait
         return False
 
-    def _invoke(self, inv, key, name, opts, row, pending) -> "bool | Outcome":
+    def _invoke(self, inv: "Invocation", key: str, name: str, opts: dict[str, Any],
+                row: Any, pending: dict[str, Any]) -> "bool | Outcome":
         now = inv.now()
         if row is not None:
             pending[key] = ops.Invoke(key=key, name=name, wake_at=row.wake_at,

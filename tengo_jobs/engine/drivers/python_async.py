@@ -25,7 +25,7 @@ import logging
 import os
 import threading
 from concurrent.futures import Future
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Coroutine, TypeVar
 
 from ... import middleware as mw
 from ...errors import StepUsageError
@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from ..invocation import Invocation
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 DEFAULT_MAX_INFLIGHT = 1000
 
@@ -67,7 +68,7 @@ class EventLoopThread:
                 self._loop, self._pid = loop, os.getpid()
             return self._loop
 
-    def submit(self, coro) -> Future:
+    def submit(self, coro: Coroutine[Any, Any, _T]) -> Future[_T]:
         return asyncio.run_coroutine_threadsafe(coro, self.loop)
 
 
@@ -96,7 +97,8 @@ class AsyncPythonDriver(Driver):
             return None, exc
 
     @staticmethod
-    async def _handler_outcome(invocation: "Invocation", step: AsyncStep, chain: tuple) -> Outcome:
+    async def _handler_outcome(invocation: "Invocation", step: AsyncStep,
+                               chain: tuple[mw.Middleware, ...]) -> Outcome:
         try:
             if chain:
                 mw.before_execution(chain, invocation.context)
@@ -123,7 +125,7 @@ class AsyncPythonDriver(Driver):
         return outcome
 
     def detach(self, invocation: "Invocation",
-               finish: Callable[[Callable[[], Outcome]], Any]) -> Future:
+               finish: Callable[[Callable[[], Outcome]], Any]) -> Future[Any]:
         """Start the handler on the loop and return; when it ends, ``finish`` is called on the
         loop's thread with a function returning its outcome (or raising its interrupt)."""
         self._inflight.acquire()

@@ -22,7 +22,10 @@ body limits are left alone (the engine's views parse and bound bodies themselves
 
 from __future__ import annotations
 
+from typing import Any, Callable, TypeVar
+
 from flask import Flask, current_app, request
+from flask.typing import ResponseReturnValue
 
 from ... import logsafe
 from ...engine.sdk_sync import SyncOnStart
@@ -34,14 +37,16 @@ from . import dash_events, dash_functions, dash_health, dash_perf  # noqa: F401
 from .errors import error_response, register_error_handlers
 from .dashboard import add_nav_link, printable
 from .event_api import MAX_REQUEST_BYTES
-from ...runtime import boot
+from ...runtime import Runtime, boot
+
+_Handler = TypeVar("_Handler", bound=Callable[..., Any])
 
 # A request body to the REST API or the dashboard: the send-test-event form holds one
 # event (512 KiB of JSON, up to three times that form-encoded).
 MAX_FORM_BYTES = 2 * 1024 * 1024
 
 
-def create_app(runtime=None, *, max_request_bytes: int = MAX_REQUEST_BYTES) -> Flask:
+def create_app(runtime: Runtime | None = None, *, max_request_bytes: int = MAX_REQUEST_BYTES) -> Flask:
     """Build the web app on ``runtime`` (default: booted from the environment)."""
     booted = runtime is None
     if runtime is None:
@@ -72,7 +77,7 @@ def create_app(runtime=None, *, max_request_bytes: int = MAX_REQUEST_BYTES) -> F
 ENGINE_MODULES = (event_api, api, sdk_api, health, metrics, openapi, dashboard)
 
 
-def _register_blueprints(app: Flask, runtime, prefix: str) -> list[str]:
+def _register_blueprints(app: Flask, runtime: Runtime, prefix: str) -> list[str]:
     """The engine's blueprints and the extensions' pages on ``app`` under ``prefix``;
     returns their names."""
     blueprints = [module.bp for module in ENGINE_MODULES]
@@ -89,7 +94,7 @@ def _register_blueprints(app: Flask, runtime, prefix: str) -> list[str]:
     return [blueprint.name for blueprint in blueprints]
 
 
-def url_prefix_arg(url_prefix) -> str:
+def url_prefix_arg(url_prefix: object) -> str:
     """``url_prefix`` as a path prefix: ``""`` or ``/segment[/...]`` without a trailing slash."""
     if url_prefix is None:
         return ""
@@ -109,30 +114,31 @@ class _Scope:
     def __init__(self, app: Flask, names: list[str]):
         self.app, self.names = app, names
 
-    def errorhandler(self, exc_or_code):
+    def errorhandler(self, exc_or_code: type[Exception] | int
+                     ) -> Callable[[_Handler], _Handler]:
         exc_class, code = self.app._get_exc_class_and_code(exc_or_code)
 
-        def register(handler):
+        def register(handler: _Handler) -> _Handler:
             for name in self.names:
                 self.app.error_handler_spec[name][code].setdefault(exc_class, handler)
             return handler
 
         return register
 
-    def before_request(self, hook) -> None:
+    def before_request(self, hook: Callable[..., Any]) -> None:
         for name in self.names:
             self.app.before_request_funcs.setdefault(name, []).append(hook)
 
-    def after_request(self, hook) -> None:
+    def after_request(self, hook: Callable[..., Any]) -> None:
         for name in self.names:
             self.app.after_request_funcs.setdefault(name, []).append(hook)
 
-    def context_processor(self, processor) -> None:
+    def context_processor(self, processor: Callable[..., Any]) -> None:
         for name in self.names:
             self.app.template_context_processors.setdefault(name, []).append(processor)
 
 
-def init_app(app: Flask, runtime, *, url_prefix: str = "/jobs") -> None:
+def init_app(app: Flask, runtime: Runtime, *, url_prefix: str = "/jobs") -> None:
     """Register the engine (event API, REST API, dashboard, health, metrics, OpenAPI) on the
     application's ``app`` under ``url_prefix``, its boundary scoped to its own blueprints."""
     prefix = url_prefix_arg(url_prefix)
@@ -157,7 +163,7 @@ def init_app(app: Flask, runtime, *, url_prefix: str = "/jobs") -> None:
     scope.before_request(_check_request)
 
 
-def _check_request():
+def _check_request() -> ResponseReturnValue | None:
     """Body size and parameter text, for every route but the event API's (its own checks:
     a bad key is a 401 before anything else, and its body limit is larger)."""
     if request.blueprint == event_api.bp.name:

@@ -31,20 +31,28 @@ import functools
 import hashlib
 import hmac
 import ipaddress
+from typing import TYPE_CHECKING, Callable, Iterable, ParamSpec, cast
 from urllib.parse import urlsplit
 
-from flask import current_app, redirect, render_template, request, url_for
-from itsdangerous import BadSignature, URLSafeTimedSerializer
+from flask import Flask, Response, current_app, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+from werkzeug.wrappers import Response as BaseResponse
+from itsdangerous import BadSignature, TimestampSigner, URLSafeTimedSerializer
 
 from . import csrf
 from .errors import error_response
 
+if TYPE_CHECKING:
+    from ...config import Settings
 
-def _settings():
-    return current_app.extensions["tengo_jobs"].settings
+_P = ParamSpec("_P")
 
 
-def _matches_any(candidate: str, secrets) -> bool:
+def _settings() -> Settings:
+    return cast("Settings", current_app.extensions["tengo_jobs"].settings)
+
+
+def _matches_any(candidate: str, secrets: Iterable[str]) -> bool:
     given = candidate.encode("utf-8", "surrogateescape")
     found = False
     for secret in secrets:
@@ -87,7 +95,7 @@ _SESSION_KEY = "tengo_jobs_session_key"
 OK, MISSING, WRONG, REMOTE = "ok", "missing", "wrong", "remote"
 
 
-def install(app, settings) -> None:
+def install(app: Flask, settings: Settings) -> None:
     """Derive the session cookie's key from the deployment's secrets."""
     app.extensions[_SESSION_KEY] = csrf.derive_key(settings, b"tengo_jobs session key")
 
@@ -105,8 +113,9 @@ def issue_session(*, now: float | None = None) -> str:
     """A session cookie's value, signed at ``now`` (default: the current time)."""
     serializer = _serializer()
     if now is not None:
-        signer = serializer.make_signer(SESSION_SALT)
-        signer.get_timestamp = lambda: int(now)
+        # a URLSafeTimedSerializer's signer is a TimestampSigner
+        signer = cast(TimestampSigner, serializer.make_signer(SESSION_SALT))
+        signer.get_timestamp = lambda: int(now)  # type: ignore[method-assign]
         return signer.sign(serializer.dump_payload({"v": 1})).decode("ascii")
     return serializer.dumps({"v": 1})
 
@@ -116,24 +125,25 @@ def session_ok() -> bool:
     if not value or len(value) > 256:
         return False
     try:
-        return _serializer().loads(value, max_age=session_lifetime_s()) == {"v": 1}
+        return bool(_serializer().loads(value, max_age=session_lifetime_s()) == {"v": 1})
     except (BadSignature, ValueError):  # expired, forged, or signed under another password
         return False
 
 
-def set_session_cookie(response) -> None:
+def set_session_cookie(response: BaseResponse) -> None:
     response.set_cookie(SESSION_COOKIE, issue_session(), max_age=session_lifetime_s(),
                         httponly=True, samesite="Lax", secure=request.is_secure, path="/")
 
 
-def clear_session_cookie(response) -> None:
+def clear_session_cookie(response: BaseResponse) -> None:
     response.delete_cookie(SESSION_COOKIE, httponly=True, samesite="Lax",
                            secure=request.is_secure, path="/")
 
 
 def password_ok(given: str | None) -> bool:
     password = _settings().dashboard_password
-    return bool(password) and given is not None and _matches_any(given, [password])
+    return password is not None and bool(password) and given is not None and _matches_any(
+        given, [password])
 
 
 def from_loopback() -> bool:
@@ -164,7 +174,7 @@ def dashboard_ok() -> bool:
     return access() == OK
 
 
-def unauthorized(message: str):
+def unauthorized(message: str) -> Response:
     response = error_response(401, message)
     response.headers["WWW-Authenticate"] = 'Basic realm="tengo_jobs", charset="UTF-8"'
     return response
@@ -191,7 +201,7 @@ def safe_next(target: str | None) -> str | None:
     return target
 
 
-def _refused(why: str, *, json_api: bool):
+def _refused(why: str, *, json_api: bool) -> ResponseReturnValue:
     if why == REMOTE:
         if json_api:
             return error_response(403, REMOTE_MESSAGE)
@@ -206,9 +216,10 @@ def _refused(why: str, *, json_api: bool):
                            login_link=True), 401
 
 
-def _protect(view, *, json_api: bool):
+def _protect(view: Callable[_P, ResponseReturnValue], *,
+             json_api: bool) -> Callable[_P, ResponseReturnValue]:
     @functools.wraps(view)
-    def wrapper(*args, **kwargs):
+    def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> ResponseReturnValue:
         why = access()
         if why != OK:
             return _refused(why, json_api=json_api)
@@ -220,14 +231,15 @@ def _protect(view, *, json_api: bool):
     return wrapper
 
 
-def require_dashboard(view):
+def require_dashboard(view: Callable[_P, ResponseReturnValue]
+                      ) -> Callable[_P, ResponseReturnValue]:
     """Decorator for a dashboard page: the password (a session cookie from ``/login``,
     bearer or basic auth) is required, a browser without one is sent to the login form,
     and a state-changing request must come from the dashboard itself (:mod:`.csrf`)."""
     return _protect(view, json_api=False)
 
 
-def require_api(view):
+def require_api(view: Callable[_P, ResponseReturnValue]) -> Callable[_P, ResponseReturnValue]:
     """Decorator for the REST API and ``/metrics``: as :func:`require_dashboard`, but a
     request without credentials is a 401 (not a redirect), and a state-changing request
     takes a JSON body only (415 otherwise) instead of a form token."""

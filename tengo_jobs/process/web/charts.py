@@ -7,6 +7,8 @@ with a ``<title>`` per bar for the tooltip; every text in it is escaped.
 
 from __future__ import annotations
 
+from typing import Any
+
 from markupsafe import Markup, escape
 
 from ...durations import ms_to_iso
@@ -15,7 +17,7 @@ WIDTH = 12  # per bar, in viewBox units
 HEIGHT = 60
 
 
-def bar_chart(points: list[dict], series: tuple[str, ...] = ("completed", "failed", "cancelled"),
+def bar_chart(points: list[dict[str, Any]], series: tuple[str, ...] = ("completed", "failed", "cancelled"),
               *, label: str = "runs") -> Markup:
     """A stacked bar chart of ``points`` (``{"at": ms, <series>: n, …}``, oldest first)."""
     peak = max([sum(int(p.get(s) or 0) for s in series) for p in points] + [1])
@@ -41,7 +43,7 @@ def bar_chart(points: list[dict], series: tuple[str, ...] = ("completed", "faile
     return Markup("".join(parts))
 
 
-def ms_text(ms) -> str:
+def ms_text(ms: float | None) -> str:
     """A duration for people: ``840 ms``, ``2.5 s``, ``3.2 min``, ``1.5 h``; ``–`` for none."""
     if ms is None:
         return "–"

@@ -34,12 +34,17 @@ import hashlib
 import hmac
 import secrets
 import time
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from flask import current_app, render_template, request
+from flask import Flask, current_app, render_template, request
+from flask.typing import ResponseReturnValue
 from itsdangerous import BadSignature, SignatureExpired, TimestampSigner
 
 from .errors import error_response
+
+if TYPE_CHECKING:
+    from ...config import Settings
 
 SAFE_METHODS = frozenset(("GET", "HEAD", "OPTIONS", "TRACE"))
 TOKEN_FIELD = "csrf_token"
@@ -51,7 +56,7 @@ _CLOCK_SKEW_S = 300  # a token issued by another web host whose clock runs ahead
 _KEY = "tengo_jobs_csrf_key"
 
 
-def derive_key(settings, purpose: bytes) -> bytes:
+def derive_key(settings: Settings, purpose: bytes) -> bytes:
     """A key for ``purpose`` from the deployment's secrets (``TENGO_SIGNING_KEY`` and
     ``TENGO_DASHBOARD_PASSWORD``): the same in every web process, changed with either
     secret; random per process without any."""
@@ -62,7 +67,7 @@ def derive_key(settings, purpose: bytes) -> bytes:
     return hmac.new(purpose, joined, hashlib.sha256).digest()
 
 
-def install(app, settings, *, scope=None) -> None:
+def install(app: Flask, settings: Settings, *, scope: Any = None) -> None:
     """Derive this app's token key from the deployment's secrets (random without any).
 
     ``csrf_token()`` is a template global, or with ``scope`` (an application's own app: see
@@ -99,7 +104,9 @@ def token_ok(token: str | None, *, now: float | None = None) -> bool:
     try:
         return signer.unsign(token, max_age=TOKEN_MAX_AGE_S) == _TOKEN_VALUE
     except SignatureExpired as exc:  # signed by this deployment, but too old or ahead of us
-        ahead = exc.date_signed.timestamp() - signer.get_timestamp()
+        signed = exc.date_signed
+        assert signed is not None  # TimestampSigner.unsign always sets it on expiry
+        ahead = signed.timestamp() - signer.get_timestamp()
         return 0 < ahead <= _CLOCK_SKEW_S and exc.payload == _TOKEN_VALUE
     except (BadSignature, ValueError):  # ValueError: text that is not UTF-8
         return False
@@ -137,7 +144,7 @@ def _has_body() -> bool:
         "Transfer-Encoding", "").lower()
 
 
-def refusal(*, json_api: bool):
+def refusal(*, json_api: bool) -> ResponseReturnValue | None:
     """The response refusing this state-changing request, or ``None`` to let it through."""
     if request.method in SAFE_METHODS:
         return None
@@ -162,7 +169,7 @@ def refusal(*, json_api: bool):
     return None
 
 
-def _refuse(status: int, message: str, *, json_api: bool):
+def _refuse(status: int, message: str, *, json_api: bool) -> ResponseReturnValue:
     if json_api:
         return error_response(status, message)
     return render_template("tj/message.html", title="Request refused", message=message), status

@@ -14,30 +14,37 @@ page and endpoint names.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any, cast
 from flask import current_app, redirect, render_template, request, send_from_directory, url_for
+from flask.typing import ResponseReturnValue
 
 from ...errors import TengoJobsError, ValidationError
 from . import params
 from .auth import require_dashboard
 from .dashboard import STATIC, bp
 
+if TYPE_CHECKING:
+    from ...core.registry import Registry
+    from ...runtime import Runtime
+
 PAGE = 50
 FORM_FIELDS = ("name", "data", "id")
 
 
-def _runtime():
-    return current_app.extensions["tengo_jobs"]
+def _runtime() -> Runtime:
+    return cast("Runtime", current_app.extensions["tengo_jobs"])
 
 
 @bp.get("/static/tj/json-field.js")
 @require_dashboard
-def json_field_script():
+def json_field_script() -> ResponseReturnValue:
     """Live JSON checking for the textareas marked ``data-json`` (optional: the server checks)."""
     return send_from_directory(STATIC, "json-field.js", max_age=3600,
                                mimetype="text/javascript")
 
 
-def _list_page(*, form: dict | None = None, errors: dict | None = None, status: int = 200):
+def _list_page(*, form: dict[str, Any] | None = None, errors: dict[str, Any] | None = None,
+               status: int = 200) -> ResponseReturnValue:
     name = params.text_arg("name")
     page = _runtime().store.queries.list_events(name=name, limit=PAGE,
                                                 cursor=params.cursor_arg())
@@ -48,7 +55,7 @@ def _list_page(*, form: dict | None = None, errors: dict | None = None, status: 
 
 @bp.get("/events")
 @require_dashboard
-def events_page():
+def events_page() -> ResponseReturnValue:
     return _list_page()
 
 
@@ -61,11 +68,11 @@ def _field_of(exc: TengoJobsError) -> str:
 
 @bp.post("/events/send")
 @require_dashboard
-def send_test_event():
+def send_test_event() -> ResponseReturnValue:
     """Send one event from the form; on any error, the form again with the error next to
     its field and what was typed kept (400)."""
     form = {field: request.form.get(field, "") for field in FORM_FIELDS}
-    event: dict = {"name": form["name"].strip()}
+    event: dict[str, Any] = {"name": form["name"].strip()}
     try:
         raw = form["data"].strip() or "{}"
         event["data"] = params.parse_json(raw, field="data", what="data")
@@ -82,7 +89,7 @@ def send_test_event():
 
 @bp.get("/events/<event_id>")
 @require_dashboard
-def event_page(event_id: str):
+def event_page(event_id: str) -> ResponseReturnValue:
     runtime = _runtime()
     try:
         event = runtime.store.queries.get_event(event_id)
@@ -93,15 +100,15 @@ def event_page(event_id: str):
                            paused=runtime.store.queries.paused_functions())
 
 
-def outcomes(event: dict, registry) -> list[dict]:
+def outcomes(event: dict[str, Any], registry: Registry) -> list[dict[str, Any]]:
     """Per function the event concerns (those its name triggers now, and any that started a
     run or recorded a decision for it): ``{function_id, runs, decisions, note}``.
     ``decisions`` are the flow-control records (skipped with a reason, deduplicated,
     rate-limited, debounced or batched into a run); ``note`` explains a function with
     neither."""
-    by_fn: dict[str, dict] = {}
+    by_fn: dict[str, dict[str, Any]] = {}
 
-    def entry(fn_id: str) -> dict:
+    def entry(fn_id: str) -> dict[str, Any]:
         return by_fn.setdefault(fn_id, {"function_id": fn_id, "runs": [], "decisions": [],
                                         "note": None})
 

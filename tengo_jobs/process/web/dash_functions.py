@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+from typing import TYPE_CHECKING, Any, cast
 
 from flask import current_app, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
 
 from ...core.cron import parse_cron
 from ...errors import (ConfigurationError, FunctionNotFoundError, TengoJobsError,
@@ -27,23 +29,27 @@ from .auth import require_dashboard
 from .charts import bar_chart
 from .dashboard import bp
 
+if TYPE_CHECKING:
+    from ...core.functions import FunctionDef
+    from ...runtime import Runtime
+
 NEXT_FIRES = 5
 
 
-def _runtime():
-    return current_app.extensions["tengo_jobs"]
+def _runtime() -> Runtime:
+    return cast("Runtime", current_app.extensions["tengo_jobs"])
 
 
 @bp.get("/functions")
 @require_dashboard
-def functions_page():
+def functions_page() -> ResponseReturnValue:
     runtime = _runtime()
     now = runtime.clock.now()
     return render_template("tj/functions.html", functions=runtime.control.functions(now=now),
                            day=runtime.store.stats.per_function(window="24h", now=now))
 
 
-def next_fires(cron: str, function_id: str, now: int, count: int = NEXT_FIRES) -> dict:
+def next_fires(cron: str, function_id: str, now: int, count: int = NEXT_FIRES) -> dict[str, Any]:
     """The cron string's zone and its next ``count`` ticks after ``now``, each as
     ``{"zone": wall time in the zone, "utc": ISO UTC}``; ``error`` when it does not parse."""
     try:
@@ -62,7 +68,7 @@ def next_fires(cron: str, function_id: str, now: int, count: int = NEXT_FIRES) -
     return {"timezone": spec.timezone, "fires": fires, "error": None}
 
 
-def _settings(fn) -> list[tuple[str, object]]:
+def _settings(fn: FunctionDef[..., Any]) -> list[tuple[str, object]]:
     """The function's options worth showing, as ``(name, value)``: flow control, cancel_on,
     timeouts (``None``/empty ones left out)."""
     described = fn.describe()
@@ -77,7 +83,7 @@ def _settings(fn) -> list[tuple[str, object]]:
 
 
 def _function_page(function_id: str, *, invoke_form: str = "", invoke_error: str | None = None,
-                   status: int = 200):
+                   status: int = 200) -> ResponseReturnValue:
     runtime = _runtime()
     fn = runtime.registry.find(function_id)
     if fn is None:
@@ -99,13 +105,13 @@ def _function_page(function_id: str, *, invoke_form: str = "", invoke_error: str
 
 @bp.get("/functions/<function_id>")
 @require_dashboard
-def function_page(function_id: str):
+def function_page(function_id: str) -> ResponseReturnValue:
     return _function_page(function_id)
 
 
 @bp.post("/functions/<function_id>/invoke")
 @require_dashboard
-def invoke_function(function_id: str):
+def invoke_function(function_id: str) -> ResponseReturnValue:
     """Start a run with the form's JSON ``data``; the run's page, or the form again with the
     error beside the field and the text kept (400)."""
     raw = request.form.get("data", "")
@@ -128,17 +134,17 @@ def invoke_function(function_id: str):
 
 @bp.post("/functions/<function_id>/pause")
 @require_dashboard
-def pause_function(function_id: str):
+def pause_function(function_id: str) -> ResponseReturnValue:
     return _pause_or_resume(function_id, pause=True)
 
 
 @bp.post("/functions/<function_id>/resume")
 @require_dashboard
-def resume_function(function_id: str):
+def resume_function(function_id: str) -> ResponseReturnValue:
     return _pause_or_resume(function_id, pause=False)
 
 
-def _pause_or_resume(function_id: str, *, pause: bool):
+def _pause_or_resume(function_id: str, *, pause: bool) -> ResponseReturnValue:
     control = _runtime().control
     try:
         (control.pause if pause else control.resume)(function_id)

@@ -12,20 +12,24 @@ Routes of the dashboard's blueprint (:mod:`.dashboard`).
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, cast
 
 from flask import current_app, render_template
+from flask.typing import ResponseReturnValue
 
 from ...durations import ms_to_iso
 from ...store.queries import COUNT_CAP
 from .auth import require_dashboard
 from .dashboard import bp
 
+if TYPE_CHECKING:
+    from ...runtime import Runtime
+
 SEEN_WITHIN_MS = 60_000
 
 
-def _runtime():
-    return current_app.extensions["tengo_jobs"]
+def _runtime() -> Runtime:
+    return cast("Runtime", current_app.extensions["tengo_jobs"])
 
 
 def _check(call: Callable[[], Any]) -> tuple[str, Any]:
@@ -37,7 +41,7 @@ def _check(call: Callable[[], Any]) -> tuple[str, Any]:
         return "error", f"{type(exc).__name__}: {str(exc)[:200]}"
 
 
-def _at(pair):
+def _at(pair: tuple[int, dict[str, Any]] | None) -> dict[str, Any] | None:
     if pair is None:
         return None
     at, detail = pair
@@ -46,7 +50,7 @@ def _at(pair):
 
 @bp.get("/health")
 @require_dashboard
-def health_page():
+def health_page() -> ResponseReturnValue:
     runtime = _runtime()
     store = runtime.store
     now = runtime.clock.now()
@@ -76,7 +80,7 @@ def health_page():
         200 if database == broker == "ok" else 503
 
 
-def _stats_at(figure):
+def _stats_at(figure: tuple[str, Any]) -> dict[str, Any] | None:
     state, value = figure
     if state != "ok" or value is None:
         return None

@@ -13,7 +13,10 @@ Routes of the dashboard's blueprint (:mod:`.dashboard`).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any, cast
+
 from flask import current_app, render_template, request
+from flask.typing import ResponseReturnValue
 
 from ...durations import ms_to_iso
 from ...errors import ValidationError
@@ -24,16 +27,20 @@ from .charts import bar_chart, ms_text
 from .dashboard import bp
 
 
+if TYPE_CHECKING:
+    from ...core.registry import Registry
+    from ...runtime import Runtime
+
 @bp.app_template_filter("ms")
-def _ms(value):
+def _ms(value: float | None) -> str:
     return ms_text(value)
 
 
-def _runtime():
-    return current_app.extensions["tengo_jobs"]
+def _runtime() -> Runtime:
+    return cast("Runtime", current_app.extensions["tengo_jobs"])
 
 
-def _every_function(per_function: dict, registry) -> dict:
+def _every_function(per_function: dict[str, Any], registry: Registry) -> dict[str, Any]:
     """Every registered function (a row of zeros when it ran nothing), and any other
     function that ran in the window."""
     for fn in registry.all():
@@ -45,7 +52,7 @@ def _every_function(per_function: dict, registry) -> dict:
 
 @bp.get("/performance")
 @require_dashboard
-def performance_page():
+def performance_page() -> ResponseReturnValue:
     runtime = _runtime()
     window = request.args.get("window") or "24h"
     if window not in WINDOWS:

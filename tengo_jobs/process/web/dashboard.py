@@ -21,24 +21,29 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
 
-from flask import (Blueprint, current_app, redirect, render_template, request, send_from_directory,
+from flask import (Blueprint, Flask, current_app, redirect, render_template, request, send_from_directory,
                    url_for)
+from flask.typing import ResponseReturnValue
 
 from ...durations import ms_to_iso
 from ...errors import ValidationError
 from . import auth, csrf
 
 bp = Blueprint("tengo_dashboard", __name__, template_folder="templates")
+if TYPE_CHECKING:
+    from ...runtime import Runtime
+
 STATIC = Path(__file__).parent / "static"
 
 
-def add_nav_link(app, label: str, endpoint: str) -> None:
+def add_nav_link(app: Flask, label: str, endpoint: str) -> None:
     """Show a link to ``endpoint`` in the dashboard's navigation bar."""
     app.config.setdefault("TENGO_DASHBOARD_LINKS", []).append((label, endpoint))
 
 
-def printable(value):
+def printable(value: Any) -> Any:
     """Jinja's ``finalize``: text with an unpaired surrogate (stored event data, a step's
     error) is shown with the surrogate escaped (``\\ud800``) instead of failing the page."""
     if isinstance(value, str):
@@ -50,30 +55,30 @@ def printable(value):
 
 
 @bp.errorhandler(ValidationError)
-def _bad_request(exc: ValidationError):
+def _bad_request(exc: ValidationError) -> ResponseReturnValue:
     return render_template("tj/message.html", title="Bad request", message=str(exc)), 400
 
 
 @bp.get("/static/tj/dashboard.css")
-def stylesheet():
+def stylesheet() -> ResponseReturnValue:
     """The dashboard's one stylesheet (the CSP allows no inline style); public, as the
     login page needs it and it holds nothing but style."""
     return send_from_directory(STATIC, "dashboard.css", max_age=3600)
 
 
 @bp.get("/login")
-def login_page():
+def login_page() -> ResponseReturnValue:
     return _login_form(error=None)
 
 
-def _login_form(*, error: str | None, status: int = 200):
+def _login_form(*, error: str | None, status: int = 200) -> ResponseReturnValue:
     return render_template("tj/login.html", error=error,
                            next=auth.safe_next(request.values.get("next")) or "",
                            no_password=auth.open_without_password()), status
 
 
 @bp.post("/login")
-def login():
+def login() -> ResponseReturnValue:
     """Check ``password`` (constant-time) and set the session cookie; then go to ``next``
     (a path on this site) or the runs page."""
     refused = csrf.refusal(json_api=False)
@@ -90,7 +95,7 @@ def login():
 
 
 @bp.post("/logout")
-def logout():
+def logout() -> ResponseReturnValue:
     refused = csrf.refusal(json_api=False)
     if refused is not None:
         return refused
@@ -100,24 +105,24 @@ def logout():
 
 
 @bp.app_template_filter("iso")
-def _iso(ms):
+def _iso(ms: Any) -> Any:
     return ms_to_iso(ms) if isinstance(ms, int) else (ms or "")
 
 
 @bp.app_template_filter("pretty")
-def _pretty(value):
+def _pretty(value: Any) -> str:
     return json.dumps(value, indent=2, ensure_ascii=False) if value is not None else ""
 
 
 @bp.app_context_processor
-def _nav():
+def _nav() -> dict[str, Any]:
     return {"extra_links": current_app.config.get("TENGO_DASHBOARD_LINKS", []),
             "open_without_password": auth.open_without_password(),
             "logged_in": auth.session_ok()}
 
 
-def _runtime():
-    return current_app.extensions["tengo_jobs"]
+def _runtime() -> Runtime:
+    return cast("Runtime", current_app.extensions["tengo_jobs"])
 
 
 from . import dash_runs  # noqa: E402,F401  (the runs and run pages: routes on bp)

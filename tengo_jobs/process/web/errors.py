@@ -8,9 +8,10 @@ never a 2xx and never a bare 500 page.
 from __future__ import annotations
 
 import logging
+from typing import Any, Callable, Protocol, TypeVar
 
 import peewee as pw
-from flask import Flask, jsonify
+from flask import Response, jsonify
 from werkzeug.exceptions import HTTPException
 
 from ...errors import (DatabaseUnavailableError, EventTooLargeError, InvalidRunStateError,
@@ -20,8 +21,17 @@ log = logging.getLogger(__name__)
 
 UNAVAILABLE_ERRORS = (pw.OperationalError, pw.InterfaceError)
 
+_Handler = TypeVar("_Handler", bound=Callable[..., Any])
 
-def error_response(status: int, message: str, **extra):
+
+class ErrorHandlerHost(Protocol):
+    """A Flask app, or anything else with its ``errorhandler`` decorator."""
+
+    def errorhandler(self, code_or_exception: type[Exception] | int
+                     ) -> Callable[[_Handler], _Handler]: ...
+
+
+def error_response(status: int, message: str, **extra: Any) -> Response:
     body = {"error": message, "status": status}
     body.update({k: v for k, v in extra.items() if v is not None})
     response = jsonify(body)
@@ -29,17 +39,17 @@ def error_response(status: int, message: str, **extra):
     return response
 
 
-def validation_response(exc: ValidationError):
+def validation_response(exc: ValidationError) -> Response:
     status = 413 if isinstance(exc, EventTooLargeError) else 400
     body = exc.to_dict()
     return error_response(status, body.pop("error"), **body)
 
 
-def register_error_handlers(app: Flask) -> None:
+def register_error_handlers(app: ErrorHandlerHost) -> None:
     """On ``app``, or on anything with Flask's ``errorhandler`` decorator (the engine's
     blueprints inside an application's app)."""
     @app.errorhandler(HTTPException)
-    def _http(exc: HTTPException):
+    def _http(exc: HTTPException) -> Response:
         response = error_response(exc.code or 500, exc.description or exc.name)
         for key, value in exc.get_headers():  # e.g. Allow on 405
             if key.lower() != "content-type":
@@ -47,32 +57,32 @@ def register_error_handlers(app: Flask) -> None:
         return response
 
     @app.errorhandler(ValidationError)
-    def _validation(exc: ValidationError):
+    def _validation(exc: ValidationError) -> Response:
         return validation_response(exc)
 
     @app.errorhandler(RunNotFoundError)
-    def _not_found(exc: RunNotFoundError):
+    def _not_found(exc: RunNotFoundError) -> Response:
         return error_response(404, str(exc))
 
     @app.errorhandler(InvalidRunStateError)
-    def _conflict(exc: InvalidRunStateError):
+    def _conflict(exc: InvalidRunStateError) -> Response:
         return error_response(409, str(exc))
 
     @app.errorhandler(TengoJobsError)
-    def _engine(exc: TengoJobsError):
+    def _engine(exc: TengoJobsError) -> Response:
         log.exception("request failed")
         return error_response(500, f"{type(exc).__name__}: {exc}")
 
     @app.errorhandler(DatabaseUnavailableError)
     @app.errorhandler(pw.OperationalError)
     @app.errorhandler(pw.InterfaceError)
-    def _unavailable(exc: Exception):
+    def _unavailable(exc: Exception) -> Response:
         log.error("database unavailable: %s: %s", type(exc).__name__, exc)
         return error_response(503, "the database is unavailable; retry later (an event sent "
                                    "again with the same id is stored once)")
 
     @app.errorhandler(Exception)
-    def _unexpected(exc: Exception):
+    def _unexpected(exc: Exception) -> Response:
         log.exception("unexpected error")
         return error_response(500, "internal error (see the server log)")
 

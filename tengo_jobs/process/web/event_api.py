@@ -13,8 +13,11 @@ from __future__ import annotations
 import base64
 import logging
 import binascii
+from typing import TYPE_CHECKING, Any
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, Response, current_app, jsonify, request
+from flask.blueprints import BlueprintSetupState
+from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.routing import BaseConverter
 
@@ -24,6 +27,9 @@ from ...ids import ENTROPY_BITS, ulid
 from .auth import bearer_token, event_key_ok
 from .errors import error_response
 from .params import parse_json
+
+if TYPE_CHECKING:
+    from ...runtime import Runtime
 
 log = logging.getLogger(__name__)
 bp = Blueprint("tengo_event_api", __name__)
@@ -38,7 +44,7 @@ class EventKeyConverter(BaseConverter):
 
 
 @bp.record_once
-def _register_converter(state):
+def _register_converter(state: BlueprintSetupState) -> None:
     state.app.url_map.converters.setdefault("eventkey", EventKeyConverter)
 
 
@@ -51,7 +57,7 @@ MAX_REQUEST_BYTES = 10 * 1024 * 1024
 MAX_SINGLE_EVENT_BODY = 2 * MAX_EVENT_BYTES
 
 
-def _read_body() -> bytes | tuple:
+def _read_body() -> bytes | Response:
     limit = current_app.config.get("TENGO_MAX_REQUEST_BYTES", MAX_REQUEST_BYTES)
     length = request.content_length
     if length is not None and length > limit:
@@ -95,7 +101,7 @@ def seeded_ids(seed: str | None, count: int) -> list[str] | None:
     return [ulid(ms, base + index) for index in range(count)]
 
 
-def _apply_id_seed(payload):
+def _apply_id_seed(payload: Any) -> None:
     """Give events without an ``id`` the seed-derived one (see :func:`seeded_ids`)."""
     events = payload if isinstance(payload, list) else [payload]
     ids = seeded_ids(request.headers.get("X-Inngest-Event-Id-Seed"), len(events))
@@ -106,7 +112,7 @@ def _apply_id_seed(payload):
             event["id"] = event_id
 
 
-def _intake(key: str | None):
+def _intake(key: str | None) -> ResponseReturnValue:
     if not event_key_ok(key):
         return error_response(401, "event key not found (set it in TENGO_EVENT_KEYS)")
     body = _read_body()
@@ -125,7 +131,7 @@ def _intake(key: str | None):
     return jsonify({"ids": ids, "status": 200})
 
 
-def _trace_intake(runtime, ids: list[str]) -> None:
+def _trace_intake(runtime: Runtime, ids: list[str]) -> None:
     """An event posted with a W3C ``traceparent`` header: a span in the caller's trace,
     linked to the root span of each run it started (see :mod:`tengo_jobs.tracing`)."""
     tracer = tracing.get_tracer()
@@ -139,12 +145,12 @@ def _trace_intake(runtime, ids: list[str]) -> None:
 
 
 @bp.post("/e/<eventkey:event_key>")
-def inngest_event_api(event_key: str):
+def inngest_event_api(event_key: str) -> ResponseReturnValue:
     """Inngest's event API, as the official SDKs call it."""
     return _intake(event_key)
 
 
 @bp.post("/api/events")
-def post_events():
+def post_events() -> ResponseReturnValue:
     """The same intake, with ``Authorization: Bearer <event key>``."""
     return _intake(bearer_token())

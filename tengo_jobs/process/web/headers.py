@@ -10,6 +10,8 @@ response that already carries one of these headers (an application's page) keeps
 
 from __future__ import annotations
 
+from flask import Flask, Response
+
 CONTENT_SECURITY_POLICY = ("default-src 'self'; script-src 'self'; style-src 'self'; "
                            "img-src 'self' data:; object-src 'none'; base-uri 'none'; "
                            "form-action 'self'; frame-ancestors 'none'")
@@ -21,13 +23,13 @@ SECURITY_HEADERS = {
 }
 
 
-def add_security_headers(response):
+def add_security_headers(response: Response) -> Response:
     for name, value in SECURITY_HEADERS.items():
         response.headers.setdefault(name, value)
     return response
 
 
-def install(app) -> None:
+def install(app: Flask) -> None:
     app.after_request(add_security_headers)
 
 

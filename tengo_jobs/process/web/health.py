@@ -19,17 +19,23 @@ for anyone who can reach the port.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from flask import Blueprint, current_app, jsonify
+from flask.typing import ResponseReturnValue
 
 from ...durations import ms_to_iso
 from .auth import dashboard_ok
+
+if TYPE_CHECKING:
+    from ...runtime import Runtime
 
 bp = Blueprint("tengo_health", __name__)
 
 
 @bp.get("/healthz")
-def healthz():
-    runtime = current_app.extensions["tengo_jobs"]
+def healthz() -> ResponseReturnValue:
+    runtime: Runtime = current_app.extensions["tengo_jobs"]
     checks = {}
     status = 200
     for name, check in (("database", runtime.store.ping),
@@ -46,13 +52,14 @@ def healthz():
     return jsonify(body), status
 
 
-def _detail(runtime) -> dict:
+def _detail(runtime: Runtime) -> dict[str, Any]:
     store = runtime.store
     try:
-        last = store.retention.last("prune")
-        if last is not None:
-            at, last = last
-            last = {**last, "at": ms_to_iso(at), "cutoff": ms_to_iso(last.get("cutoff"))}
+        last: dict[str, Any] | None = None
+        record = store.retention.last("prune")
+        if record is not None:
+            at, detail = record
+            last = {**detail, "at": ms_to_iso(at), "cutoff": ms_to_iso(detail.get("cutoff"))}
         return {"processes": store.heartbeats.processes(runtime.now()),
                 "rows": store.retention.row_counts(), "disk": store.retention.disk(),
                 "last_prune": last}

@@ -43,13 +43,20 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from typing import TYPE_CHECKING, Any, cast
 
 from flask import Blueprint, Response, current_app
+from flask.typing import ResponseReturnValue
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import (CounterMetricFamily, GaugeMetricFamily,
                                     HistogramMetricFamily)
 
 from .auth import require_api
+
+if TYPE_CHECKING:
+    from prometheus_client import Metric
+
+    from ...runtime import Runtime
 
 log = logging.getLogger(__name__)
 bp = Blueprint("tengo_metrics", __name__)
@@ -61,23 +68,23 @@ CACHE_SECONDS = 5.0
 class DatabaseCollector:
     """Collects the figures above from the database; cached for ``CACHE_SECONDS``."""
 
-    def __init__(self, runtime):
+    def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         self._lock = threading.Lock()
-        self._cached: tuple[float, list] | None = None
+        self._cached: tuple[float, list[Any]] | None = None
 
-    def collect(self):
+    def collect(self) -> list[Metric]:
         with self._lock:
             if self._cached is None or time.monotonic() - self._cached[0] > CACHE_SECONDS:
                 self._cached = (time.monotonic(), self._measure_gauges())
             gauges = list(self._cached[1])
         return self._counters() + gauges
 
-    def _measure(self) -> list:
+    def _measure(self) -> list[Any]:
         """Every family, read now (tests)."""
         return self._counters() + self._measure_gauges()
 
-    def _counters(self) -> list:
+    def _counters(self) -> list[Any]:
         """Inngest's ``*_total`` counters: read at every scrape (a cached value could be
         older than one another worker just served, and a counter must not go down)."""
         scheduled = CounterMetricFamily("inngest_function_run_scheduled_total",
@@ -98,7 +105,7 @@ class DatabaseCollector:
             output.add_metric([fn_id], counts["output_bytes"])
         return [scheduled, started, ended, output]
 
-    def _measure_gauges(self) -> list:
+    def _measure_gauges(self) -> list[Any]:
         now = self.runtime.now()
         queries = self.runtime.store.queries
         events = GaugeMetricFamily("tengo_events_received_24h",
@@ -142,7 +149,7 @@ class DatabaseCollector:
             metrics.append(queue)
         return metrics
 
-    def _inngest(self, now: int) -> list:
+    def _inngest(self, now: int) -> list[Any]:
         """The gauges under Inngest's names, and the scheduler's lag (the counters:
         :meth:`_counters`)."""
         queries = self.runtime.store.queries
@@ -164,7 +171,7 @@ class DatabaseCollector:
             start_lag.add_metric([fn_id], buckets, (total_ms or 0) / 1000)
         return [steps_scheduled, running, lag, start_lag]
 
-    def _capacity(self, now: int) -> list:
+    def _capacity(self, now: int) -> list[Any]:
         """Per function with a concurrency limit: runs waiting for a slot, slots in use."""
         waiting = GaugeMetricFamily("tengo_runs_waiting_for_capacity",
                                     "Runs waiting for a concurrency slot.", labels=["function"])
@@ -196,10 +203,10 @@ class DatabaseCollector:
 
 @bp.get("/metrics")
 @require_api
-def metrics():
+def metrics() -> ResponseReturnValue:
     registry = current_app.extensions.get("tengo_jobs_metrics")
     if registry is None:
         registry = CollectorRegistry(auto_describe=False)
-        registry.register(DatabaseCollector(current_app.extensions["tengo_jobs"]))
+        registry.register(DatabaseCollector(cast("Runtime", current_app.extensions["tengo_jobs"])))
         current_app.extensions["tengo_jobs_metrics"] = registry
     return Response(generate_latest(registry), mimetype="text/plain; version=0.0.4; charset=utf-8")

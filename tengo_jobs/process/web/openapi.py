@@ -8,7 +8,10 @@ but ``/healthz`` and the event intake, it needs the dashboard password.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any, Iterable
+
 from flask import Blueprint, current_app, jsonify, request
+from flask.typing import ResponseReturnValue
 
 from ...core.events import MAX_BATCH_EVENTS, MAX_EVENT_BYTES
 from .auth import require_dashboard
@@ -17,14 +20,17 @@ from .schemas import (CANCELLATIONS_BODY, CANCELLATIONS_OUT, ERROR, EVENT_OUT, E
                       FUNCTION_OUT, FUNCTION_PAUSE, LIST_EVENTS, LIST_RUNS, REPLAY_BODY,
                       REPLAYS_BODY, REPLAYS_OUT, RUN, RUN_DETAIL, SEND_RESULT, page_of)
 
+if TYPE_CHECKING:
+    from .schemas import QueryParam
+
 bp = Blueprint("tengo_openapi", __name__)
 
 
-def _json(schema: dict, description: str) -> dict:
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
-def _err(description: str) -> dict:
+def _err(description: str) -> dict[str, Any]:
     return _json(ERROR, description)
 
 
@@ -36,18 +42,18 @@ _CROSS_SITE = _err("refused: the request comes from another site (Origin, Refere
                    "Sec-Fetch-Site)")
 _NOT_JSON = _err("refused: a body that is not Content-Type: application/json")
 _TOO_LARGE = _err("the body is over 2 MiB")
-_DASHBOARD = [{"bearer": []}, {"basic": []}]
+_DASHBOARD: list[dict[str, list[str]]] = [{"bearer": []}, {"basic": []}]
 
 
-def _query(declared) -> list[dict]:
+def _query(declared: Iterable[QueryParam]) -> list[dict[str, Any]]:
     return [param.describe() for param in declared]
 
 
-def _path(name: str) -> dict:
+def _path(name: str) -> dict[str, Any]:
     return {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
 
 
-def _intake_op(summary: str, security: list, params: list) -> dict:
+def _intake_op(summary: str, security: list[Any], params: list[Any]) -> dict[str, Any]:
     return {
         "summary": summary,
         "security": security,
@@ -95,7 +101,7 @@ _URI_TOO_LONG = {"description": "the request line is over 4,094 bytes (gunicorn 
                                  "before the application sees it; not JSON)"}
 
 
-def _identify(paths: dict) -> dict:
+def _identify(paths: dict[str, Any]) -> dict[str, Any]:
     for (path, method), operation_id in OPERATION_IDS.items():
         paths[path][method]["operationId"] = operation_id
         paths[path][method]["responses"]["414"] = _URI_TOO_LONG
@@ -108,14 +114,14 @@ def _identify(paths: dict) -> dict:
     return paths
 
 
-def _bulk_op(summary: str, body: dict, ok: dict) -> dict:
+def _bulk_op(summary: str, body: dict[str, Any], ok: dict[str, Any]) -> dict[str, Any]:
     return {"summary": summary, "security": _DASHBOARD, "parameters": [],
             "requestBody": {"required": True, "content": {"application/json": {"schema": body}}},
             "responses": {"200": ok, "400": _BAD, "401": _UNAUTHORIZED, "403": _CROSS_SITE,
                           "413": _TOO_LARGE, "415": _NOT_JSON, "503": _UNAVAILABLE}}
 
 
-def _function_control(summary: str, answer: str) -> dict:
+def _function_control(summary: str, answer: str) -> dict[str, Any]:
     return {"summary": summary, "security": _DASHBOARD, "parameters": [_path("function_id")],
             "responses": {"200": _json(FUNCTION_PAUSE, answer), "400": _BAD,
                           "401": _UNAUTHORIZED, "403": _CROSS_SITE,
@@ -123,11 +129,14 @@ def _function_control(summary: str, answer: str) -> dict:
                           "413": _TOO_LARGE, "415": _NOT_JSON, "503": _UNAVAILABLE}}
 
 
-def spec() -> dict:
-    auth_get = lambda summary, ok, extra=None, params=(): {  # noqa: E731
-        "summary": summary, "security": _DASHBOARD, "parameters": list(params),
-        "responses": {"200": ok, "400": _BAD, "401": _UNAUTHORIZED, "503": _UNAVAILABLE,
-                      **(extra or {})}}
+def spec() -> dict[str, Any]:
+    def auth_get(summary: str, ok: dict[str, Any], extra: dict[str, Any] | None = None,
+                 params: Iterable[dict[str, Any]] = ()) -> dict[str, Any]:
+        return {
+            "summary": summary, "security": _DASHBOARD, "parameters": list(params),
+            "responses": {"200": ok, "400": _BAD, "401": _UNAUTHORIZED, "503": _UNAVAILABLE,
+                          **(extra or {})}}
+
     return {
         "openapi": "3.0.3",
         "info": {"title": "tengo_jobs", "version": "0.1.0",
@@ -223,7 +232,7 @@ def spec() -> dict:
 
 @bp.get("/openapi.json")
 @require_dashboard
-def openapi_json():
+def openapi_json() -> ResponseReturnValue:
     document = spec()
     base = request.script_root + current_app.config.get("TENGO_URL_PREFIX", "")
     if base:  # mounted under a prefix (init_app, an ASGI mount): the paths are below it

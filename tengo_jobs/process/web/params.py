@@ -23,7 +23,7 @@ import datetime as dt
 import json
 import math
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any, Iterable, NoReturn
 
 from flask import request
 from flask.json.provider import DefaultJSONProvider
@@ -31,6 +31,9 @@ from flask.json.provider import DefaultJSONProvider
 from ...core.events import storable_text
 from ...errors import ValidationError
 from ...store.queries import MAX_LIMIT, check_cursor, check_limit, check_status
+
+if TYPE_CHECKING:
+    from .schemas import QueryParam
 
 # Arrays and objects nested in one JSON body, the outermost counting as 1: an event
 # object is 1 and its ``data`` 2 (3 and 4 inside a batch's array).
@@ -57,7 +60,7 @@ def _finite_float(text: str) -> float:
     return value
 
 
-def _refuse_constant(name: str):
+def _refuse_constant(name: str) -> NoReturn:
     raise ValueError(f"{name} is not a JSON value")
 
 
@@ -70,7 +73,7 @@ def _deeper_than(value: Any, limit: int) -> bool:
         depth += 1
         if depth > limit:
             return True
-        below: list = []
+        below: list[Any] = []
         for container in level:
             items = container.values() if type(container) is dict else container
             if _CONTAINERS.isdisjoint(map(type, items)):
@@ -107,13 +110,13 @@ class BoundedJSONProvider(DefaultJSONProvider):
     """Flask's JSON with :func:`parse_json`'s limits, so ``request.get_json()`` in any
     blueprint (an application's too) refuses deep nesting with a 400, not a 500."""
 
-    def loads(self, s, **kwargs):
+    def loads(self, s: str | bytes, **kwargs: Any) -> Any:
         if kwargs:
             return super().loads(s, **kwargs)
         return parse_json(s)
 
 
-def json_object_body(example: str = "{}") -> dict:
+def json_object_body(example: str = "{}") -> dict[str, Any]:
     """The request body as a JSON object; an empty body (or ``null``) is ``{}``."""
     raw = request.get_data(cache=False)
     if not raw.strip():
@@ -127,7 +130,8 @@ def json_object_body(example: str = "{}") -> dict:
     return body
 
 
-def object_body(schema: dict, example: str = "{}", *, only_given: bool = False) -> dict:
+def object_body(schema: dict[str, Any], example: str = "{}", *,
+                only_given: bool = False) -> dict[str, Any]:
     """The request body as the JSON object ``schema`` describes (see :mod:`.schemas`): each
     of its properties (absent ones ``None``, or left out with ``only_given``, where
     ``null`` is a value; text no database can hold is a 400 on the field), and a 400 on
@@ -165,7 +169,7 @@ def body_flag(name: str, value: Any) -> bool:
 
 
 # -- query and path parameters --------------------------------------------------------------
-def read_query(declared) -> dict[str, Any]:
+def read_query(declared: Iterable[QueryParam]) -> dict[str, Any]:
     """Every parameter of an operation (a tuple of :class:`.schemas.QueryParam`), parsed in
     order, by the name of the argument it becomes. A parameter the operation does not
     declare is a 400 naming it (``?function_id=`` for ``?function=`` would otherwise be
@@ -262,7 +266,7 @@ def parse_time(name: str, raw: str) -> int:
 
 def time_arg(name: str) -> int | None:
     raw = request.args.get(name)
-    if raw in (None, ""):
+    if raw is None or raw == "":
         return None
     return parse_time(name, raw)
 

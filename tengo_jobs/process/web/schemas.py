@@ -38,7 +38,7 @@ class QueryParam:
     """One query parameter: its schema (for the document) and the parser that enforces it."""
 
     name: str
-    schema: dict
+    schema: dict[str, Any]
     description: str
     parse: Callable[[str], Any]  # called with ``name``; reads ``request.args``
     keyword: str | None = None  # the query function's argument, when it is not ``name``
@@ -46,7 +46,7 @@ class QueryParam:
     def read(self) -> Any:
         return self.parse(self.name)
 
-    def describe(self) -> dict:
+    def describe(self) -> dict[str, Any]:
         """This parameter as an OpenAPI parameter object."""
         return {"name": self.name, "in": "query", "required": False, "schema": self.schema,
                 "description": self.description}
@@ -160,7 +160,7 @@ SEND_RESULT = {
     "properties": {"ids": {"type": "array", "items": {"type": "string"}},
                    "status": {"type": "integer", "enum": [200]}},
 }
-STEP = {
+STEP: dict[str, Any] = {
     "type": "object",
     "required": ["key", "name", "status", "attempts", "output", "error", "started_at", "ended_at"],
     "properties": {
@@ -170,7 +170,7 @@ STEP = {
         "started_at": _TIME, "ended_at": _TIME,
     },
 }
-RUN = {
+RUN: dict[str, Any] = {
     "type": "object",
     "required": ["id", "function_id", "event_id", "status", "output", "error", "attempt",
                  "created_at", "started_at", "ended_at"],
@@ -301,7 +301,7 @@ FUNCTION_PAUSE = {
 }
 
 
-def page_of(item: dict) -> dict:
+def page_of(item: dict[str, Any]) -> dict[str, Any]:
     """A list answer: ``data`` and the cursor of the next page."""
     return {"type": "object", "required": ["data", "next_cursor"],
             "properties": {"data": {"type": "array", "items": item},

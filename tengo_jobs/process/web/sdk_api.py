@@ -20,8 +20,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+from typing import TYPE_CHECKING, cast
 
 from flask import Blueprint, current_app, jsonify, request
+from flask.typing import ResponseReturnValue
 
 from ...engine.drivers.http import SIGNATURE_HEADER, SignatureError, verify_signature
 from .auth import bearer_token, require_api
@@ -30,11 +32,14 @@ from .params import json_object_body
 
 bp = Blueprint("tengo_sdk_api", __name__)
 
+if TYPE_CHECKING:
+    from ...runtime import Runtime
+
 _PREFIX = re.compile(r"^signkey-\w+-")
 
 
-def _runtime():
-    return current_app.extensions["tengo_jobs"]
+def _runtime() -> Runtime:
+    return cast("Runtime", current_app.extensions["tengo_jobs"])
 
 
 def _hashed(signing_key: str) -> str:
@@ -76,7 +81,7 @@ def _sync_refusal() -> tuple[str, str] | None:
 
 
 @bp.post("/fn/register")
-def register():
+def register() -> ResponseReturnValue:
     refusal = _sync_refusal()
     if refusal is not None:
         return error_response(401, refusal[0], field=refusal[1])
@@ -86,7 +91,7 @@ def register():
 
 @bp.get("/api/apps")
 @require_api
-def list_apps():
+def list_apps() -> ResponseReturnValue:
     return jsonify({"apps": _runtime().sdk_apps.list()})
 
 
