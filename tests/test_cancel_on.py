@@ -262,3 +262,33 @@ def test_bad_options_are_refused_naming_the_function_option_and_field(jobs, opti
         jobs.function("f", event="e", **options)(lambda ctx, step: None)
     for word in words:
         assert word in str(info.value), (word, str(info.value))
+
+
+@pytest.mark.parametrize("rule", [
+    {"idempotency": "event.data.tripId"},
+    {"rate_limit": {"limit": 5, "period": "1h"}},
+    {"debounce": {"period": "1s"}},
+], ids=["idempotency", "rate_limit", "debounce"])
+def test_runs_started_by_an_admission_rule_are_cancelled_by_their_cancel_on_event(
+        jobs, tester, rule):
+    # A run that an admission rule starts is a start like any other: its cancel_on
+    # matchers are registered with it.
+    calls = []
+
+    @jobs.function("remind-ruled", event="trip.booked.ruled",
+                   cancel_on=[{"event": "trip.cancelled.ruled",
+                               "if_exp": "async.data.tripId == event.data.tripId"}], **rule)
+    def remind_ruled(ctx, step):
+        step.sleep("until-departure", "1h")
+        step.run("thank", lambda: calls.append(ctx.event.data["tripId"]))
+
+    tester.send({"name": "trip.booked.ruled", "data": {"tripId": "t9"}})
+    if "debounce" in rule:
+        tester.clock.advance(2_000)  # the debounced run starts 1 s after the last event
+    runs = tester.run_until_idle(advance_time=False)
+    [run] = [r for r in runs if r.function_id == "remind-ruled"]
+    assert run.status == RunStatus.SLEEPING
+    tester.send({"name": "trip.cancelled.ruled", "data": {"tripId": "t9"}})
+    assert tester.run(run.id).status == RunStatus.CANCELLED
+    tester.run_until_idle()
+    assert calls == []

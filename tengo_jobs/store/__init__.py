@@ -84,7 +84,8 @@ class Store:
                                         reconnect_window_ms=reconnect_window_ms,
                                         waits=self.waits, admission=self.admission)
         self.admission.flow = FlowAdmission(self.dialect, cancel=self.runs.cancel,
-                                            admit=self.admission.admit)
+                                            admit=self.admission.admit,
+                                            lifecycle=self.waits.cancellation.register)
         self.timers: TimerStore = timer_store(self.dialect)
         self.cron = CronStore(self.dialect)
         self.queries = Queries(self.dialect)

@@ -69,9 +69,13 @@ class FlowAdmission:
     in ``cancel`` mode)."""
 
     def __init__(self, dialect: Dialect, cancel: Callable[[str, int], object],
-                 admit: Callable[..., list[Admitted]] | None = None):
+                 admit: Callable[..., list[Admitted]] | None = None,
+                 lifecycle: Callable[[str, object, dict, int, int], None] | None = None):
         self.d = dialect
         self.cancel = cancel
+        # :meth:`~.cancellation.Cancellation.register`: the run's cancel_on matchers and its
+        # start deadline, as for every other start
+        self.register_lifecycle = lifecycle
         # :meth:`~.admission.Admission.admit`: the function's throttle delays the start
         self.admit_starts = admit or (lambda starts, now, events=None:
                                       [admit_one(s, now) for s in starts])
@@ -120,6 +124,11 @@ class FlowAdmission:
         self.d.execute(sql.INSERT_RUN, admitted.run_row())  # the row every start writes
         if admitted.enqueued_at is None:
             self.d.execute(sql.INSERT_EVENT_TIMER, (admitted.run_id, admitted.due))
+        if admitted.lifecycle is not None and self.register_lifecycle is not None:
+            event = item.event
+            trigger = event.to_dict() if hasattr(event, "to_dict") else {}
+            self.register_lifecycle(admitted.run_id, admitted.lifecycle, trigger, admitted.due,
+                                    now)
         return admitted.run_id, (admitted.run_id if admitted.enqueued_at is not None else None)
 
     def _skipped(self, item: FlowItem, reason: str, run_id: str | None, now: int) -> None:
