@@ -70,7 +70,7 @@ class FlowAdmission:
 
     def __init__(self, dialect: Dialect, cancel: Callable[[str, int], object],
                  admit: Callable[..., list[Admitted]] | None = None,
-                 lifecycle: Callable[[str, object, dict, int, int], None] | None = None):
+                 lifecycle: Callable[[str, object, dict[str, Any], int, int], None] | None = None):
         self.d = dialect
         self.cancel = cancel
         # :meth:`~.cancellation.Cancellation.register`: the run's cancel_on matchers and its
