@@ -49,11 +49,13 @@ class Dialect:
         return statement
 
     def execute(self, statement: str, params: Sequence[Any] = ()) -> Any:
-        return self.db.execute_sql(self.sql(statement), params)  # type: ignore[no-untyped-call]  # peewee is untyped
+        return self.db.execute_sql(  # type: ignore[no-untyped-call]  # peewee is untyped
+            self.sql(statement), params)
 
     def executemany(self, statement: str, rows: list[tuple[Any, ...]]) -> None:
         if rows:
-            self.db.cursor().executemany(self.sql(statement), rows)  # type: ignore[no-untyped-call]  # peewee is untyped
+            self.db.cursor().executemany(  # type: ignore[no-untyped-call]  # peewee is untyped
+                self.sql(statement), rows)
 
     def transaction(self) -> contextlib.AbstractContextManager[Any]:
         """A transaction, or nothing when the caller already holds one (then we join it)."""
