@@ -42,7 +42,7 @@ import dataclasses
 import json
 import logging
 import time
-from typing import Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable, cast
 
 from ..core.events import FUNCTION_FAILED_EVENT, FUNCTION_INVOKED_EVENT, Event
 from ..core.ops import Invoke, PendingOp, RetryStep, StepRecord, WaitForEvent
@@ -52,6 +52,10 @@ from .connection import UNAVAILABLE_ERRORS
 from .dialect import Dialect
 from .schema import RunRow, RunStatus, StepKind, StepRow, StepStatus
 from . import statements as sql
+
+if TYPE_CHECKING:
+    from .admission import Admission
+    from .waits import WaitStore
 
 log = logging.getLogger(__name__)
 
@@ -241,7 +245,7 @@ class RunStore(abc.ABC):
     """The run transitions (see the module docstring), on one database."""
 
     def __init__(self, dialect: Dialect, *, lease_ttl_ms: int, reconnect_window_ms: int,
-                 waits, admission):
+                 waits: WaitStore, admission: Admission) -> None:
         self.d = dialect
         self.db = dialect.db
         self.lease_ttl_ms = lease_ttl_ms
@@ -560,7 +564,8 @@ class RunStore(abc.ABC):
                     out.append(None)
                     continue
                 if a.start.event is not None:
-                    self.d.execute(sql.INSERT_EVENT, event_params(a.event_id, a.start.event, now))
+                    self.d.execute(sql.INSERT_EVENT,
+                                   event_params(cast(str, a.event_id), a.start.event, now))
                 if a.start.steps:
                     self.d.executemany(sql.INSERT_STEP,
                                        [(a.run_id,) + s.params() for s in a.start.steps])
@@ -643,7 +648,7 @@ class EventStore(abc.ABC):
     (event name, ``data`` path, key), so the cost does not grow with the waiting runs.
     When it returns, the rows are durable."""
 
-    def __init__(self, dialect: Dialect, waits, admission):
+    def __init__(self, dialect: Dialect, waits: WaitStore, admission: Admission) -> None:
         self.d = dialect
         self.db = dialect.db
         self.waits = waits
