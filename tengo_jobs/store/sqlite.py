@@ -91,7 +91,8 @@ class SqliteRunStore(RunStore):
         end = (status.value, output, error, now)
         with self.d.transaction():
             if token is None:
-                return cast(bool, self.d.execute(sql.END_UNFINISHED, end + (run_id,)).rowcount == 1)
+                return cast(bool,
+                            self.d.execute(sql.END_UNFINISHED, end + (run_id,)).rowcount == 1)
             if record is not None:
                 # the last step first: the trigger that counts the run's end (migration
                 # 0012) sums its steps' output bytes
@@ -131,7 +132,8 @@ class SqliteEventStore(EventStore):
             for a in runs:
                 if a.lifecycle is not None:
                     self.waits.cancellation.register(
-                        a.run_id, a.lifecycle, stored[index_of[cast(str, a.event_id)]][0].to_dict(),
+                        a.run_id, a.lifecycle,
+                        stored[index_of[cast(str, a.event_id)]][0].to_dict(),
                         a.due, now)
             flow_due = self.admission.admit_flow(plan, dups, now)
         return plan.accepted(dups, woken, flow_due)
