@@ -332,7 +332,8 @@ class StatsStore:
             row[0], row[2], row[3] = name, run_id, ended
 
     def _write(self, rows: dict[tuple[int, str], _Acc],
-               steps: dict[tuple[int, str, str], list[Any]], errors: dict[tuple[int, str, str], list[Any]]) -> None:
+               steps: dict[tuple[int, str, str], list[Any]],
+               errors: dict[tuple[int, str, str], list[Any]]) -> None:
         hourly: dict[tuple[int, str], _Acc] = {}
         for (bucket, fn_id), a in rows.items():
             hourly.setdefault((_floor(bucket, HOUR_MS), fn_id), _Acc()).merge(a)
