@@ -504,7 +504,8 @@ class RunStore(abc.ABC):
                         error: str | None, now: int) -> str | None:
         return resolve_parent(self.d, parent, status, output, error, now)
 
-    def stop_cancelled(self, run: RunRow, token: str, now: int, error: dict[str, Any]) -> str | None:
+    def stop_cancelled(self, run: RunRow, token: str, now: int,
+                       error: dict[str, Any]) -> str | None:
         """The execution holding ``run`` found a cancellation requested (its last step is
         committed): the run ends ``cancelled`` with ``error``, fenced on the lease, its
         waits and timers deleted. Returns the woken parent (an invoked child)."""
