@@ -261,6 +261,7 @@ class Queries:
             f'FROM "{SLOT_KEYS}" k WHERE k."scope_key" = ?', (now, scope_key)).fetchone() \
             or (None, 0, 0)
         own = f"c:fn:{function_id}"
+        key: str | None
         if scope_key.startswith("c:env:"):
             scope, key = "env", scope_key[len("c:env:"):]
         else:
