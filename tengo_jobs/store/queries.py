@@ -309,7 +309,8 @@ class Queries:
 
     def bulk_page(self, *, function_id: str, statuses: tuple[str, ...],
                   since: int | None = None, until: int | None = None,
-                  after: str | None = None, limit: int = 500) -> list[tuple[RunRow, dict[str, Any]]]:
+                  after: str | None = None,
+                  limit: int = 500) -> list[tuple[RunRow, dict[str, Any]]]:
         """One page of a bulk cancel or replay: the runs of ``function_id`` in one of
         ``statuses`` created in ``[since, until)``, oldest id first after ``after`` (keyset),
         each with its triggering event as CEL conditions see it (``{name, data, id, ts, …}``)."""
