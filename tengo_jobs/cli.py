@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import sys
+from typing import TYPE_CHECKING, Any, Callable, cast
 
 import click
 
@@ -19,8 +20,13 @@ from .process.dev import dev
 from .process.web.params import parse_time
 from .runtime import boot
 
+if TYPE_CHECKING:
+    from .core.flow_capacity import Capacity
+    from .core.functions import FunctionDef
+    from .runtime import Runtime
 
-def _boot(**kwargs):
+
+def _boot(**kwargs: Any) -> Runtime:
     try:
         return boot("cli", **kwargs)
     except TengoJobsError as exc:
@@ -43,20 +49,20 @@ class _Group(click.Group):
             return {}
         return {cmd.name: cmd for ext in registry.extensions for cmd in ext.commands}
 
-    def list_commands(self, ctx):
+    def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(set(super().list_commands(ctx)) | set(self._extension_commands()))
 
-    def get_command(self, ctx, name):
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         command = super().get_command(ctx, name)
         if command is not None:
             return command
         command = self._extension_commands().get(name)
         if command is None:
             return None
-        callback = command.callback
+        callback = cast("Callable[..., Any]", command.callback)
 
         @functools.wraps(callback)
-        def booted(*args, **kwargs):
+        def booted(*args: Any, **kwargs: Any) -> Any:
             _boot()
             return callback(*args, **kwargs)
 
@@ -66,12 +72,12 @@ class _Group(click.Group):
 
 @click.group(cls=_Group)
 @click.version_option(package_name="tengo-jobs")
-def main():
+def main() -> None:
     """Durable background jobs: events, steps, sleeps, cron, retries."""
 
 
 @main.command()
-def migrate():
+def migrate() -> None:
     """Create or update the database tables (idempotent)."""
     runtime = _boot()
     tables = runtime.migrate()
@@ -83,7 +89,7 @@ def migrate():
 @click.option("--data", default="{}", help="event data as a JSON object")
 @click.option("--id", "event_id", default=None, help="dedupe id (24 h)")
 @click.option("--ts", type=int, default=None, help="epoch ms; in the future delays the runs")
-def send(name, data, event_id, ts):
+def send(name: str, data: str, event_id: str | None, ts: int | None) -> None:
     """Send an event."""
     try:
         payload = json.loads(data)
@@ -107,7 +113,7 @@ def send(name, data, event_id, ts):
 @click.option("--function", "function_id", default=None)
 @click.option("--limit", default=20, show_default=True)
 @click.pass_context
-def runs(ctx, status, function_id, limit):
+def runs(ctx: click.Context, status: str | None, function_id: str | None, limit: int) -> None:
     """List recent runs (or `runs show ID`)."""
     if ctx.invoked_subcommand:
         return
@@ -123,7 +129,7 @@ def runs(ctx, status, function_id, limit):
 
 @runs.command("show")
 @click.argument("run_id")
-def runs_show(run_id):
+def runs_show(run_id: str) -> None:
     """Show one run with its steps."""
     runtime = _boot(load_functions=False)
     queries = runtime.store.queries
@@ -161,13 +167,13 @@ def runs_show(run_id):
 
 
 @main.group()
-def events():
+def events() -> None:
     """Stored events (`events show ID`)."""
 
 
 @events.command("show")
 @click.argument("event_id")
-def events_show(event_id):
+def events_show(event_id: str) -> None:
     """Show one event: the runs it started and, per function, why it started none
     (skipped, with the reason) or which run it was folded into (debounced, batched)."""
     queries = _boot(load_functions=False).store.queries
@@ -187,7 +193,7 @@ def events_show(event_id):
 
 @main.group(invoke_without_command=True)
 @click.pass_context
-def functions(ctx):
+def functions(ctx: click.Context) -> None:
     """List the registered functions (from TENGO_FUNCTIONS), or `functions pause|resume ID`."""
     if ctx.invoked_subcommand:
         return
@@ -203,7 +209,7 @@ def functions(ctx):
 
 
 @main.command()
-def apps():
+def apps() -> None:
     """List the Inngest SDK apps synced with POST /fn/register: URL, SDK, functions."""
     runtime = _boot()
     listed = runtime.sdk_apps.list()
@@ -218,9 +224,9 @@ def apps():
             click.echo(f"    refused: {problem}")
 
 
-def _echo_capacity(runtime, fn) -> None:
+def _echo_capacity(runtime: Runtime, fn: FunctionDef[..., Any]) -> None:
     """A function's capacity options and, per concurrency limit, its live usage."""
-    cap = fn.capacity
+    cap = cast("Capacity", fn.capacity)  # (called for a function with a capacity)
     if cap.throttle is not None:
         t = cap.throttle
         click.echo(f"    throttle {t.limit}/{t.period_ms // 1000}s burst={t.burst}"
@@ -237,17 +243,17 @@ def _echo_capacity(runtime, fn) -> None:
                        f"{' at capacity' if k['at_capacity'] else ''}, {k['waiting']} waiting")
 
 
-def _pause_control(action: str, function_id: str) -> dict:
+def _pause_control(action: str, function_id: str) -> dict[str, Any]:
     runtime = _boot()
     try:
-        return getattr(runtime.control, action)(function_id)
+        return cast("dict[str, Any]", getattr(runtime.control, action)(function_id))
     except TengoJobsError as exc:
         raise click.ClickException(str(exc)) from None
 
 
 @functions.command("pause")
 @click.argument("function_id")
-def functions_pause(function_id):
+def functions_pause(function_id: str) -> None:
     """Pause a function: events still create its runs; none executes until resumed."""
     state = _pause_control("pause", function_id)
     click.echo(f"function {function_id} paused since {state['paused_at']}")
@@ -255,13 +261,13 @@ def functions_pause(function_id):
 
 @functions.command("resume")
 @click.argument("function_id")
-def functions_resume(function_id):
+def functions_resume(function_id: str) -> None:
     """Resume a paused function: its due runs are enqueued, oldest first."""
     state = _pause_control("resume", function_id)
     click.echo(f"function {function_id} resumed; {state['resumed_runs']} run(s) enqueued")
 
 
-def _json_option(raw: str | None, option: str):
+def _json_option(raw: str | None, option: str) -> Any:
     if raw is None:
         return ABSENT
     try:
@@ -279,7 +285,8 @@ def _time_option(raw: str | None, option: str) -> int | None:
         raise click.BadParameter(str(exc), param_hint=option) from None
 
 
-def _one_or_bulk(run_id, function_id, bulk_options: dict) -> None:
+def _one_or_bulk(run_id: str | None, function_id: str | None,
+                 bulk_options: dict[str, Any]) -> None:
     given = [name for name, value in bulk_options.items() if value not in (None, False, ())]
     if run_id and (function_id or given):
         raise click.UsageError(f"give a RUN_ID or --function with filters, not both "
@@ -290,13 +297,14 @@ def _one_or_bulk(run_id, function_id, bulk_options: dict) -> None:
         raise click.UsageError(f"{', '.join(given)} need(s) --function")
 
 
-def _in_bulk(runtime, label: str, statuses, function_id, since, until, act) -> dict:
+def _in_bulk(runtime: Runtime, label: str, statuses: Any, function_id: str, since: int | None,
+             until: int | None, act: Callable[[Callable[[int], None]], Any]) -> dict[str, Any]:
     """Run a bulk action with a progress bar over the runs it reads, page by page."""
     total = runtime.store.queries.count_bulk(function_id=function_id, statuses=statuses,
                                              since=since, until=until)
     try:
         with click.progressbar(length=total, label=label, file=sys.stderr) as bar:
-            return act(bar.update)
+            return cast("dict[str, Any]", act(bar.update))
     except TengoJobsError as exc:
         raise click.ClickException(str(exc)) from None
 
@@ -306,7 +314,7 @@ def _in_bulk(runtime, label: str, statuses, function_id, since, until, act) -> d
               help="prune finished runs that ended longer ago than this (e.g. 7d; default "
                    "TENGO_RETENTION)")
 @click.option("--dry-run", is_flag=True, help="count what would be deleted; delete nothing")
-def prune(older_than, dry_run):
+def prune(older_than: str | None, dry_run: bool) -> None:
     """Delete finished runs older than the retention, with their steps and the events no
     unfinished run needs, and expired dedupe claims, in short batches (safe beside running
     schedulers, which do the same every few minutes). Unfinished runs are never touched."""
@@ -340,7 +348,8 @@ def prune(older_than, dry_run):
 @click.option("--until", default=None, help="runs created before: ISO 8601 or epoch ms")
 @click.option("--if", "if_exp", default=None, help='CEL over the event: event.data.id == "x"')
 @click.option("--all", "all_runs", is_flag=True, help="every unfinished run of --function")
-def cancel(run_id, function_id, since, until, if_exp, all_runs):
+def cancel(run_id: str | None, function_id: str | None, since: Any, until: Any,
+           if_exp: str | None, all_runs: bool) -> None:
     """Cancel an unfinished run (a worker executing it stops at its next checkpoint), or
     with --function every unfinished run that matches, in batches."""
     _one_or_bulk(run_id, function_id, {"--since": since, "--until": until, "--if": if_exp,
@@ -355,7 +364,7 @@ def cancel(run_id, function_id, since, until, if_exp, all_runs):
         click.echo(f"cancelled {done['cancelled']} run(s) of {function_id}")
         return
     try:
-        run = runtime.control.cancel(run_id)
+        run = runtime.control.cancel(cast(str, run_id))  # (_one_or_bulk: a RUN_ID here)
     except TengoJobsError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"run {run['id']} {run['status']}")
@@ -377,8 +386,9 @@ def cancel(run_id, function_id, since, until, if_exp, all_runs):
 @click.option("--since", default=None, help="runs created at or after: ISO 8601 or epoch ms")
 @click.option("--until", default=None, help="runs created before: ISO 8601 or epoch ms")
 @click.option("--all", "all_runs", is_flag=True, help="every finished run of --function")
-def replay(run_id, from_step, input_json, output_json, function_id, statuses, since, until,
-           all_runs):
+def replay(run_id: str | None, from_step: str | None, input_json: str | None,
+           output_json: str | None, function_id: str | None, statuses: tuple[str, ...],
+           since: Any, until: Any, all_runs: bool) -> None:
     """Start a run again as a new run, from the start or from a step (with new input or a
     supplied result for it), or with --function every finished run that matches."""
     _one_or_bulk(run_id, function_id, {"--status": statuses, "--since": since, "--until": until,
@@ -400,7 +410,7 @@ def replay(run_id, from_step, input_json, output_json, function_id, statuses, si
             click.echo(new_id)
         return
     try:
-        run = runtime.control.replay(run_id, from_step=from_step, input=new_input,
+        run = runtime.control.replay(cast(str, run_id), from_step=from_step, input=new_input,
                                      output=new_output)
     except TengoJobsError as exc:
         raise click.ClickException(str(exc)) from None
@@ -413,7 +423,7 @@ def replay(run_id, from_step, input_json, output_json, function_id, statuses, si
 @main.command("check-replay")
 @click.option("--function", "function_id", default=None,
               help="check only the runs of this function")
-def check_replay(function_id):
+def check_replay(function_id: str | None) -> None:
     """Replay the stored steps of every unfinished run against the code now deployed (no
     step is executed); exit status 1 if any run could not resume."""
     runtime = _boot()

@@ -59,6 +59,7 @@ if TYPE_CHECKING:
     from ..clock import Clock
     from ..config import Settings
     from ..store import Acquired, Store
+    from ..core.flow_capacity import Capacity
     from ..core.functions import FunctionDef
 
 log = logging.getLogger(__name__)
@@ -79,7 +80,7 @@ class Executor:
 
     def __init__(self, *, store: "Store", registry: Registry, clock: "Clock",
                  settings: "Settings", enqueue: Callable[[Iterable[str]], object],
-                 send: Callable[[list], list[str]], drivers: list[Driver] | None = None):
+                 send: Callable[[list[Any]], list[str]], drivers: list[Driver] | None = None):
         self.store = store
         self.registry = registry
         self.clock = clock
@@ -184,7 +185,8 @@ class Executor:
         _run_ends(ends)
         return result
 
-    def _execute(self, token: str, acquired: "Acquired", ends: list, detach: bool) -> "str | Future":
+    def _execute(self, token: str, acquired: "Acquired", ends: list[Callable[[], None]],
+                 detach: bool) -> "str | Future[Any]":
         run = acquired.run
         # A slot the acquire took (its function's only limit had room): given back at the
         # end whatever happens, unless the deployed limits differ (given back at once below).
@@ -220,9 +222,11 @@ class Executor:
         return self._execute_held(token, acquired, function, limits, detach)
 
     # -- concurrency slots -------------------------------------------------------------------
-    def _take_slots(self, token: str, acquired: "Acquired", function, limits) -> bool:
+    def _take_slots(self, token: str, acquired: "Acquired", function: "FunctionDef[..., Any]",
+                    limits: list[tuple[str, int]]) -> bool:
         """Take the run's slots; ``False`` when it was parked waiting for one."""
-        run, capacity = acquired.run, function.capacity
+        # (a run with slot limits has a capacity: its limits come from it)
+        run, capacity = acquired.run, cast("Capacity", function.capacity)
         event = acquired.event.to_dict()
         now = self.clock.now()
         full, woken = self.store.slots.take(
@@ -240,7 +244,7 @@ class Executor:
             log.debug("run %s waits for a concurrency slot of %s", run.id, full)
         return False
 
-    def _release_slots(self, token: str, run_id: str, limits) -> None:
+    def _release_slots(self, token: str, run_id: str, limits: list[tuple[str, int]]) -> None:
         with self._active_lock:
             self._slotted.discard(token)
         try:
@@ -252,15 +256,15 @@ class Executor:
         if woken:
             self.enqueue(woken)
 
-    def _execute_held(self, token: str, acquired: "Acquired", function, limits,
-                      detach: bool) -> "str | Future":
+    def _execute_held(self, token: str, acquired: "Acquired", function: "FunctionDef[..., Any]",
+                      limits: list[tuple[str, int]], detach: bool) -> "str | Future[Any]":
         run = acquired.run
         events = (self.store.runs.batch_events(run) or None
                   if function.flow.batch_events is not None else None)
         inv = Invocation(self, run, function, token, acquired.event, acquired.steps,
                          acquired.unclean, events=events, slot_limits=limits)
 
-        def start() -> "str | Future":
+        def start() -> "str | Future[Any]":
             if run.cancel_requested:  # asked while an earlier execution held it
                 inv.stop_cancelled(json.loads(run.cancel_requested))
                 return "cancelled"
@@ -280,7 +284,7 @@ class Executor:
             return result
 
     @staticmethod
-    def _guarded(inv: Invocation, body: Callable[[], "str | Future"]) -> "str | Future":
+    def _guarded(inv: Invocation, body: Callable[[], "str | Future[Any]"]) -> "str | Future[Any]":
         """``body`` with what the engine's interrupts mean for the execution."""
         try:
             return body()
@@ -296,15 +300,15 @@ class Executor:
             inv.release()
             raise
 
-    def _invoke(self, inv: Invocation, detach: bool = False) -> "str | Future":
+    def _invoke(self, inv: Invocation, detach: bool = False) -> "str | Future[Any]":
         driver = self._drivers.get(inv.function.runtime)
         if driver is None:
             inv.fail(ValidationError(f"function {inv.function.id!r}: no driver serves runtime "
                                      f"{inv.function.runtime!r} in this worker"))
             return "failed"
         if detach and hasattr(driver, "detach"):  # the loop finishes it; this thread is free
-            return driver.detach(inv, lambda outcome: self._guarded(
-                inv, lambda: self._conclude(inv, outcome)))
+            return cast("str | Future[Any]", driver.detach(inv, lambda outcome: self._guarded(
+                inv, lambda: self._conclude(inv, outcome))))
         return self._conclude(inv, lambda: driver.drive(inv))
 
     def _conclude(self, inv: Invocation, drive: Callable[[], Outcome]) -> str:

@@ -28,6 +28,8 @@ import os
 import signal
 import sys
 import threading
+from types import FrameType
+from typing import Any, Mapping
 
 import click
 from dramatiq import Worker
@@ -36,7 +38,7 @@ from werkzeug.serving import BaseWSGIServer, make_server
 from ..config import Env, Settings
 from ..engine.sdk_sync import SyncOnStart
 from ..errors import ConfigurationError, TengoJobsError
-from ..runtime import boot, refuse_to_start
+from ..runtime import Runtime, boot, refuse_to_start
 from ..store.connection import describe
 from .scheduler import Scheduler, check_intervals
 from .web import create_app
@@ -48,12 +50,12 @@ DEV_REDELIVER_AFTER_MS = 2_000
 DEV_STATS_INTERVAL_MS = 5_000  # the performance page follows a test run closely
 
 
-def dev_settings(environ=None):
+def dev_settings(environ: Mapping[str, str] | None = None) -> tuple[Settings, bool]:
     """Settings for the dev process: the environment, development defaults, no Redis."""
     env = dict(os.environ if environ is None else environ)
     env.setdefault(Env.TENGO_ENV.value, "development")
     # one process: the in-process broker is the broker
-    overrides = {"redis_url": None, "broker_url": None}
+    overrides: dict[str, Any] = {"redis_url": None, "broker_url": None}
     if Env.TENGO_SWEEP_INTERVAL.value not in env:
         overrides["sweep_interval_ms"] = DEV_SWEEP_INTERVAL_MS
     if Env.TENGO_REDELIVER_AFTER.value not in env:
@@ -72,7 +74,8 @@ class Background:
     gunicorn workers) may share a database: their leases expire instead.
     """
 
-    def __init__(self, runtime, *, threads: int = 4, release_orphans: bool = False):
+    def __init__(self, runtime: Runtime, *, threads: int = 4,
+                 release_orphans: bool = False) -> None:
         self.runtime = runtime
         self.threads = threads
         self.release_orphans = release_orphans
@@ -109,7 +112,7 @@ class Background:
 class DevServer:
     """The three parts of the dev process on one runtime; ``start()`` then ``stop()``."""
 
-    def __init__(self, runtime, *, host: str, port: int, threads: int = 4):
+    def __init__(self, runtime: Runtime, *, host: str, port: int, threads: int = 4) -> None:
         self.runtime = runtime
         self.host, self.port, self.threads = host, port, threads
         self._web: BaseWSGIServer | None = None
@@ -163,7 +166,7 @@ def run_dev(*, host: str, port: int | None, threads: int, sdk_urls: tuple[str, .
     syncer = SyncOnStart(settings.sdk_urls + tuple(sdk_urls)).start()
     stop = threading.Event()
 
-    def on_signal(signum, frame):
+    def on_signal(signum: int, frame: FrameType | None) -> None:
         if stop.is_set():  # a second Ctrl-C: leave now
             os._exit(1)
         stop.set()
@@ -199,6 +202,6 @@ def run_dev(*, host: str, port: int | None, threads: int, sdk_urls: tuple[str, .
               help="an Inngest app's serve URL (e.g. http://localhost:3000/api/inngest) to sync "
                    "on start, retried until the app is up; repeatable; also $TENGO_SDK_URLS "
                    "(comma-separated)")
-def dev(host, port, threads, sdk_urls):
+def dev(host: str, port: int | None, threads: int, sdk_urls: tuple[str, ...]) -> None:
     """Run web, worker and scheduler in one process (SQLite, in-process broker)."""
     sys.exit(run_dev(host=host, port=port, threads=threads, sdk_urls=tuple(sdk_urls)))

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from typing import TYPE_CHECKING, Any
 
 from ..core.lifecycle import FINISH_DEADLINE, START_DEADLINE, cancel_key
 from ..core.events import Event
@@ -31,6 +32,9 @@ from .contract import Parent, resolve_parent
 from .dialect import Dialect
 from . import statements as sql
 from .schema import RUNS, TIMERS, RunRow
+
+if TYPE_CHECKING:
+    from .waits import WaitStore
 
 # Matchers without a timeout listen for as long as the run lives.
 FOREVER = 2 ** 62
@@ -54,7 +58,7 @@ _DUE_DEADLINES = (f'SELECT t."run_id", t."step_key", r."function_id" FROM "{TIME
                   'ORDER BY t."due_at" LIMIT ?')
 
 
-def cancelled_error(message: str) -> dict:
+def cancelled_error(message: str) -> dict[str, Any]:
     """The error a cancelled run records (and the API shows)."""
     return {"name": "RunCancelled", "message": message}
 
@@ -72,12 +76,13 @@ class Cancelled:
 class Cancellation:
     """``cancel_on`` matchers, deadlines, and the cancellation they lead to (module docstring)."""
 
-    def __init__(self, dialect: Dialect, waits):
+    def __init__(self, dialect: Dialect, waits: WaitStore) -> None:
         self.d = dialect
         self.waits = waits
 
     # -- registering -------------------------------------------------------------------------
-    def register(self, run_id: str, function, trigger: dict, due: int, now: int) -> None:
+    def register(self, run_id: str, function: Any, trigger: dict[str, Any], due: int,
+                 now: int) -> None:
         """A new run of ``function``: its cancel matchers and its start deadline (inside
         the transaction that stores the run)."""
         for i, entry in enumerate(function.cancel_on):
@@ -89,7 +94,7 @@ class Cancellation:
         if timeouts is not None and timeouts.start_ms is not None:
             self.d.execute(_SET_DEADLINE, (run_id, START_DEADLINE, due + timeouts.start_ms))
 
-    def register_started(self, run_id: str, started_at: int, function) -> None:
+    def register_started(self, run_id: str, started_at: int, function: Any) -> None:
         """A run of ``function`` has started: its start deadline is moot, its finish
         deadline is set (once: a later execution keeps the first)."""
         timeouts = function.timeouts
@@ -104,7 +109,7 @@ class Cancellation:
         return [tuple(r) for r in self.d.execute(_DUE_DEADLINES, (now, limit))]
 
     # -- cancelling --------------------------------------------------------------------------
-    def cancel(self, run_id: str, now: int, error: dict, *, unstarted_only: bool = False,
+    def cancel(self, run_id: str, now: int, error: dict[str, Any], *, unstarted_only: bool = False,
                deadline: str | None = None) -> Cancelled:
         """Cancel ``run_id`` with ``error`` (at once, or by request to the worker holding
         it: see the module docstring); ``unstarted_only`` leaves a run that has started
@@ -140,7 +145,7 @@ class Cancellation:
         return Cancelled("cancelled", woken)
 
 
-def trigger_of(event: Event | None) -> dict:
+def trigger_of(event: Event | None) -> dict[str, Any]:
     """The triggering event as cancel conditions see it (``event``)."""
     return event.to_dict() if event is not None else {"name": "", "data": {}}
 

@@ -46,27 +46,27 @@ class _Healing:
             log.info("database connection lost; the next statement reconnects")
             self._state.reset()
 
-    def execute_sql(self, sql, params=None):
+    def execute_sql(self, sql: str, params: Any = None) -> Any:
         self._drop_dead_connection()
         try:
-            return super().execute_sql(sql, params)
+            return super().execute_sql(sql, params)  # type: ignore[misc]  # a mixin over peewee
         except UNAVAILABLE_ERRORS:
             self._drop_dead_connection()
             raise
 
-    def cursor(self, named_cursor=None):
+    def cursor(self, named_cursor: Any = None) -> Any:
         self._drop_dead_connection()
-        return super().cursor(named_cursor)
+        return super().cursor(named_cursor)  # type: ignore[misc]  # a mixin over peewee
 
-    def begin(self, *args, **kwargs):
+    def begin(self, *args: Any, **kwargs: Any) -> Any:
         self._drop_dead_connection()
-        return super().begin(*args, **kwargs)
+        return super().begin(*args, **kwargs)  # type: ignore[misc]  # a mixin over peewee
 
-    def rollback(self):
+    def rollback(self) -> None:
         if self._connection_dead():  # nothing to roll back: the server ended the transaction
             self._drop_dead_connection()
             return
-        super().rollback()
+        super().rollback()  # type: ignore[misc]  # a mixin over peewee
 
     def is_healthy(self) -> bool:
         return not self._connection_dead()
@@ -156,4 +156,4 @@ def describe(database_url: str) -> str:
 
 def ping(db: pw.Database) -> None:
     """Raise if the database does not answer a trivial query."""
-    db.execute_sql("SELECT 1").fetchone()
+    db.execute_sql("SELECT 1").fetchone()  # type: ignore[no-untyped-call]  # peewee is untyped

@@ -42,7 +42,7 @@ import dataclasses
 import json
 import logging
 import time
-from typing import Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, cast
 
 from ..core.events import FUNCTION_FAILED_EVENT, FUNCTION_INVOKED_EVENT, Event
 from ..core.ops import Invoke, PendingOp, RetryStep, StepRecord, WaitForEvent
@@ -52,6 +52,11 @@ from .connection import UNAVAILABLE_ERRORS
 from .dialect import Dialect
 from .schema import RunRow, RunStatus, StepKind, StepRow, StepStatus
 from . import statements as sql
+
+if TYPE_CHECKING:
+    from .admission import Admission
+    from .cancellation import Cancelled
+    from .waits import WaitStore
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +132,7 @@ class Admitted:
     # ``timeouts``): the store registers them with the run (store/cancellation.py).
     lifecycle: object = None
 
-    def run_row(self) -> tuple:
+    def run_row(self) -> tuple[Any, ...]:
         """The run row's values in :data:`.statements.RUN_ROW` order: the one row shape
         every path that starts a run writes."""
         s = self.start
@@ -137,7 +142,7 @@ class Admitted:
 
 
 def admit_one(start: RunStart, now: int, *, due: int | None = None,
-              lifecycle=None) -> Admitted:
+              lifecycle: object = None) -> Admitted:
     """``start`` as an admitted run: new ids, due at ``due`` (default its own ``due``; now
     at the earliest)."""
     if due is None:
@@ -176,19 +181,19 @@ def invoke_unique_key(parent_run_id: str, step_key: str) -> str:
     return f"{INVOKE_PREFIX}{parent_run_id}:{step_key}"
 
 
-def run_from_row(values) -> RunRow:
+def run_from_row(values: Iterable[Any]) -> RunRow:
     fields = dict(zip(RunRow._meta.sorted_field_names, values))
     fields["status"] = RunStatus(fields["status"])
     return RunRow(**fields)
 
 
-def step_from_row(values) -> StepRow:
+def step_from_row(values: Iterable[Any]) -> StepRow:
     fields = dict(zip(StepRow._meta.sorted_field_names, values))
     fields["kind"], fields["status"] = StepKind(fields["kind"]), StepStatus(fields["status"])
     return StepRow(**fields)
 
 
-def event_of(run: RunRow, row) -> Event:
+def event_of(run: RunRow, row: Any) -> Event:
     """The triggering event of ``run`` from its stored row (name, data, external id, ts,
     v, user)."""
     if run.event_id is None:
@@ -200,7 +205,7 @@ def event_of(run: RunRow, row) -> Event:
                  user=json.loads(user) if user else None)
 
 
-def event_params(event_id: str, event: Event, now: int) -> tuple:
+def event_params(event_id: str, event: Event, now: int) -> tuple[Any, ...]:
     """An event row's values in :data:`.statements.EVENT_ROW` order."""
     return (event_id, event.name, json.dumps(event.data, separators=(",", ":")),
             json.dumps(event.user) if event.user is not None else None, event.id,
@@ -223,7 +228,7 @@ def resolve_parent(d: Dialect, parent: Parent, status: RunStatus, output: str | 
     return parent.run_id if nudged[0][0] == "queued" else None
 
 
-def timer_rows(run_id: str, pending: Iterable[PendingOp]) -> list[tuple]:
+def timer_rows(run_id: str, pending: Iterable[PendingOp]) -> list[tuple[Any, ...]]:
     """``(run id, step key, due, kind)`` for each pending operation's timer."""
     return [(run_id, op.key, op.wake_at, op.timer.value) for op in pending]
 
@@ -241,7 +246,7 @@ class RunStore(abc.ABC):
     """The run transitions (see the module docstring), on one database."""
 
     def __init__(self, dialect: Dialect, *, lease_ttl_ms: int, reconnect_window_ms: int,
-                 waits, admission):
+                 waits: WaitStore, admission: Admission) -> None:
         self.d = dialect
         self.db = dialect.db
         self.lease_ttl_ms = lease_ttl_ms
@@ -251,7 +256,7 @@ class RunStore(abc.ABC):
 
     # -- surviving a lost connection ---------------------------------------------------------
     def _retrying(self, write: Callable[[], Any], *, run_id: str | None = None,
-                  token: str | None = None, final: bool = False):
+                  token: str | None = None, final: bool = False) -> Any:
         """Call ``write``; across a lost connection, reconnect and call it again. With
         ``final``, an ambiguous failure is followed by a check that the run is still
         ``token``'s to write; if it is not, the write happened or another worker took over,
@@ -288,10 +293,10 @@ class RunStore(abc.ABC):
         steps; ``None`` if the run is not this worker's to run. The same token may acquire
         again (a retry after a lost reply)."""
         params = (token, now + self.lease_ttl_ms, now, token, run_id, now, now, token)
-        return self._retrying(lambda: self._acquire(run_id, params))
+        return cast("Acquired | None", self._retrying(lambda: self._acquire(run_id, params)))
 
     @abc.abstractmethod
-    def _acquire(self, run_id: str, params: tuple) -> Acquired | None:
+    def _acquire(self, run_id: str, params: tuple[Any, ...]) -> Acquired | None:
         """One acquire attempt (``params`` in :data:`.statements.ACQUIRE` order)."""
 
     def batch_events(self, run: RunRow) -> list[Event]:
@@ -307,11 +312,11 @@ class RunStore(abc.ABC):
     def renew(self, run_id: str, token: str, now: int) -> bool:
         """Extend a held lease (the lease keeper); ``False`` if it is no longer held."""
         cursor = self.d.execute(sql.RENEW, (now + self.lease_ttl_ms, run_id, token, now))
-        return cursor.rowcount == 1
+        return cast(bool, cursor.rowcount == 1)
 
     # -- progress ----------------------------------------------------------------------------
     def checkpoint(self, run_id: str, token: str, now: int, step: StepRecord, *,
-                   progress: bool = False) -> dict | None:
+                   progress: bool = False) -> dict[str, Any] | None:
         """Commit one step row, fenced on the lease (:class:`LeaseLost` writes nothing).
         ``progress`` also resets the run's crash and retry counters (the first checkpoint
         after executions died or the function was retried). Inside a caller's transaction
@@ -343,7 +348,7 @@ class RunStore(abc.ABC):
         """One checkpoint attempt; returns the run's ``cancel_requested``."""
 
     def suspend(self, run: RunRow, token: str, now: int, pending: list[PendingOp], *,
-                status: RunStatus, attempt: int, trigger: dict,
+                status: RunStatus, attempt: int, trigger: dict[str, Any],
                 record: StepRecord | None = None) -> Parked:
         """Park the run on ``pending`` (each with its step row and timer; waits registered,
         invoked children started), with ``record`` (a finished step not yet committed)
@@ -359,7 +364,7 @@ class RunStore(abc.ABC):
         waits = [op for op in pending if isinstance(op, WaitForEvent)]
         starts = any(isinstance(op, Invoke) and op.start for op in pending)
 
-        def write():
+        def write() -> Parked:
             with self.db.atomic():
                 if waits:
                     self._hold_event_arrivals(starts_runs=starts)
@@ -417,7 +422,7 @@ class RunStore(abc.ABC):
 
     def _requeue(self, run_id: str, token: str, now: int) -> bool:
         """The lease is still ours but the signal moved: queue the run again, due now."""
-        return self.d.execute(sql.RELEASE, (now, False, run_id, token)).rowcount == 1
+        return cast(bool, self.d.execute(sql.RELEASE, (now, False, run_id, token)).rowcount == 1)
 
     # -- the end -----------------------------------------------------------------------------
     def complete(self, run: RunRow, token: str, now: int, output: str, *,
@@ -428,15 +433,15 @@ class RunStore(abc.ABC):
         ``timeouts``) also deletes the run's cancel matchers and deadlines. Returns the
         woken parent's id."""
 
-        def write():
+        def write() -> str | None:
             with self._cleaning(run.id, cleanup):
                 return self._end(run, now, RunStatus.COMPLETED, output, None, token=token,
                                  record=record)
 
-        return self._retrying(write, run_id=run.id, token=token, final=True)
+        return cast("str | None", self._retrying(write, run_id=run.id, token=token, final=True))
 
     @contextlib.contextmanager
-    def _cleaning(self, run_id: str, cleanup: bool):
+    def _cleaning(self, run_id: str, cleanup: bool) -> Iterator[None]:
         """Around a final write: with ``cleanup``, the run's waits go first and its timers
         last (the lock order), all in one transaction."""
         if not cleanup:
@@ -447,8 +452,8 @@ class RunStore(abc.ABC):
             yield
             self.d.execute(sql.DELETE_TIMERS, (run_id,))
 
-    def fail(self, run: RunRow, token: str, now: int, error: dict, *,
-             failure_handler=None, failure_event: dict | None = None,
+    def fail(self, run: RunRow, token: str, now: int, error: dict[str, Any], *,
+             failure_handler: Any = None, failure_event: dict[str, Any] | None = None,
              record: StepRecord | None = None, cleanup: bool = False) -> list[str]:
         """Fenced final write of a failed run, in one transaction with ``record``, the
         parent's invoke step failed and the parent woken (an invoked child), and the
@@ -456,7 +461,7 @@ class RunStore(abc.ABC):
         Returns the runs to enqueue."""
         error_text = json.dumps(error)
 
-        def write():
+        def write() -> list[str]:
             with self.db.atomic(), self._cleaning(run.id, cleanup):
                 woken = self._end(run, now, RunStatus.FAILED, None, error_text, token=token,
                                   record=record)
@@ -464,7 +469,8 @@ class RunStore(abc.ABC):
                 if failure_handler is not None:
                     started = self.start([RunStart(
                         function_id=failure_handler.id, app_id=failure_handler.app_id,
-                        event=Event(name=FUNCTION_FAILED_EVENT, data=failure_event),
+                        event=Event(name=FUNCTION_FAILED_EVENT,
+                                    data=cast("dict[str, Any]", failure_event)),
                         unique_key=FAILURE_PREFIX + run.id, parent_run_id=run.id)], now)
                 return [r for r in (woken, *started) if r]
 
@@ -498,16 +504,17 @@ class RunStore(abc.ABC):
                         error: str | None, now: int) -> str | None:
         return resolve_parent(self.d, parent, status, output, error, now)
 
-    def stop_cancelled(self, run: RunRow, token: str, now: int, error: dict) -> str | None:
+    def stop_cancelled(self, run: RunRow, token: str, now: int,
+                       error: dict[str, Any]) -> str | None:
         """The execution holding ``run`` found a cancellation requested (its last step is
         committed): the run ends ``cancelled`` with ``error``, fenced on the lease, its
         waits and timers deleted. Returns the woken parent (an invoked child)."""
 
-        def write():
+        def write() -> str | None:
             with self.db.atomic():
                 return self._stop(run, token, now, json.dumps(error))
 
-        return self._retrying(write, run_id=run.id, token=token, final=True)
+        return cast("str | None", self._retrying(write, run_id=run.id, token=token, final=True))
 
     def _stop(self, run: RunRow, token: str, now: int, error_text: str) -> str | None:
         self.d.execute(sql.DELETE_WAITS, (run.id,))  # waits → runs → timers
@@ -515,8 +522,8 @@ class RunStore(abc.ABC):
         self.d.execute(sql.DELETE_TIMERS, (run.id,))
         return woken
 
-    def request_cancel(self, run_id: str, now: int, error: dict, *,
-                       unstarted_only: bool = False, deadline: str | None = None):
+    def request_cancel(self, run_id: str, now: int, error: dict[str, Any], *,
+                       unstarted_only: bool = False, deadline: str | None = None) -> Cancelled:
         """Cancel ``run_id`` from outside its execution (``cancel_on``, ``timeouts``): at
         once, or, while a worker executes one of its steps, at that worker's next step
         boundary (:mod:`.cancellation`). Returns a :class:`~.cancellation.Cancelled`."""
@@ -527,7 +534,7 @@ class RunStore(abc.ABC):
         """``(run id, deadline key, function id)`` of the ``timeouts`` deadlines due."""
         return self.waits.cancellation.due_deadlines(now, limit)
 
-    def started(self, run_id: str, started_at: int, function) -> None:
+    def started(self, run_id: str, started_at: int, function: Any) -> None:
         """A run of a function with ``timeouts`` executes: its start deadline goes, its
         finish deadline (``started_at`` + ``finish``) is set once."""
         self.waits.cancellation.register_started(run_id, started_at, function)
@@ -544,7 +551,7 @@ class RunStore(abc.ABC):
         """Give back every lease and pending wake-up a previous process of a single-process
         deployment (``tengo-jobs dev``) left behind; executions it had running still count
         as died (``inflight`` is kept). Returns how many runs."""
-        return self.d.execute(sql.RELEASE_ORPHANS).rowcount
+        return cast(int, self.d.execute(sql.RELEASE_ORPHANS).rowcount)
 
     # -- starting runs -----------------------------------------------------------------------
     def start(self, starts: list[RunStart], now: int) -> list[str | None]:
@@ -560,7 +567,8 @@ class RunStore(abc.ABC):
                     out.append(None)
                     continue
                 if a.start.event is not None:
-                    self.d.execute(sql.INSERT_EVENT, event_params(a.event_id, a.start.event, now))
+                    self.d.execute(sql.INSERT_EVENT,
+                                   event_params(cast(str, a.event_id), a.start.event, now))
                 if a.start.steps:
                     self.d.executemany(sql.INSERT_STEP,
                                        [(a.run_id,) + s.params() for s in a.start.steps])
@@ -579,7 +587,7 @@ class RunStore(abc.ABC):
         process, until :meth:`resume`. An execution already under way finishes its current
         invocation (to its next park or its end). ``False`` when it was paused already (the
         first ``paused_at`` is kept)."""
-        return self.d.execute(sql.PAUSE, (function_id, now)).rowcount == 1
+        return cast(bool, self.d.execute(sql.PAUSE, (function_id, now)).rowcount == 1)
 
     def resume(self, function_id: str, now: int) -> list[str]:
         """Resume ``function_id``: the pause row is deleted and the function's due runs held
@@ -598,10 +606,10 @@ class RunStore(abc.ABC):
         ``False`` (nothing written) when it is not. Joins the caller's transaction."""
         if not ticks:
             return False
-        return self.d.execute(sql.SKIP_TICKS, (len(ticks), max(ticks),
-                                               function_id)).rowcount == 1
+        return cast(bool, self.d.execute(sql.SKIP_TICKS, (len(ticks), max(ticks),
+                                                          function_id)).rowcount == 1)
 
-    def _trigger(self, admitted) -> dict:
+    def _trigger(self, admitted: Admitted) -> dict[str, Any]:
         """The triggering event of a run being started, as its cancel conditions see it."""
         if admitted.start.event is not None:
             return admitted.start.event.to_dict()
@@ -643,14 +651,14 @@ class EventStore(abc.ABC):
     (event name, ``data`` path, key), so the cost does not grow with the waiting runs.
     When it returns, the rows are durable."""
 
-    def __init__(self, dialect: Dialect, waits, admission):
+    def __init__(self, dialect: Dialect, waits: WaitStore, admission: Admission) -> None:
         self.d = dialect
         self.db = dialect.db
         self.waits = waits
         self.admission = admission
 
     @abc.abstractmethod
-    def accept(self, batch: Iterable[tuple[Event, list]], now: int) -> Accepted:
+    def accept(self, batch: Iterable[tuple[Event, list[Any]]], now: int) -> Accepted:
         """Store ``batch`` (each event with the functions it triggers), all or nothing; a
         concurrent producer of the same event id makes one of the two a duplicate."""
 
@@ -671,7 +679,7 @@ class TimerStore(abc.ABC):
 
     def next_due(self) -> int | None:
         """When the earliest timer is due (epoch ms), or ``None``."""
-        return self.d.execute(sql.NEXT_DUE).fetchone()[0]
+        return cast("int | None", self.d.execute(sql.NEXT_DUE).fetchone()[0])
 
     def unsent(self, now: int, sent_before: int, limit: int) -> list[str]:
         """Due runs held by no live lease whose last wake-up was sent before ``sent_before``

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+from typing import Any, Sequence
 
 import peewee as pw
 
@@ -47,14 +48,16 @@ class Dialect:
         """``statement`` (written with ``?`` placeholders) in this database's placeholders."""
         return statement
 
-    def execute(self, statement: str, params=()):
-        return self.db.execute_sql(self.sql(statement), params)
+    def execute(self, statement: str, params: Sequence[Any] = ()) -> Any:
+        return self.db.execute_sql(  # type: ignore[no-untyped-call]  # peewee is untyped
+            self.sql(statement), params)
 
-    def executemany(self, statement: str, rows: list[tuple]) -> None:
+    def executemany(self, statement: str, rows: list[tuple[Any, ...]]) -> None:
         if rows:
-            self.db.cursor().executemany(self.sql(statement), rows)
+            self.db.cursor().executemany(  # type: ignore[no-untyped-call]  # peewee is untyped
+                self.sql(statement), rows)
 
-    def transaction(self):
+    def transaction(self) -> contextlib.AbstractContextManager[Any]:
         """A transaction, or nothing when the caller already holds one (then we join it)."""
         return contextlib.nullcontext() if self.db.in_transaction() else self.db.atomic()
 
@@ -87,10 +90,10 @@ def _psycopg_placeholders(statement: str) -> str:
 # Up to this many rows go in one multi-row VALUES statement (short enough for psycopg's
 # statement cache); more go through ``executemany`` of the one-row statement.
 _MULTI_ROW_MAX = 16
-_INSERT_SQL: dict[tuple, str] = {}
+_INSERT_SQL: dict[tuple[Any, ...], str] = {}
 
 
-def bulk_insert(model: type[pw.Model], rows: list[dict], *, ignore_conflicts: bool = False) -> None:
+def bulk_insert(model: type[pw.Model], rows: list[dict[str, Any]], *, ignore_conflicts: bool = False) -> None:
     """Insert ``rows`` (dicts of field names, as ``insert_many`` takes) into ``model``'s
     table with one short statement, or ``executemany`` for many rows; values pass through
     each field's ``db_value``. Joins the caller's transaction.

@@ -13,11 +13,12 @@ share them.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Iterable, cast
 
-from ..core.events import DEDUPE_WINDOW_MS
+from ..core.events import DEDUPE_WINDOW_MS, Event
 from ..core.ops import PendingOp, StepRecord
 from . import slots, statements as sql
+from .admission import BatchPlan
 from .contract import (Accepted, Acquired, EventStore, RunStore, TimerStore, event_of,
                        run_from_row, step_from_row)
 from .waits import KeyedLookback
@@ -73,7 +74,7 @@ _FINISH_WITH_STEP = (
     f'{sql.UPSERT_STEP_TAIL}) SELECT count(*) FROM r')
 
 
-def _step_arrays(records: list[StepRecord]) -> list[list]:
+def _step_arrays(records: list[StepRecord]) -> list[list[Any]]:
     columns = list(zip(*[r.params() for r in records])) or [()] * 11
     return [list(c) for c in columns]
 
@@ -89,7 +90,7 @@ KEYED_LOOKBACK = KeyedLookback(
 class PgRunStore(RunStore):
     """:class:`~.contract.RunStore` in single statements."""
 
-    def _acquire(self, run_id: str, params: tuple) -> Acquired | None:
+    def _acquire(self, run_id: str, params: tuple[Any, ...]) -> Acquired | None:
         n = len(RUN_COLUMNS)
         rows = self.d.execute(_ACQUIRE_AND_LOAD, params).fetchall()
         if not rows:
@@ -101,13 +102,14 @@ class PgRunStore(RunStore):
         return Acquired(run=run, event=event, steps=steps, unclean=max(0, run.inflight - 1),
                         slot=(slot_key, limit) if slot_key is not None else None)
 
-    def _checkpoint(self, run_id, token, now, step, progress) -> str | None:
+    def _checkpoint(self, run_id: str, token: str, now: int, step: StepRecord,
+                    progress: bool) -> str | None:
         fence = (run_id, token, now)
         row = self.d.execute(_CHECKPOINT_PROGRESS if progress else _CHECKPOINT,
                              fence + step.params()).fetchone()
         if row is None:
             raise self._lost(run_id, token)
-        return row[0]
+        return cast("str | None", row[0])
 
     def _hold_event_arrivals(self, *, starts_runs: bool) -> None:
         """``LOCK TABLE tj_events IN SHARE MODE``: waits for every transaction inserting
@@ -132,16 +134,19 @@ class PgRunStore(RunStore):
         park = (status.value, wake_at, attempt, run.id, token, now, run.signal)
         params = park + tuple(_step_arrays(records)) + tuple(
             [list(c) for c in zip(*timers)] if timers else [[], [], []])
-        return self.d.execute(_PARK, params).fetchone()[0] == 1
+        return cast(bool, self.d.execute(_PARK, params).fetchone()[0] == 1)
 
-    def _finish(self, run_id, token, now, status, output, error, record) -> bool:
+    def _finish(self, run_id: str, token: str | None, now: int, status: RunStatus,
+                output: str | None, error: str | None, record: StepRecord | None) -> bool:
         end = (status.value, output, error, now)
         if token is None:
-            return self.d.execute(sql.END_UNFINISHED, end + (run_id,)).rowcount == 1
+            return cast(bool, self.d.execute(sql.END_UNFINISHED, end + (run_id,)).rowcount == 1)
         if record is None:
-            return self.d.execute(sql.END_FENCED, end + (run_id, token, now)).rowcount == 1
-        return self.d.execute(_FINISH_WITH_STEP,
-                              end + (run_id, token, now) + record.params()).fetchone()[0] == 1
+            return cast(bool,
+                        self.d.execute(sql.END_FENCED, end + (run_id, token, now)).rowcount == 1)
+        return cast(bool, self.d.execute(_FINISH_WITH_STEP,
+                                         end + (run_id, token, now) + record.params()
+                                         ).fetchone()[0] == 1)
 
 
 _KEY_OF = ("(SELECT CASE jsonb_typeof(x.v) WHEN 'string' THEN 'string:' || (x.v #>> '{}') "
@@ -228,7 +233,7 @@ class PgEventStore(EventStore):
     CEL, and the matches are resolved by a second, short transaction — right after the
     events are committed, so a crash between the two leaves those waits to their timeout."""
 
-    def accept(self, batch, now: int) -> Accepted:
+    def accept(self, batch: Iterable[tuple[Event, list[Any]]], now: int) -> Accepted:
         plan = self.admission.plan_batch(batch, now)
         if not plan.lifecycle and not plan.flow:
             return self._accept(plan, now)
@@ -237,14 +242,14 @@ class PgEventStore(EventStore):
         with self.db.atomic():
             return self._accept(plan, now)
 
-    def _accept(self, plan, now: int) -> Accepted:
+    def _accept(self, plan: BatchPlan, now: int) -> Accepted:
         events, admitted = plan.events, plan.admitted
         columns: list[Any] = list(zip(*[
             (i, event_id, e.name, json.dumps(e.data, separators=(",", ":")),
              json.dumps(e.user) if e.user is not None else None, e.id, ts, e.v, e.traceparent)
             for i, event_id, e, ts in events])) or [[]] * 9
-        runs = [(plan.index_of[a.event_id], a.run_id, a.start.app_id, a.start.function_id, a.due,
-                 a.enqueued_at) for a in admitted]
+        runs = [(plan.index_of[cast(str, a.event_id)], a.run_id, a.start.app_id,
+                 a.start.function_id, a.due, a.enqueued_at) for a in admitted]
         run_columns: list[Any] = list(zip(*runs)) or [[]] * 6
         params = (*[list(c) for c in columns], now + DEDUPE_WINDOW_MS, now, now,
                   *[list(c) for c in run_columns], now, now, now, now, now, now)
@@ -265,7 +270,7 @@ class PgEventStore(EventStore):
                 # statement's snapshot (the claim waited for it): it is there now
                 dups[idx] = self.d.execute(sql.ORIGINAL_EVENT, (stored[idx][0].id,)).fetchone()[0]
         for a in admitted:
-            idx = plan.index_of[a.event_id]
+            idx = plan.index_of[cast(str, a.event_id)]
             if a.lifecycle is not None and idx not in dups:
                 self.waits.cancellation.register(a.run_id, a.lifecycle, stored[idx][0].to_dict(),
                                                  a.due, now)
@@ -331,8 +336,9 @@ class PgSlotStore(slots.SlotStore):
     statements: the key row is locked only while the statement runs."""
 
     def _count_in(self, scope_key: str, capacity: int, holder: str, expires_at: int) -> bool:
-        return self.d.execute(_COUNT_IN, (capacity, scope_key, capacity, scope_key, holder,
-                                          holder, expires_at, holder)).fetchone()[0] == 1
+        return cast(bool, self.d.execute(_COUNT_IN, (capacity, scope_key, capacity, scope_key,
+                                                     holder, holder, expires_at, holder)
+                                         ).fetchone()[0] == 1)
 
     def _count_out(self, scope_key: str, capacity: int, holder: str) -> int | None:
         statement = _COUNT_OUT_SYNC if self.db.in_transaction() else _COUNT_OUT

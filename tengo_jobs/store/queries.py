@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any, Iterator
+from typing import Any, Iterator, cast
 
 import peewee as pw
 
@@ -44,7 +44,7 @@ def _json(text: str | None) -> Any:
         return text
 
 
-def step_dict(step: StepRow) -> dict:
+def step_dict(step: StepRow) -> dict[str, Any]:
     return {
         "key": step.key,
         "name": step.name,
@@ -58,7 +58,7 @@ def step_dict(step: StepRow) -> dict:
     }
 
 
-def run_dict(run: RunRow, steps: list[StepRow] | None = None) -> dict:
+def run_dict(run: RunRow, steps: list[StepRow] | None = None) -> dict[str, Any]:
     body = {
         "id": run.id,
         "function_id": run.function_id,
@@ -79,7 +79,7 @@ def run_dict(run: RunRow, steps: list[StepRow] | None = None) -> dict:
     return body
 
 
-def event_dict(row: EventRow, runs: list[RunRow] | None = None) -> dict:
+def event_dict(row: EventRow, runs: list[RunRow] | None = None) -> dict[str, Any]:
     body = {
         "id": row.id,
         "name": row.name,
@@ -98,7 +98,7 @@ def event_dict(row: EventRow, runs: list[RunRow] | None = None) -> dict:
 FOLDED = {"debounced", "batched"}
 
 
-def _skip_dict(row) -> dict:
+def _skip_dict(row: Any) -> dict[str, Any]:
     folded = row.reason in FOLDED
     return {"function_id": row.function_id, "status": row.reason if folded else "skipped",
             "reason": None if folded else row.reason, "run_id": row.run_id,
@@ -126,7 +126,7 @@ def check_status(status: Any) -> str | None:
     if status not in RUN_STATUSES:
         raise ValidationError(f"status must be one of {', '.join(RUN_STATUSES)}, got {status!r}",
                               field="status")
-    return status
+    return cast(str, status)
 
 
 def check_cursor(cursor: Any) -> str | None:
@@ -152,7 +152,8 @@ class Queries:
         self.db = dialect.db
 
     @staticmethod
-    def _page(query, model, limit: int, cursor: str | None) -> tuple[list, str | None]:
+    def _page(query: Any, model: Any, limit: int,
+              cursor: str | None) -> tuple[list[Any], str | None]:
         """Newest first, keyed on the sortable id; ``next_cursor`` is the last id when more remain."""
         if cursor:
             query = query.where(model.id < cursor)
@@ -165,7 +166,7 @@ class Queries:
     def list_runs(self, *, status: str | None = None, function_id: str | None = None,
                   since: int | None = None, until: int | None = None,
                   event_id: str | None = None, limit: int = DEFAULT_LIMIT,
-                  cursor: str | None = None) -> dict:
+                  cursor: str | None = None) -> dict[str, Any]:
         """Runs newest first, filtered by status, function, event and creation time ``[since, until)``."""
         query = RunRow.select()
         if check_status(status) is not None:
@@ -191,11 +192,11 @@ class Queries:
         """A run's steps in execution order."""
         return list(StepRow.select().where(StepRow.run_id == run_id).order_by(StepRow.position))
 
-    def attempts_log(self, run_id: str) -> dict[str, list[dict]]:
+    def attempts_log(self, run_id: str) -> dict[str, list[dict[str, Any]]]:
         """A run's failed step attempts (``tj_step_attempts``) by step key, in attempt
         order: ``{"attempt", "started_at", "ended_at", "retry_at", "error"}`` each (times
         ISO 8601, ``None`` when unknown: an execution that died)."""
-        logs: dict[str, list[dict]] = {}
+        logs: dict[str, list[dict[str, Any]]] = {}
         for key, attempt, started, ended, retry_at, error in self.d.execute(
                 f'SELECT "step_key", "attempt", "started_at", "ended_at", "retry_at", "error" '
                 f'FROM "{STEP_ATTEMPTS}" WHERE "run_id" = ? ORDER BY "step_key", "attempt"',
@@ -206,7 +207,7 @@ class Queries:
                 "error": _json(error)})
         return logs
 
-    def get_run(self, run_id: str, *, now: int | None = None) -> dict:
+    def get_run(self, run_id: str, *, now: int | None = None) -> dict[str, Any]:
         """One run with its steps in execution order, the ids of the runs that replay it
         (oldest first, at most :data:`MAX_REPLAYS_LISTED`), and ``waiting_reason``: why a
         queued run has not started yet (:meth:`waiting_reason`)."""
@@ -220,7 +221,7 @@ class Queries:
             run, now=int(time.time() * 1000) if now is None else now)
         return body
 
-    def waiting_reason(self, run: RunRow, *, now: int) -> dict | None:
+    def waiting_reason(self, run: RunRow, *, now: int) -> dict[str, Any] | None:
         """Why a queued run is not executing, or ``None`` (it is due, or not queued).
 
         - ``{"kind": "concurrency", "scope_key", "scope", "key", "limit", "in_use",
@@ -253,7 +254,7 @@ class Queries:
         return None
 
     def _concurrency_reason(self, function_id: str, scope_key: str, since: int,
-                            now: int) -> dict:
+                            now: int) -> dict[str, Any]:
         limit, in_use, waiting = self.d.execute(
             f'SELECT k."capacity", (SELECT count(*) FROM "{SLOTS}" s WHERE '
             's."scope_key" = k."scope_key" AND s."lease_expires_at" > ?), '
@@ -261,6 +262,7 @@ class Queries:
             f'FROM "{SLOT_KEYS}" k WHERE k."scope_key" = ?', (now, scope_key)).fetchone() \
             or (None, 0, 0)
         own = f"c:fn:{function_id}"
+        key: str | None
         if scope_key.startswith("c:env:"):
             scope, key = "env", scope_key[len("c:env:"):]
         else:
@@ -269,7 +271,7 @@ class Queries:
                 "limit": limit, "in_use": in_use, "waiting": waiting,
                 "since": ms_to_iso(since)}
 
-    def run_links(self, run_id: str, *, limit: int = MAX_REPLAYS_LISTED) -> dict:
+    def run_links(self, run_id: str, *, limit: int = MAX_REPLAYS_LISTED) -> dict[str, Any]:
         """What a run's detail page shows around it: ``parent`` (the run it handles the
         failure of, or that invoked it), ``children`` (its failure handler's run, the runs
         it invoked; on the partial index on ``parent_run_id``), ``sleeping`` (steps asleep
@@ -277,7 +279,7 @@ class Queries:
         event name, the CEL condition, when the wait times out)."""
         run = self.run(run_id)
 
-        def relation(unique_key):
+        def relation(unique_key: str | None) -> str:
             key = unique_key or ""
             return ("failure_handler" if key.startswith(FAILURE_PREFIX) else
                     "invoked" if key.startswith(INVOKE_PREFIX) else "child")
@@ -307,7 +309,8 @@ class Queries:
 
     def bulk_page(self, *, function_id: str, statuses: tuple[str, ...],
                   since: int | None = None, until: int | None = None,
-                  after: str | None = None, limit: int = 500) -> list[tuple[RunRow, dict]]:
+                  after: str | None = None,
+                  limit: int = 500) -> list[tuple[RunRow, dict[str, Any]]]:
         """One page of a bulk cancel or replay: the runs of ``function_id`` in one of
         ``statuses`` created in ``[since, until)``, oldest id first after ``after`` (keyset),
         each with its triggering event as CEL conditions see it (``{name, data, id, ts, …}``)."""
@@ -373,7 +376,7 @@ class Queries:
     # -- events -------------------------------------------------------------------------------
     def list_events(self, *, name: str | None = None, since: int | None = None,
                     until: int | None = None, limit: int = DEFAULT_LIMIT,
-                    cursor: str | None = None) -> dict:
+                    cursor: str | None = None) -> dict[str, Any]:
         query = EventRow.select()
         if name:
             query = query.where(EventRow.name == name)
@@ -384,7 +387,7 @@ class Queries:
         rows, next_cursor = self._page(query, EventRow, check_limit(limit), check_cursor(cursor))
         return {"data": [event_dict(r) for r in rows], "next_cursor": next_cursor}
 
-    def get_event(self, event_id: str) -> dict:
+    def get_event(self, event_id: str) -> dict[str, Any]:
         """One event with the runs it started (oldest first), and ``flow_control``: per
         function, why it started no run (``skipped`` with its ``reason``) or the run it was
         folded into (``debounced`` / ``batched`` into ``run_id``)."""
@@ -416,11 +419,12 @@ class Queries:
             'GROUP BY "function_id", "reason"', (now - STATS_WINDOW_MS,))}
 
     # -- aggregates ---------------------------------------------------------------------------
-    def _capped_count(self, where: str, params: tuple) -> int:
-        return self.d.execute(f'SELECT count(*) FROM (SELECT 1 FROM "{RUNS}" WHERE {where} '
-                              'LIMIT ?) capped', (*params, COUNT_CAP)).fetchone()[0]
+    def _capped_count(self, where: str, params: tuple[Any, ...]) -> int:
+        return cast(int, self.d.execute(
+            f'SELECT count(*) FROM (SELECT 1 FROM "{RUNS}" WHERE {where} '
+            'LIMIT ?) capped', (*params, COUNT_CAP)).fetchone()[0])
 
-    def function_stats(self, function_id: str, *, now: int) -> dict:
+    def function_stats(self, function_id: str, *, now: int) -> dict[str, Any]:
         """Counts by status of the runs created in the last :data:`STATS_WINDOW_MS`, and the
         p50/p95 duration (ms) of the latest finished runs."""
         counts = {s: 0 for s in RUN_STATUSES}
@@ -437,7 +441,7 @@ class Queries:
                 "duration_ms": {"p50": _percentile(durations, 0.50),
                                 "p95": _percentile(durations, 0.95), "sample": len(durations)}}
 
-    def paused_functions(self) -> dict[str, dict]:
+    def paused_functions(self) -> dict[str, dict[str, Any]]:
         """``{function: {paused_at, skipped_cron_ticks, last_skipped_tick}}`` for the paused
         functions (a handful of rows)."""
         return {fn_id: {"paused_at": ms_to_iso(paused_at), "skipped_cron_ticks": skipped,
@@ -455,14 +459,15 @@ class Queries:
         return totals
 
     def recent_events(self, *, now: int) -> int:
-        return self.d.execute(f'SELECT count(*) FROM "{EVENTS}" WHERE "received_at" >= ?',
-                              (now - STATS_WINDOW_MS,)).fetchone()[0]
+        return cast(int, self.d.execute(
+            f'SELECT count(*) FROM "{EVENTS}" WHERE "received_at" >= ?',
+            (now - STATS_WINDOW_MS,)).fetchone()[0])
 
     def due_count(self, *, now: int) -> int:
         """Runs due now that no worker holds (the real backlog), counted up to :data:`COUNT_CAP`."""
         return self._capped_count(RUNNABLE, (now, now))
 
-    def run_totals(self) -> dict[str, dict]:
+    def run_totals(self) -> dict[str, dict[str, Any]]:
         """Monotonic totals per function since the database was created, read in one
         statement (one snapshot): ``scheduled`` (runs created), ``started``, ``ended``
         (``{status: n}``) and ``output_bytes`` (of the ended runs' stored step outputs).
@@ -472,7 +477,7 @@ class Queries:
         the unfinished ones are counted through the ``status`` index. A run ending moves
         from one count to the other in one commit, so ``scheduled`` and ``started`` never go
         down, and pruning finished runs changes nothing. No full table is read."""
-        out: dict[str, dict] = {}
+        out: dict[str, dict[str, Any]] = {}
         unfinished = ", ".join(f"'{s}'" for s in RUN_STATUSES if s not in FINAL_RUN_STATUSES)
         for fn_id, kind, a, b, c, d, e in self.d.execute(
                 f'SELECT "function_id", \'ended\', SUM("completed"), SUM("failed"), '
@@ -504,29 +509,29 @@ class Queries:
                                 (now, now)).fetchone()[0]
         return 0 if oldest is None else max(0, now - int(oldest))
 
-    def start_lags(self, *, now: int, buckets_ms: tuple[int, ...]) -> list[tuple]:
+    def start_lags(self, *, now: int, buckets_ms: tuple[int, ...]) -> list[tuple[Any, ...]]:
         """Per function: (function, count, total ms, cumulative count per bucket) of the
         delay between creation and start of the runs created in the last
         :data:`STATS_WINDOW_MS` that started."""
         lag = '"started_at" - "created_at"'
         columns = ", ".join(f"SUM(CASE WHEN {lag} <= {int(b)} THEN 1 ELSE 0 END)"
                             for b in buckets_ms)
-        return self.d.execute(
+        return cast("list[tuple[Any, ...]]", self.d.execute(
             f'SELECT "function_id", count(*), SUM({lag}), {columns} FROM "{RUNS}" '
             'WHERE "created_at" >= ? AND "started_at" IS NOT NULL GROUP BY "function_id"',
-            (now - STATS_WINDOW_MS,)).fetchall()
+            (now - STATS_WINDOW_MS,)).fetchall())
 
-    def step_durations(self, *, now: int, buckets_ms: tuple[int, ...]) -> list[tuple]:
+    def step_durations(self, *, now: int, buckets_ms: tuple[int, ...]) -> list[tuple[Any, ...]]:
         """Per function: (function, count, total ms, cumulative count per bucket) of the steps
         of runs created in the last :data:`STATS_WINDOW_MS`."""
         duration = 's."ended_at" - s."started_at"'
         columns = ", ".join(f"SUM(CASE WHEN {duration} <= {int(b)} THEN 1 ELSE 0 END)"
                             for b in buckets_ms)
-        return self.d.execute(
+        return cast("list[tuple[Any, ...]]", self.d.execute(
             f'SELECT r."function_id", count(*), SUM({duration}), {columns} FROM "{RUNS}" r '
             f'JOIN "{STEPS}" s ON s."run_id" = r."id" WHERE r."created_at" >= ? '
             'AND s."ended_at" IS NOT NULL AND s."started_at" IS NOT NULL GROUP BY r."function_id"',
-            (now - STATS_WINDOW_MS,)).fetchall()
+            (now - STATS_WINDOW_MS,)).fetchall())
 
 
 __all__ = ["Queries", "run_dict", "step_dict", "event_dict", "check_limit", "check_status",

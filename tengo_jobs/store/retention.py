@@ -30,7 +30,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from typing import Callable
+from typing import Any, Callable, cast
 
 from .dialect import Dialect
 from .schema import (BATCH_EVENTS, DEDUPE, EVENTS, FINAL_RUN_STATUSES, MAINTENANCE, RUNS,
@@ -95,7 +95,7 @@ class Pruned:
         for field in ("runs", "steps", "events", "dedupe", "heartbeats"):
             setattr(self, field, getattr(self, field) + getattr(other, field))
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
 
@@ -114,7 +114,8 @@ class RetentionStore:
     def count(self, cutoff: int | None, now: int) -> Pruned:
         """What a prune with this cutoff (``None``: keep every run) would delete now
         (``dry_run``); deletes nothing."""
-        one = lambda statement, params: self.d.execute(statement, params).fetchone()[0]  # noqa: E731
+        one: Callable[[str, tuple[Any, ...]], int] = (  # noqa: E731
+            lambda statement, params: self.d.execute(statement, params).fetchone()[0])
         counted = Pruned(dedupe=one(_COUNT_DEDUPE, (now,)), dry_run=True)
         if cutoff is not None:
             counted.runs = one(_COUNT_RUNS, (cutoff,))
@@ -123,7 +124,7 @@ class RetentionStore:
         return counted
 
     def count_runs(self, cutoff: int) -> int:
-        return self.d.execute(_COUNT_RUNS, (cutoff,)).fetchone()[0]
+        return cast(int, self.d.execute(_COUNT_RUNS, (cutoff,)).fetchone()[0])
 
     # -- batches ----------------------------------------------------------------------------
     def prune_runs(self, cutoff: int, limit: int = BATCH) -> Pruned:
@@ -187,9 +188,9 @@ class RetentionStore:
     def expire_dedupe(self, now: int, limit: int = BATCH) -> int:
         """Delete up to ``limit`` dedupe claims whose window is over; one transaction."""
         with self.d.transaction():
-            return self.d.execute(
+            return cast(int, self.d.execute(
                 f'DELETE FROM "{DEDUPE}" WHERE "key" IN (SELECT "key" FROM "{DEDUPE}" '
-                f'WHERE "expires_at" <= ? LIMIT ?{self.d.skip_locked})', (now, limit)).rowcount
+                f'WHERE "expires_at" <= ? LIMIT ?{self.d.skip_locked})', (now, limit)).rowcount)
 
     def drain(self, step: Callable[[], int], limit: int,
               progress: Callable[[int], object] | None = None) -> int:
@@ -204,12 +205,12 @@ class RetentionStore:
                 return total
 
     # -- the record of the last prune, and the sizes /healthz shows --------------------------
-    def record(self, name: str, now: int, detail: dict) -> None:
+    def record(self, name: str, now: int, detail: dict[str, Any]) -> None:
         self.d.execute(f'INSERT INTO "{MAINTENANCE}" ("name", "ran_at", "detail") VALUES (?, ?, ?) '
                        'ON CONFLICT ("name") DO UPDATE SET "ran_at" = EXCLUDED."ran_at", '
                        '"detail" = EXCLUDED."detail"', (name, now, json.dumps(detail)))
 
-    def last(self, name: str) -> tuple[int, dict] | None:
+    def last(self, name: str) -> tuple[int, dict[str, Any]] | None:
         row = self.d.execute(f'SELECT "ran_at", "detail" FROM "{MAINTENANCE}" WHERE "name" = ?',
                              (name,)).fetchone()
         return None if row is None else (row[0], json.loads(row[1]))
@@ -219,7 +220,7 @@ class RetentionStore:
         return {name: self.d.execute(f'SELECT COUNT(*) FROM "{table}"').fetchone()[0]
                 for name, table in ROW_TABLES.items()}
 
-    def disk(self) -> dict:
+    def disk(self) -> dict[str, Any]:
         """What the database takes on disk, without reading a table: on SQLite the pages in
         use (``page_count`` × ``page_size``), the free pages a prune left (reused by later
         writes; ``VACUUM`` gives them back to the file system) and the size of the file with
@@ -250,7 +251,7 @@ class PgRetentionStore(RetentionStore):
         return {name: (int(rows[table]) if rows.get(table, -1) >= 0 else None)
                 for name, table in ROW_TABLES.items()}
 
-    def disk(self) -> dict:
+    def disk(self) -> dict[str, Any]:
         """Per system table (``tj_…``), ``pg_total_relation_size`` (table, indexes and TOAST)
         and the planner's row estimate (``pg_class.reltuples``; ``None`` before the first
         ``ANALYZE``), and their total: catalog reads only, never a ``COUNT(*)``. Space a prune

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from typing import Any
+from typing import Any, Iterator, cast
 
 from ..core.states import RUN_STATUSES
 from ..errors import ValidationError
@@ -109,8 +109,8 @@ class RunFilters:
         return where, params
 
 
-def _window(runs_where: str, params: list, order: str, n: int, *, split: bool
-            ) -> tuple[str, tuple]:
+def _window(runs_where: str, params: list[Any], order: str, n: int, *, split: bool
+            ) -> tuple[str, tuple[Any, ...]]:
     """A statement giving ``id, event_id`` of the first ``n`` runs matching ``runs_where``
     in id ``order``, and its parameters. ``split`` (a function without a status): one
     range scan of ``(function_id, status, id)`` per status, merged, so a function with few
@@ -132,7 +132,7 @@ class RunPages:
         self.d = dialect
 
     @contextlib.contextmanager
-    def _planned_for_values(self, filters: RunFilters):
+    def _planned_for_values(self, filters: RunFilters) -> Iterator[None]:
         """With a function filter, a read transaction whose statements PostgreSQL plans for
         their actual values (without one, the generic plans are right and cheaper).
 
@@ -150,7 +150,7 @@ class RunPages:
 
     # -- the list -------------------------------------------------------------------------
     def page(self, filters: RunFilters, *, cursor: str | None = None, before: str | None = None,
-             limit: int = PAGE_SIZE) -> dict:
+             limit: int = PAGE_SIZE) -> dict[str, Any]:
         """One page, newest first: ``data`` (run dicts, each with its event's ``event_name``),
         ``next_cursor`` (older runs remain), ``prev_cursor`` (newer runs remain: the page
         was reached through a cursor), ``searched_to`` (an event filter's window ended at
@@ -160,7 +160,7 @@ class RunPages:
             return self._page(filters, cursor, before, limit)
 
     def _page(self, filters: RunFilters, cursor: str | None, before: str | None,
-              limit: int) -> dict:
+              limit: int) -> dict[str, Any]:
         where, params = filters.run_where()
         newer = before is not None
         if cursor is not None and not newer:
@@ -203,17 +203,17 @@ class RunPages:
         return {"data": data, "next_cursor": next_cursor, "prev_cursor": prev_cursor,
                 "searched_to": searched_to, "window": SEARCH_WINDOW}
 
-    def _runs(self, ids: list[str], order: str) -> list:
+    def _runs(self, ids: list[str], order: str) -> list[Any]:
         """The rows of the runs ``ids`` (with their event's name), in id ``order``."""
         if not ids:
             return []
         marks = ", ".join("?" for _ in ids)
-        return self.d.execute(
+        return cast(list[Any], self.d.execute(
             f'SELECT {_R_COLUMNS}, {_EVENT_NAME} FROM "{RUNS}" r WHERE r."id" IN ({marks}) '
-            f'ORDER BY r."id" {order}', tuple(ids)).fetchall()
+            f'ORDER BY r."id" {order}', tuple(ids)).fetchall())
 
-    def _search(self, filters: RunFilters, runs_where: str, params: list, order: str,
-                limit: int, *, split: bool) -> tuple[list, int, str | None]:
+    def _search(self, filters: RunFilters, runs_where: str, params: list[Any], order: str,
+                limit: int, *, split: bool) -> tuple[list[Any], int, str | None]:
         """The runs of the window (at most :data:`SEARCH_WINDOW` past the cursor) whose event
         matches; with how many runs the window held and the last id it reached."""
         window, window_params = _window(runs_where, params, order, SEARCH_WINDOW, split=split)
@@ -242,7 +242,7 @@ class RunPages:
             (*window_params, *event_params)).fetchall()]
         return self._runs(matching, order), scanned, last_scanned
 
-    def status_counts(self, filters: RunFilters) -> dict[str, dict]:
+    def status_counts(self, filters: RunFilters) -> dict[str, dict[str, Any]]:
         """``{status: {"n": count, "capped": bool}}`` for the run filters but the status
         (function, time range; not the event filters), each count stopping at
         :data:`COUNT_CAP`."""
@@ -258,7 +258,7 @@ class RunPages:
                 for status, n in zip(RUN_STATUSES, row)}
 
     # -- the detail's "why it is not running" ---------------------------------------------
-    def pending(self, run_id: str, *, now: int) -> dict:
+    def pending(self, run_id: str, *, now: int) -> dict[str, Any]:
         """What a run's detail shows beside ``Queries.waiting_reason``: ``timers`` (its
         pending timers: ``{step, kind, due_at}``), ``slots`` (the concurrency slots it
         holds), ``waiting_for_slot`` (``{scope_key, position, since}``: its place in the
@@ -279,7 +279,7 @@ class RunPages:
                     "scope_key": waiter[0], "since": waiter[1], "ahead": int(waiter[2])},
                 "now": now}
 
-    def flow_hold(self, run_id: str, function_id: str) -> dict | None:
+    def flow_hold(self, run_id: str, function_id: str) -> dict[str, Any] | None:
         """A run held by its function's ``debounce`` (``{"kind": "debounce", "key",
         "first_at"}``: due once the key's events stop) or an open ``batch_events`` batch
         (``{"kind": "batch", "key", "size", "first_at"}``), or ``None``."""

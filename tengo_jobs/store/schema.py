@@ -16,10 +16,17 @@ drawn there, and its transitions are the store contract's (:mod:`.contract`).
 
 from __future__ import annotations
 
+import enum
+from typing import Any
+
 import peewee as pw
 
-from ..core.states import (FINAL_RUN_STATUSES, RUN_STATUSES, RunStatus, StepKind, StepStatus,
-                           TimerKind)
+from ..core.states import FINAL_RUN_STATUSES as FINAL_RUN_STATUSES
+from ..core.states import RUN_STATUSES as RUN_STATUSES
+from ..core.states import RunStatus as RunStatus
+from ..core.states import StepKind as StepKind
+from ..core.states import StepStatus as StepStatus
+from ..core.states import TimerKind as TimerKind
 
 database_proxy = pw.DatabaseProxy()
 
@@ -27,17 +34,17 @@ database_proxy = pw.DatabaseProxy()
 class EnumField(pw.CharField):
     """Stores a ``str`` Enum by value and gives the Enum back."""
 
-    def __init__(self, enum_class, *args, **kwargs):
+    def __init__(self, enum_class: type[enum.Enum], *args: Any, **kwargs: Any) -> None:
         self.enum_class = enum_class
         kwargs.setdefault("max_length", 16)
         super().__init__(*args, **kwargs)
 
-    def db_value(self, value):
+    def db_value(self, value: Any) -> Any:
         if value is None:
             return None
         return self.enum_class(value).value
 
-    def python_value(self, value):
+    def python_value(self, value: Any) -> Any:
         return None if value is None else self.enum_class(value)
 
 

@@ -64,6 +64,8 @@ failed sweep runs again at the next tick).
 
 from __future__ import annotations
 
+from typing import cast
+
 from ..core.flow_capacity import FUNCTION_SCOPE
 from .dialect import Dialect
 from .schema import RUNS, SLOT_KEYS, SLOT_WAITERS, SLOTS, THROTTLES
@@ -181,7 +183,7 @@ class SlotStore:
             if self.d.execute(DROP_SLOT, (scope_key, holder)).rowcount != 1:
                 return None
             self.d.execute(COUNT_OUT, (capacity, scope_key))
-            return self.d.execute(_KEY_WAITING, (scope_key,)).fetchone()[0]
+            return cast("int | None", self.d.execute(_KEY_WAITING, (scope_key,)).fetchone()[0])
 
     # -- under the key rows' locks --------------------------------------------------------------
     def _lock(self, scope_key: str, capacity: int | None, solo: bool = False) -> int:
@@ -195,7 +197,7 @@ class SlotStore:
         return row[0] if row else 0
 
     def _live(self, scope_key: str, now: int, run_id: str = "") -> int:
-        return self.d.execute(_LIVE, (scope_key, now, run_id)).fetchone()[0]
+        return cast(int, self.d.execute(_LIVE, (scope_key, now, run_id)).fetchone()[0])
 
     def _recount(self, scope_key: str) -> None:
         """Set the key's counter to its slot rows (the caller holds its lock)."""

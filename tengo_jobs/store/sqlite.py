@@ -8,7 +8,9 @@ serializes it against every other writer: no row locks are needed.
 
 from __future__ import annotations
 
-from ..core.events import DEDUPE_WINDOW_MS
+from typing import Any, Iterable, cast
+
+from ..core.events import DEDUPE_WINDOW_MS, Event
 from ..core.ops import PendingOp, StepRecord
 from ..core.flow_capacity import FUNCTION_SCOPE
 from . import slots, statements as sql
@@ -35,7 +37,7 @@ def _json_path(path: tuple[str, ...]) -> str:
 class SqliteRunStore(RunStore):
     """:class:`~.contract.RunStore` as short transactions."""
 
-    def _acquire(self, run_id: str, params: tuple) -> Acquired | None:
+    def _acquire(self, run_id: str, params: tuple[Any, ...]) -> Acquired | None:
         with self.d.transaction():
             rows = self.d.execute(_ACQUIRE, params).fetchall()  # ends the statement
             if not rows:
@@ -58,14 +60,15 @@ class SqliteRunStore(RunStore):
         self.d.execute(slots.UNWAIT, (run.id,))
         return key, limit[0][0]
 
-    def _checkpoint(self, run_id, token, now, step, progress) -> str | None:
+    def _checkpoint(self, run_id: str, token: str, now: int, step: StepRecord,
+                    progress: bool) -> str | None:
         fence = (run_id, token, now)
         with self.d.transaction():
             if progress and self.d.execute(sql.PROGRESS, fence).rowcount != 1:
                 raise self._lost(run_id, token)
             if self.d.execute(sql.CHECKPOINT, step.params() + fence).rowcount != 1:
                 raise self._lost(run_id, token)
-            return self.d.execute(sql.CANCEL_REQUESTED, fence).fetchone()[0]
+            return cast("str | None", self.d.execute(sql.CANCEL_REQUESTED, fence).fetchone()[0])
 
     def _hold_event_arrivals(self, *, starts_runs: bool) -> None:
         """Nothing to do: the suspension's ``BEGIN IMMEDIATE`` transaction is the only
@@ -83,24 +86,27 @@ class SqliteRunStore(RunStore):
         self.d.executemany(sql.UPSERT_TIMER, timer_rows(run.id, pending))
         return True
 
-    def _finish(self, run_id, token, now, status, output, error, record) -> bool:
+    def _finish(self, run_id: str, token: str | None, now: int, status: RunStatus,
+                output: str | None, error: str | None, record: StepRecord | None) -> bool:
         end = (status.value, output, error, now)
         with self.d.transaction():
             if token is None:
-                return self.d.execute(sql.END_UNFINISHED, end + (run_id,)).rowcount == 1
+                return cast(bool,
+                            self.d.execute(sql.END_UNFINISHED, end + (run_id,)).rowcount == 1)
             if record is not None:
                 # the last step first: the trigger that counts the run's end (migration
                 # 0012) sums its steps' output bytes
                 if self.d.execute(sql.CANCEL_REQUESTED, (run_id, token, now)).fetchone() is None:
                     return False  # the fence: this worker does not hold the lease
                 self.d.execute(sql.UPSERT_STEP, (run_id,) + record.params())
-            return self.d.execute(sql.END_FENCED, end + (run_id, token, now)).rowcount == 1
+            return cast(bool,
+                        self.d.execute(sql.END_FENCED, end + (run_id, token, now)).rowcount == 1)
 
 
 class SqliteEventStore(EventStore):
     """:class:`~.contract.EventStore` in one ``BEGIN IMMEDIATE`` transaction."""
 
-    def accept(self, batch, now: int) -> Accepted:
+    def accept(self, batch: Iterable[tuple[Event, list[Any]]], now: int) -> Accepted:
         plan = self.admission.plan_batch(batch, now)
         dups: dict[int, str] = {}
         with self.d.transaction():
@@ -126,7 +132,8 @@ class SqliteEventStore(EventStore):
             for a in runs:
                 if a.lifecycle is not None:
                     self.waits.cancellation.register(
-                        a.run_id, a.lifecycle, stored[index_of[a.event_id]][0].to_dict(),
+                        a.run_id, a.lifecycle,
+                        stored[index_of[cast(str, a.event_id)]][0].to_dict(),
                         a.due, now)
             flow_due = self.admission.admit_flow(plan, dups, now)
         return plan.accepted(dups, woken, flow_due)

@@ -7,8 +7,9 @@ a few statements in one ``BEGIN IMMEDIATE`` transaction on SQLite).
 
 from __future__ import annotations
 
-from .schema import (BATCH_EVENTS, DEDUPE, EVENTS, FINAL_RUN_STATUSES, PAUSED, RUN_COLUMNS, RUNS,
+from .schema import (BATCH_EVENTS, DEDUPE, EVENTS, FINAL_RUN_STATUSES, PAUSED, RUN_COLUMNS,
                      STEP_ATTEMPTS, STEP_COLUMNS, STEPS, TIMERS, WAITS)
+from .schema import RUNS as RUNS  # re-exported: the contract names it sql.RUNS
 
 RUN_LIST = ", ".join(f'"{c}"' for c in RUN_COLUMNS)
 STEP_LIST = ", ".join(f'"{c}"' for c in STEP_COLUMNS)

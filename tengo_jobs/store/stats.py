@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import functools
 import json
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable, cast
 
 from .dialect import Dialect
 from .schema import (EVENTS, MAINTENANCE, RUNS, STATS, STATS_BOUNDS_MS, STATS_ERRORS, STATS_STEPS,
@@ -207,7 +207,7 @@ class StatsStore:
         self._fine_from = 0
 
     # -- the roll-up ----------------------------------------------------------------------------
-    def roll_up(self, now: int) -> dict:
+    def roll_up(self, now: int) -> dict[str, Any]:
         """Bring the summaries up to ``now - SETTLE_MS``, a pass (one transaction) at a time;
         returns ``{"runs": counted, "passes": n, "ended_upto": watermark}``."""
         counted = passes = 0
@@ -220,7 +220,7 @@ class StatsStore:
                 break
         return {"runs": counted, "passes": passes, "ended_upto": mark}
 
-    def _lock_watermarks(self, now: int) -> dict:
+    def _lock_watermarks(self, now: int) -> dict[str, Any]:
         select = f'SELECT "detail" FROM "{MAINTENANCE}" WHERE "name" = ?{self.d.for_update}'
         row = self.d.execute(select, (WATERMARK,)).fetchone()
         if row is None:
@@ -233,7 +233,7 @@ class StatsStore:
                            'VALUES (?, ?, ?) ON CONFLICT ("name") DO NOTHING',
                            (WATERMARK, now, json.dumps(detail)))
             row = self.d.execute(select, (WATERMARK,)).fetchone()
-        return json.loads(row[0])
+        return cast("dict[str, Any]", json.loads(row[0]))
 
     def _pass(self, now: int) -> tuple[int, int, bool]:
         upto_limit = now - SETTLE_MS
@@ -257,8 +257,8 @@ class StatsStore:
                     row = rows[(bucket, fn_id)] = _Acc()
                 return row
 
-            errors: dict[tuple[int, str, str], list] = {}
-            steps: dict[tuple[int, str, str], list] = {}
+            errors: dict[tuple[int, str, str], list[Any]] = {}
+            steps: dict[tuple[int, str, str], list[Any]] = {}
             runs = 0
             if ended_to > ended_from:
                 width = 2 + len(STATS_BOUNDS_MS)
@@ -289,16 +289,17 @@ class StatsStore:
         return runs, marks["ended"], marks["ended"] >= upto_limit
 
     @staticmethod
-    def _histogram(values) -> tuple[int, int, list[int]]:
+    def _histogram(values: Iterable[Any]) -> tuple[int, int, list[int]]:
         """(count, total ms, bucket counts) from a row of :func:`_histogram_sql`'s columns."""
         n, total, *cumulative = (int(v or 0) for v in values)
         return n, total, _from_cumulative(n, cumulative)
 
-    def _steps(self, ended_from: int, ended_to: int, acc) -> dict:
+    def _steps(self, ended_from: int, ended_to: int,
+               acc: Callable[[int, str], _Acc]) -> dict[tuple[int, str, str], list[Any]]:
         """The step histograms of the runs ended in the range, per 5-minute bucket (into
         ``acc``) and per hour and step name (returned)."""
-        steps: dict[tuple[int, str, str], list] = {}
-        names: dict[str, set] = {}
+        steps: dict[tuple[int, str, str], list[Any]] = {}
+        names: dict[str, set[Any]] = {}
         for fn_id, bucket, name, failed, *hist in self.d.execute(ENDED_STEPS,
                                                                   (ended_from, ended_to)):
             n, total, counts = self._histogram(hist)
@@ -316,7 +317,8 @@ class StatsStore:
         return steps
 
     @staticmethod
-    def _count_error(errors: dict, fn_id: str, ended: int, run_id: str, error: Any) -> None:
+    def _count_error(errors: dict[tuple[int, str, str], list[Any]], fn_id: str, ended: int,
+                     run_id: str, error: Any) -> None:
         """Count a failed run under its message (the first :data:`MAX_ERRORS` messages of a
         function and hour in a pass; "(other errors)" after them)."""
         name, message = _error_parts(error)
@@ -329,7 +331,9 @@ class StatsStore:
         if ended >= row[3]:
             row[0], row[2], row[3] = name, run_id, ended
 
-    def _write(self, rows: dict, steps: dict, errors: dict) -> None:
+    def _write(self, rows: dict[tuple[int, str], _Acc],
+               steps: dict[tuple[int, str, str], list[Any]],
+               errors: dict[tuple[int, str, str], list[Any]]) -> None:
         hourly: dict[tuple[int, str], _Acc] = {}
         for (bucket, fn_id), a in rows.items():
             hourly.setdefault((_floor(bucket, HOUR_MS), fn_id), _Acc()).merge(a)
@@ -347,19 +351,20 @@ class StatsStore:
             (bucket, fn_id, message, row[1], row[0], row[2], row[3])
             for (bucket, fn_id, message), row in sorted(errors.items())])
 
-    def _upsert(self, target: tuple, rows: list[tuple]) -> None:
+    def _upsert(self, target: tuple[Any, ...], rows: list[tuple[Any, ...]]) -> None:
         """``rows`` (sorted: a fixed lock order), one pipelined statement each: the same
         upsert text every time (one prepared statement), however many rows a pass has."""
         self.d.executemany(_upsert(*target), rows)
 
-    def watermark(self) -> tuple[int, dict] | None:
+    def watermark(self) -> tuple[int, dict[str, Any]] | None:
         """When the last pass ran and its watermarks, or ``None`` before the first."""
         row = self.d.execute(f'SELECT "ran_at", "detail" FROM "{MAINTENANCE}" WHERE "name" = ?',
                              (WATERMARK,)).fetchone()
         return None if row is None else (int(row[0]), json.loads(row[1]))
 
     # -- reads ------------------------------------------------------------------------------------
-    def series(self, *, window: str, now: int, function_ids: Iterable[str] | None = None) -> dict:
+    def series(self, *, window: str, now: int,
+               function_ids: Iterable[str] | None = None) -> dict[str, Any]:
         """One window of a function (``function_ids`` one id), several, or the whole system
         (``None``): ``{"window", "interval_ms", "points": [{"at", "started", "completed",
         "failed", "cancelled"}, …] (oldest first, every interval present), "totals": {…},
@@ -394,7 +399,7 @@ class StatsStore:
 
     @staticmethod
     def _scope(start: int, function_ids: Iterable[str] | None, *,
-               span: int | None = None) -> tuple[str, tuple]:
+               span: int | None = None) -> tuple[str, tuple[Any, ...]]:
         where, params = ('"span" = ? AND "bucket" >= ?', (span, start)) if span else \
             ('"bucket" >= ?', (start,))
         if function_ids is None:
@@ -405,7 +410,7 @@ class StatsStore:
         marks = ", ".join("?" for _ in ids)
         return f'{where} AND "function_id" IN ({marks})', (*params, *ids)
 
-    def per_function(self, *, window: str, now: int) -> dict[str, dict]:
+    def per_function(self, *, window: str, now: int) -> dict[str, dict[str, Any]]:
         """Per function over a window: counts, success rate and duration p50/p95/p99 (the
         functions and performance pages' tables), from one grouped read."""
         length, _, span = WINDOWS[window]
@@ -427,7 +432,7 @@ class StatsStore:
         return out
 
     def slowest_steps(self, *, window: str, now: int, function_ids: Iterable[str] | None = None,
-                      limit: int = 10) -> list[dict]:
+                      limit: int = 10) -> list[dict[str, Any]]:
         """The steps with the highest p95 duration in the window: ``{function_id, step, n,
         failed, mean, p50, p95, p99}``."""
         length = WINDOWS[window][0]
@@ -447,7 +452,7 @@ class StatsStore:
         return out[:limit]
 
     def top_errors(self, *, window: str, now: int, function_ids: Iterable[str] | None = None,
-                   limit: int = 10) -> list[dict]:
+                   limit: int = 10) -> list[dict[str, Any]]:
         """The most frequent errors in the window, grouped by message: ``{function_id, name,
         message, n, last_run_id, last_at}``."""
         length = WINDOWS[window][0]

@@ -24,7 +24,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable, cast
 
 from ..core.events import Event
 from ..core.expressions import lookup, match_key, match_plan, matches
@@ -66,11 +66,11 @@ class KeyedLookback:
     before the key."""
 
     sql: str
-    params: Callable[[tuple[str, ...]], tuple]
+    params: Callable[[tuple[str, ...]], tuple[Any, ...]]
 LOOKBACK_PAGE = 500
 
 
-def wait_output(event: Event, event_id: str, ts: int) -> dict:
+def wait_output(event: Event, event_id: str, ts: int) -> dict[str, Any]:
     """What ``step.wait_for_event`` returns for a matched event, and what its condition sees
     as ``async`` (the PostgreSQL intake statement builds the same object)."""
     out = {"name": event.name, "data": event.data, "id": event.id or event_id, "ts": ts}
@@ -102,7 +102,7 @@ class WaitStore:
         self._key_params = keyed.params
 
     def register(self, *, run_id: str, step_key: str, event_name: str, expression: str | None,
-                 trigger: dict, expires_at: int, now: int, kind: str = "step") -> int:
+                 trigger: dict[str, Any], expires_at: int, now: int, kind: str = "step") -> int:
         """Record that ``run_id`` waits at ``step_key`` (inside the suspend transaction), or
         with ``kind='cancel'`` listens for an event that cancels it (inside the start's);
         returns the wait row's id."""
@@ -112,17 +112,18 @@ class WaitStore:
         exact = bool(plan and plan.exact and key is not None)
         if path is not None:
             self.d.execute(_REGISTER_KEY, (event_name, path))
-        return self.d.execute(_REGISTER, (run_id, step_key, event_name, expression,
-                                          json.dumps(trigger, separators=(",", ":")),
-                                          expires_at, now, path, key, exact, kind)).fetchone()[0]
+        return cast(int, self.d.execute(_REGISTER, (run_id, step_key, event_name, expression,
+                                                    json.dumps(trigger, separators=(",", ":")),
+                                                    expires_at, now, path, key, exact,
+                                                    kind)).fetchone()[0])
 
     def clear(self, run_id: str, step_key: str) -> None:
         self.d.execute(f'DELETE FROM "{WAITS}" WHERE "run_id" = ? AND "step_key" = ?',
                        (run_id, step_key))
 
     # -- looking back ------------------------------------------------------------------------
-    def lookback(self, run_id: str, *, event_name: str, expression: str | None, trigger: dict,
-                 since: int | None, seen: Iterable[str] = ()) -> str | None:
+    def lookback(self, run_id: str, *, event_name: str, expression: str | None,
+                 trigger: dict[str, Any], since: int | None, seen: Iterable[str] = ()) -> str | None:
         """The first event (in arrival order) named ``event_name`` that satisfies
         ``expression`` among those received at or after the run's previous durable point —
         ``since`` (its latest step checkpoint), or its trigger's arrival when ``None``, and
@@ -171,7 +172,7 @@ class WaitStore:
         """Resolve the waits that newly stored ``events`` (``{index: (event, id, ts)}``, in
         batch order) match; call inside the intake's transaction. Returns the woken runs."""
         paths: dict[str, list[str]] = {}
-        found: dict[int, tuple] = {}  # wait id -> (first matching index, row)
+        found: dict[int, tuple[Any, ...]] = {}  # wait id -> (first matching index, row)
         for idx in sorted(events):
             event = events[idx][0]
             if event.name not in paths:
@@ -208,14 +209,14 @@ class WaitStore:
             return self._resolve(list(found.values()), now)
 
     @staticmethod
-    def _satisfied(row, event: Event, stored: tuple[Event, str, int]) -> bool:
+    def _satisfied(row: tuple[Any, ...], event: Event, stored: tuple[Event, str, int]) -> bool:
         _, _, _, expression, trigger, exact, _ = row
         if exact or not expression:
             return True
         return matches(expression, json.loads(trigger), wait_output(*stored))
 
     @staticmethod
-    def _match(row, stored: tuple[Event, str, int]) -> Match:
+    def _match(row: tuple[Any, ...], stored: tuple[Event, str, int]) -> Match:
         output = wait_output(*stored)
         return Match(wait_id=row[0], run_id=row[1], step_key=row[2],
                      output=json.dumps(output, separators=(",", ":")), kind=row[6],

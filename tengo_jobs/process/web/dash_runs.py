@@ -15,8 +15,11 @@ rerun from a step.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any, cast
+
 from flask import (current_app, redirect, render_template, request, send_from_directory,
                    url_for)
+from flask.typing import ResponseReturnValue
 
 from ...errors import InvalidRunStateError, RunNotFoundError, TengoJobsError, ValidationError
 from ...store.run_pages import COUNT_CAP, RunFilters, RunPages
@@ -25,13 +28,16 @@ from .auth import require_dashboard
 from .dashboard import STATIC, bp
 from .timeline import gantt, iso_ms
 
+if TYPE_CHECKING:
+    from ...runtime import Runtime
+
 MAX_SELECTED = 200  # runs one "cancel / replay selected" acts on
 REFRESH_MS = 3000
 _FILTER_ARGS = ("status", "function", "from", "to", "event", "text")
 
 
-def _runtime():
-    return current_app.extensions["tengo_jobs"]
+def _runtime() -> Runtime:
+    return cast("Runtime", current_app.extensions["tengo_jobs"])
 
 
 def _pages() -> RunPages:
@@ -40,7 +46,7 @@ def _pages() -> RunPages:
 
 @bp.get("/static/tj/runs.css")
 @require_dashboard
-def runs_stylesheet():
+def runs_stylesheet() -> ResponseReturnValue:
     """The runs and run pages' style (the timeline's shades, the filters); behind the
     login like the pages that use it."""
     return send_from_directory(STATIC, "runs.css", max_age=3600)
@@ -48,12 +54,12 @@ def runs_stylesheet():
 
 @bp.get("/static/tj/runs.js")
 @require_dashboard
-def runs_script():
+def runs_script() -> ResponseReturnValue:
     """The runs page's one script: live refresh, select-all, a confirmation before acting."""
     return send_from_directory(STATIC, "runs.js", max_age=3600)
 
 
-def _filters() -> tuple[RunFilters, dict]:
+def _filters() -> tuple[RunFilters, dict[str, Any]]:
     """The filters of the query string, and the values to put back in the form."""
     shown = {name: request.args.get(name, "") for name in _FILTER_ARGS}
     filters = RunFilters(status=params.status_arg(blank_is_absent=True),
@@ -63,7 +69,7 @@ def _filters() -> tuple[RunFilters, dict]:
     return filters, shown
 
 
-def _page_context() -> dict:
+def _page_context() -> dict[str, Any]:
     filters, shown = _filters()
     pages = _pages()
     page = pages.page(filters, cursor=params.cursor_arg("cursor"),
@@ -76,7 +82,7 @@ def _page_context() -> dict:
             "paused_ids": set(_runtime().store.queries.paused_functions())}
 
 
-def _empty_context(error: str) -> dict:
+def _empty_context(error: str) -> dict[str, Any]:
     shown = {name: request.args.get(name, "") for name in _FILTER_ARGS}
     return {"runs": [], "page": {"next_cursor": None, "prev_cursor": None, "searched_to": None},
             "counts": None, "count_cap": COUNT_CAP, "form": shown, "kept": {}, "filtered": None,
@@ -85,7 +91,7 @@ def _empty_context(error: str) -> dict:
 
 @bp.get("/")
 @require_dashboard
-def runs_page():
+def runs_page() -> ResponseReturnValue:
     functions = sorted(f.id for f in _runtime().registry.all())
     notice = _bulk_notice()
     try:
@@ -98,7 +104,7 @@ def runs_page():
 
 @bp.get("/runs-table")
 @require_dashboard
-def runs_table():
+def runs_table() -> ResponseReturnValue:
     """The runs page's table and counts alone (the live refresh fetches it)."""
     try:
         context = _page_context()
@@ -107,7 +113,7 @@ def runs_table():
     return render_template("tj/_runs_table.html", **context)
 
 
-def _bulk_notice() -> dict | None:
+def _bulk_notice() -> dict[str, Any] | None:
     action = request.args.get("done")
     if action not in ("cancel", "replay"):
         return None
@@ -120,7 +126,7 @@ def _bulk_notice() -> dict | None:
 
 @bp.post("/runs/selected")
 @require_dashboard
-def act_on_selected():
+def act_on_selected() -> ResponseReturnValue:
     """Cancel or replay the runs checked on the runs page (``run_id``, repeated; at most
     :data:`MAX_SELECTED`), one run at a time through the same operations as a run's own
     buttons; a run in the wrong state is counted as refused, not an error."""
@@ -146,19 +152,19 @@ def act_on_selected():
             ok += 1
         except (RunNotFoundError, InvalidRunStateError):
             refused += 1
-    back = {k: v for k, v in request.form.items() if k in _FILTER_ARGS and v}
+    back: dict[str, Any] = {k: v for k, v in request.form.items() if k in _FILTER_ARGS and v}
     return redirect(url_for(".runs_page", done=action, ok=ok, refused=refused, **back), 303)
 
 
 # -- one run --------------------------------------------------------------------------------
 @bp.get("/runs/<run_id>")
 @require_dashboard
-def run_page(run_id: str):
+def run_page(run_id: str) -> ResponseReturnValue:
     return _run_page(run_id)
 
 
-def _run_page(run_id: str, *, error: str | None = None, form: dict | None = None,
-              status: int = 200):
+def _run_page(run_id: str, *, error: str | None = None, form: dict[str, Any] | None = None,
+              status: int = 200) -> ResponseReturnValue:
     runtime = _runtime()
     queries = runtime.store.queries
     now = runtime.clock.now()
@@ -195,7 +201,7 @@ def _run_page(run_id: str, *, error: str | None = None, form: dict | None = None
 
 @bp.post("/runs/<run_id>/cancel")
 @require_dashboard
-def cancel_run(run_id: str):
+def cancel_run(run_id: str) -> ResponseReturnValue:
     try:
         _runtime().control.cancel(run_id)
     except TengoJobsError as exc:
@@ -205,12 +211,12 @@ def cancel_run(run_id: str):
 
 @bp.post("/runs/<run_id>/rerun")
 @require_dashboard
-def rerun(run_id: str):
+def rerun(run_id: str) -> ResponseReturnValue:
     """Rerun from the top, or (``from_step``) from a step, the steps before it keeping their
     stored results; ``input`` (JSON, optional) replaces that step's arguments."""
     from_step = request.form.get("from_step") or None
     raw = (request.form.get("input") or "").strip()
-    body: dict = {"from_step": from_step}
+    body: dict[str, Any] = {"from_step": from_step}
     try:
         if raw:
             body["input"] = params.parse_json(raw, field="input", what="input")

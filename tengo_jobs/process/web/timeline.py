@@ -77,8 +77,8 @@ def _lane_of(lanes_end: list[int], start: int, end: int) -> int:
     return len(lanes_end) - 1
 
 
-def gantt(run: dict, steps: list[dict], *, now: int, waits: dict[str, str] | None = None,
-          wakes: dict[str, int] | None = None) -> dict[str, Any]:
+def gantt(run: dict[str, Any], steps: list[dict[str, Any]], *, now: int,
+          waits: dict[str, str] | None = None, wakes: dict[str, int] | None = None) -> dict[str, Any]:
     """The chart of ``run`` (a run dict with ISO times) and its ``steps`` (step dicts, in
     execution order). ``waits`` names the event each step waited or waits for, ``wakes``
     when each pending step (asleep, backing off, waiting) is due. Returns
@@ -106,7 +106,7 @@ def gantt(run: dict, steps: list[dict], *, now: int, waits: dict[str, str] | Non
     def w(a: int, b: int) -> float:
         return round(max(1.5, (b - a) * WIDTH / total), 1)
 
-    bars: list[dict] = []
+    bars: list[dict[str, Any]] = []
     run_y = AXIS_H
     if run_start is not None and run_start > created:
         bars.append(_bar("queue", x(created), w(created, run_start), run_y,
@@ -152,8 +152,9 @@ def gantt(run: dict, steps: list[dict], *, now: int, waits: dict[str, str] | Non
             "span": duration_text(total)}
 
 
-def _attempt_bars(step: dict, start: int, span_end: int, y: int, wake: int | None,
-                  x: Callable[[int], float], w: Callable[[int, int], float]) -> list[dict]:
+def _attempt_bars(step: dict[str, Any], start: int, span_end: int, y: int, wake: int | None,
+                  x: Callable[[int], float],
+                  w: Callable[[int, int], float]) -> list[dict[str, Any]]:
     """A ``run`` step's bars: one per failed attempt its log holds (``attempts_log``), each
     followed by its backoff up to the next attempt, then the last attempt (the step row's)."""
     key, status = step["key"], step["status"]
@@ -164,7 +165,7 @@ def _attempt_bars(step: dict, start: int, span_end: int, y: int, wake: int | Non
     final = log.pop() if status == "failed" and log and log[-1][0] == attempts else None
     # an attempt with no start (an SDK's over HTTP) is drawn at its end; one that died, not
     drawn = [(n, b if a is None else a, b, r, e) for n, a, b, r, e in log if b is not None]
-    bars: list[dict] = []
+    bars: list[dict[str, Any]] = []
     if not drawn and status == "retrying":  # no log (a row from before it): one backoff
         return [_bar("backoff", x(start), w(start, span_end), y,
                      f"{key}: attempt {attempts} failed, retry at {_clock(wake)}",
@@ -210,7 +211,7 @@ def _clock(ms: int | None) -> str:
 
 
 def _bar(kind: str, x: float, w: float, y: int, label: str, title: str,
-         step: str | None = None) -> dict:
+         step: str | None = None) -> dict[str, Any]:
     return {"kind": kind, "x": x, "w": w, "y": y + (LANE_H - BAR_H) // 2, "h": BAR_H,
             "label": label, "title": title, "step": step}
 

@@ -31,7 +31,7 @@ import pkgutil
 import re
 import time
 from types import ModuleType
-from typing import Callable
+from typing import Callable, Iterable
 
 import peewee as pw
 
@@ -95,7 +95,7 @@ class Operations:
 
     def execute(self, sql: str) -> None:
         log.debug("migrate: %s", sql)
-        self.db.execute_sql(sql)
+        self.db.execute_sql(sql)  # type: ignore[no-untyped-call]  # peewee is untyped
 
     def tables(self) -> set[str]:
         return set(self.db.get_tables())
@@ -112,7 +112,8 @@ def applied(db: pw.Database) -> dict[int, str]:
     """The recorded versions and their names (empty before the first migration)."""
     if TABLE not in db.get_tables():
         return {}
-    return dict(db.execute_sql(f'SELECT "version", "name" FROM "{TABLE}"').fetchall())
+    return dict(db.execute_sql(  # type: ignore[no-untyped-call]  # peewee is untyped
+        f'SELECT "version", "name" FROM "{TABLE}"').fetchall())
 
 
 def pending(db: pw.Database, migrations: list[Migration] | None = None) -> list[Migration]:
@@ -137,8 +138,9 @@ def apply(db: pw.Database, migrations: list[Migration], *,
             lock(db)
             if TABLE not in db.get_tables():
                 op.execute(_CREATE_TABLE)
-            elif db.execute_sql(f'SELECT 1 FROM "{TABLE}" WHERE "version" = {db.param}',
-                                (migration.version,)).fetchone():
+            elif db.execute_sql(  # type: ignore[no-untyped-call]  # peewee is untyped
+                    f'SELECT 1 FROM "{TABLE}" WHERE "version" = {db.param}',
+                    (migration.version,)).fetchone():
                 continue  # another process applied it while this one waited for the lock
             log.info("migrate: applying %s", migration.label)
             try:
@@ -147,14 +149,15 @@ def apply(db: pw.Database, migrations: list[Migration], *,
                 log.error("migrate: %s failed on %s; rolled back, not recorded",
                           migration.label, op.dialect)
                 raise
-            db.execute_sql(f'INSERT INTO "{TABLE}" ("version", "name", "applied_at") '
-                           f"VALUES ({db.param}, {db.param}, {db.param})",
-                           (migration.version, migration.name, now()))
+            db.execute_sql(  # type: ignore[no-untyped-call]  # peewee is untyped
+                f'INSERT INTO "{TABLE}" ("version", "name", "applied_at") '
+                f"VALUES ({db.param}, {db.param}, {db.param})",
+                (migration.version, migration.name, now()))
         done.append(migration)
     return done
 
 
-def migrate(db: pw.Database, extra_models=(), *,
+def migrate(db: pw.Database, extra_models: Iterable[type[pw.Model]] = (), *,
             now: Callable[[], int] = _wall_clock_ms) -> list[str]:
     """Apply the pending system migrations, then create what ``extra_models`` (applications'
     tables) lack; returns the table names. Runs no DDL when nothing is pending or missing."""

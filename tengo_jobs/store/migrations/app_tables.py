@@ -13,7 +13,7 @@ from .locking import lock
 log = logging.getLogger(__name__)
 
 
-def top_up(db: pw.Database, models) -> None:
+def top_up(db: pw.Database, models: list[type[pw.Model]]) -> None:
     """Create what ``models`` lack; no DDL at all (and no lock) when nothing is missing."""
     if not models or not missing(db, models):
         return
@@ -25,10 +25,10 @@ def top_up(db: pw.Database, models) -> None:
             if model._meta.table_name not in tables:
                 model.create_table(safe=True)
             elif _missing_indexes(db, model):
-                model._schema.create_indexes(safe=True)
+                model._schema.create_indexes(safe=True)  # type: ignore[attr-defined]  # peewee: set by its metaclass
 
 
-def missing(db: pw.Database, models) -> bool:
+def missing(db: pw.Database, models: list[type[pw.Model]]) -> bool:
     """Is any table, column or index of ``models`` missing?"""
     tables = set(db.get_tables())
     for model in models:
@@ -43,12 +43,12 @@ def missing(db: pw.Database, models) -> bool:
     return False
 
 
-def _missing_indexes(db: pw.Database, model) -> bool:
+def _missing_indexes(db: pw.Database, model: type[pw.Model]) -> bool:
     have = {i.name for i in db.get_indexes(model._meta.table_name)}
     return any(i._name not in have for i in model._meta.fields_to_index())
 
 
-def _add_missing_columns(db: pw.Database, models) -> None:
+def _add_missing_columns(db: pw.Database, models: list[type[pw.Model]]) -> None:
     migrator = (PostgresqlMigrator(db) if isinstance(db, pw.PostgresqlDatabase)
                 else SqliteMigrator(db))
     operations = []

@@ -12,4 +12,5 @@ def lock(db: pw.Database) -> None:
     transaction-scoped advisory lock). SQLite needs none: its ``BEGIN IMMEDIATE`` already
     takes the database's one write lock."""
     if isinstance(db, pw.PostgresqlDatabase):
-        db.execute_sql("SELECT pg_advisory_xact_lock(%s)", (LOCK_ID,))
+        db.execute_sql(  # type: ignore[no-untyped-call]  # peewee is untyped
+            "SELECT pg_advisory_xact_lock(%s)", (LOCK_ID,))

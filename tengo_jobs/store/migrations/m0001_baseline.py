@@ -11,6 +11,11 @@ their defaults, missing indexes created — instead of creating the tables.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from . import Operations
+
 # (table, CREATE TABLE on SQLite, CREATE TABLE on PostgreSQL), in creation order.
 TABLES = [
     ("tj_events",
@@ -82,7 +87,7 @@ LATER_COLUMNS = {
 }
 
 
-def upgrade(op) -> None:
+def upgrade(op: Operations) -> None:
     """Create the baseline, or bring a database from before migrations to it."""
     tables = op.tables()
     older = any(name in tables for name, _, _ in TABLES)
