@@ -102,3 +102,17 @@ def delete_keys(client, pattern: str) -> None:
     keys = list(client.scan_iter(match=pattern, count=1000))
     for i in range(0, len(keys), 500):
         client.delete(*keys[i:i + 500])
+
+
+def producer_runtime(database_url: str, queue: str, *, broker=None, registry=None):
+    """The benchmark's own runtime (it sends the events and reads the results), made current
+    and migrated; functions modules imported after this register on it."""
+    from tengo_jobs import Settings
+    from tengo_jobs.runtime import Runtime, set_runtime
+
+    settings = Settings(database_url=database_url, redis_url=None if broker else REDIS_URL,
+                        queue_name=queue, functions=(), env="test")
+    runtime = Runtime(settings=settings, broker=broker, registry=registry)
+    set_runtime(runtime)
+    runtime.migrate()
+    return runtime

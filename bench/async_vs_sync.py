@@ -57,14 +57,7 @@ def group_cpu_seconds(pgid: int) -> float:
 
 
 def _runtime(database_url: str, queue: str):
-    from tengo_jobs import Settings
-    from tengo_jobs.runtime import Runtime, set_runtime
-
-    settings = Settings(database_url=database_url, redis_url=H.REDIS_URL, queue_name=queue,
-                        functions=(), env="test")
-    runtime = Runtime(settings=settings)
-    set_runtime(runtime)
-    runtime.migrate()
+    runtime = H.producer_runtime(database_url, queue)
     import _async_vs_sync_funcs  # noqa: F401  (the functions, so events start their runs)
     return runtime
 

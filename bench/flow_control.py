@@ -26,7 +26,6 @@ import json
 import os
 import platform
 import sys
-import time
 import uuid
 from pathlib import Path
 
@@ -37,16 +36,8 @@ from tengo_jobs.testing import max_overlap  # noqa: E402
 
 
 def _runtime(database_url: str, queue: str):
-    from tengo_jobs import Settings
-    from tengo_jobs.runtime import Runtime, set_runtime
-
-    settings = Settings(database_url=database_url, redis_url=H.REDIS_URL, queue_name=queue,
-                        functions=(), env="test")
-    runtime = Runtime(settings=settings)
-    set_runtime(runtime)
-    runtime.migrate()
+    runtime = H.producer_runtime(database_url, queue)
     import _flow_funcs  # noqa: F401  (registers the cases on the current runtime)
-
     return runtime
 
 

@@ -31,15 +31,7 @@ import _harness as H  # noqa: E402
 
 
 def _runtime(database_url: str, queue: str, *, broker=None, registry=None):
-    from tengo_jobs import Settings
-    from tengo_jobs.runtime import Runtime, set_runtime
-
-    settings = Settings(database_url=database_url, redis_url=None if broker else H.REDIS_URL,
-                        queue_name=queue, functions=(), env="test")
-    runtime = Runtime(settings=settings, broker=broker, registry=registry)
-    set_runtime(runtime)
-    runtime.migrate()
-    return runtime
+    return H.producer_runtime(database_url, queue, broker=broker, registry=registry)
 
 
 def _load_functions():
