@@ -11,12 +11,12 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
 import requests
 
+import sdkprocs
 from conftest import require_tool, unavailable
 from procs import TESTS, Proc, free_port, process_env, wait_until
 from webhelpers import EVENT_KEY, PASSWORD, api_get
@@ -105,14 +105,9 @@ def node_app(node: str, server: DevServer, tmp: Path, script: str, *args: str, n
 
 
 def send(node: str, base: str, *events: dict) -> list[str]:
-    """Send each event with the official TypeScript client; the event ids, one per event."""
-    out = subprocess.run([node, "send.mjs", base, EVENT_KEY, *map(json.dumps, events)], cwd=JS,
-                         capture_output=True, text=True, timeout=60,
-                         env={**os.environ, "INNGEST_DEV": "1"})
-    assert out.returncode == 0, out.stderr
-    answers = [json.loads(line) for line in out.stdout.splitlines() if line.strip()]
-    assert all("ids" in a for a in answers), answers
-    return [a["ids"][0] for a in answers]
+    """Send each event with the official TypeScript client (:func:`sdkprocs.send`, with the
+    dev server's event key); the event ids, one per event."""
+    return sdkprocs.send(node, base, EVENT_KEY, *events)
 
 
 def runs_of(server: DevServer, event_id: str) -> list[dict]:
